@@ -1,0 +1,66 @@
+# amrpipe: every target installs what it needs (Go modules, Azurite through npm ci).
+SHELL := /bin/bash
+GO ?= go
+# Every package of every module in go.work (a ./... pattern does not cross module boundaries).
+PKGS = $(shell $(GO) list -m -f '{{.Dir}}/...')
+GOBIN_DIR := $(CURDIR)/bin/tools
+
+.PHONY: all setup demo test test-short bench proto lint fmt vet build clean
+
+all: build
+
+## setup: install Azurite (npm ci, pinned by package-lock.json) and download Go modules.
+setup: node_modules/.package-lock.json
+	$(GO) mod download -x >/dev/null 2>&1 || $(GO) work sync
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+## demo: run the whole pipeline on the embedded default (JetStream, Azurite, simulator, five services).
+demo: setup
+	$(GO) run ./cmd/amrctl dev
+
+## test: vet and run every test (race detector on), including the Azurite/JetStream integration tests.
+test: setup
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+## test-short: unit tests only.
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+## bench: run the benchmarks and write the table to docs/benchmarks.md.
+bench: setup
+	bash scripts/bench.sh
+
+## build: build every service and the CLI into ./bin.
+build:
+	mkdir -p bin
+	$(GO) build -o bin/ ./services/... ./cmd/...
+
+## proto: regenerate Go code from proto/ (buf and protoc-gen-go are built locally on first use).
+proto: $(GOBIN_DIR)/buf $(GOBIN_DIR)/protoc-gen-go
+	PATH=$(GOBIN_DIR):$$PATH buf lint
+	PATH=$(GOBIN_DIR):$$PATH buf generate
+
+$(GOBIN_DIR)/buf:
+	GOBIN=$(GOBIN_DIR) $(GO) install github.com/bufbuild/buf/cmd/buf@v1.75.0
+
+$(GOBIN_DIR)/protoc-gen-go:
+	GOBIN=$(GOBIN_DIR) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+
+## lint: gofmt, go vet and buf lint.
+lint: $(GOBIN_DIR)/buf
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	PATH=$(GOBIN_DIR):$$PATH buf lint
+
+clean:
+	rm -rf bin node_modules
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go' | grep -v '\.pb\.go$$')

@@ -1,0 +1,222 @@
+// Package azurite starts and stops the Azurite Azure Storage emulator (blob and queue) as a child
+// process on free loopback ports. The embedded demo and the tests use it; production talks to Azure.
+package azurite
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2"
+)
+
+// Account and Key are Azurite's well-known development account; they are public by design.
+const (
+	Account = "devstoreaccount1"
+	Key     = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+// Options configures Start.
+type Options struct {
+	// Bin is the azurite executable. Empty: node_modules/.bin/azurite under the repository root
+	// found by walking up from the working directory to go.work, then $PATH.
+	Bin string
+	// Dir is the workspace directory. Empty: a new temporary directory removed by Close.
+	Dir string
+	// BlobPort and QueuePort are the ports to listen on; 0 picks free ones.
+	BlobPort, QueuePort int
+	// StartTimeout bounds the wait for both ports to accept connections (default 30s).
+	StartTimeout time.Duration
+}
+
+// Server is a running Azurite.
+type Server struct {
+	BlobURL  string // http://127.0.0.1:PORT/devstoreaccount1/
+	QueueURL string
+	cmd      *exec.Cmd
+	dir      string
+	ownDir   bool
+	stderr   *bytes.Buffer
+	done     chan struct{}
+	waitErr  error
+	once     sync.Once
+}
+
+// ErrNotInstalled is returned when no azurite executable can be found.
+var ErrNotInstalled = errors.New("azurite not installed: run `make setup` (npm ci) at the repository root")
+
+// Start launches Azurite and waits until its blob and queue ports accept connections.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	bin, err := findBin(opts.Bin)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{dir: opts.Dir, stderr: &bytes.Buffer{}, done: make(chan struct{})}
+	if s.dir == "" {
+		if s.dir, err = os.MkdirTemp("", "azurite-"); err != nil {
+			return nil, fmt.Errorf("azurite workspace: %w", err)
+		}
+		s.ownDir = true
+	}
+	ports := []int{opts.BlobPort, opts.QueuePort, 0}
+	for i, p := range ports {
+		if p == 0 {
+			if ports[i], err = FreePort(); err != nil {
+				s.cleanupDir()
+				return nil, err
+			}
+		}
+	}
+	s.cmd = exec.Command(bin, "--silent", "--disableTelemetry", "--skipApiVersionCheck", "--loose",
+		"--location", s.dir,
+		"--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(ports[0]),
+		"--queueHost", "127.0.0.1", "--queuePort", strconv.Itoa(ports[1]),
+		"--tableHost", "127.0.0.1", "--tablePort", strconv.Itoa(ports[2]))
+	s.cmd.Stderr = s.stderr
+	s.cmd.Stdout = s.stderr
+	// Own process group, so Close stops node and anything it spawned.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := s.cmd.Start(); err != nil {
+		s.cleanupDir()
+		return nil, fmt.Errorf("start azurite %s: %w", bin, err)
+	}
+	go func() { s.waitErr = s.cmd.Wait(); close(s.done) }()
+
+	timeout := opts.StartTimeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for _, p := range ports[:2] {
+		if err := s.waitPort(wctx, p); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+	}
+	s.BlobURL = fmt.Sprintf("http://127.0.0.1:%d/%s/", ports[0], Account)
+	s.QueueURL = fmt.Sprintf("http://127.0.0.1:%d/%s/", ports[1], Account)
+	return s, nil
+}
+
+func (s *Server) waitPort(ctx context.Context, port int) error {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			return c.Close()
+		}
+		select {
+		case <-s.done:
+			return fmt.Errorf("azurite exited before listening on %s: %v: %s", addr, s.waitErr, s.stderr.String())
+		case <-ctx.Done():
+			return fmt.Errorf("azurite did not listen on %s: %w", addr, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Credential returns the shared-key credential of the development account for blob clients.
+func (s *Server) Credential() (*azblob.SharedKeyCredential, error) {
+	return azblob.NewSharedKeyCredential(Account, Key)
+}
+
+// BlobClient returns a shared-key blob service client.
+func (s *Server) BlobClient() (*azblob.Client, error) {
+	cred, err := s.Credential()
+	if err != nil {
+		return nil, err
+	}
+	return azblob.NewClientWithSharedKeyCredential(s.BlobURL, cred, nil)
+}
+
+// QueueClient returns a shared-key queue service client.
+func (s *Server) QueueClient() (*azqueue.ServiceClient, error) {
+	cred, err := azqueue.NewSharedKeyCredential(Account, Key)
+	if err != nil {
+		return nil, err
+	}
+	return azqueue.NewServiceClientWithSharedKeyCredential(s.QueueURL, cred, nil)
+}
+
+// Close stops Azurite and removes its temporary workspace.
+func (s *Server) Close() error {
+	var err error
+	s.once.Do(func() {
+		if s.cmd != nil && s.cmd.Process != nil {
+			_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
+			select {
+			case <-s.done:
+			case <-time.After(5 * time.Second):
+				_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+				<-s.done
+			}
+		}
+		err = s.cleanupDir()
+	})
+	return err
+}
+
+func (s *Server) cleanupDir() error {
+	if !s.ownDir {
+		return nil
+	}
+	if err := os.RemoveAll(s.dir); err != nil {
+		return fmt.Errorf("remove azurite workspace: %w", err)
+	}
+	return nil
+}
+
+func findBin(explicit string) (string, error) {
+	if explicit != "" {
+		return explicit, nil
+	}
+	if root, err := RepoRoot(); err == nil {
+		p := filepath.Join(root, "node_modules", ".bin", "azurite")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath("azurite"); err == nil {
+		return p, nil
+	}
+	return "", ErrNotInstalled
+}
+
+// RepoRoot walks up from the working directory to the directory holding go.work.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.work not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// FreePort asks the kernel for a free loopback TCP port.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("free port: %w", err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	return port, l.Close()
+}

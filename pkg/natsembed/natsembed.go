@@ -1,0 +1,82 @@
+// Package natsembed runs an in-process NATS JetStream server (the nats-server module) for the
+// embedded demo and for tests. Production runs a real NATS cluster instead.
+package natsembed
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Options configures Start.
+type Options struct {
+	// StoreDir holds JetStream's file store. Empty: a new temporary directory removed by Close.
+	StoreDir string
+	// Port is the client port on 127.0.0.1; 0 picks a free one.
+	Port int
+	// ServerName names the server (it matters in clusters); empty means a generated name.
+	ServerName string
+}
+
+// Server is a running embedded NATS server with JetStream enabled.
+type Server struct {
+	*server.Server
+	storeDir string
+	ownDir   bool
+}
+
+// Start starts the server and waits until it accepts clients.
+func Start(opts Options) (*Server, error) {
+	s := &Server{storeDir: opts.StoreDir}
+	if s.storeDir == "" {
+		dir, err := os.MkdirTemp("", "jetstream-")
+		if err != nil {
+			return nil, fmt.Errorf("jetstream store dir: %w", err)
+		}
+		s.storeDir, s.ownDir = dir, true
+	}
+	port := opts.Port
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	ns, err := server.NewServer(&server.Options{
+		ServerName: opts.ServerName,
+		Host:       "127.0.0.1",
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   s.storeDir,
+		NoLog:      true,
+		NoSigs:     true,
+	})
+	if err != nil {
+		s.removeDir()
+		return nil, fmt.Errorf("new nats server: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		s.removeDir()
+		return nil, fmt.Errorf("nats server not ready after 10s")
+	}
+	s.Server = ns
+	return s, nil
+}
+
+// Close shuts the server down and removes a temporary store directory.
+func (s *Server) Close() error {
+	s.Shutdown()
+	s.WaitForShutdown()
+	return s.removeDir()
+}
+
+func (s *Server) removeDir() error {
+	if !s.ownDir {
+		return nil
+	}
+	if err := os.RemoveAll(s.storeDir); err != nil {
+		return fmt.Errorf("remove jetstream store: %w", err)
+	}
+	return nil
+}
