@@ -10,13 +10,13 @@ type ObjectType string
 
 // The object types AMR writes into Manifest.xml.
 const (
-	TypeList                ObjectType = "SPList"
-	TypeDocumentLibrary     ObjectType = "SPDocumentLibrary"
-	TypeFolder              ObjectType = "SPFolder"
-	TypeFile                ObjectType = "SPFile"
-	TypeListItem            ObjectType = "SPListItem"
-	TypeRoles               ObjectType = "DeploymentRoles"
-	TypeRoleAssignments     ObjectType = "DeploymentRoleAssignments"
+	TypeList            ObjectType = "SPList"
+	TypeDocumentLibrary ObjectType = "SPDocumentLibrary"
+	TypeFolder          ObjectType = "SPFolder"
+	TypeFile            ObjectType = "SPFile"
+	TypeListItem        ObjectType = "SPListItem"
+	TypeRoles           ObjectType = "DeploymentRoles"
+	TypeRoleAssignments ObjectType = "DeploymentRoleAssignments"
 )
 
 // ReadOptions mirrors SP.AsyncReadOptions.
@@ -37,27 +37,33 @@ type Object struct {
 	ID   string // GUID
 	// ParentID is the containing folder's GUID (the list's root folder for top-level objects);
 	// for a list or library, the web's GUID.
-	ParentID    string
-	Name        string
-	SiteID      string
-	WebID       string
-	WebURL      string // server-relative, e.g. "/sites/hr" or "/sites/hr/team"
-	ListID      string // owning list (empty for a list itself)
-	ServerURL   string // server-relative URL, SPObject/@Url
-	WebRelURL   string // web-relative URL, File/@Url, Folder/@Url, ListItem/@FileUrl
-	IntID       int    // ListItemIntId / IntId (0 for lists)
-	ContentType string // ContentTypeId
-	DocType     string // "File", "Folder" or "" (list items only)
-	ScopeID     string // security scope GUID
-	Author      int    // user id, points into UserGroup.xml
-	ModifiedBy  int
-	Created     time.Time // UTC
-	Modified    time.Time // UTC
-	Version     string    // "3.0", "2.1"
-	Size        int64     // files only
-	Title       string    // lists only
-	BaseTemplate int      // lists only: 101 library, 100 generic list
-	ItemCount    int      // lists and folders: direct children
+	ParentID string
+	Name     string
+	SiteID   string
+	WebID    string
+	WebURL   string // server-relative, e.g. "/sites/hr" or "/sites/hr/team"
+	ListID   string // owning list (empty for a list itself)
+	// RootFolderID is a list's root folder GUID (lists only): List/@RootFolderId, and the ParentID
+	// of the list's top-level folders, files and items.
+	RootFolderID string
+	ServerURL    string // server-relative URL, SPObject/@Url
+	WebRelURL    string // web-relative URL, File/@Url, Folder/@Url, ListItem/@FileUrl
+	IntID        int    // ListItemIntId / IntId (0 for lists)
+	ContentType  string // ContentTypeId
+	DocType      string // "File", "Folder" or "" (list items only)
+	// DocID is, on the SPListItem of a file or folder, the GUID of that SPFile or SPFolder
+	// (ListItem/@DocId); the list item itself has its own ID.
+	DocID        string
+	ScopeID      string // security scope GUID
+	Author       int    // user id, points into UserGroup.xml
+	ModifiedBy   int
+	Created      time.Time // UTC
+	Modified     time.Time // UTC
+	Version      string    // "3.0", "2.1"
+	Size         int64     // files only
+	Title        string    // lists only
+	BaseTemplate int       // lists only: 101 library, 100 generic list
+	ItemCount    int       // lists and folders: direct children
 	// SMTotalFileCount and SMTotalFolderCount are set on folders and list roots: every file (folder)
 	// below, recursively.
 	SMTotalFileCount   int64
@@ -104,13 +110,13 @@ type Role struct {
 
 // RoleAssignment is the set of assignments on one securable object with unique permissions.
 type RoleAssignment struct {
-	ScopeID     string
+	ScopeID       string
 	RoleDefWebID  string
 	RoleDefWebURL string
-	ObjectID    string
-	ObjectType  int // 1 list, 2 item
-	ObjectURL   string
-	Assignments []Assignment
+	ObjectID      string
+	ObjectType    int // 1 list, 2 item
+	ObjectURL     string
+	Assignments   []Assignment
 }
 
 // Assignment grants a role to a principal.

@@ -1,0 +1,159 @@
+// Command spsim is the SharePoint simulator: the AMR REST surface over a synthetic tenant, exporting
+// real encrypted manifests into Azure Storage (usually Azurite). See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/amrpipe/amrpipe/pkg/flagenv"
+	"github.com/amrpipe/amrpipe/services/spsim/server"
+	"github.com/amrpipe/amrpipe/services/spsim/tenant"
+)
+
+func main() {
+	m := &Main{}
+	if err := m.ParseFlags(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := m.Run(ctx)
+	if cerr := m.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		slog.Error("spsim stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+// Main holds the simulator's configuration and running parts.
+type Main struct {
+	Listen         string
+	Token          string
+	ProfilePath    string
+	Profile        string
+	Seed           int64
+	Rate           float64
+	Workers        int
+	MaxManifestMiB int
+	Admin          bool
+	FaultsPath     string
+	Storage        server.StorageAccount
+	LogLevel       string
+
+	srv *server.Server
+}
+
+// ParseFlags reads flags, each with an SPSIM_* environment fallback (see README.md).
+func (m *Main) ParseFlags(args []string) error {
+	fs := flag.NewFlagSet("spsim", flag.ContinueOnError)
+	fs.StringVar(&m.Listen, "listen", "127.0.0.1:8787", "address to serve the REST surface on")
+	fs.StringVar(&m.Token, "token", "spsim-dev-token", "bearer token clients must send")
+	fs.StringVar(&m.Profile, "profile", "default", "built-in tenant profile: default or small")
+	fs.StringVar(&m.ProfilePath, "profile-file", "", "JSON tenant profile; overrides -profile")
+	fs.Int64Var(&m.Seed, "seed", 0, "tenant seed; 0 keeps the profile's")
+	fs.Float64Var(&m.Rate, "rate", 400, "export rate in objects/s per job, like SharePoint's lab figure; 0 = unlimited")
+	fs.IntVar(&m.Workers, "workers", 4, "jobs processed at once; SharePoint queues the rest")
+	fs.IntVar(&m.MaxManifestMiB, "max-manifest-mib", 25, "manifest split size in MiB")
+	fs.BoolVar(&m.Admin, "admin", false, "serve the test-only /_spsim/ admin API")
+	fs.StringVar(&m.FaultsPath, "faults", "", "JSON file of faults to inject from the start")
+	fs.StringVar(&m.Storage.BlobURL, "storage-blob-url", "", "blob endpoint ProvisionMigrationContainers creates containers in, e.g. Azurite's")
+	fs.StringVar(&m.Storage.Name, "storage-account", "devstoreaccount1", "storage account name")
+	fs.StringVar(&m.LogLevel, "log-level", "info", "debug, info, warn or error")
+	flagenv.Usage(fs, "spsim")
+	if err := flagenv.Parse(fs, "spsim", args, os.LookupEnv); err != nil {
+		return err
+	}
+	// The account key is a secret: environment only, never a flag (flags show in ps).
+	m.Storage.Key = os.Getenv("SPSIM_STORAGE_KEY")
+	if m.Storage.BlobURL != "" && m.Storage.Key == "" {
+		return errors.New("spsim: -storage-blob-url needs SPSIM_STORAGE_KEY in the environment")
+	}
+	return nil
+}
+
+// Run serves until ctx ends, then drains for up to ten seconds.
+func (m *Main) Run(ctx context.Context) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(m.LogLevel)); err != nil {
+		return fmt.Errorf("log level: %w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	t, err := m.tenant()
+	if err != nil {
+		return err
+	}
+	cfg := server.Config{Tenant: t, Token: m.Token, Rate: m.Rate, Workers: m.Workers,
+		MaxManifestBytes: m.MaxManifestMiB << 20, Admin: m.Admin, Logger: log}
+	if m.Storage.BlobURL != "" {
+		cfg.Storage = &m.Storage
+	}
+	if m.FaultsPath != "" {
+		if cfg.Faults, err = server.LoadRules(m.FaultsPath); err != nil {
+			return err
+		}
+	}
+	if m.srv, err = server.New(cfg); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", m.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", m.Listen, err)
+	}
+	hs := &http.Server{Handler: m.srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	log.Info("spsim listening", "addr", ln.Addr().String(), "admin", m.Admin, "rate", m.Rate)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+func (m *Main) tenant() (*tenant.Tenant, error) {
+	var p tenant.Profile
+	switch {
+	case m.ProfilePath != "":
+		var err error
+		if p, err = tenant.LoadProfile(m.ProfilePath); err != nil {
+			return nil, err
+		}
+	case m.Profile == "default":
+		p = tenant.DefaultProfile()
+	case m.Profile == "small":
+		p = tenant.SmallProfile()
+	default:
+		return nil, fmt.Errorf("unknown profile %q (default, small, or -profile-file)", m.Profile)
+	}
+	if m.Seed != 0 {
+		p.Seed = m.Seed
+	}
+	return tenant.New(p)
+}
+
+// Close stops the job workers.
+func (m *Main) Close() error {
+	if m.srv == nil {
+		return nil
+	}
+	return m.srv.Close()
+}

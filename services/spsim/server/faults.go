@@ -1,0 +1,174 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+)
+
+// Rule is one injected fault. A rule with Status fails matching REST calls; a rule with Job set
+// changes how the next matching jobs run.
+type Rule struct {
+	// Method is the REST method name ("CreateSPAsyncReadJob", "GetMigrationJobProgress", "lists",
+	// ...) or "*" for every call. Job rules ignore it.
+	Method string `json:"method,omitempty"`
+	// Status is the HTTP status to answer: 429 and 503 (with RetryAfter), 500, 403, 401.
+	Status int `json:"status,omitempty"`
+	// RetryAfter is sent as the Retry-After header (seconds or an HTTP date).
+	RetryAfter string `json:"retryAfter,omitempty"`
+	// RateLimitReset, when set, is sent as RateLimit-Reset with RateLimit-Limit/Remaining.
+	RateLimitReset string `json:"rateLimitReset,omitempty"`
+	// Code and Message make the error body; defaults depend on Status.
+	Code    int64  `json:"code,omitempty"`
+	Message string `json:"message,omitempty"`
+	// Times is how many calls (or jobs) the rule hits before it is used up; 0 means until cleared.
+	Times int `json:"times,omitempty"`
+
+	// Job is a job-level fault: "postponed" (JobPostponed first, then the job runs), "fatal"
+	// (JobFatalError after the first manifest part, then JobEnd), "slow-upload" (Delay before each
+	// blob), "truncated-upload" (every manifest part is uploaded cut short, still announced by
+	// FinishManifestFileUpload), "not-found" (the job vanishes: progress answers job-not-found),
+	// "expire-status" (the status expires as soon as the job ends).
+	Job   string        `json:"job,omitempty"`
+	Delay time.Duration `json:"delay,omitempty"`
+}
+
+// LoadRules reads a JSON file holding {"rules":[...]}.
+func LoadRules(path string) ([]Rule, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read faults %s: %w", path, err)
+	}
+	var doc struct {
+		Rules []Rule `json:"rules"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("parse faults %s: %w", path, err)
+	}
+	return doc.Rules, validateRules(doc.Rules)
+}
+
+func validateRules(rules []Rule) error {
+	for i, r := range rules {
+		switch {
+		case r.Job != "":
+			switch r.Job {
+			case "postponed", "fatal", "slow-upload", "truncated-upload", "not-found", "expire-status":
+			default:
+				return fmt.Errorf("fault %d: unknown job fault %q", i, r.Job)
+			}
+		case r.Status < 400 || r.Status > 599:
+			return fmt.Errorf("fault %d: status %d is not an HTTP error", i, r.Status)
+		case r.Method == "":
+			return fmt.Errorf("fault %d: method is required (use \"*\" for every call)", i)
+		}
+	}
+	return nil
+}
+
+type faultSet struct {
+	mu    sync.Mutex
+	rules []*liveRule
+}
+
+type liveRule struct {
+	Rule
+	left int // calls left; -1 unlimited
+}
+
+func newFaultSet(rules []Rule) *faultSet {
+	f := &faultSet{}
+	f.set(rules)
+	return f
+}
+
+func (f *faultSet) set(rules []Rule) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rules = f.rules[:0]
+	for _, r := range rules {
+		left := r.Times
+		if left == 0 {
+			left = -1
+		}
+		f.rules = append(f.rules, &liveRule{Rule: r, left: left})
+	}
+}
+
+// match returns the HTTP fault for a call of method, consuming one use of it.
+func (f *faultSet) match(method string) *Rule {
+	return f.take(func(r *liveRule) bool {
+		return r.Job == "" && (r.Method == "*" || r.Method == method)
+	})
+}
+
+// jobFaults returns the job-level faults for a new job, consuming one use of each.
+func (f *faultSet) jobFaults() []Rule {
+	var out []Rule
+	for {
+		r := f.take(func(r *liveRule) bool {
+			for _, o := range out {
+				if o.Job == r.Job {
+					return false
+				}
+			}
+			return r.Job != ""
+		})
+		if r == nil {
+			return out
+		}
+		out = append(out, *r)
+	}
+}
+
+func (f *faultSet) take(pred func(*liveRule) bool) *Rule {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, r := range f.rules {
+		if r.left == 0 || !pred(r) {
+			continue
+		}
+		if r.left > 0 {
+			r.left--
+		}
+		out := r.Rule
+		if r.left == 0 {
+			f.rules = append(f.rules[:i], f.rules[i+1:]...)
+		}
+		return &out
+	}
+	return nil
+}
+
+// write answers the request with the fault.
+func (r *Rule) write(w http.ResponseWriter, req *http.Request) {
+	if r.RetryAfter != "" {
+		w.Header().Set("Retry-After", r.RetryAfter)
+	}
+	if r.RateLimitReset != "" {
+		w.Header().Set("RateLimit-Limit", "1200")
+		w.Header().Set("RateLimit-Remaining", "0")
+		w.Header().Set("RateLimit-Reset", r.RateLimitReset)
+	}
+	e := spError{Code: r.Code, Type: "Microsoft.SharePoint.SPException", Message: r.Message}
+	if e.Code == 0 {
+		switch r.Status {
+		case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+			e.Code, e.Type = -2147024860, "Microsoft.SharePoint.SPQueryThrottledException"
+		case http.StatusForbidden, http.StatusUnauthorized:
+			e.Code, e.Type = codeAccessDenied, "System.UnauthorizedAccessException"
+		default:
+			e.Code = -2146233088
+		}
+	}
+	if e.Message == "" {
+		e.Message = http.StatusText(r.Status) + " (injected by spsim)"
+	}
+	if r.Code == codeJobNotFound && r.Message == "" {
+		e.Message = "Job not found"
+	}
+	writeError(w, req, r.Status, e)
+}

@@ -1,0 +1,270 @@
+// Package server is the simulator's SharePoint REST surface (docs/rest-surface.md): the AMR and
+// migration-job calls bound to SP.Site, the folder calls bound to SP.Web, the job engine that
+// exports the synthetic tenant into real Azure Storage, fault injection and the test-only admin API.
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/amrpipe/amrpipe/services/spsim/tenant"
+)
+
+// Config configures a Server.
+type Config struct {
+	Tenant *tenant.Tenant
+	// Token is the bearer token every request must carry.
+	Token string
+	// Rate is the export speed in SPObjects per second per job; 0 means unlimited.
+	Rate float64
+	// Workers is how many jobs run at once (SharePoint queues the rest); default 4.
+	Workers int
+	// MaxManifestBytes is where manifests split (default 25 MiB, like SharePoint).
+	MaxManifestBytes int
+	// StatusRetention is how long a finished job's status and events stay readable (default 5 days
+	// of simulated time); afterwards progress calls fail with -2147213146.
+	StatusRetention time.Duration
+	// Admin enables the test-only /_spsim/ API.
+	Admin bool
+	// Storage is the account ProvisionMigrationContainers creates containers in; optional.
+	Storage *StorageAccount
+	// Faults are injected from the start (also settable through the admin API).
+	Faults []Rule
+	// ProgressPageSize caps the events one GetMigrationJobProgress answer carries (default 200).
+	ProgressPageSize int
+	Logger           *slog.Logger
+	// HTTPClient is used for uploads and queue messages; nil means a default client.
+	HTTPClient *http.Client
+}
+
+// Server is a running simulator.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	faults *faultSet
+
+	mu    sync.Mutex
+	jobs  map[string]*job
+	queue chan *job
+
+	wg     sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// New validates the configuration and starts the job workers; Close stops them.
+func New(cfg Config) (*Server, error) {
+	if cfg.Tenant == nil {
+		return nil, errors.New("spsim: a tenant is required")
+	}
+	if cfg.Token == "" {
+		return nil, errors.New("spsim: a bearer token is required")
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	if cfg.MaxManifestBytes <= 0 {
+		cfg.MaxManifestBytes = 25 << 20
+	}
+	if cfg.StatusRetention <= 0 {
+		cfg.StatusRetention = 5 * 24 * time.Hour
+	}
+	if cfg.ProgressPageSize <= 0 {
+		cfg.ProgressPageSize = 200
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 5 * time.Minute}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		faults: newFaultSet(cfg.Faults),
+		jobs:   map[string]*job{},
+		// The queue is deep enough that job creation never blocks on it.
+		queue:  make(chan *job, 100000),
+		ctx:    ctx,
+		cancel: cancel,
+	}
+	for range cfg.Workers {
+		s.wg.Add(1)
+		go s.worker()
+	}
+	return s, nil
+}
+
+// Close stops the workers; running jobs are abandoned (SharePoint would finish them).
+func (s *Server) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+// Handler returns the HTTP handler of the REST surface (and of the admin API when enabled).
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(s.serveHTTP)
+}
+
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Admin && strings.HasPrefix(r.URL.Path, "/_spsim/") {
+		s.serveAdmin(w, r)
+		return
+	}
+	prefix, rest, ok := strings.Cut(r.URL.Path, "/_api/")
+	if !ok {
+		writeError(w, r, http.StatusNotFound, errNotFound("no such endpoint"))
+		return
+	}
+	if !s.authorized(r) {
+		writeError(w, r, http.StatusUnauthorized, spError{Code: -2147024891, Type: "System.UnauthorizedAccessException", Message: "Access denied. Invalid or missing bearer token."})
+		return
+	}
+	method := methodName(rest)
+	if f := s.faults.match(method); f != nil {
+		s.log.Info("fault injected", "method", method, "status", f.Status)
+		f.write(w, r)
+		return
+	}
+	if prefix == "" {
+		prefix = "/"
+	}
+	switch {
+	case strings.HasPrefix(rest, "site/"):
+		s.serveSite(w, r, prefix, strings.TrimPrefix(rest, "site/"))
+	case rest == "web" || strings.HasPrefix(rest, "web/"):
+		s.serveWeb(w, r, prefix, strings.TrimPrefix(strings.TrimPrefix(rest, "web"), "/"))
+	default:
+		writeError(w, r, http.StatusNotFound, errNotFound("no such endpoint"))
+	}
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) == 1
+}
+
+// methodName is the REST method a path names, for fault matching and logs:
+// "site/GetMigrationJobProgress(jobId='…')" → "GetMigrationJobProgress", "web/lists" → "lists".
+func methodName(rest string) string {
+	seg := rest
+	if i := strings.LastIndexByte(strings.SplitN(seg, "(", 2)[0], '/'); i >= 0 {
+		seg = seg[i+1:]
+	}
+	if i := strings.IndexByte(seg, '('); i >= 0 {
+		seg = seg[:i]
+	}
+	return seg
+}
+
+// verbose reports whether the client asked for the odata=verbose shape.
+func verbose(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "odata=verbose")
+}
+
+// writeObject answers a single entity: nometadata as the bare object, verbose under d.<method>.
+func writeObject(w http.ResponseWriter, r *http.Request, method, typ string, fields map[string]any) {
+	if verbose(r) {
+		inner := map[string]any{"__metadata": map[string]string{"type": typ}}
+		for k, v := range fields {
+			inner[k] = v
+		}
+		writeJSON(w, r, http.StatusOK, map[string]any{"d": map[string]any{method: inner}})
+		return
+	}
+	writeJSON(w, r, http.StatusOK, fields)
+}
+
+// writeScalar answers a primitive return value.
+func writeScalar(w http.ResponseWriter, r *http.Request, method string, v any) {
+	if verbose(r) {
+		writeJSON(w, r, http.StatusOK, map[string]any{"d": map[string]any{method: v}})
+		return
+	}
+	writeJSON(w, r, http.StatusOK, map[string]any{"value": v})
+}
+
+// writeCollection answers a collection of entities.
+func writeCollection(w http.ResponseWriter, r *http.Request, items []map[string]any) {
+	if items == nil {
+		items = []map[string]any{}
+	}
+	if verbose(r) {
+		writeJSON(w, r, http.StatusOK, map[string]any{"d": map[string]any{"results": items}})
+		return
+	}
+	writeJSON(w, r, http.StatusOK, map[string]any{"value": items})
+}
+
+func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	ct := "application/json;odata=nometadata;charset=utf-8"
+	if verbose(r) {
+		ct = "application/json;odata=verbose;charset=utf-8"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.WriteHeader(status)
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		// The client went away; nothing else to tell it.
+		return
+	}
+}
+
+// spError is a SharePoint error body.
+type spError struct {
+	Code    int64
+	Type    string
+	Message string
+}
+
+func (e spError) Error() string { return fmt.Sprintf("%d, %s: %s", e.Code, e.Type, e.Message) }
+
+// The codes the simulator answers with (docs/rest-surface.md §3).
+const (
+	codeChangeTokenExpired = -2146232832
+	codeOperationCanceled  = -2147213196
+	codeJobNotFound        = -2147213145
+	codeJobStatusExpired   = -2147213146
+	codeAccessDenied       = -2147024891
+	codeInvalidArg         = -2147024809
+	codeFileNotFound       = -2147024894
+)
+
+func errInvalidArg(format string, args ...any) spError {
+	return spError{Code: codeInvalidArg, Type: "System.ArgumentException", Message: fmt.Sprintf(format, args...)}
+}
+
+func errNotFound(msg string) spError {
+	return spError{Code: codeFileNotFound, Type: "System.IO.FileNotFoundException", Message: msg}
+}
+
+func writeError(w http.ResponseWriter, r *http.Request, status int, e spError) {
+	body := map[string]any{
+		"code":    fmt.Sprintf("%d, %s", e.Code, e.Type),
+		"message": map[string]string{"lang": "en-US", "value": e.Message},
+	}
+	key := "odata.error"
+	if verbose(r) {
+		key = "error"
+	}
+	writeJSON(w, r, status, map[string]any{key: body})
+}
+
+// readBody decodes a JSON request body into v; an empty body leaves v untouched.
+func readBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<20))
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
