@@ -255,3 +255,68 @@ func TestCrossWebMultiURLJobFailsLikeSharePoint(t *testing.T) {
 		t.Fatal("no JobFatalError for a cross-web multi-URL job")
 	}
 }
+
+func TestStatusAndDeleteOfARunningJob(t *testing.T) {
+	// A slow export (200 objects/s) so the job is still running when it is deleted.
+	s := newSim(t, tenant.SmallProfile(), func(c *server.Config) { c.Rate = 200 })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	site, lib := firstLibrary(t, s.tenant)
+	siteURL := s.site(site.ServerRelativeURL)
+	rw := containerSAS(t, "delete", sas.ContainerPermissions{Read: true, Write: true})
+	info, err := s.client.CreateSPAsyncReadJob(ctx, siteURL, spo.ReadJobRequest{URL: s.http.URL + lib.RootFolderURL, ManifestContainerURI: rw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		st, err := s.client.GetMigrationJobStatus(ctx, siteURL, info.JobID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st == spo.JobProcessing {
+			break
+		}
+		if st != spo.JobQueued {
+			t.Fatalf("status %v before the job ran, want Queued then Processing", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ok, err := s.client.DeleteMigrationJob(ctx, siteURL, info.JobID)
+	if err != nil || !ok {
+		t.Fatalf("delete: %v %v", ok, err)
+	}
+	events := s.events(ctx, siteURL, info.JobID)
+	var names []string
+	for _, ev := range events {
+		names = append(names, ev["Event"])
+	}
+	if len(names) < 2 || names[len(names)-2] != "JobCancelled" || names[len(names)-1] != "JobEnd" {
+		t.Fatalf("events %v, want JobCancelled then JobEnd at the end", names)
+	}
+	if st, err := s.client.GetMigrationJobStatus(ctx, siteURL, info.JobID); err != nil || st != spo.JobNone {
+		t.Fatalf("status after delete %v %v, want None", st, err)
+	}
+}
+
+func TestProvisionMigrationContainers(t *testing.T) {
+	s := newSim(t, tenant.SmallProfile(), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	site, lib := firstLibrary(t, s.tenant)
+	siteURL := s.site(site.ServerRelativeURL)
+	c, err := s.client.ProvisionMigrationContainers(ctx, siteURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.EncryptionKey) != 32 {
+		t.Fatalf("key of %d bytes, want 32", len(c.EncryptionKey))
+	}
+	// The provisioned metadata container is good for a job, as SharePoint's are.
+	info, err := s.client.CreateSPAsyncReadJob(ctx, siteURL, spo.ReadJobRequest{URL: s.http.URL + lib.RootFolderURL,
+		ManifestContainerURI: c.MetadataContainerURI, EncryptionKey: c.EncryptionKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := manifestObjects(t, ctx, c.MetadataContainerURI, c.EncryptionKey, s.events(ctx, siteURL, info.JobID))
+	diff(t, got, s.truth(info.JobID))
+}
