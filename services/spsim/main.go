@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/amrpipe/amrpipe/pkg/flagenv"
+	"github.com/amrpipe/amrpipe/pkg/storage"
 	"github.com/amrpipe/amrpipe/services/spsim/server"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )
@@ -50,7 +51,7 @@ type Main struct {
 	MaxManifestMiB int
 	Admin          bool
 	FaultsPath     string
-	Storage        server.StorageAccount
+	Storage        storage.Config
 	LogLevel       string
 
 	srv *server.Server
@@ -70,7 +71,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.BoolVar(&m.Admin, "admin", false, "serve the test-only /_spsim/ admin API")
 	fs.StringVar(&m.FaultsPath, "faults", "", "JSON file of faults to inject from the start")
 	fs.StringVar(&m.Storage.BlobURL, "storage-blob-url", "", "blob endpoint ProvisionMigrationContainers creates containers in, e.g. Azurite's")
-	fs.StringVar(&m.Storage.Name, "storage-account", "devstoreaccount1", "storage account name")
+	fs.StringVar(&m.Storage.Account, "storage-account", "devstoreaccount1", "storage account name")
 	fs.StringVar(&m.LogLevel, "log-level", "info", "debug, info, warn or error")
 	flagenv.Usage(fs, "spsim")
 	if err := flagenv.Parse(fs, "spsim", args, os.LookupEnv); err != nil {
@@ -98,7 +99,9 @@ func (m *Main) Run(ctx context.Context) error {
 	cfg := server.Config{Tenant: t, Token: m.Token, Rate: m.Rate, Workers: m.Workers,
 		MaxManifestBytes: m.MaxManifestMiB << 20, Admin: m.Admin, Logger: log}
 	if m.Storage.BlobURL != "" {
-		cfg.Storage = &m.Storage
+		if cfg.Storage, err = storage.Open(m.Storage); err != nil {
+			return err
+		}
 	}
 	if m.FaultsPath != "" {
 		if cfg.Faults, err = server.LoadRules(m.FaultsPath); err != nil {

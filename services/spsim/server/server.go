@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/amrpipe/amrpipe/pkg/storage"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )
 
@@ -35,8 +36,9 @@ type Config struct {
 	StatusRetention time.Duration
 	// Admin enables the test-only /_spsim/ API.
 	Admin bool
-	// Storage is the account ProvisionMigrationContainers creates containers in; optional.
-	Storage *StorageAccount
+	// Storage is the account ProvisionMigrationContainers creates containers in (SharePoint uses
+	// its own Azure account; the simulator the one it is given, usually Azurite); optional.
+	Storage *storage.Account
 	// Faults are injected from the start (also settable through the admin API).
 	Faults []Rule
 	// ProgressPageSize caps the events one GetMigrationJobProgress answer carries (default 200).

@@ -66,8 +66,11 @@ func newSim(t *testing.T, p tenant.Profile, mod func(*server.Config)) *sim {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := server.Config{Tenant: tn, Token: testToken, Admin: true, MaxManifestBytes: 2 << 20,
-		Storage: &server.StorageAccount{BlobURL: storage.BlobURL, Name: azurite.Account, Key: azurite.Key}}
+	acct, err := storage.Account()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := server.Config{Tenant: tn, Token: testToken, Admin: true, MaxManifestBytes: 2 << 20, Storage: acct}
 	if mod != nil {
 		mod(&cfg)
 	}

@@ -53,7 +53,7 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request, method string
 		writeError(w, r, http.StatusInternalServerError, errInvalidArg("The simulator was started without a storage account for ProvisionMigrationContainers."))
 		return
 	}
-	data, meta, err := s.cfg.Storage.provision(r.Context(), newGUID()[:8])
+	data, meta, err := provision(r.Context(), s.cfg.Storage, newGUID()[:8])
 	if err != nil {
 		s.log.Warn("provision failed", "err", err)
 		writeError(w, r, http.StatusInternalServerError, spError{Code: -2146233088, Type: "Microsoft.SharePoint.SPException", Message: "Failed to provision migration containers."})

@@ -9,20 +9,11 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
-	azsas "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 
 	"github.com/amrpipe/amrpipe/pkg/sas"
+	"github.com/amrpipe/amrpipe/pkg/storage"
 )
-
-// StorageAccount is where ProvisionMigrationContainers creates containers (SharePoint uses its own
-// Azure account; the simulator uses the one it is given, usually Azurite).
-type StorageAccount struct {
-	BlobURL string // e.g. http://127.0.0.1:10000/devstoreaccount1/
-	Name    string
-	Key     string
-}
 
 // blobSink uploads finished package files into the job's container through the SAS it was given,
 // and announces each one with FinishManifestFileUpload once it is stored.
@@ -70,37 +61,14 @@ func (b *blobSink) Put(ctx context.Context, name string, data []byte, metadata m
 }
 
 // provision creates a data and a metadata container and returns Read+Write SAS URLs for them.
-func (a *StorageAccount) provision(ctx context.Context, id string) (data, meta string, err error) {
-	cred, err := azblob.NewSharedKeyCredential(a.Name, a.Key)
-	if err != nil {
-		return "", "", fmt.Errorf("storage credential: %w", err)
+func provision(ctx context.Context, acct *storage.Account, id string) (data, meta string, err error) {
+	if data, err = acct.ManifestSAS(ctx, "spsim-data-"+id); err != nil {
+		return "", "", redactErr(err)
 	}
-	client, err := azblob.NewClientWithSharedKeyCredential(a.BlobURL, cred, nil)
-	if err != nil {
-		return "", "", fmt.Errorf("storage client: %w", err)
+	if meta, err = acct.ManifestSAS(ctx, "spsim-meta-"+id); err != nil {
+		return "", "", redactErr(err)
 	}
-	urls := make([]string, 2)
-	for i, kind := range []string{"data", "meta"} {
-		name := fmt.Sprintf("spsim-%s-%s", kind, id)
-		if _, err := client.CreateContainer(ctx, name, nil); err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
-			return "", "", fmt.Errorf("create container %s: %w", name, redactErr(err))
-		}
-		proto := azsas.ProtocolHTTPS
-		if strings.HasPrefix(a.BlobURL, "http://") {
-			proto = azsas.ProtocolHTTPSandHTTP
-		}
-		q, err := azsas.BlobSignatureValues{
-			Protocol:      proto,
-			ExpiryTime:    time.Now().UTC().Add(30 * 24 * time.Hour),
-			ContainerName: name,
-			Permissions:   (&azsas.ContainerPermissions{Read: true, Write: true}).String(),
-		}.SignWithSharedKey(cred)
-		if err != nil {
-			return "", "", fmt.Errorf("sign SAS for %s: %w", name, err)
-		}
-		urls[i] = strings.TrimSuffix(a.BlobURL, "/") + "/" + name + "?" + q.Encode()
-	}
-	return urls[0], urls[1], nil
+	return data, meta, nil
 }
 
 func newKey() ([]byte, error) {

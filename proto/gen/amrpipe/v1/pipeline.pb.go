@@ -400,6 +400,13 @@ type JobSpec struct {
 	// expected_items is the planner's estimate.
 	ExpectedItems int64  `protobuf:"varint,13,opt,name=expected_items,json=expectedItems,proto3" json:"expected_items,omitempty"`
 	Tenant        string `protobuf:"bytes,14,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// emit_principals says whether this job publishes users, groups and role definitions (only the
+	// security job does when the plan has one).
+	EmitPrincipals bool `protobuf:"varint,15,opt,name=emit_principals,json=emitPrincipals,proto3" json:"emit_principals,omitempty"`
+	// token_list_id is the list whose change token this job's CurrentChangeToken is.
+	TokenListId string `protobuf:"bytes,16,opt,name=token_list_id,json=tokenListId,proto3" json:"token_list_id,omitempty"`
+	// scope limits what an incremental job on a list URL publishes to these URLs (folder targets).
+	Scope         []string `protobuf:"bytes,17,rep,name=scope,proto3" json:"scope,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -530,6 +537,27 @@ func (x *JobSpec) GetTenant() string {
 		return x.Tenant
 	}
 	return ""
+}
+
+func (x *JobSpec) GetEmitPrincipals() bool {
+	if x != nil {
+		return x.EmitPrincipals
+	}
+	return false
+}
+
+func (x *JobSpec) GetTokenListId() string {
+	if x != nil {
+		return x.TokenListId
+	}
+	return ""
+}
+
+func (x *JobSpec) GetScope() []string {
+	if x != nil {
+		return x.Scope
+	}
+	return nil
 }
 
 // FolderSize is one folder a probe job found, with SharePoint's totals.
@@ -1361,8 +1389,12 @@ type JobRecord struct {
 	Started          *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=started,proto3" json:"started,omitempty"`
 	Updated          *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=updated,proto3" json:"updated,omitempty"`
 	Ended            *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=ended,proto3" json:"ended,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// container is the manifest container (a name in the configured storage account, never a SAS).
+	Container string `protobuf:"bytes,16,opt,name=container,proto3" json:"container,omitempty"`
+	// queue is the report queue's name when the job reports through an Azure Queue too.
+	Queue         string `protobuf:"bytes,17,opt,name=queue,proto3" json:"queue,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JobRecord) Reset() {
@@ -1500,6 +1532,20 @@ func (x *JobRecord) GetEnded() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *JobRecord) GetContainer() string {
+	if x != nil {
+		return x.Container
+	}
+	return ""
+}
+
+func (x *JobRecord) GetQueue() string {
+	if x != nil {
+		return x.Queue
+	}
+	return ""
+}
+
 // StoredToken is a list's change token for the next incremental pass: in KV amr_tokens.
 type StoredToken struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1589,7 +1635,7 @@ const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
 	"\vincremental\x18\x05 \x01(\bR\vincremental\x120\n" +
 	"\x14token_rejected_lists\x18\x06 \x03(\tR\x12tokenRejectedLists\x128\n" +
 	"\tsubmitted\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tsubmitted\x12\x16\n" +
-	"\x06tenant\x18\b \x01(\tR\x06tenant\"\xb6\x03\n" +
+	"\x06tenant\x18\b \x01(\tR\x06tenant\"\x99\x04\n" +
 	"\aJobSpec\x12\x17\n" +
 	"\aspec_id\x18\x01 \x01(\tR\x06specId\x12\x17\n" +
 	"\aplan_id\x18\x02 \x01(\tR\x06planId\x12\x19\n" +
@@ -1605,7 +1651,10 @@ const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
 	"\x0eparent_spec_id\x18\v \x01(\tR\fparentSpecId\x12\x19\n" +
 	"\blist_ids\x18\f \x03(\tR\alistIds\x12%\n" +
 	"\x0eexpected_items\x18\r \x01(\x03R\rexpectedItems\x12\x16\n" +
-	"\x06tenant\x18\x0e \x01(\tR\x06tenant\"\x80\x01\n" +
+	"\x06tenant\x18\x0e \x01(\tR\x06tenant\x12'\n" +
+	"\x0femit_principals\x18\x0f \x01(\bR\x0eemitPrincipals\x12\"\n" +
+	"\rtoken_list_id\x18\x10 \x01(\tR\vtokenListId\x12\x14\n" +
+	"\x05scope\x18\x11 \x03(\tR\x05scope\"\x80\x01\n" +
 	"\n" +
 	"FolderSize\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x17\n" +
@@ -1691,7 +1740,7 @@ const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
 	"\n" +
 	"ciphertext\x18\x03 \x01(\fR\n" +
 	"ciphertext\x124\n" +
-	"\aexpires\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\"\xf1\x04\n" +
+	"\aexpires\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\"\xa5\x05\n" +
 	"\tJobRecord\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12'\n" +
 	"\x04spec\x18\x02 \x01(\v2\x13.amrpipe.v1.JobSpecR\x04spec\x12*\n" +
@@ -1710,7 +1759,9 @@ const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
 	"\tsubmitted\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tsubmitted\x124\n" +
 	"\astarted\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\astarted\x124\n" +
 	"\aupdated\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\x120\n" +
-	"\x05ended\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\x05ended\"\x87\x01\n" +
+	"\x05ended\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\x05ended\x12\x1c\n" +
+	"\tcontainer\x18\x10 \x01(\tR\tcontainer\x12\x14\n" +
+	"\x05queue\x18\x11 \x01(\tR\x05queue\"\x87\x01\n" +
 	"\vStoredToken\x12\x17\n" +
 	"\alist_id\x18\x01 \x01(\tR\x06listId\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x122\n" +
