@@ -366,6 +366,12 @@ func (s *Server) export(ctx context.Context, j *job) (*jobStats, error) {
 		lim = rate.NewLimiter(rate.Limit(s.cfg.Rate), burst)
 	}
 	fatal := j.hasFault("fatal")
+	progress := func() {
+		s.emit(ctx, j, "JobProgress", append(st.fields(), "TotalRetryCount", "0", "MigrationType", "AsyncRead", "MigrationDirection", "Export")...)
+	}
+	// A first JobProgress right away carries the estimate (TotalExpectedSPObjects) that progress
+	// displays need; then one a second while the export runs.
+	progress()
 	lastProgress := time.Now()
 	var principals []int
 	err = s.cfg.Tenant.Walk(ctx, j.targets, j.opts, func(o *tenant.Object) error {
@@ -391,9 +397,9 @@ func (s *Server) export(ctx context.Context, j *job) (*jobStats, error) {
 				principals = append(principals, a.PrincipalID)
 			}
 		}
-		if time.Since(lastProgress) > 2*time.Second {
+		if time.Since(lastProgress) > time.Second {
 			lastProgress = time.Now()
-			s.emit(ctx, j, "JobProgress", append(st.fields(), "TotalRetryCount", "0", "MigrationType", "AsyncRead", "MigrationDirection", "Export")...)
+			progress()
 		}
 		return nil
 	})
