@@ -61,6 +61,11 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-require github.com/amrpipe/amrpipe/proto v0.0.0
+require (
+	github.com/amrpipe/amrpipe/proto v0.0.0
+	github.com/amrpipe/amrpipe/services/spsim v0.0.0
+)
 
 replace github.com/amrpipe/amrpipe/proto => ../proto
+
+replace github.com/amrpipe/amrpipe/services/spsim => ../services/spsim

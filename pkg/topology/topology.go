@@ -73,6 +73,12 @@ const (
 	// BucketFailures counts each message's non-throttled failures per stage (pkg/bus), because
 	// JetStream's delivery counter also counts throttling waits and poll redeliveries.
 	BucketFailures = "amr_failures"
+	// BucketPlans holds the planner's first output per plan and probe result, so a redelivery
+	// republishes the same specs.
+	BucketPlans = "amr_plans"
+	// BucketSubmissions maps a job spec to the AMR job created for it (or its re-plan), so a
+	// redelivered spec creates no second job.
+	BucketSubmissions = "amr_submissions"
 	// ObjectManifests holds decrypted package files, named "<jobID>/<file>".
 	ObjectManifests = "amr_manifests"
 )
@@ -188,6 +194,8 @@ func Buckets(o Options) []jetstream.KeyValueConfig {
 		bucket(BucketTokens, 0),
 		bucket(BucketThrottle, time.Hour),
 		bucket(BucketFailures, week),
+		bucket(BucketPlans, week),
+		bucket(BucketSubmissions, month),
 	}
 }
 

@@ -562,12 +562,15 @@ func (x *JobSpec) GetScope() []string {
 
 // FolderSize is one folder a probe job found, with SharePoint's totals.
 type FolderSize struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Url           string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
-	WebUrl        string                 `protobuf:"bytes,2,opt,name=web_url,json=webUrl,proto3" json:"web_url,omitempty"`
-	ListId        string                 `protobuf:"bytes,3,opt,name=list_id,json=listId,proto3" json:"list_id,omitempty"`
-	Files         int64                  `protobuf:"varint,4,opt,name=files,proto3" json:"files,omitempty"`
-	Folders       int64                  `protobuf:"varint,5,opt,name=folders,proto3" json:"folders,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Url     string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	WebUrl  string                 `protobuf:"bytes,2,opt,name=web_url,json=webUrl,proto3" json:"web_url,omitempty"`
+	ListId  string                 `protobuf:"bytes,3,opt,name=list_id,json=listId,proto3" json:"list_id,omitempty"`
+	Files   int64                  `protobuf:"varint,4,opt,name=files,proto3" json:"files,omitempty"`
+	Folders int64                  `protobuf:"varint,5,opt,name=folders,proto3" json:"folders,omitempty"`
+	// totals_unknown: SharePoint gave no SMTotalFileCount for the folder; the planner sizes it
+	// through the folder REST calls (files and folders are then ignored).
+	TotalsUnknown bool `protobuf:"varint,6,opt,name=totals_unknown,json=totalsUnknown,proto3" json:"totals_unknown,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -635,6 +638,13 @@ func (x *FolderSize) GetFolders() int64 {
 		return x.Folders
 	}
 	return 0
+}
+
+func (x *FolderSize) GetTotalsUnknown() bool {
+	if x != nil {
+		return x.TotalsUnknown
+	}
+	return false
 }
 
 // ProbeResult carries a probe job's folders back to the planner: on amr.plans.probe.
@@ -1392,9 +1402,22 @@ type JobRecord struct {
 	// container is the manifest container (a name in the configured storage account, never a SAS).
 	Container string `protobuf:"bytes,16,opt,name=container,proto3" json:"container,omitempty"`
 	// queue is the report queue's name when the job reports through an Azure Queue too.
-	Queue         string `protobuf:"bytes,17,opt,name=queue,proto3" json:"queue,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Queue string `protobuf:"bytes,17,opt,name=queue,proto3" json:"queue,omitempty"`
+	// The parser's bookkeeping, folded in once per package file (the file joins files_parsed or
+	// files_failed in the same compare-and-set), so a re-parsed file is never counted twice.
+	// counts are the records published per object type (Record.object_type) over files_parsed.
+	Counts map[string]int64 `protobuf:"bytes,18,rep,name=counts,proto3" json:"counts,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// files_failed are package files the parser dead-lettered (unreadable or malformed).
+	FilesFailed []string `protobuf:"bytes,19,rep,name=files_failed,json=filesFailed,proto3" json:"files_failed,omitempty"`
+	// errors are the parser's failures, "<file>: <reason>", reported in the job summary.
+	Errors []string `protobuf:"bytes,20,rep,name=errors,proto3" json:"errors,omitempty"`
+	// probe_subfolders are the direct subfolders of a probe job's URL found so far, with
+	// SharePoint's totals; they go to the planner in the ProbeResult when the job completes.
+	ProbeSubfolders []*FolderSize `protobuf:"bytes,21,rep,name=probe_subfolders,json=probeSubfolders,proto3" json:"probe_subfolders,omitempty"`
+	// probe_direct_files counts the probed folder's direct files and list items found so far.
+	ProbeDirectFiles int64 `protobuf:"varint,22,opt,name=probe_direct_files,json=probeDirectFiles,proto3" json:"probe_direct_files,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *JobRecord) Reset() {
@@ -1546,6 +1569,41 @@ func (x *JobRecord) GetQueue() string {
 	return ""
 }
 
+func (x *JobRecord) GetCounts() map[string]int64 {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+func (x *JobRecord) GetFilesFailed() []string {
+	if x != nil {
+		return x.FilesFailed
+	}
+	return nil
+}
+
+func (x *JobRecord) GetErrors() []string {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+func (x *JobRecord) GetProbeSubfolders() []*FolderSize {
+	if x != nil {
+		return x.ProbeSubfolders
+	}
+	return nil
+}
+
+func (x *JobRecord) GetProbeDirectFiles() int64 {
+	if x != nil {
+		return x.ProbeDirectFiles
+	}
+	return 0
+}
+
 // StoredToken is a list's change token for the next incremental pass: in KV amr_tokens.
 type StoredToken struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1615,6 +1673,166 @@ func (x *StoredToken) GetJobId() string {
 	return ""
 }
 
+// PlannedSpecs is the planner's first output for a plan or a probe result: in KV amr_plans under
+// "plan.<plan id>" or "probe.<probe spec id>", each spec under "spec.<spec id>". A redelivery
+// republishes exactly these specs, even when the tenant's sizes changed meanwhile (which would
+// change the planning and so the spec ids).
+type PlannedSpecs struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	PlanId string                 `protobuf:"bytes,1,opt,name=plan_id,json=planId,proto3" json:"plan_id,omitempty"`
+	// spec_ids in publishing order.
+	SpecIds []string               `protobuf:"bytes,2,rep,name=spec_ids,json=specIds,proto3" json:"spec_ids,omitempty"`
+	Planned *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=planned,proto3" json:"planned,omitempty"`
+	// published is set once every spec was published: a later redelivery publishes nothing.
+	Published     bool `protobuf:"varint,4,opt,name=published,proto3" json:"published,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlannedSpecs) Reset() {
+	*x = PlannedSpecs{}
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlannedSpecs) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlannedSpecs) ProtoMessage() {}
+
+func (x *PlannedSpecs) ProtoReflect() protoreflect.Message {
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlannedSpecs.ProtoReflect.Descriptor instead.
+func (*PlannedSpecs) Descriptor() ([]byte, []int) {
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *PlannedSpecs) GetPlanId() string {
+	if x != nil {
+		return x.PlanId
+	}
+	return ""
+}
+
+func (x *PlannedSpecs) GetSpecIds() []string {
+	if x != nil {
+		return x.SpecIds
+	}
+	return nil
+}
+
+func (x *PlannedSpecs) GetPlanned() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Planned
+	}
+	return nil
+}
+
+func (x *PlannedSpecs) GetPublished() bool {
+	if x != nil {
+		return x.Published
+	}
+	return false
+}
+
+// Submission is what the submitter made of a job spec: in KV amr_submissions under the spec id,
+// written once, right after SharePoint answered, so a redelivered spec creates no second job.
+type Submission struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Outcome:
+	//
+	//	*Submission_Job
+	//	*Submission_Replan
+	Outcome       isSubmission_Outcome `protobuf_oneof:"outcome"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Submission) Reset() {
+	*x = Submission{}
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Submission) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Submission) ProtoMessage() {}
+
+func (x *Submission) ProtoReflect() protoreflect.Message {
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Submission.ProtoReflect.Descriptor instead.
+func (*Submission) Descriptor() ([]byte, []int) {
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Submission) GetOutcome() isSubmission_Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
+func (x *Submission) GetJob() *SubmittedJob {
+	if x != nil {
+		if x, ok := x.Outcome.(*Submission_Job); ok {
+			return x.Job
+		}
+	}
+	return nil
+}
+
+func (x *Submission) GetReplan() *PlanRequest {
+	if x != nil {
+		if x, ok := x.Outcome.(*Submission_Replan); ok {
+			return x.Replan
+		}
+	}
+	return nil
+}
+
+type isSubmission_Outcome interface {
+	isSubmission_Outcome()
+}
+
+type Submission_Job struct {
+	// job is the AMR job SharePoint created, as published on amr.jobs.submitted.<job_id>.
+	Job *SubmittedJob `protobuf:"bytes,1,opt,name=job,proto3,oneof"`
+}
+
+type Submission_Replan struct {
+	// replan is the plan published instead because SharePoint rejected the spec's change token.
+	Replan *PlanRequest `protobuf:"bytes,2,opt,name=replan,proto3,oneof"`
+}
+
+func (*Submission_Job) isSubmission_Outcome() {}
+
+func (*Submission_Replan) isSubmission_Outcome() {}
+
 var File_amrpipe_v1_pipeline_proto protoreflect.FileDescriptor
 
 const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
@@ -1654,14 +1872,15 @@ const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
 	"\x06tenant\x18\x0e \x01(\tR\x06tenant\x12'\n" +
 	"\x0femit_principals\x18\x0f \x01(\bR\x0eemitPrincipals\x12\"\n" +
 	"\rtoken_list_id\x18\x10 \x01(\tR\vtokenListId\x12\x14\n" +
-	"\x05scope\x18\x11 \x03(\tR\x05scope\"\x80\x01\n" +
+	"\x05scope\x18\x11 \x03(\tR\x05scope\"\xa7\x01\n" +
 	"\n" +
 	"FolderSize\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x17\n" +
 	"\aweb_url\x18\x02 \x01(\tR\x06webUrl\x12\x17\n" +
 	"\alist_id\x18\x03 \x01(\tR\x06listId\x12\x14\n" +
 	"\x05files\x18\x04 \x01(\x03R\x05files\x12\x18\n" +
-	"\afolders\x18\x05 \x01(\x03R\afolders\"\xa8\x01\n" +
+	"\afolders\x18\x05 \x01(\x03R\afolders\x12%\n" +
+	"\x0etotals_unknown\x18\x06 \x01(\bR\rtotalsUnknown\"\xa8\x01\n" +
 	"\vProbeResult\x12'\n" +
 	"\x04spec\x18\x01 \x01(\v2\x13.amrpipe.v1.JobSpecR\x04spec\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x126\n" +
@@ -1740,7 +1959,7 @@ const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
 	"\n" +
 	"ciphertext\x18\x03 \x01(\fR\n" +
 	"ciphertext\x124\n" +
-	"\aexpires\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\"\xa5\x05\n" +
+	"\aexpires\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\"\xc7\a\n" +
 	"\tJobRecord\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12'\n" +
 	"\x04spec\x18\x02 \x01(\v2\x13.amrpipe.v1.JobSpecR\x04spec\x12*\n" +
@@ -1761,12 +1980,30 @@ const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
 	"\aupdated\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\x120\n" +
 	"\x05ended\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\x05ended\x12\x1c\n" +
 	"\tcontainer\x18\x10 \x01(\tR\tcontainer\x12\x14\n" +
-	"\x05queue\x18\x11 \x01(\tR\x05queue\"\x87\x01\n" +
+	"\x05queue\x18\x11 \x01(\tR\x05queue\x129\n" +
+	"\x06counts\x18\x12 \x03(\v2!.amrpipe.v1.JobRecord.CountsEntryR\x06counts\x12!\n" +
+	"\ffiles_failed\x18\x13 \x03(\tR\vfilesFailed\x12\x16\n" +
+	"\x06errors\x18\x14 \x03(\tR\x06errors\x12A\n" +
+	"\x10probe_subfolders\x18\x15 \x03(\v2\x16.amrpipe.v1.FolderSizeR\x0fprobeSubfolders\x12,\n" +
+	"\x12probe_direct_files\x18\x16 \x01(\x03R\x10probeDirectFiles\x1a9\n" +
+	"\vCountsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x87\x01\n" +
 	"\vStoredToken\x12\x17\n" +
 	"\alist_id\x18\x01 \x01(\tR\x06listId\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x122\n" +
 	"\x06issued\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x06issued\x12\x15\n" +
-	"\x06job_id\x18\x04 \x01(\tR\x05jobId*R\n" +
+	"\x06job_id\x18\x04 \x01(\tR\x05jobId\"\x96\x01\n" +
+	"\fPlannedSpecs\x12\x17\n" +
+	"\aplan_id\x18\x01 \x01(\tR\x06planId\x12\x19\n" +
+	"\bspec_ids\x18\x02 \x03(\tR\aspecIds\x124\n" +
+	"\aplanned\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\aplanned\x12\x1c\n" +
+	"\tpublished\x18\x04 \x01(\bR\tpublished\"x\n" +
+	"\n" +
+	"Submission\x12,\n" +
+	"\x03job\x18\x01 \x01(\v2\x18.amrpipe.v1.SubmittedJobH\x00R\x03job\x121\n" +
+	"\x06replan\x18\x02 \x01(\v2\x17.amrpipe.v1.PlanRequestH\x00R\x06replanB\t\n" +
+	"\aoutcome*R\n" +
 	"\x04Emit\x12\x14\n" +
 	"\x10EMIT_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bEMIT_ALL\x10\x01\x12\x0e\n" +
@@ -1799,7 +2036,7 @@ func file_amrpipe_v1_pipeline_proto_rawDescGZIP() []byte {
 }
 
 var file_amrpipe_v1_pipeline_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_amrpipe_v1_pipeline_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_amrpipe_v1_pipeline_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_amrpipe_v1_pipeline_proto_goTypes = []any{
 	(Emit)(0),                     // 0: amrpipe.v1.Emit
 	(Source)(0),                   // 1: amrpipe.v1.Source
@@ -1818,41 +2055,49 @@ var file_amrpipe_v1_pipeline_proto_goTypes = []any{
 	(*WrappedKey)(nil),            // 14: amrpipe.v1.WrappedKey
 	(*JobRecord)(nil),             // 15: amrpipe.v1.JobRecord
 	(*StoredToken)(nil),           // 16: amrpipe.v1.StoredToken
-	nil,                           // 17: amrpipe.v1.JobSummary.CountsEntry
-	nil,                           // 18: amrpipe.v1.DeadLetter.HeadersEntry
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
-	(*MigrationEvent)(nil),        // 20: amrpipe.v1.MigrationEvent
-	(*Record)(nil),                // 21: amrpipe.v1.Record
+	(*PlannedSpecs)(nil),          // 17: amrpipe.v1.PlannedSpecs
+	(*Submission)(nil),            // 18: amrpipe.v1.Submission
+	nil,                           // 19: amrpipe.v1.JobSummary.CountsEntry
+	nil,                           // 20: amrpipe.v1.DeadLetter.HeadersEntry
+	nil,                           // 21: amrpipe.v1.JobRecord.CountsEntry
+	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
+	(*MigrationEvent)(nil),        // 23: amrpipe.v1.MigrationEvent
+	(*Record)(nil),                // 24: amrpipe.v1.Record
 }
 var file_amrpipe_v1_pipeline_proto_depIdxs = []int32{
 	3,  // 0: amrpipe.v1.PlanRequest.options:type_name -> amrpipe.v1.ReadOptions
-	19, // 1: amrpipe.v1.PlanRequest.submitted:type_name -> google.protobuf.Timestamp
+	22, // 1: amrpipe.v1.PlanRequest.submitted:type_name -> google.protobuf.Timestamp
 	3,  // 2: amrpipe.v1.JobSpec.options:type_name -> amrpipe.v1.ReadOptions
 	0,  // 3: amrpipe.v1.JobSpec.emit:type_name -> amrpipe.v1.Emit
 	5,  // 4: amrpipe.v1.ProbeResult.spec:type_name -> amrpipe.v1.JobSpec
 	6,  // 5: amrpipe.v1.ProbeResult.subfolders:type_name -> amrpipe.v1.FolderSize
 	5,  // 6: amrpipe.v1.SubmittedJob.spec:type_name -> amrpipe.v1.JobSpec
-	19, // 7: amrpipe.v1.SubmittedJob.submitted:type_name -> google.protobuf.Timestamp
+	22, // 7: amrpipe.v1.SubmittedJob.submitted:type_name -> google.protobuf.Timestamp
 	1,  // 8: amrpipe.v1.RelayedEvent.source:type_name -> amrpipe.v1.Source
-	20, // 9: amrpipe.v1.RelayedEvent.event:type_name -> amrpipe.v1.MigrationEvent
-	21, // 10: amrpipe.v1.RecordBatch.records:type_name -> amrpipe.v1.Record
-	17, // 11: amrpipe.v1.JobSummary.counts:type_name -> amrpipe.v1.JobSummary.CountsEntry
-	19, // 12: amrpipe.v1.JobSummary.ended:type_name -> google.protobuf.Timestamp
-	18, // 13: amrpipe.v1.DeadLetter.headers:type_name -> amrpipe.v1.DeadLetter.HeadersEntry
-	19, // 14: amrpipe.v1.DeadLetter.at:type_name -> google.protobuf.Timestamp
-	19, // 15: amrpipe.v1.WrappedKey.expires:type_name -> google.protobuf.Timestamp
+	23, // 9: amrpipe.v1.RelayedEvent.event:type_name -> amrpipe.v1.MigrationEvent
+	24, // 10: amrpipe.v1.RecordBatch.records:type_name -> amrpipe.v1.Record
+	19, // 11: amrpipe.v1.JobSummary.counts:type_name -> amrpipe.v1.JobSummary.CountsEntry
+	22, // 12: amrpipe.v1.JobSummary.ended:type_name -> google.protobuf.Timestamp
+	20, // 13: amrpipe.v1.DeadLetter.headers:type_name -> amrpipe.v1.DeadLetter.HeadersEntry
+	22, // 14: amrpipe.v1.DeadLetter.at:type_name -> google.protobuf.Timestamp
+	22, // 15: amrpipe.v1.WrappedKey.expires:type_name -> google.protobuf.Timestamp
 	5,  // 16: amrpipe.v1.JobRecord.spec:type_name -> amrpipe.v1.JobSpec
 	2,  // 17: amrpipe.v1.JobRecord.state:type_name -> amrpipe.v1.JobState
-	19, // 18: amrpipe.v1.JobRecord.submitted:type_name -> google.protobuf.Timestamp
-	19, // 19: amrpipe.v1.JobRecord.started:type_name -> google.protobuf.Timestamp
-	19, // 20: amrpipe.v1.JobRecord.updated:type_name -> google.protobuf.Timestamp
-	19, // 21: amrpipe.v1.JobRecord.ended:type_name -> google.protobuf.Timestamp
-	19, // 22: amrpipe.v1.StoredToken.issued:type_name -> google.protobuf.Timestamp
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	22, // 18: amrpipe.v1.JobRecord.submitted:type_name -> google.protobuf.Timestamp
+	22, // 19: amrpipe.v1.JobRecord.started:type_name -> google.protobuf.Timestamp
+	22, // 20: amrpipe.v1.JobRecord.updated:type_name -> google.protobuf.Timestamp
+	22, // 21: amrpipe.v1.JobRecord.ended:type_name -> google.protobuf.Timestamp
+	21, // 22: amrpipe.v1.JobRecord.counts:type_name -> amrpipe.v1.JobRecord.CountsEntry
+	6,  // 23: amrpipe.v1.JobRecord.probe_subfolders:type_name -> amrpipe.v1.FolderSize
+	22, // 24: amrpipe.v1.StoredToken.issued:type_name -> google.protobuf.Timestamp
+	22, // 25: amrpipe.v1.PlannedSpecs.planned:type_name -> google.protobuf.Timestamp
+	8,  // 26: amrpipe.v1.Submission.job:type_name -> amrpipe.v1.SubmittedJob
+	4,  // 27: amrpipe.v1.Submission.replan:type_name -> amrpipe.v1.PlanRequest
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_amrpipe_v1_pipeline_proto_init() }
@@ -1862,13 +2107,17 @@ func file_amrpipe_v1_pipeline_proto_init() {
 	}
 	file_amrpipe_v1_events_proto_init()
 	file_amrpipe_v1_records_proto_init()
+	file_amrpipe_v1_pipeline_proto_msgTypes[15].OneofWrappers = []any{
+		(*Submission_Job)(nil),
+		(*Submission_Replan)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_amrpipe_v1_pipeline_proto_rawDesc), len(file_amrpipe_v1_pipeline_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   16,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,105 @@
+// Command decryptor decrypts each package file SharePoint announces (FinishManifestFileUpload)
+// from the manifest container into the amr_manifests object store and tells the parser with
+// ManifestReady on amr.manifests.<jobID>. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/amrpipe/amrpipe/pkg/decryptsvc"
+	"github.com/amrpipe/amrpipe/pkg/flagenv"
+	"github.com/amrpipe/amrpipe/pkg/keywrap"
+	"github.com/amrpipe/amrpipe/pkg/storage"
+	"github.com/amrpipe/amrpipe/pkg/svc"
+)
+
+func main() {
+	m := NewMain()
+	if err := m.ParseFlags(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := m.Run(ctx)
+	if cerr := m.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "decryptor:", err)
+		os.Exit(1)
+	}
+}
+
+// Main is the decryptor program: its configuration and its runtime.
+type Main struct {
+	Service   svc.Config
+	Storage   storage.Config
+	Decryptor decryptsvc.Config
+	// Lookup reads the environment (secrets and flag fallbacks).
+	Lookup func(string) (string, bool)
+
+	rt *svc.Runtime
+}
+
+// NewMain returns a Main reading the process environment.
+func NewMain() *Main {
+	return &Main{Service: svc.Config{Name: decryptsvc.Stage}, Lookup: os.LookupEnv}
+}
+
+// ParseFlags reads the flags, each with an AMR_* environment fallback, and the storage key, which
+// is environment only.
+func (m *Main) ParseFlags(args []string) error {
+	fs := flag.NewFlagSet(decryptsvc.Stage, flag.ContinueOnError)
+	m.Service.RegisterFlags(fs)
+	m.Storage.RegisterFlags(fs)
+	m.Decryptor.RegisterFlags(fs)
+	flagenv.Usage(fs, "AMR")
+	if err := flagenv.Parse(fs, "AMR", args, m.Lookup); err != nil {
+		return err
+	}
+	m.Storage.LoadKey(m.Lookup)
+	return nil
+}
+
+// Run connects, ensures the topology and decrypts until ctx ends.
+func (m *Main) Run(ctx context.Context) error {
+	acct, err := storage.Open(m.Storage)
+	if err != nil {
+		return err
+	}
+	kek, err := keywrap.FromEnv(m.Lookup)
+	if err != nil {
+		return err // encryption is on by default: without the KEK no job key opens
+	}
+	// main handles the signals: ctx ends on SIGTERM/SIGINT.
+	if m.rt, err = svc.New(ctx, m.Service, svc.Options{Lookup: m.Lookup, Signals: []os.Signal{}}); err != nil {
+		return err
+	}
+	if err := m.rt.EnsureTopology(ctx); err != nil {
+		return err
+	}
+	s, err := decryptsvc.New(m.rt, m.Decryptor, decryptsvc.Deps{Storage: acct, KEK: kek})
+	if err != nil {
+		return err
+	}
+	m.rt.Go(decryptsvc.Stage, s.Run)
+	return m.rt.Run(ctx)
+}
+
+// Close drains the NATS connection and stops the HTTP server.
+func (m *Main) Close() error {
+	if m.rt == nil {
+		return nil
+	}
+	return m.rt.Close()
+}

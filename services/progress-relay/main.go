@@ -1,0 +1,114 @@
+// Command progress-relay follows every live AMR job through GetMigrationJobProgress (and the
+// report queue, when one is configured) and publishes each distinct migration event once on
+// amr.events.<jobID>.<Event>. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/amrpipe/amrpipe/pkg/flagenv"
+	"github.com/amrpipe/amrpipe/pkg/keywrap"
+	"github.com/amrpipe/amrpipe/pkg/relaysvc"
+	"github.com/amrpipe/amrpipe/pkg/spo"
+	"github.com/amrpipe/amrpipe/pkg/storage"
+	"github.com/amrpipe/amrpipe/pkg/svc"
+)
+
+func main() {
+	m := NewMain()
+	if err := m.ParseFlags(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := m.Run(ctx)
+	if cerr := m.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "progress-relay:", err)
+		os.Exit(1)
+	}
+}
+
+// Main is the progress-relay program: its configuration and its runtime.
+type Main struct {
+	Service    svc.Config
+	SharePoint spo.Config
+	Storage    storage.Config
+	Relay      relaysvc.Config
+	// Lookup reads the environment (secrets and flag fallbacks).
+	Lookup func(string) (string, bool)
+
+	rt *svc.Runtime
+}
+
+// NewMain returns a Main reading the process environment.
+func NewMain() *Main {
+	return &Main{Service: svc.Config{Name: relaysvc.Stage}, Lookup: os.LookupEnv}
+}
+
+// ParseFlags reads the flags, each with an AMR_* environment fallback, and the secrets, which are
+// environment only.
+func (m *Main) ParseFlags(args []string) error {
+	fs := flag.NewFlagSet(relaysvc.Stage, flag.ContinueOnError)
+	m.Service.RegisterFlags(fs)
+	m.SharePoint.RegisterFlags(fs)
+	m.Storage.RegisterFlags(fs)
+	m.Relay.RegisterFlags(fs)
+	flagenv.Usage(fs, "AMR")
+	if err := flagenv.Parse(fs, "AMR", args, m.Lookup); err != nil {
+		return err
+	}
+	m.SharePoint.LoadSecrets(m.Lookup)
+	m.Storage.LoadKey(m.Lookup)
+	return nil
+}
+
+// Run connects, ensures the topology and relays until ctx ends.
+func (m *Main) Run(ctx context.Context) error {
+	sp, err := m.SharePoint.NewClient(nil)
+	if err != nil {
+		return err
+	}
+	deps := relaysvc.Deps{SharePoint: sp}
+	if m.Storage.Queue != "" {
+		if deps.Storage, err = storage.Open(m.Storage); err != nil {
+			return err
+		}
+		if deps.KEK, err = keywrap.FromEnv(m.Lookup); err != nil {
+			return fmt.Errorf("-report-queue needs the key-encryption key: %w", err)
+		}
+	}
+	// main handles the signals: ctx ends on SIGTERM/SIGINT.
+	if m.rt, err = svc.New(ctx, m.Service, svc.Options{Lookup: m.Lookup, Signals: []os.Signal{}}); err != nil {
+		return err
+	}
+	if err := m.rt.EnsureTopology(ctx); err != nil {
+		return err
+	}
+	s, err := relaysvc.New(m.rt, m.Relay, deps)
+	if err != nil {
+		return err
+	}
+	m.rt.Go(relaysvc.Stage, s.Run)
+	return m.rt.Run(ctx)
+}
+
+// Close drains the NATS connection and stops the HTTP server.
+func (m *Main) Close() error {
+	if m.rt == nil {
+		return nil
+	}
+	return m.rt.Close()
+}
