@@ -24,3 +24,7 @@ replace (
 	github.com/amrpipe/amrpipe/pkg => ../../pkg
 	github.com/amrpipe/amrpipe/proto => ../../proto
 )
+
+require github.com/amrpipe/amrpipe/services/spsim v0.0.0
+
+replace github.com/amrpipe/amrpipe/services/spsim => ../../services/spsim

@@ -30,6 +30,7 @@ var (
 // Store reads and writes the buckets. It is safe for concurrent use.
 type Store struct {
 	jobs, cursors, seen, tokens, keys jetstream.KeyValue
+	js                                jetstream.JetStream
 	now                               func() time.Time
 }
 
@@ -38,7 +39,7 @@ func Open(ctx context.Context, js jetstream.JetStream, now func() time.Time) (*S
 	if now == nil {
 		now = time.Now
 	}
-	s := &Store{now: now}
+	s := &Store{now: now, js: js}
 	for _, b := range []struct {
 		name string
 		kv   *jetstream.KeyValue

@@ -86,7 +86,8 @@ func Consume(ctx context.Context, js jetstream.JetStream, fn func(msgID string, 
 	if err != nil {
 		return fmt.Errorf("records consumer: %w", err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(500))
+	// Bounded by bytes, not messages: record batches are up to ~1 MB each.
+	it, err := cons.Messages(jetstream.PullMaxBytes(8 << 20))
 	if err != nil {
 		return fmt.Errorf("records iterator: %w", err)
 	}

@@ -28,21 +28,16 @@ func jobsCommand(connect connectFunc) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			changes, err := store.Watch(cmd.Context(), "")
+			records, err := store.Jobs(cmd.Context())
 			if err != nil {
 				return err
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "JOB\tKIND TARGET\tSTATE\tOBJECTS\tEXPECTED\tRECORDS\tERROR")
 			var rows []string
-			for c := range changes {
-				if c.Synced {
-					break
-				}
-				if r := c.Record; r != nil {
-					rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%d\t%d\t%d\t%s", r.GetJobId(), progress.Label(r), progress.StateName(r.GetState()),
-						r.GetObjectsProcessed(), r.GetExpectedObjects(), r.GetRecords(), r.GetLastError()))
-				}
+			for _, r := range records {
+				rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%d\t%d\t%d\t%s", r.GetJobId(), progress.Label(r), progress.StateName(r.GetState()),
+					r.GetObjectsProcessed(), r.GetExpectedObjects(), r.GetRecords(), r.GetLastError()))
 			}
 			sort.Strings(rows)
 			for _, r := range rows {

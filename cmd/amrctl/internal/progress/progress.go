@@ -107,6 +107,9 @@ func (d *Display) Update(rec *amrpipev1.JobRecord) {
 		}
 	}
 	prev := j.rec
+	if prev != nil && rec.GetUpdated().AsTime().Before(prev.GetUpdated().AsTime()) {
+		return // a stale value (a watch lagging behind a snapshot)
+	}
 	j.rec = rec
 	if d.bars == nil {
 		if rec.GetState() != j.state {

@@ -1,0 +1,359 @@
+// Package devstack runs the whole of amrpipe in one process: an embedded NATS JetStream server,
+// Azurite, the SharePoint simulator and the five stages, each stage with its own runtime and NATS
+// connection exactly as its binary would have. `amrctl dev` and the end-to-end tests use it.
+package devstack
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/amrpipe/amrpipe/pkg/azurite"
+	"github.com/amrpipe/amrpipe/pkg/bus"
+	"github.com/amrpipe/amrpipe/pkg/decryptsvc"
+	"github.com/amrpipe/amrpipe/pkg/jobstore"
+	"github.com/amrpipe/amrpipe/pkg/keywrap"
+	"github.com/amrpipe/amrpipe/pkg/natsembed"
+	"github.com/amrpipe/amrpipe/pkg/parsesvc"
+	"github.com/amrpipe/amrpipe/pkg/planner"
+	"github.com/amrpipe/amrpipe/pkg/plansvc"
+	"github.com/amrpipe/amrpipe/pkg/relaysvc"
+	"github.com/amrpipe/amrpipe/pkg/spo"
+	"github.com/amrpipe/amrpipe/pkg/storage"
+	"github.com/amrpipe/amrpipe/pkg/submitsvc"
+	"github.com/amrpipe/amrpipe/pkg/svc"
+	"github.com/amrpipe/amrpipe/pkg/topology"
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
+	"github.com/amrpipe/amrpipe/services/spsim/server"
+	"github.com/amrpipe/amrpipe/services/spsim/tenant"
+)
+
+// Stage names, as their binaries are called.
+const (
+	Planner   = "planner"
+	Submitter = "submitter"
+	Relay     = "progress-relay"
+	Decryptor = "decryptor"
+	Parser    = "parser"
+)
+
+// Stages lists the five stages in pipeline order.
+var Stages = []string{Planner, Submitter, Relay, Decryptor, Parser}
+
+// simToken is the simulator's bearer token inside the stack; it never leaves the process.
+const simToken = "devstack-token"
+
+// Options configures a stack.
+type Options struct {
+	// Profile is the simulated tenant.
+	Profile tenant.Profile
+	// Rate is the simulator's export speed per job in objects/s; 0 is unlimited.
+	Rate float64
+	// SimWorkers is how many AMR jobs the simulator exports at once.
+	SimWorkers int
+	// MaxManifestBytes is the simulator's manifest split size (default 25 MiB).
+	MaxManifestBytes int
+	// Replicas is how many replicas of every stage run (default 1).
+	Replicas int
+	// Queue makes SharePoint report through an Azure Queue too, read by the relay beside polling.
+	Queue bool
+	// Plaintext turns encryption off.
+	Plaintext bool
+	// Small and Large are the planner's thresholds (defaults 10K and 1M, SharePoint's guidance).
+	Small, Large int64
+	// PollInterval is the relay's progress polling interval (default 250 ms here).
+	PollInterval time.Duration
+	// Log receives the services' JSON logs; nil discards them.
+	Log io.Writer
+	// LogLevel of the services (default warn).
+	LogLevel string
+}
+
+// Stack is a running in-process amrpipe.
+type Stack struct {
+	opts    Options
+	NATS    *natsembed.Server
+	Azurite *azurite.Server
+	Tenant  *tenant.Tenant
+	Sim     *server.Server
+	// SimURL is the simulator's base URL (http://127.0.0.1:PORT): site URLs are SimURL + path.
+	SimURL  string
+	Conn    *nats.Conn
+	JS      jetstream.JetStream
+	Store   *jobstore.Store
+	Storage storage.Config
+
+	simHTTP *http.Server
+	kek     *keywrap.KEK
+
+	mu     sync.Mutex
+	stages map[string][]*replica
+}
+
+type replica struct {
+	rt     *svc.Runtime
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Start brings the stack up: JetStream, Azurite, the simulator, then every stage's replicas.
+func Start(ctx context.Context, opts Options) (s *Stack, err error) {
+	if opts.Replicas <= 0 {
+		opts.Replicas = 1
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 250 * time.Millisecond
+	}
+	if opts.LogLevel == "" {
+		opts.LogLevel = "warn"
+	}
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	s = &Stack{opts: opts, stages: map[string][]*replica{}}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, s.Close())
+			s = nil
+		}
+	}()
+	if s.NATS, err = natsembed.Start(natsembed.Options{}); err != nil {
+		return nil, err
+	}
+	if s.Azurite, err = azurite.Start(ctx, azurite.Options{}); err != nil {
+		return nil, err
+	}
+	s.Storage = s.Azurite.StorageConfig()
+	if opts.Queue {
+		s.Storage.Queue = "amr-reports"
+	}
+	if err := s.startSimulator(); err != nil {
+		return nil, err
+	}
+	if s.Conn, err = nats.Connect(s.NATS.ClientURL(), nats.Name("devstack")); err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	if s.JS, err = jetstream.New(s.Conn); err != nil {
+		return nil, err
+	}
+	if err := topology.Ensure(ctx, s.JS, topology.Options{}); err != nil {
+		return nil, err
+	}
+	if s.Store, err = jobstore.Open(ctx, s.JS, time.Now); err != nil {
+		return nil, err
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if s.kek, err = keywrap.New("devstack", key); err != nil {
+		return nil, err
+	}
+	for _, name := range Stages {
+		for range opts.Replicas {
+			if err := s.StartStage(ctx, name); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return s, nil
+}
+
+func (s *Stack) startSimulator() error {
+	var err error
+	if s.Tenant, err = tenant.New(s.opts.Profile); err != nil {
+		return err
+	}
+	acct, err := s.Azurite.Account()
+	if err != nil {
+		return err
+	}
+	s.Sim, err = server.New(server.Config{Tenant: s.Tenant, Token: simToken, Rate: s.opts.Rate, Workers: s.opts.SimWorkers,
+		MaxManifestBytes: s.opts.MaxManifestBytes, Admin: true, Storage: acct,
+		Logger: slog.New(slog.NewJSONHandler(s.opts.Log, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("simulator listener: %w", err)
+	}
+	s.SimURL = "http://" + ln.Addr().String()
+	s.simHTTP = &http.Server{Handler: s.Sim.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.simHTTP.Serve(ln) }()
+	return nil
+}
+
+func (s *Stack) spConfig() spo.Config {
+	return spo.Config{UserAgent: "ISV|amrpipe|amrpipe-dev/0.1", Token: simToken, Timeout: time.Minute}
+}
+
+// StartStage adds one replica of a stage.
+func (s *Stack) StartStage(ctx context.Context, name string) error {
+	rt, err := svc.New(ctx, svc.Config{Name: name, NATSURL: s.NATS.ClientURL(), HTTPAddr: "127.0.0.1:0",
+		LogLevel: s.opts.LogLevel, OTel: "none", DrainTimeout: 5 * time.Second},
+		svc.Options{LogOutput: s.opts.Log, Signals: []os.Signal{}, Lookup: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		return fmt.Errorf("%s runtime: %w", name, err)
+	}
+	if err := rt.EnsureTopology(ctx); err != nil {
+		return errors.Join(err, rt.Close())
+	}
+	run, err := s.newStage(rt, name)
+	if err != nil {
+		return errors.Join(fmt.Errorf("%s: %w", name, err), rt.Close())
+	}
+	rt.Go(name, run)
+	rctx, cancel := context.WithCancel(context.Background())
+	r := &replica{rt: rt, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- rt.Run(rctx) }()
+	s.mu.Lock()
+	s.stages[name] = append(s.stages[name], r)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Stack) newStage(rt *svc.Runtime, name string) (func(context.Context) error, error) {
+	acct, err := storage.Open(s.Storage)
+	if err != nil {
+		return nil, err
+	}
+	switch name {
+	case Planner:
+		cfg := plansvc.Config{Planner: planner.Config{Small: s.opts.Small, Large: s.opts.Large}, SP: s.spConfig()}
+		p, err := plansvc.New(rt, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return p.Run, nil
+	case Submitter:
+		cfg := submitsvc.Config{SP: s.spConfig(), Storage: s.Storage, Plaintext: s.opts.Plaintext}
+		kek := s.kek
+		if s.opts.Plaintext {
+			kek = nil
+		}
+		p, err := submitsvc.New(rt, cfg, kek)
+		if err != nil {
+			return nil, err
+		}
+		return p.Run, nil
+	case Relay:
+		sp := s.spConfig()
+		client, err := sp.NewClient(nil)
+		if err != nil {
+			return nil, err
+		}
+		deps := relaysvc.Deps{SharePoint: client, KEK: s.kek}
+		if s.opts.Queue {
+			deps.Storage = acct
+		}
+		p, err := relaysvc.New(rt, relaysvc.Config{PollInterval: s.opts.PollInterval}, deps)
+		if err != nil {
+			return nil, err
+		}
+		return p.Run, nil
+	case Decryptor:
+		p, err := decryptsvc.New(rt, decryptsvc.Config{}, decryptsvc.Deps{Storage: acct, KEK: s.kek})
+		if err != nil {
+			return nil, err
+		}
+		return p.Run, nil
+	case Parser:
+		p, err := parsesvc.New(rt, parsesvc.Config{}, parsesvc.Deps{})
+		if err != nil {
+			return nil, err
+		}
+		return p.Run, nil
+	}
+	return nil, fmt.Errorf("unknown stage %q", name)
+}
+
+// StopStage stops replica i of a stage (as a crash or a scale-down would) and removes it.
+func (s *Stack) StopStage(name string, i int) error {
+	s.mu.Lock()
+	reps := s.stages[name]
+	if i < 0 || i >= len(reps) {
+		s.mu.Unlock()
+		return fmt.Errorf("no replica %d of %s", i, name)
+	}
+	r := reps[i]
+	s.stages[name] = append(reps[:i:i], reps[i+1:]...)
+	s.mu.Unlock()
+	return r.stop()
+}
+
+func (r *replica) stop() error {
+	r.cancel()
+	err := <-r.done
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return errors.Join(err, r.rt.Close())
+}
+
+// Connect opens another connection to the stack's JetStream, for a consumer that should not share
+// the stack's own connection (a downstream sink reading hundreds of megabytes).
+func (s *Stack) Connect() (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(s.NATS.ClientURL(), nats.Name("devstack-consumer"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
+}
+
+// SiteURL is the absolute URL of a server-relative path on the simulator.
+func (s *Stack) SiteURL(path string) string { return s.SimURL + path }
+
+// Submit publishes a plan, as `amrctl plan submit` does.
+func (s *Stack) Submit(ctx context.Context, plan *amrpipev1.PlanRequest) error {
+	_, err := bus.Publish(ctx, s.JS, topology.SubjectPlanSubmit, plan, "plan/"+plan.GetPlanId())
+	return err
+}
+
+// Close stops everything, stages first.
+func (s *Stack) Close() error {
+	var errs []error
+	s.mu.Lock()
+	stages := s.stages
+	s.stages = map[string][]*replica{}
+	s.mu.Unlock()
+	for i := len(Stages) - 1; i >= 0; i-- {
+		for _, r := range stages[Stages[i]] {
+			errs = append(errs, r.stop())
+		}
+	}
+	if s.Conn != nil {
+		s.Conn.Close()
+	}
+	if s.simHTTP != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, s.simHTTP.Shutdown(ctx))
+		cancel()
+	}
+	if s.Sim != nil {
+		errs = append(errs, s.Sim.Close())
+	}
+	if s.Azurite != nil {
+		errs = append(errs, s.Azurite.Close())
+	}
+	if s.NATS != nil {
+		errs = append(errs, s.NATS.Close())
+	}
+	return errors.Join(errs...)
+}

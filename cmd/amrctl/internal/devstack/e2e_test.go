@@ -1,0 +1,248 @@
+package devstack_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/amrpipe/amrpipe/cmd/amrctl/internal/devstack"
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
+	"github.com/amrpipe/amrpipe/services/spsim/tenant"
+)
+
+// The small profile with thresholds that exercise every planner tier: the Documents library
+// (about 1,750 items) is over Large and gets a probe, its "Big" folder (1,200 files) another probe,
+// the twelve Team folders (42 items each) and "Empty" go into multi-URL jobs, the Tasks list (300)
+// and the team web's Notes library (101) get one job each, and security is read once at the top.
+const (
+	small = 50
+	large = 500
+)
+
+var fullOptions = &amrpipev1.ReadOptions{IncludeVersions: true, IncludePermission: true, IncludeSecurity: true}
+
+func start(t *testing.T, mod func(*devstack.Options)) *devstack.Stack {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end: starts JetStream, Azurite, the simulator and the five stages")
+	}
+	opts := devstack.Options{Profile: tenant.SmallProfile(), Small: small, Large: large, MaxManifestBytes: 64 << 10,
+		PollInterval: 100 * time.Millisecond}
+	if os.Getenv("AMRPIPE_E2E_LOG") != "" {
+		opts.Log, opts.LogLevel = os.Stderr, "info"
+	}
+	if mod != nil {
+		mod(&opts)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := devstack.Start(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close stack: %v", err)
+		}
+	})
+	return s
+}
+
+// targets are the plan's URLs: the two libraries and the list of the small site, across two webs.
+func targets(s *devstack.Stack) []string {
+	return []string{
+		s.SiteURL("/sites/small/Shared Documents"),
+		s.SiteURL("/sites/small/Lists/Tasks"),
+		s.SiteURL("/sites/small/team/Notes"),
+	}
+}
+
+func plan(s *devstack.Stack, id string, incremental bool) *amrpipev1.PlanRequest {
+	return &amrpipev1.PlanRequest{PlanId: id, SiteUrl: s.SiteURL("/sites/small"), Targets: targets(s), Options: fullOptions,
+		Incremental: incremental, Submitted: timestamppb.Now()}
+}
+
+func tenantOptions(o *amrpipev1.ReadOptions) tenant.ReadOptions {
+	return tenant.ReadOptions{IncludeVersions: o.GetIncludeVersions(), IncludePermission: o.GetIncludePermission(),
+		IncludeSecurity: o.GetIncludeSecurity(), IncludeExtendedMetadata: o.GetIncludeExtendedMetadata()}
+}
+
+// runPlan submits a plan and waits until the pipeline is idle.
+func runPlan(t *testing.T, s *devstack.Stack, p *amrpipev1.PlanRequest, during func(ctx context.Context)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := s.Submit(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if during != nil {
+		during(ctx)
+	}
+	if err := s.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkExactlyOnce compares everything downstream with the tenant's ground truth for the plan and
+// checks every job finished well.
+func checkExactlyOnce(t *testing.T, s *devstack.Stack, p *amrpipev1.PlanRequest) *devstack.Downstream {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	want, err := s.Truth(ctx, p.GetTargets(), tenantOptions(p.GetOptions()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Records(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := devstack.Diff(got.Content, want); err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := s.Jobs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, j := range jobs {
+		if j.GetState() != amrpipev1.JobState_JOB_STATE_DONE {
+			t.Errorf("job %s ended %s: %s", j.GetJobId(), j.GetState(), j.GetLastError())
+		}
+		sp := j.GetSpec()
+		switch {
+		case sp.GetProbe():
+			kinds["probe"]++
+		case sp.GetEmit() == amrpipev1.Emit_EMIT_SECURITY_ONLY:
+			kinds["security"]++
+		case sp.GetMulti():
+			kinds["multi"]++
+		default:
+			kinds["single"]++
+		}
+	}
+	if p.GetPlanId() != "" && (kinds["probe"] < 2 || kinds["multi"] < 1 || kinds["single"] < 2 || kinds["security"] != 1) {
+		t.Errorf("jobs by kind %v: want every planner tier (2+ probes, multi-URL, single, one security job)", kinds)
+	}
+	t.Logf("%d jobs %v, %d records in %d batches, %d content objects", len(jobs), kinds, got.Records, got.Batches, len(want))
+	return got
+}
+
+func TestEndToEndEveryTierExactlyOnce(t *testing.T) {
+	s := start(t, nil)
+	p := plan(s, "e2e-tiers", false)
+	runPlan(t, s, p, nil)
+	checkExactlyOnce(t, s, p)
+}
+
+func TestEndToEndTwoReplicasOfEveryStage(t *testing.T) {
+	s := start(t, func(o *devstack.Options) { o.Replicas = 2 })
+	p := plan(s, "e2e-replicas", false)
+	runPlan(t, s, p, nil)
+	checkExactlyOnce(t, s, p)
+}
+
+func TestEndToEndEncryptedWithQueueBesideProgressPolling(t *testing.T) {
+	s := start(t, func(o *devstack.Options) { o.Queue = true })
+	p := plan(s, "e2e-queue", false)
+	runPlan(t, s, p, nil)
+	checkExactlyOnce(t, s, p)
+}
+
+func TestEndToEndStageRestartedMidJob(t *testing.T) {
+	// A slow export (2,000 objects/s per job) so that the stages are stopped while jobs run.
+	s := start(t, func(o *devstack.Options) { o.Rate = 2000 })
+	p := plan(s, "e2e-restart", false)
+	runPlan(t, s, p, func(ctx context.Context) {
+		// Wait for the first manifests, then stop and restart the relay, the decryptor and the parser.
+		for {
+			got, err := s.Records(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Records > 0 {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		for _, stage := range []string{devstack.Relay, devstack.Decryptor, devstack.Parser} {
+			if err := s.StopStage(stage, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+		for _, stage := range []string{devstack.Relay, devstack.Decryptor, devstack.Parser} {
+			if err := s.StartStage(ctx, stage); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	checkExactlyOnce(t, s, p)
+}
+
+func TestEndToEndIncrementalPassYieldsExactlyTheChanges(t *testing.T) {
+	s := start(t, nil)
+	first := plan(s, "e2e-pass-1", true)
+	runPlan(t, s, first, nil)
+	before := checkExactlyOnce(t, s, first)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	opts := tenantOptions(first.GetOptions())
+	changes := s.Tenant.Mutate(40)
+	if len(changes) == 0 {
+		t.Fatal("the simulator made no change")
+	}
+	// What changed since the tokens the first pass committed, list by list.
+	want := map[devstack.Object]int{}
+	for _, u := range targets(s) {
+		tg, err := s.Tenant.Resolve(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, _, err := s.Store.Token(ctx, tg.ListID)
+		if err != nil {
+			t.Fatalf("no change token committed for %s by the first pass: %v", u, err)
+		}
+		o := opts
+		o.StartChangeToken = tok.GetToken()
+		part, err := s.Truth(ctx, []string{u}, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, n := range part {
+			want[k] += n
+		}
+	}
+	second := plan(s, "e2e-pass-2", true)
+	runPlan(t, s, second, nil)
+	after, err := s.Records(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delta := map[devstack.Object]int{}
+	for o, n := range after.Content {
+		if d := n - before.Content[o]; d > 0 {
+			delta[o] = d
+		}
+	}
+	if err := devstack.Diff(delta, want); err != nil {
+		kinds := map[string]string{}
+		for _, c := range changes {
+			kinds[c.ObjectID] = fmt.Sprint(c.Kind)
+		}
+		for o := range want {
+			if delta[o] == 0 {
+				t.Logf("missing %v change %q", o, kinds[o.ID])
+			}
+		}
+		t.Fatalf("second pass: %v", err)
+	}
+	if len(want) == 0 || len(want) >= len(before.Content) {
+		t.Fatalf("second pass yields %d objects of %d: want only the changed ones", len(want), len(before.Content))
+	}
+}
