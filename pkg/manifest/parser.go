@@ -264,11 +264,24 @@ func (p *Parser) advance() (*amrpipev1.Record, error) {
 			return nil, err
 		}
 		if tok.kind == tokEnd {
-			if n := len(p.frames); n > 0 {
-				if p.frames[n-1].kind == frameSPObject {
-					p.hdr = nil
-				}
-				p.frames = p.frames[:n-1]
+			n := len(p.frames)
+			if n == 0 {
+				continue
+			}
+			closing := p.frames[n-1].kind
+			p.frames = p.frames[:n-1]
+			if closing != frameSPObject {
+				continue
+			}
+			// An incremental export writes a deleted object as an SPObject with IsDeleted="true"
+			// and no child element: it still is a record, the one that says the object is gone.
+			var rec *amrpipev1.Record
+			if p.hdr != nil && !p.shared && p.hdr.GetIsDeleted() {
+				rec = p.newRecord(p.hdr.GetId(), p.hdr.GetObjectType())
+			}
+			p.hdr = nil
+			if rec != nil {
+				return rec, nil
 			}
 			continue
 		}
