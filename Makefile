@@ -4,6 +4,7 @@ GO ?= go
 # Every package of every module in go.work (a ./... pattern does not cross module boundaries).
 PKGS = $(shell $(GO) list -m -f '{{.Dir}}/...')
 GOBIN_DIR := $(CURDIR)/bin/tools
+BINARIES := ./services/planner ./services/submitter ./services/progress-relay ./services/decryptor ./services/parser ./services/spsim ./cmd/amrctl
 
 .PHONY: all setup demo test test-short bench proto lint fmt vet build clean
 
@@ -37,7 +38,7 @@ bench: setup
 ## build: build every service and the CLI into ./bin.
 build:
 	mkdir -p bin
-	$(GO) build -o bin/ ./services/... ./cmd/...
+	$(GO) build -o bin/ $(BINARIES)
 
 ## proto: regenerate Go code from proto/ (buf and protoc-gen-go are built locally on first use).
 proto: $(GOBIN_DIR)/buf $(GOBIN_DIR)/protoc-gen-go
