@@ -5,12 +5,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/amrpipe/amrpipe/pkg/flagenv"
 	"github.com/amrpipe/amrpipe/pkg/parsesvc"
@@ -18,24 +14,7 @@ import (
 )
 
 func main() {
-	m := NewMain()
-	if err := m.ParseFlags(os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := m.Run(ctx)
-	if cerr := m.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "parser:", err)
-		os.Exit(1)
-	}
+	os.Exit(svc.Execute("parser", NewMain(), os.Args[1:], os.Stderr))
 }
 
 // Main is the parser program: its configuration and its runtime.

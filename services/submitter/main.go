@@ -6,12 +6,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/amrpipe/amrpipe/pkg/flagenv"
 	"github.com/amrpipe/amrpipe/pkg/keywrap"
@@ -20,24 +17,7 @@ import (
 )
 
 func main() {
-	m := &Main{}
-	if err := m.ParseFlags(os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "submitter:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	err := m.Run(ctx)
-	if cerr := m.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "submitter:", err)
-		os.Exit(1)
-	}
+	os.Exit(svc.Execute("submitter", &Main{}, os.Args[1:], os.Stderr))
 }
 
 // Main is the submitter process: its configuration, key-encryption key and runtime.
