@@ -18,6 +18,7 @@ require (
 	github.com/vbauerster/mpb/v8 v8.10.2 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/term v0.47.0 // indirect
+	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
 
 replace (

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/amrpipe/amrpipe/pkg/decryptsvc"
+	"github.com/amrpipe/amrpipe/pkg/flagenv"
+	"github.com/amrpipe/amrpipe/pkg/keywrap"
+	"github.com/amrpipe/amrpipe/pkg/parsesvc"
+	"github.com/amrpipe/amrpipe/pkg/plansvc"
+	"github.com/amrpipe/amrpipe/pkg/relaysvc"
+	"github.com/amrpipe/amrpipe/pkg/spo"
+	"github.com/amrpipe/amrpipe/pkg/storage"
+	"github.com/amrpipe/amrpipe/pkg/submitsvc"
+	"github.com/amrpipe/amrpipe/pkg/svc"
+)
+
+// The compose file cannot be run here (no Docker engine), so this checks what would break it
+// silently: every AMR_* variable it sets is a flag's environment fallback or a documented secret of
+// some service (a typo would simply be ignored by the service), and every image it builds names a
+// service directory with a main package.
+func TestComposeFileMatchesTheServices(t *testing.T) {
+	root := filepath.Join("..", "..")
+	data, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Services map[string]struct {
+			Build *struct {
+				Context    string            `yaml:"context"`
+				Dockerfile string            `yaml:"dockerfile"`
+				Args       map[string]string `yaml:"args"`
+			} `yaml:"build"`
+			Environment map[string]string `yaml:"environment"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	known := map[string]bool{
+		storage.KeyEnv: true, spo.TokenEnv: true, spo.CertPasswordEnv: true, keywrap.EnvKEK: true,
+	}
+	for _, register := range []func(*flag.FlagSet){
+		(&svc.Config{}).RegisterFlags, (&spo.Config{}).RegisterFlags, (&storage.Config{}).RegisterFlags,
+		(&plansvc.Config{}).RegisterFlags, (&submitsvc.Config{}).RegisterFlags, (&relaysvc.Config{}).RegisterFlags,
+		(&decryptsvc.Config{}).RegisterFlags, (&parsesvc.Config{}).RegisterFlags,
+	} {
+		fs := flag.NewFlagSet("x", flag.ContinueOnError)
+		register(fs)
+		fs.VisitAll(func(f *flag.Flag) { known[flagenv.EnvName("AMR", f.Name)] = true })
+	}
+	stages := 0
+	for name, s := range doc.Services {
+		for k := range s.Environment {
+			if strings.HasPrefix(k, "AMR_") && !known[k] {
+				t.Errorf("service %s sets %s, which no service reads", name, k)
+			}
+		}
+		if s.Build == nil {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(root, s.Build.Dockerfile)); err != nil {
+			t.Errorf("service %s: %v", name, err)
+		}
+		dir := s.Build.Args["SERVICE"]
+		if _, err := os.Stat(filepath.Join(root, "services", dir, "main.go")); err != nil {
+			t.Errorf("service %s builds SERVICE=%q: %v", name, dir, err)
+		}
+		stages++
+	}
+	var names []string
+	for n := range doc.Services {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if stages != 6 {
+		t.Errorf("compose builds %d images (%v), want the five services and the simulator", stages, names)
+	}
+}
