@@ -222,7 +222,8 @@ func (s *Service) store(ctx context.Context, jobID, specID, blobName, file strin
 	object := topology.ManifestObject(jobID, file)
 	// Put streams in chunks and purges them if the reader fails, so a truncated or tampered
 	// blob leaves no object behind (and a good one from an earlier delivery stays).
-	if _, err := s.objects.Put(ctx, jetstream.ObjectMeta{Name: object, Description: "decrypted " + blobName}, out); err != nil {
+	if _, err := s.objects.Put(ctx, jetstream.ObjectMeta{Name: object, Description: "decrypted " + blobName,
+		Opts: &jetstream.ObjectMetaOptions{ChunkSize: topology.ManifestChunkSize}}, out); err != nil {
 		return nil, decryptFailure(blobName, specID, err)
 	}
 	s.metrics.bytes.WithLabelValues("ciphertext").Add(float64(cipherText.n))

@@ -120,7 +120,8 @@ func (h *harness) putJob(jobID string, spec *amrpipev1.JobSpec, token string, fi
 func (h *harness) putFile(jobID, file string, data []byte) *amrpipev1.ManifestReady {
 	h.t.Helper()
 	name := topology.ManifestObject(jobID, file)
-	if _, err := h.objects.PutBytes(context.Background(), name, data); err != nil {
+	meta := jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{ChunkSize: topology.ManifestChunkSize}}
+	if _, err := h.objects.Put(context.Background(), meta, bytes.NewReader(data)); err != nil {
 		h.t.Fatal(err)
 	}
 	sum := sha256.Sum256(data)
