@@ -128,6 +128,12 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 	err := s.process(ctx, msg)
 	if err != nil {
 		s.metrics.errors.WithLabelValues(errorClass(err)).Inc()
+		var perm *bus.Permanent
+		if errors.As(err, &perm) {
+			if rerr := s.refuse(ctx, msg, perm.Reason); rerr != nil {
+				return rerr
+			}
+		}
 	}
 	return err
 }

@@ -233,6 +233,9 @@ func (s *Service) markFailed(ctx context.Context, jobID, reason string, ended bo
 		s.metrics.jobStates.WithLabelValues(stateLabel(amrpipev1.JobState_JOB_STATE_FAILED)).Inc()
 	}
 	s.log.WarnContext(ctx, "job failed", "job", jobID, "reason", reason)
+	if err := s.announceGiveUp(ctx, jobID, reason); err != nil {
+		return err
+	}
 	return &bus.Permanent{Reason: reason}
 }
 

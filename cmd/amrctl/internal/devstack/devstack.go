@@ -74,6 +74,8 @@ type Options struct {
 	Small, Large int64
 	// PollInterval is the relay's progress polling interval (default 250 ms here).
 	PollInterval time.Duration
+	// Faults are injected into the simulator from the start.
+	Faults []server.Rule
 	// Log receives the services' JSON logs; nil discards them.
 	Log io.Writer
 	// LogLevel of the services (default warn).
@@ -180,7 +182,7 @@ func (s *Stack) startSimulator() error {
 		return err
 	}
 	s.Sim, err = server.New(server.Config{Tenant: s.Tenant, Token: simToken, Rate: s.opts.Rate, Workers: s.opts.SimWorkers,
-		MaxManifestBytes: s.opts.MaxManifestBytes, Admin: true, Storage: acct,
+		MaxManifestBytes: s.opts.MaxManifestBytes, Admin: true, Storage: acct, Faults: s.opts.Faults,
 		Logger: slog.New(slog.NewJSONHandler(s.opts.Log, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/amrpipe/amrpipe/cmd/amrctl/internal/devstack"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
+	"github.com/amrpipe/amrpipe/services/spsim/server"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )
 
@@ -244,5 +246,37 @@ func TestEndToEndIncrementalPassYieldsExactlyTheChanges(t *testing.T) {
 	}
 	if len(want) == 0 || len(want) >= len(before.Content) {
 		t.Fatalf("second pass yields %d objects of %d: want only the changed ones", len(want), len(before.Content))
+	}
+}
+
+func TestEndToEndRefusedManifestFailsTheJobInsteadOfHangingIt(t *testing.T) {
+	// The first job's manifests arrive truncated: the decryptor must refuse them, and the job must
+	// end failed (with a failed summary) while every other job completes.
+	s := start(t, func(o *devstack.Options) {
+		o.Faults = []server.Rule{{Job: "truncated-upload", Times: 1}}
+	})
+	p := plan(s, "e2e-refused", false)
+	runPlan(t, s, p, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	jobs, err := s.Jobs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for _, j := range jobs {
+		switch j.GetState() {
+		case amrpipev1.JobState_JOB_STATE_FAILED:
+			failed++
+			if !strings.Contains(j.GetLastError(), "truncated") {
+				t.Errorf("failed job %s says %q, want the truncated manifest named", j.GetJobId(), j.GetLastError())
+			}
+		case amrpipev1.JobState_JOB_STATE_DONE:
+		default:
+			t.Errorf("job %s left %s", j.GetJobId(), j.GetState())
+		}
+	}
+	if failed != 1 {
+		t.Fatalf("%d failed jobs, want exactly the one whose upload was truncated", failed)
 	}
 }
