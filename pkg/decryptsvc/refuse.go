@@ -16,7 +16,7 @@ import (
 )
 
 // refuse closes the loop on a package file the decryptor gave up on (dead-lettered): it records
-// the reason on the job and announces the job's end as a JobFatalError of its own, so the parser
+// the reason and the file as failed on the job and announces the job's end as a JobFatalError of its own, so the parser
 // publishes a failed summary rather than waiting forever for a file that will never be parsed.
 // The announcement's id derives from the upload event's, so a redelivery announces nothing new.
 func (s *Service) refuse(ctx context.Context, msg jetstream.Msg, reason string) error {
@@ -28,12 +28,17 @@ func (s *Service) refuse(ctx context.Context, msg jetstream.Msg, reason string) 
 	if err := bus.Decode(msg, &re); err != nil || re.GetEventId() == "" {
 		return nil
 	}
+	// A refused file is failed for good: the parser must not wait for it.
+	file, ferr := ManifestFile(jobID, re.GetEvent().GetFinishManifestFileUpload().GetManifestFileName())
 	_, err = s.deps.Store.Update(ctx, jobID, func(r *amrpipev1.JobRecord) error {
 		if r.GetSpec() == nil || slices.Contains(r.GetErrors(), reason) {
 			return jobstore.ErrNoChange // not a job of ours, or recorded before
 		}
 		r.Errors = append(r.Errors, reason)
 		r.LastError = reason
+		if ferr == nil && !slices.Contains(r.GetFilesFailed(), file) {
+			r.FilesFailed = append(r.FilesFailed, file)
+		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, jobstore.ErrNoChange) {

@@ -104,13 +104,7 @@ func failed(r *amrpipev1.JobRecord) bool {
 // then, for a job that did not fail, commits the change token and sets the state DONE. Every
 // step may be repeated by a redelivery or run by two replicas at once.
 func (s *Service) complete(ctx context.Context, r *amrpipev1.JobRecord) error {
-	if r == nil || r.GetState() == amrpipev1.JobState_JOB_STATE_DONE || !ended(r) {
-		return nil
-	}
-	// A job that ended well waits for its last file. A failed one does not: a file the decryptor
-	// refused, or one SharePoint will never deliver after the relay gave up, would keep it open
-	// forever. Files parsed after its failed summary still reach downstream.
-	if len(waiting(r)) > 0 && !failed(r) {
+	if r == nil || r.GetState() == amrpipev1.JobState_JOB_STATE_DONE || !ended(r) || len(waiting(r)) > 0 {
 		return nil
 	}
 	jobID, bad := r.GetJobId(), failed(r)
