@@ -15,9 +15,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2"
 )
 
 // Account and Key are Azurite's well-known development account; they are public by design.
@@ -124,29 +121,6 @@ func (s *Server) waitPort(ctx context.Context, port int) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// Credential returns the shared-key credential of the development account for blob clients.
-func (s *Server) Credential() (*azblob.SharedKeyCredential, error) {
-	return azblob.NewSharedKeyCredential(Account, Key)
-}
-
-// BlobClient returns a shared-key blob service client.
-func (s *Server) BlobClient() (*azblob.Client, error) {
-	cred, err := s.Credential()
-	if err != nil {
-		return nil, err
-	}
-	return azblob.NewClientWithSharedKeyCredential(s.BlobURL, cred, nil)
-}
-
-// QueueClient returns a shared-key queue service client.
-func (s *Server) QueueClient() (*azqueue.ServiceClient, error) {
-	cred, err := azqueue.NewSharedKeyCredential(Account, Key)
-	if err != nil {
-		return nil, err
-	}
-	return azqueue.NewServiceClientWithSharedKeyCredential(s.QueueURL, cred, nil)
 }
 
 // Close stops Azurite and removes its temporary workspace.

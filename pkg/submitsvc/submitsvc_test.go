@@ -143,11 +143,11 @@ func (h *harness) firstManifest(ctx context.Context, jobID string) (data []byte,
 		if err := json.Unmarshal([]byte(l), &ev); err != nil || ev["Event"] != "FinishManifestFileUpload" {
 			continue
 		}
-		bc, err := storageEmulator.BlobClient()
+		acct, err := storageEmulator.Account()
 		if err != nil {
 			h.t.Fatal(err)
 		}
-		resp, err := bc.DownloadStream(ctx, h.cfg.Storage.Container, ev["ManifestFileName"], nil)
+		resp, err := acct.Blob().DownloadStream(ctx, h.cfg.Storage.Container, ev["ManifestFileName"], nil)
 		if err != nil {
 			h.t.Fatal(err)
 		}
