@@ -43,6 +43,7 @@ func TestDo(t *testing.T) {
 		errs       []error // one per attempt; nil ends in success
 		wantCalls  int
 		wantErr    bool
+		wantIs     error           // the error must match this sentinel
 		wantSleeps []time.Duration // exact sleeps (throttling only; backoff is random)
 	}{
 		{name: "success first time", errs: []error{nil}, wantCalls: 1},
@@ -50,7 +51,7 @@ func TestDo(t *testing.T) {
 			wantCalls: 3, wantSleeps: []time.Duration{3 * time.Second, 2 * time.Second}},
 		{name: "503 without Retry-After waits the default", errs: []error{&spo.Error{Status: http.StatusServiceUnavailable}, nil},
 			wantCalls: 2, wantSleeps: []time.Duration{10 * time.Second}},
-		{name: "500 is never retried", errs: []error{serverError, nil}, wantCalls: 1, wantErr: true},
+		{name: "500 is never retried", errs: []error{serverError, nil}, wantCalls: 1, wantErr: true, wantIs: spo.ErrJobNotFound},
 		{name: "transient failures give up after MaxRetries", errs: []error{transient, transient, transient, transient}, wantCalls: 3, wantErr: true},
 	}
 	for _, tt := range tests {
@@ -82,8 +83,8 @@ func TestDo(t *testing.T) {
 					}
 				}
 			}
-			if tt.name == "500 is never retried" && !errors.Is(err, spo.ErrJobNotFound) {
-				t.Fatalf("err %v does not match ErrJobNotFound", err)
+			if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
+				t.Fatalf("err %v does not match %v", err, tt.wantIs)
 			}
 		})
 	}
