@@ -1,8 +1,8 @@
 # amrpipe: every target installs what it needs (Go modules, Azurite through npm ci).
 SHELL := /bin/bash
 GO ?= go
-# Every package of every module in go.work (a ./... pattern does not cross module boundaries).
-PKGS = $(shell $(GO) list -m -f '{{.Dir}}/...')
+# One module (docs/ARCHITECTURE.md says why), so ./... is every package.
+PKGS = ./...
 GOBIN_DIR := $(CURDIR)/bin/tools
 BINARIES := ./services/planner ./services/submitter ./services/progress-relay ./services/decryptor ./services/parser ./services/spsim ./cmd/amrctl
 
@@ -12,7 +12,7 @@ all: build
 
 ## setup: install Azurite (npm ci, pinned by package-lock.json) and download Go modules.
 setup: node_modules/.package-lock.json
-	$(GO) mod download -x >/dev/null 2>&1 || $(GO) work sync
+	$(GO) mod download
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund

@@ -1,7 +1,0 @@
-module github.com/amrpipe/amrpipe/services/spsim
-
-go 1.26.0
-
-require github.com/amrpipe/amrpipe/pkg v0.0.0
-
-replace github.com/amrpipe/amrpipe/pkg => ../../pkg
