@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Side-by-side parser benchmark (make bench): pkg/manifest vs an encoding/xml
+# Side-by-side parser benchmark (make bench): pkg/sharepoint/manifest vs an encoding/xml
 # tokenizer with the same extraction vs Python lxml.etree.iterparse, on
 # generated ~25 MB and ~250 MB manifests, each run as its own process under
 # /usr/bin/time -v for peak RSS; plus the decrypt rows of
@@ -28,7 +28,7 @@ $PY -c 'import lxml' 2>/dev/null || need_apt python3-lxml
 work=${BENCH_DIR:-$(mktemp -d)}
 if [ -z "${BENCH_DIR:-}" ]; then trap 'rm -rf "$work"' EXIT; fi
 mkdir -p "$work"
-go build -o "$work/amrbench" ./pkg/internal/amrbench
+go build -o "$work/amrbench" ./cmd/amrbench
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 rows=$work/rows.jsonl
@@ -106,8 +106,8 @@ for inp in inputs:
     ours = mbps("pkg/manifest", inp)
     for other in ("encoding/xml + same extraction", "lxml iterparse (Python)"):
         r = ours / mbps(other, inp)
-        checks.append(f"- {inp}: pkg/manifest is {r:.1f}x {other} (target >= 5x): {'met' if r >= 5 else 'NOT met'}")
-    checks.append(f"- {inp}: pkg/manifest at {ours:.0f} MB/s per CPU-second (target >= 250): {'met' if ours >= 250 else 'NOT met'}")
+        checks.append(f"- {inp}: pkg/sharepoint/manifest is {r:.1f}x {other} (target >= 5x): {'met' if r >= 5 else 'NOT met'}")
+    checks.append(f"- {inp}: pkg/sharepoint/manifest at {ours:.0f} MB/s per CPU-second (target >= 250): {'met' if ours >= 250 else 'NOT met'}")
     recs = {k[0]: best(k, 'seconds')['records'] for k in order if k[1] == inp}
     if len(set(recs.values())) != 1:
         checks.append(f"- {inp}: record counts differ between implementations: {recs}")
@@ -155,21 +155,21 @@ cat >>"$OUT" <<'EOF'
 
 ## How to read
 
-- The input is `amrbench gen`'s synthetic Manifest.xml (package `pkg/manifest/manifestgen`): SPFolder,
+- The input is `amrbench gen`'s synthetic Manifest.xml (package `pkg/sharepoint/manifest/manifestgen`): SPFolder,
   SPFile and SPListItem objects shaped like AMR output (15–25 attributes per element, file versions,
   property bags, 8 list-item fields, item versions with fields, DeploymentRoleAssignments with 3–12
   assignments), with rare entity references, non-ASCII text, EncodedAttributes, comments and CDATA.
   All three implementations yield the same number of records; the table checks that.
 - Every implementation runs on one core: the Go processes with `GOMAXPROCS=1` (their GC shares
   that core and its time is counted), Python is single-threaded.
-- "encoding/xml + same extraction" is `pkg/manifest` with `Options.StdlibXML`: the same record
+- "encoding/xml + same extraction" is `pkg/sharepoint/manifest` with `Options.StdlibXML`: the same record
   building on top of `encoding/xml`'s `RawToken` instead of the hand-written scanner.
 - The lxml script (`scripts/lxml_bench.py`) builds a dict per record with the same typed fields and
   frees each SPObject after use.
 - The build machine is shared by several engineers; wall-clock numbers swing with its load (the
   load average is printed above), CPU-time numbers much less. Compare rows of one run, not runs.
 
-## Where the time goes (pkg/manifest)
+## Where the time goes (pkg/sharepoint/manifest)
 
 Profile: `go test -run X -bench BenchmarkParse -cpuprofile cpu.out ./pkg/manifest`, then
 `go tool pprof -top`. With `GOMAXPROCS=1` on a 4 MB manifest, roughly:

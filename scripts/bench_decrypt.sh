@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench_decrypt.sh: AES-256-CBC decryption, openssl vs pkg/aescbc, on the same file.
+# bench_decrypt.sh: AES-256-CBC decryption, openssl vs pkg/crypto/aescbc, on the same file.
 #
 # Builds a random file (BENCH_DECRYPT_MIB, default 256 MiB), encrypts it with
 # `openssl enc -aes-256-cbc`, then decrypts it to /dev/null: openssl (best of 5,

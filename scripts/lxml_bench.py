@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Parse an AMR Manifest.xml with lxml.etree.iterparse, extracting the same
-records and fields as pkg/manifest, for the side-by-side benchmark of
+records and fields as pkg/sharepoint/manifest, for the side-by-side benchmark of
 scripts/bench.sh. Memory stays flat: each SPObject is cleared once read and
 its finished siblings are deleted.
 

@@ -10,16 +10,16 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/amrpipe/amrpipe/pkg/decryptsvc"
-	"github.com/amrpipe/amrpipe/pkg/flagenv"
-	"github.com/amrpipe/amrpipe/pkg/keywrap"
-	"github.com/amrpipe/amrpipe/pkg/parsesvc"
-	"github.com/amrpipe/amrpipe/pkg/plansvc"
-	"github.com/amrpipe/amrpipe/pkg/relaysvc"
-	"github.com/amrpipe/amrpipe/pkg/spo"
-	"github.com/amrpipe/amrpipe/pkg/storage"
-	"github.com/amrpipe/amrpipe/pkg/submitsvc"
-	"github.com/amrpipe/amrpipe/pkg/svc"
+	"github.com/amrpipe/amrpipe/pkg/crypto/keywrap"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/flagenv"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/storage"
+	"github.com/amrpipe/amrpipe/pkg/stage/decryptor"
+	"github.com/amrpipe/amrpipe/pkg/stage/parser"
+	"github.com/amrpipe/amrpipe/pkg/stage/planner"
+	"github.com/amrpipe/amrpipe/pkg/stage/relay"
+	"github.com/amrpipe/amrpipe/pkg/stage/submitter"
 )
 
 // The compose file cannot be run here (no Docker engine), so this checks what would break it
@@ -50,8 +50,8 @@ func TestComposeFileMatchesTheServices(t *testing.T) {
 	}
 	for _, register := range []func(*flag.FlagSet){
 		(&svc.Config{}).RegisterFlags, (&spo.Config{}).RegisterFlags, (&storage.Config{}).RegisterFlags,
-		(&plansvc.Config{}).RegisterFlags, (&submitsvc.Config{}).RegisterFlags, (&relaysvc.Config{}).RegisterFlags,
-		(&decryptsvc.Config{}).RegisterFlags, (&parsesvc.Config{}).RegisterFlags,
+		(&planner.Config{}).RegisterFlags, (&submitter.Config{}).RegisterFlags, (&relay.Config{}).RegisterFlags,
+		(&decryptor.Config{}).RegisterFlags, (&parser.Config{}).RegisterFlags,
 	} {
 		fs := flag.NewFlagSet("x", flag.ContinueOnError)
 		register(fs)

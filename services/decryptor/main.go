@@ -8,11 +8,11 @@ import (
 	"flag"
 	"os"
 
-	"github.com/amrpipe/amrpipe/pkg/decryptsvc"
-	"github.com/amrpipe/amrpipe/pkg/flagenv"
-	"github.com/amrpipe/amrpipe/pkg/keywrap"
-	"github.com/amrpipe/amrpipe/pkg/storage"
-	"github.com/amrpipe/amrpipe/pkg/svc"
+	"github.com/amrpipe/amrpipe/pkg/crypto/keywrap"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/flagenv"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/storage"
+	"github.com/amrpipe/amrpipe/pkg/stage/decryptor"
 )
 
 func main() {
@@ -23,7 +23,7 @@ func main() {
 type Main struct {
 	Service   svc.Config
 	Storage   storage.Config
-	Decryptor decryptsvc.Config
+	Decryptor decryptor.Config
 	// Lookup reads the environment (secrets and flag fallbacks).
 	Lookup func(string) (string, bool)
 
@@ -32,13 +32,13 @@ type Main struct {
 
 // NewMain returns a Main reading the process environment.
 func NewMain() *Main {
-	return &Main{Service: svc.Config{Name: decryptsvc.Stage}, Lookup: os.LookupEnv}
+	return &Main{Service: svc.Config{Name: decryptor.Stage}, Lookup: os.LookupEnv}
 }
 
 // ParseFlags reads the flags, each with an AMR_* environment fallback, and the storage key, which
 // is environment only.
 func (m *Main) ParseFlags(args []string) error {
-	fs := flag.NewFlagSet(decryptsvc.Stage, flag.ContinueOnError)
+	fs := flag.NewFlagSet(decryptor.Stage, flag.ContinueOnError)
 	m.Service.RegisterFlags(fs)
 	m.Storage.RegisterFlags(fs)
 	m.Decryptor.RegisterFlags(fs)
@@ -67,11 +67,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.rt.EnsureTopology(ctx); err != nil {
 		return err
 	}
-	s, err := decryptsvc.New(m.rt, m.Decryptor, decryptsvc.Deps{Storage: acct, KEK: kek})
+	s, err := decryptor.New(m.rt, m.Decryptor, decryptor.Deps{Storage: acct, KEK: kek})
 	if err != nil {
 		return err
 	}
-	m.rt.Go(decryptsvc.Stage, s.Run)
+	m.rt.Go(decryptor.Stage, s.Run)
 	return m.rt.Run(ctx)
 }
 

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amrpipe/amrpipe/pkg/keywrap"
-	"github.com/amrpipe/amrpipe/pkg/natsembed"
-	"github.com/amrpipe/amrpipe/pkg/storage"
+	"github.com/amrpipe/amrpipe/pkg/crypto/keywrap"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/storage"
+	"github.com/amrpipe/amrpipe/pkg/testenv/natsembed"
 )
 
 func env(vars map[string]string) func(string) (string, bool) {

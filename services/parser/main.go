@@ -8,9 +8,9 @@ import (
 	"flag"
 	"os"
 
-	"github.com/amrpipe/amrpipe/pkg/flagenv"
-	"github.com/amrpipe/amrpipe/pkg/parsesvc"
-	"github.com/amrpipe/amrpipe/pkg/svc"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/flagenv"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
+	"github.com/amrpipe/amrpipe/pkg/stage/parser"
 )
 
 func main() {
@@ -20,7 +20,7 @@ func main() {
 // Main is the parser program: its configuration and its runtime.
 type Main struct {
 	Service svc.Config
-	Parser  parsesvc.Config
+	Parser  parser.Config
 	// Lookup reads the environment (flag fallbacks).
 	Lookup func(string) (string, bool)
 
@@ -29,12 +29,12 @@ type Main struct {
 
 // NewMain returns a Main reading the process environment.
 func NewMain() *Main {
-	return &Main{Service: svc.Config{Name: parsesvc.Stage}, Lookup: os.LookupEnv}
+	return &Main{Service: svc.Config{Name: parser.Stage}, Lookup: os.LookupEnv}
 }
 
 // ParseFlags reads the flags, each with an AMR_* environment fallback.
 func (m *Main) ParseFlags(args []string) error {
-	fs := flag.NewFlagSet(parsesvc.Stage, flag.ContinueOnError)
+	fs := flag.NewFlagSet(parser.Stage, flag.ContinueOnError)
 	m.Service.RegisterFlags(fs)
 	m.Parser.RegisterFlags(fs)
 	flagenv.Usage(fs, "AMR")
@@ -51,11 +51,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.rt.EnsureTopology(ctx); err != nil {
 		return err
 	}
-	s, err := parsesvc.New(m.rt, m.Parser, parsesvc.Deps{})
+	s, err := parser.New(m.rt, m.Parser, parser.Deps{})
 	if err != nil {
 		return err
 	}
-	m.rt.Go(parsesvc.Stage, s.Run)
+	m.rt.Go(parser.Stage, s.Run)
 	return m.rt.Run(ctx)
 }
 

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amrpipe/amrpipe/pkg/natsembed"
+	"github.com/amrpipe/amrpipe/pkg/testenv/natsembed"
 )
 
 func TestParseFlags(t *testing.T) {

@@ -8,9 +8,9 @@ import (
 	"flag"
 	"os"
 
-	"github.com/amrpipe/amrpipe/pkg/flagenv"
-	"github.com/amrpipe/amrpipe/pkg/plansvc"
-	"github.com/amrpipe/amrpipe/pkg/svc"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/flagenv"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
+	"github.com/amrpipe/amrpipe/pkg/stage/planner"
 )
 
 func main() {
@@ -20,7 +20,7 @@ func main() {
 // Main is the planner process: its configuration and runtime.
 type Main struct {
 	Service svc.Config
-	Planner plansvc.Config
+	Planner planner.Config
 	// Lookup reads the environment (flag fallbacks and secrets); nil is os.LookupEnv.
 	Lookup func(string) (string, bool)
 
@@ -55,11 +55,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := rt.EnsureTopology(ctx); err != nil {
 		return err
 	}
-	s, err := plansvc.New(rt, m.Planner)
+	s, err := planner.New(rt, m.Planner)
 	if err != nil {
 		return err
 	}
-	rt.Go(plansvc.Stage, s.Run)
+	rt.Go(planner.Stage, s.Run)
 	return rt.Run(ctx)
 }
 

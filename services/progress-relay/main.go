@@ -9,12 +9,12 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/amrpipe/amrpipe/pkg/flagenv"
-	"github.com/amrpipe/amrpipe/pkg/keywrap"
-	"github.com/amrpipe/amrpipe/pkg/relaysvc"
-	"github.com/amrpipe/amrpipe/pkg/spo"
-	"github.com/amrpipe/amrpipe/pkg/storage"
-	"github.com/amrpipe/amrpipe/pkg/svc"
+	"github.com/amrpipe/amrpipe/pkg/crypto/keywrap"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/flagenv"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/storage"
+	"github.com/amrpipe/amrpipe/pkg/stage/relay"
 )
 
 func main() {
@@ -26,7 +26,7 @@ type Main struct {
 	Service    svc.Config
 	SharePoint spo.Config
 	Storage    storage.Config
-	Relay      relaysvc.Config
+	Relay      relay.Config
 	// Lookup reads the environment (secrets and flag fallbacks).
 	Lookup func(string) (string, bool)
 
@@ -35,13 +35,13 @@ type Main struct {
 
 // NewMain returns a Main reading the process environment.
 func NewMain() *Main {
-	return &Main{Service: svc.Config{Name: relaysvc.Stage}, Lookup: os.LookupEnv}
+	return &Main{Service: svc.Config{Name: relay.Stage}, Lookup: os.LookupEnv}
 }
 
 // ParseFlags reads the flags, each with an AMR_* environment fallback, and the secrets, which are
 // environment only.
 func (m *Main) ParseFlags(args []string) error {
-	fs := flag.NewFlagSet(relaysvc.Stage, flag.ContinueOnError)
+	fs := flag.NewFlagSet(relay.Stage, flag.ContinueOnError)
 	m.Service.RegisterFlags(fs)
 	m.SharePoint.RegisterFlags(fs)
 	m.Storage.RegisterFlags(fs)
@@ -61,7 +61,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	deps := relaysvc.Deps{SharePoint: sp}
+	deps := relay.Deps{SharePoint: sp}
 	if m.Storage.Queue != "" {
 		if deps.Storage, err = storage.Open(m.Storage); err != nil {
 			return err
@@ -77,11 +77,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.rt.EnsureTopology(ctx); err != nil {
 		return err
 	}
-	s, err := relaysvc.New(m.rt, m.Relay, deps)
+	s, err := relay.New(m.rt, m.Relay, deps)
 	if err != nil {
 		return err
 	}
-	m.rt.Go(relaysvc.Stage, s.Run)
+	m.rt.Go(relay.Stage, s.Run)
 	return m.rt.Run(ctx)
 }
 

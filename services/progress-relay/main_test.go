@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amrpipe/amrpipe/pkg/natsembed"
-	"github.com/amrpipe/amrpipe/pkg/spo"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
+	"github.com/amrpipe/amrpipe/pkg/testenv/natsembed"
 )
 
 func env(vars map[string]string) func(string) (string, bool) {

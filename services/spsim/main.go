@@ -15,8 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/amrpipe/amrpipe/pkg/flagenv"
-	"github.com/amrpipe/amrpipe/pkg/storage"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/flagenv"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/storage"
 	"github.com/amrpipe/amrpipe/services/spsim/server"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )

@@ -10,10 +10,10 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/amrpipe/amrpipe/pkg/flagenv"
-	"github.com/amrpipe/amrpipe/pkg/keywrap"
-	"github.com/amrpipe/amrpipe/pkg/submitsvc"
-	"github.com/amrpipe/amrpipe/pkg/svc"
+	"github.com/amrpipe/amrpipe/pkg/crypto/keywrap"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/flagenv"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
+	"github.com/amrpipe/amrpipe/pkg/stage/submitter"
 )
 
 func main() {
@@ -23,7 +23,7 @@ func main() {
 // Main is the submitter process: its configuration, key-encryption key and runtime.
 type Main struct {
 	Service   svc.Config
-	Submitter submitsvc.Config
+	Submitter submitter.Config
 	// KEK wraps the job keys (from AMR_KEK); nil with -encrypt=false.
 	KEK *keywrap.KEK
 	// Lookup reads the environment (flag fallbacks and secrets); nil is os.LookupEnv.
@@ -68,11 +68,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := rt.EnsureTopology(ctx); err != nil {
 		return err
 	}
-	s, err := submitsvc.New(rt, m.Submitter, m.KEK)
+	s, err := submitter.New(rt, m.Submitter, m.KEK)
 	if err != nil {
 		return err
 	}
-	rt.Go(submitsvc.Stage, s.Run)
+	rt.Go(submitter.Stage, s.Run)
 	return rt.Run(ctx)
 }
 

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amrpipe/amrpipe/pkg/keywrap"
+	"github.com/amrpipe/amrpipe/pkg/crypto/keywrap"
 )
 
 func TestFlagsAndSecretsFromTheEnvironment(t *testing.T) {

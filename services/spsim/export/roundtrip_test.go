@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/amrpipe/amrpipe/pkg/aescbc"
-	"github.com/amrpipe/amrpipe/pkg/manifest"
+	"github.com/amrpipe/amrpipe/pkg/crypto/aescbc"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/manifest"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"github.com/amrpipe/amrpipe/services/spsim/export"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
@@ -31,8 +31,8 @@ func (m *memSink) Put(_ context.Context, name string, data []byte, md map[string
 }
 
 // TestRoundTripThroughThePipelinesDecrypterAndParser exports a whole small tenant the way the
-// simulator does and reads it back with the pipeline's own decrypter (pkg/aescbc) and parser
-// (pkg/manifest): every SPObject comes back once, with its names and URLs decoded and its versions.
+// simulator does and reads it back with the pipeline's own decrypter (pkg/crypto/aescbc) and parser
+// (pkg/sharepoint/manifest): every SPObject comes back once, with its names and URLs decoded and its versions.
 func TestRoundTripThroughThePipelinesDecrypterAndParser(t *testing.T) {
 	tn, err := tenant.New(tenant.SmallProfile())
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/amrpipe/amrpipe/pkg/sas"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/sas"
 	"github.com/amrpipe/amrpipe/services/spsim/export"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )

@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/amrpipe/amrpipe/pkg/storage"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/storage"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )
 

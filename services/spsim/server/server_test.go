@@ -24,8 +24,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 	qsas "github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2/sas"
 
-	"github.com/amrpipe/amrpipe/pkg/azurite"
-	"github.com/amrpipe/amrpipe/pkg/spo"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
+	"github.com/amrpipe/amrpipe/pkg/testenv/azurite"
 	"github.com/amrpipe/amrpipe/services/spsim/server"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )

@@ -11,8 +11,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
-	"github.com/amrpipe/amrpipe/pkg/sas"
-	"github.com/amrpipe/amrpipe/pkg/storage"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/sas"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/storage"
 )
 
 // blobSink uploads finished package files into the job's container through the SAS it was given,

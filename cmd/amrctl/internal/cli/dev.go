@@ -17,7 +17,7 @@ import (
 
 	"github.com/amrpipe/amrpipe/cmd/amrctl/internal/devstack"
 	"github.com/amrpipe/amrpipe/cmd/amrctl/internal/progress"
-	"github.com/amrpipe/amrpipe/pkg/sink"
+	"github.com/amrpipe/amrpipe/pkg/downstream/sink"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )

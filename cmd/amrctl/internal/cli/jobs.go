@@ -11,7 +11,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/amrpipe/amrpipe/cmd/amrctl/internal/progress"
-	"github.com/amrpipe/amrpipe/pkg/jobstore"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
 )
 
 func jobsCommand(connect connectFunc) *cobra.Command {

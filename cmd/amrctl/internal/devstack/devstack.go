@@ -19,21 +19,21 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/amrpipe/amrpipe/pkg/azurite"
-	"github.com/amrpipe/amrpipe/pkg/bus"
-	"github.com/amrpipe/amrpipe/pkg/decryptsvc"
-	"github.com/amrpipe/amrpipe/pkg/jobstore"
-	"github.com/amrpipe/amrpipe/pkg/keywrap"
-	"github.com/amrpipe/amrpipe/pkg/natsembed"
-	"github.com/amrpipe/amrpipe/pkg/parsesvc"
-	"github.com/amrpipe/amrpipe/pkg/planner"
-	"github.com/amrpipe/amrpipe/pkg/plansvc"
-	"github.com/amrpipe/amrpipe/pkg/relaysvc"
-	"github.com/amrpipe/amrpipe/pkg/spo"
-	"github.com/amrpipe/amrpipe/pkg/storage"
-	"github.com/amrpipe/amrpipe/pkg/submitsvc"
-	"github.com/amrpipe/amrpipe/pkg/svc"
-	"github.com/amrpipe/amrpipe/pkg/topology"
+	"github.com/amrpipe/amrpipe/pkg/crypto/keywrap"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/sizing"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/storage"
+	"github.com/amrpipe/amrpipe/pkg/stage/decryptor"
+	"github.com/amrpipe/amrpipe/pkg/stage/parser"
+	"github.com/amrpipe/amrpipe/pkg/stage/planner"
+	"github.com/amrpipe/amrpipe/pkg/stage/relay"
+	"github.com/amrpipe/amrpipe/pkg/stage/submitter"
+	"github.com/amrpipe/amrpipe/pkg/testenv/azurite"
+	"github.com/amrpipe/amrpipe/pkg/testenv/natsembed"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"github.com/amrpipe/amrpipe/services/spsim/server"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
@@ -233,19 +233,19 @@ func (s *Stack) newStage(rt *svc.Runtime, name string) (func(context.Context) er
 	}
 	switch name {
 	case Planner:
-		cfg := plansvc.Config{Planner: planner.Config{Small: s.opts.Small, Large: s.opts.Large}, SP: s.spConfig()}
-		p, err := plansvc.New(rt, cfg)
+		cfg := planner.Config{Planner: sizing.Config{Small: s.opts.Small, Large: s.opts.Large}, SP: s.spConfig()}
+		p, err := planner.New(rt, cfg)
 		if err != nil {
 			return nil, err
 		}
 		return p.Run, nil
 	case Submitter:
-		cfg := submitsvc.Config{SP: s.spConfig(), Storage: s.Storage, Plaintext: s.opts.Plaintext}
+		cfg := submitter.Config{SP: s.spConfig(), Storage: s.Storage, Plaintext: s.opts.Plaintext}
 		kek := s.kek
 		if s.opts.Plaintext {
 			kek = nil
 		}
-		p, err := submitsvc.New(rt, cfg, kek)
+		p, err := submitter.New(rt, cfg, kek)
 		if err != nil {
 			return nil, err
 		}
@@ -256,23 +256,23 @@ func (s *Stack) newStage(rt *svc.Runtime, name string) (func(context.Context) er
 		if err != nil {
 			return nil, err
 		}
-		deps := relaysvc.Deps{SharePoint: client, KEK: s.kek}
+		deps := relay.Deps{SharePoint: client, KEK: s.kek}
 		if s.opts.Queue {
 			deps.Storage = acct
 		}
-		p, err := relaysvc.New(rt, relaysvc.Config{PollInterval: s.opts.PollInterval}, deps)
+		p, err := relay.New(rt, relay.Config{PollInterval: s.opts.PollInterval}, deps)
 		if err != nil {
 			return nil, err
 		}
 		return p.Run, nil
 	case Decryptor:
-		p, err := decryptsvc.New(rt, decryptsvc.Config{}, decryptsvc.Deps{Storage: acct, KEK: s.kek})
+		p, err := decryptor.New(rt, decryptor.Config{}, decryptor.Deps{Storage: acct, KEK: s.kek})
 		if err != nil {
 			return nil, err
 		}
 		return p.Run, nil
 	case Parser:
-		p, err := parsesvc.New(rt, parsesvc.Config{}, parsesvc.Deps{})
+		p, err := parser.New(rt, parser.Config{}, parser.Deps{})
 		if err != nil {
 			return nil, err
 		}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/amrpipe/amrpipe/pkg/topology"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )

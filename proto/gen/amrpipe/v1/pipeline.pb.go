@@ -815,7 +815,7 @@ func (x *SubmittedJob) GetSubmitted() *timestamppb.Timestamp {
 // RelayedEvent is one distinct migration event of a job: on amr.events.<job_id>.<event name>.
 type RelayedEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// event_id is the de-duplication identity (pkg/amrevent.EventID); also the Nats-Msg-Id.
+	// event_id is the de-duplication identity (pkg/sharepoint/amrevent.EventID); also the Nats-Msg-Id.
 	EventId string          `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
 	Source  Source          `protobuf:"varint,2,opt,name=source,proto3,enum=amrpipe.v1.Source" json:"source,omitempty"`
 	Event   *MigrationEvent `protobuf:"bytes,3,opt,name=event,proto3" json:"event,omitempty"`
@@ -1311,7 +1311,7 @@ func (x *DeadLetter) GetStreamSequence() uint64 {
 }
 
 // WrappedKey is a job's AES-256 key sealed with AES-256-GCM under a key-encryption key from
-// configuration (pkg/keywrap): in KV amr_keys under the spec id. The GCM additional data binds
+// configuration (pkg/crypto/keywrap): in KV amr_keys under the spec id. The GCM additional data binds
 // kek_id, the spec id and expires, so the key does not open for another spec or a later expiry.
 type WrappedKey struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`

@@ -1,0 +1,399 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
+)
+
+// Handler processes one message. It decodes the payload itself and must not settle the message
+// (Ack, Nak, Term): Consume does, from the error it returns (see Classify).
+type Handler func(ctx context.Context, msg jetstream.Msg) error
+
+// ConsumeOptions configures Consume. Stage and JS are required.
+type ConsumeOptions struct {
+	// Stage names the stage in spans, metrics, failure counts and the dead-letter subject
+	// amr.dlq.<Stage>; a subject token such as "decryptor".
+	Stage string
+	// JS publishes dead letters and reaches the failure-count bucket.
+	JS jetstream.JetStream
+	// Concurrency is how many handlers run at once. Default 1.
+	Concurrency int
+	// Prefetch is how many messages the client buffers ahead of the handlers. Default
+	// Concurrency; keep it small for slow handlers, because a buffered message's AckWait runs.
+	Prefetch int
+	// MaxFailures is the number of non-throttled failures after which a message is dead-lettered.
+	// Default topology.MaxFailures.
+	MaxFailures int
+	// BaseDelay and MaxDelay shape the back-off of retryable failures. Default 1 s and 5 min.
+	BaseDelay, MaxDelay time.Duration
+	// DefaultRetryAfter is the delay of a throttled failure that named none. Default 10 s.
+	DefaultRetryAfter time.Duration
+	// DrainTimeout bounds how long in-flight handlers may run on after ctx ends before their
+	// context is cancelled too. Default 30 s.
+	DrainTimeout time.Duration
+	// KeepAlive is the interval of InProgress while a handler runs: 0 means a third of the
+	// consumer's AckWait, a negative value turns it off.
+	KeepAlive time.Duration
+	// FastAck acknowledges without waiting for the server's confirmation. Leave it off where a
+	// lost Ack would redo expensive work; a lost Ack only ever causes a redelivery.
+	FastAck bool
+	// LagInterval is how often the consumer's pending counts are sampled into Metrics. Default 15 s.
+	LagInterval time.Duration
+	// Metrics receives the stage's counters; nil records nothing.
+	Metrics *Metrics
+	// TracerProvider makes the per-message spans; nil uses otel's global provider.
+	TracerProvider trace.TracerProvider
+	// Logger logs settlement trouble; nil uses slog.Default().
+	Logger *slog.Logger
+}
+
+func (o ConsumeOptions) withDefaults(cons jetstream.Consumer) (ConsumeOptions, error) {
+	if err := topology.CheckToken(o.Stage); err != nil {
+		return o, fmt.Errorf("stage: %w", err)
+	}
+	if o.JS == nil {
+		return o, errors.New("consume: no JetStream handle")
+	}
+	o.Concurrency = max(o.Concurrency, 1)
+	if o.Prefetch <= 0 {
+		o.Prefetch = o.Concurrency
+	}
+	if o.MaxFailures <= 0 {
+		o.MaxFailures = topology.MaxFailures
+	}
+	o.BaseDelay = orDefault(o.BaseDelay, time.Second)
+	o.MaxDelay = orDefault(o.MaxDelay, 5*time.Minute)
+	o.DefaultRetryAfter = orDefault(o.DefaultRetryAfter, 10*time.Second)
+	o.DrainTimeout = orDefault(o.DrainTimeout, 30*time.Second)
+	o.LagInterval = orDefault(o.LagInterval, 15*time.Second)
+	if o.KeepAlive == 0 {
+		if info := cons.CachedInfo(); info != nil && info.Config.AckWait > 0 {
+			o.KeepAlive = info.Config.AckWait / 3
+		} else {
+			o.KeepAlive = 10 * time.Second
+		}
+	}
+	if o.TracerProvider == nil {
+		o.TracerProvider = otel.GetTracerProvider()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	o.Logger = o.Logger.With("stage", o.Stage)
+	return o, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// settleTimeout bounds the Ack, Nak, Term and dead-letter calls, which run even while draining.
+const settleTimeout = 10 * time.Second
+
+// Consume pull-consumes from cons and runs handler on each message with o.Concurrency
+// handlers at a time, until ctx ends or the consumer goes away. Each message gets a span (a
+// child of the publisher's trace context) and is settled from the handler's error:
+//
+//   - nil: Ack (DoubleAck unless FastAck).
+//   - Throttled (or a SharePoint 429/503): NakWithDelay(RetryAfter); not counted as a failure.
+//   - Later: NakWithDelay(After); not a failure.
+//   - Retryable (and any unclassified error): counted in the amr_failures bucket, then
+//     NakWithDelay with exponential back-off, or Term and dead letter once MaxFailures is reached.
+//   - Permanent (or a permanent SharePoint error): Term and dead letter to amr.dlq.<Stage>.
+//
+// The consumer's own MaxDeliver is unlimited (topology); the failure count replaces it because
+// JetStream counts every delivery, throttled or not. A redelivery after a crash (AckWait expired)
+// is not a failure either: replicas may be killed at any time without using up a message's tries.
+//
+// When ctx ends Consume stops fetching, Naks buffered messages so another replica takes them
+// at once, lets in-flight handlers finish for up to DrainTimeout (then cancels their context), and
+// returns nil. A handler panic is recovered and counted as a retryable failure.
+func Consume(ctx context.Context, cons jetstream.Consumer, handler Handler, o ConsumeOptions) error {
+	o, err := o.withDefaults(cons)
+	if err != nil {
+		return err
+	}
+	failures, err := bindFailures(ctx, o.JS)
+	if err != nil {
+		return err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(o.Prefetch))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", o.Stage, err)
+	}
+	defer it.Stop()
+
+	// Handlers outlive ctx by up to DrainTimeout so that work in flight can finish.
+	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer hcancel()
+	var drainTimer *time.Timer
+	var timerMu sync.Mutex
+	stopDrain := context.AfterFunc(ctx, func() {
+		it.Drain()
+		timerMu.Lock()
+		drainTimer = time.AfterFunc(o.DrainTimeout, hcancel)
+		timerMu.Unlock()
+	})
+	defer func() {
+		stopDrain()
+		timerMu.Lock()
+		if drainTimer != nil {
+			drainTimer.Stop()
+		}
+		timerMu.Unlock()
+	}()
+
+	c := &consumer{o: o, failures: failures, handler: handler, stopping: ctx,
+		tracer: o.TracerProvider.Tracer("github.com/amrpipe/amrpipe/pkg/pipeline/bus")}
+	lagCtx, stopLag := context.WithCancel(ctx)
+	lagDone := make(chan struct{})
+	go func() { defer close(lagDone); c.sampleLag(lagCtx, cons) }()
+	defer func() { stopLag(); <-lagDone }()
+
+	sem := make(chan struct{}, o.Concurrency)
+	var wg sync.WaitGroup
+	var runErr error
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				if ctx.Err() == nil {
+					runErr = fmt.Errorf("consume %s: %w", o.Stage, err)
+				}
+				break
+			}
+			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+				runErr = fmt.Errorf("consume %s: %w", o.Stage, err)
+				break
+			}
+			o.Logger.Warn("fetch", "err", err)
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			c.requeue(msg)
+			continue
+		}
+		if ctx.Err() != nil { // both were ready and the slot won
+			<-sem
+			c.requeue(msg)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c.process(hctx, msg)
+		}()
+	}
+	if err := waitBounded(&wg, o.DrainTimeout+settleTimeout); err != nil {
+		return errors.Join(runErr, fmt.Errorf("consume %s: %w", o.Stage, err))
+	}
+	return runErr
+}
+
+// waitBounded waits for wg, giving up after d (a handler that ignores its context).
+func waitBounded(wg *sync.WaitGroup, d time.Duration) error {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("handlers still running %s after shutdown", d)
+	}
+}
+
+type consumer struct {
+	o        ConsumeOptions
+	failures failureCounter
+	handler  Handler
+	tracer   trace.Tracer
+	stopping context.Context // done once Consume is draining
+}
+
+// process runs the handler on one message and settles it.
+func (c *consumer) process(hctx context.Context, msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil { // not a JetStream delivery; nothing to settle against
+		c.o.Logger.Error("message metadata", "subject", msg.Subject(), "err", err)
+		return
+	}
+	ctx, span := c.tracer.Start(ExtractTrace(hctx, msg.Headers()), c.o.Stage+" process",
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.destination.name", msg.Subject()),
+			attribute.String("messaging.consumer.group.name", meta.Consumer),
+			attribute.String("messaging.message.id", msg.Headers().Get(jetstream.MsgIDHeader)),
+			attribute.Int64("amr.stream.sequence", int64(meta.Sequence.Stream)),
+			attribute.Int64("amr.deliveries", int64(meta.NumDelivered)),
+		))
+	defer span.End()
+
+	c.o.Metrics.inFlight(c.o.Stage, 1)
+	stopKeepAlive := func() {}
+	if c.o.KeepAlive > 0 {
+		stopKeepAlive = KeepAlive(ctx, msg, c.o.KeepAlive)
+	}
+	start := time.Now()
+	err = c.call(ctx, msg)
+	stopKeepAlive()
+	c.o.Metrics.observe(c.o.Stage, time.Since(start))
+	c.o.Metrics.inFlight(c.o.Stage, -1)
+
+	v := Classify(err)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, v.Class.String())
+	}
+	if v.Class != ClassAck && c.stopping.Err() != nil && hctx.Err() != nil {
+		// The drain deadline cut the handler short: not the message's fault.
+		c.requeue(msg)
+		return
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	c.settle(sctx, msg, meta, v, err)
+}
+
+// call runs the handler, turning a panic into a retryable failure.
+func (c *consumer) call(ctx context.Context, msg jetstream.Msg) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.o.Logger.Error("handler panic", "subject", msg.Subject(), "panic", r, "stack", string(debug.Stack()))
+			err = &Retryable{Err: fmt.Errorf("handler panic: %v", r)}
+		}
+	}()
+	return c.handler(ctx, msg)
+}
+
+func (c *consumer) settle(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, v Verdict, herr error) {
+	log := c.o.Logger.With("subject", msg.Subject(), "seq", meta.Sequence.Stream, "deliveries", meta.NumDelivered)
+	key := failureKey(c.o.Stage, meta)
+	var err error
+	outcome := v.Class.String()
+	switch v.Class {
+	case ClassAck:
+		if meta.NumDelivered > 1 {
+			c.failures.clear(ctx, key, log)
+		}
+		if c.o.FastAck {
+			err = msg.Ack()
+		} else {
+			err = msg.DoubleAck(ctx)
+		}
+	case ClassThrottled:
+		err = msg.NakWithDelay(orDefault(v.Delay, c.o.DefaultRetryAfter))
+	case ClassLater:
+		err = msg.NakWithDelay(max(v.Delay, 0))
+	case ClassRetryable:
+		n, cerr := c.failures.incr(ctx, key)
+		if cerr != nil {
+			// Without the count, retry rather than guess: a dead letter is not undone.
+			log.Warn("count failure", "err", cerr)
+			n = int(min(meta.NumDelivered, uint64(c.o.MaxFailures-1)))
+		}
+		if n < c.o.MaxFailures {
+			log.Info("retry", "failures", n, "err", herr)
+			err = msg.NakWithDelay(backoff(c.o.BaseDelay, c.o.MaxDelay, n-1))
+			break
+		}
+		outcome, err = c.deadLetter(ctx, msg, meta, fmt.Sprintf("failed %d times, last: %v", n, herr), log)
+	case ClassPermanent:
+		outcome, err = c.deadLetter(ctx, msg, meta, v.Reason, log)
+	}
+	if err != nil {
+		log.Warn("settle", "outcome", outcome, "err", err)
+		outcome = "settle_error"
+	}
+	c.o.Metrics.count(c.o.Stage, outcome)
+}
+
+// deadLetter publishes the message to amr.dlq.<stage> and terminates it. When the dead letter
+// cannot be published the message is Nak'ed instead: it must not be lost.
+func (c *consumer) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, reason string, log *slog.Logger) (string, error) {
+	dl := newDeadLetter(c.o.Stage, msg, meta, reason)
+	id := fmt.Sprintf("%s/%s/%d", c.o.Stage, meta.Stream, meta.Sequence.Stream)
+	if _, err := Publish(ctx, c.o.JS, topology.DLQSubject(c.o.Stage), dl, id); err != nil {
+		log.Error("dead letter", "reason", reason, "err", err)
+		return ClassRetryable.String(), msg.NakWithDelay(c.o.MaxDelay)
+	}
+	log.Warn("dead-lettered", "reason", reason)
+	if meta.NumDelivered > 1 {
+		c.failures.clear(ctx, failureKey(c.o.Stage, meta), log)
+	}
+	return "dead_letter", msg.TermWithReason(truncate(reason, 256))
+}
+
+// requeue hands a message back at once (shutdown); another replica takes it.
+func (c *consumer) requeue(msg jetstream.Msg) {
+	if err := msg.Nak(); err != nil {
+		c.o.Logger.Warn("requeue", "subject", msg.Subject(), "err", err)
+	}
+	c.o.Metrics.count(c.o.Stage, "requeued")
+}
+
+// sampleLag records the consumer's backlog every LagInterval.
+func (c *consumer) sampleLag(ctx context.Context, cons jetstream.Consumer) {
+	if c.o.Metrics == nil {
+		return
+	}
+	t := time.NewTicker(c.o.LagInterval)
+	defer t.Stop()
+	for {
+		info, err := cons.Info(ctx)
+		if err == nil {
+			c.o.Metrics.lag(c.o.Stage, info.NumPending, info.NumAckPending)
+		} else if ctx.Err() == nil {
+			c.o.Logger.Debug("consumer info", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// backoff is exponential with equal jitter: between half and all of min(maxDelay, base*2^n), so
+// that retries spread out but never come back at once.
+func backoff(base, maxDelay time.Duration, n int) time.Duration {
+	d := base << min(max(n, 0), 30)
+	if d <= 0 || d > maxDelay {
+		d = maxDelay
+	}
+	half := d / 2
+	if half <= 0 {
+		return d
+	}
+	return half + time.Duration(rand.Int64N(int64(half)))
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}

@@ -1,0 +1,302 @@
+// Package jobstore is typed access to the pipeline's key-value buckets: job records (updated by
+// compare-and-set, watchable), progress cursors, seen-event markers, change tokens and wrapped
+// job keys. The buckets are created by topology.Ensure.
+package jobstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
+)
+
+// Errors of the store.
+var (
+	// ErrNotFound is returned when a key has no value.
+	ErrNotFound = errors.New("not found")
+	// ErrNoChange may be returned by an Update function to leave the record as it is.
+	ErrNoChange = errors.New("no change")
+)
+
+// Store reads and writes the buckets. It is safe for concurrent use.
+type Store struct {
+	jobs, cursors, seen, tokens, keys jetstream.KeyValue
+	js                                jetstream.JetStream
+	now                               func() time.Time
+}
+
+// Open binds the buckets; now is the clock (nil: time.Now).
+func Open(ctx context.Context, js jetstream.JetStream, now func() time.Time) (*Store, error) {
+	if now == nil {
+		now = time.Now
+	}
+	s := &Store{now: now, js: js}
+	for _, b := range []struct {
+		name string
+		kv   *jetstream.KeyValue
+	}{
+		{topology.BucketJobs, &s.jobs},
+		{topology.BucketCursors, &s.cursors},
+		{topology.BucketSeen, &s.seen},
+		{topology.BucketTokens, &s.tokens},
+		{topology.BucketKeys, &s.keys},
+	} {
+		kv, err := js.KeyValue(ctx, b.name)
+		if err != nil {
+			return nil, fmt.Errorf("bind bucket %s: %w", b.name, err)
+		}
+		*b.kv = kv
+	}
+	return s, nil
+}
+
+// getProto reads key into m and returns its revision; ErrNotFound when absent or deleted.
+func getProto(ctx context.Context, kv jetstream.KeyValue, key string, m proto.Message) (uint64, error) {
+	e, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, fmt.Errorf("%s %s: %w", kv.Bucket(), key, ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("get %s %s: %w", kv.Bucket(), key, err)
+	}
+	if err := proto.Unmarshal(e.Value(), m); err != nil {
+		return 0, fmt.Errorf("decode %s %s: %w", kv.Bucket(), key, err)
+	}
+	return e.Revision(), nil
+}
+
+// Job returns a job's record and its revision.
+func (s *Store) Job(ctx context.Context, jobID string) (*amrpipev1.JobRecord, uint64, error) {
+	rec := &amrpipev1.JobRecord{}
+	rev, err := getProto(ctx, s.jobs, jobID, rec)
+	if err != nil {
+		return nil, 0, err
+	}
+	return rec, rev, nil
+}
+
+// maxUpdateAttempts bounds an Update's compare-and-set loop; each conflict means another writer
+// made progress, so running out means heavy contention on one job, not a livelock.
+const maxUpdateAttempts = 100
+
+// Update applies fn to the job's current record (a new record with only JobId set when there is
+// none) and stores the result if nobody wrote in between, else reads again and repeats; so no
+// concurrent update is lost. fn may run several times and must only change the record it gets;
+// it returns ErrNoChange to write nothing. Updated is set to now. Update returns the stored record.
+func (s *Store) Update(ctx context.Context, jobID string, fn func(*amrpipev1.JobRecord) error) (*amrpipev1.JobRecord, error) {
+	for attempt := range maxUpdateAttempts {
+		rec, rev, err := s.Job(ctx, jobID)
+		if errors.Is(err, ErrNotFound) {
+			rec, rev, err = &amrpipev1.JobRecord{JobId: jobID}, 0, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := fn(rec); err != nil {
+			if errors.Is(err, ErrNoChange) {
+				return rec, nil
+			}
+			return nil, fmt.Errorf("update job %s: %w", jobID, err)
+		}
+		rec.JobId = jobID
+		rec.Updated = timestamppb.New(s.now())
+		data, err := proto.Marshal(rec)
+		if err != nil {
+			return nil, fmt.Errorf("encode job %s: %w", jobID, err)
+		}
+		if rev == 0 {
+			_, err = s.jobs.Create(ctx, jobID, data)
+		} else {
+			_, err = s.jobs.Update(ctx, jobID, data, rev)
+		}
+		if err == nil {
+			return rec, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return nil, fmt.Errorf("store job %s: %w", jobID, err)
+		}
+		// Someone else won: back off a little so that N writers do not collide N times.
+		d := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 5)))
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("update job %s: %w", jobID, ctx.Err())
+		case <-time.After(d):
+		}
+	}
+	return nil, fmt.Errorf("update job %s: %d conflicting writes in a row", jobID, maxUpdateAttempts)
+}
+
+// JobChange is one event of Watch.
+type JobChange struct {
+	JobID    string
+	Record   *amrpipev1.JobRecord // nil when deleted or expired
+	Revision uint64
+	// Initial marks the current values delivered first; Synced marks the one change (without
+	// JobID) that follows them, after which every change is live.
+	Initial, Synced bool
+}
+
+// Watch streams the current record of one job (jobID) or of all jobs (""), then every change,
+// until ctx ends; the channel is closed then.
+func (s *Store) Watch(ctx context.Context, jobID string) (<-chan JobChange, error) {
+	keys := jobID
+	if keys == "" {
+		keys = jetstream.AllKeys
+	}
+	w, err := s.jobs.Watch(ctx, keys)
+	if err != nil {
+		return nil, fmt.Errorf("watch jobs %s: %w", keys, err)
+	}
+	out := make(chan JobChange)
+	go func() {
+		defer close(out)
+		defer func() { _ = w.Stop() }() // the watcher is gone with ctx either way
+		initial := true
+		for {
+			var ch JobChange
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				ch = change(e, initial)
+				if e == nil {
+					initial = false
+				}
+			}
+			select {
+			case out <- ch:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+func change(e jetstream.KeyValueEntry, initial bool) JobChange {
+	if e == nil {
+		return JobChange{Synced: true}
+	}
+	ch := JobChange{JobID: e.Key(), Revision: e.Revision(), Initial: initial}
+	if e.Operation() == jetstream.KeyValuePut {
+		rec := &amrpipev1.JobRecord{}
+		if proto.Unmarshal(e.Value(), rec) == nil {
+			ch.Record = rec
+		}
+	}
+	return ch
+}
+
+// Cursor returns a job's GetMigrationJobProgress nextToken, "" before the first call.
+func (s *Store) Cursor(ctx context.Context, jobID string) (string, error) {
+	e, err := s.cursors.Get(ctx, jobID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("get cursor of job %s: %w", jobID, err)
+	}
+	return string(e.Value()), nil
+}
+
+// PutCursor stores a job's nextToken.
+func (s *Store) PutCursor(ctx context.Context, jobID, next string) error {
+	if _, err := s.cursors.PutString(ctx, jobID, next); err != nil {
+		return fmt.Errorf("put cursor of job %s: %w", jobID, err)
+	}
+	return nil
+}
+
+// MarkSeen records an event of a job and reports whether this was the first time, whichever
+// replica or source saw it: only the first publishes it.
+func (s *Store) MarkSeen(ctx context.Context, jobID, eventID string) (first bool, err error) {
+	_, err = s.seen.Create(ctx, jobID+"."+eventID, nil)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("mark event %s of job %s: %w", eventID, jobID, err)
+	}
+	return true, nil
+}
+
+// TokenKey is the bucket key of a list id: lower case without braces, as SharePoint writes GUIDs
+// both ways.
+func TokenKey(listID string) string {
+	return strings.ToLower(strings.Trim(strings.TrimSpace(listID), "{}"))
+}
+
+// Token returns a list's stored change token and its age (now minus its issue time).
+func (s *Store) Token(ctx context.Context, listID string) (*amrpipev1.StoredToken, time.Duration, error) {
+	tok := &amrpipev1.StoredToken{}
+	if _, err := getProto(ctx, s.tokens, TokenKey(listID), tok); err != nil {
+		return nil, 0, err
+	}
+	return tok, s.now().Sub(tok.GetIssued().AsTime()), nil
+}
+
+// PutToken stores a list's change token (after its job's summary was published).
+func (s *Store) PutToken(ctx context.Context, tok *amrpipev1.StoredToken) error {
+	data, err := proto.Marshal(tok)
+	if err != nil {
+		return fmt.Errorf("encode token of list %s: %w", tok.GetListId(), err)
+	}
+	if _, err := s.tokens.Put(ctx, TokenKey(tok.GetListId()), data); err != nil {
+		return fmt.Errorf("put token of list %s: %w", tok.GetListId(), err)
+	}
+	return nil
+}
+
+// PutKey stores the wrapped key of a job spec unless an unexpired one is stored already, and
+// returns the stored one with created=false in that case. The submitter stores the key under the
+// spec id before it calls SharePoint (the job id comes back only from that call); a retried
+// submission of the same spec then reuses the first key, so a job SharePoint accepted on an
+// attempt that looked failed can still be decrypted.
+func (s *Store) PutKey(ctx context.Context, specID string, w *amrpipev1.WrappedKey) (stored *amrpipev1.WrappedKey, created bool, err error) {
+	data, err := proto.Marshal(w)
+	if err != nil {
+		return nil, false, fmt.Errorf("encode key of spec %s: %w", specID, err)
+	}
+	for range maxUpdateAttempts {
+		cur := &amrpipev1.WrappedKey{}
+		rev, err := getProto(ctx, s.keys, specID, cur)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			_, err = s.keys.Create(ctx, specID, data)
+		case err != nil:
+			return nil, false, err
+		case cur.GetExpires().IsValid() && s.now().Before(cur.GetExpires().AsTime()):
+			return cur, false, nil
+		default: // expired: a new job of this spec needs a new key
+			_, err = s.keys.Update(ctx, specID, data, rev)
+		}
+		if err == nil {
+			return w, true, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return nil, false, fmt.Errorf("put key of spec %s: %w", specID, err)
+		}
+	}
+	return nil, false, fmt.Errorf("put key of spec %s: %d conflicting writes in a row", specID, maxUpdateAttempts)
+}
+
+// Key returns the wrapped key of a job spec.
+func (s *Store) Key(ctx context.Context, specID string) (*amrpipev1.WrappedKey, error) {
+	w := &amrpipev1.WrappedKey{}
+	if _, err := getProto(ctx, s.keys, specID, w); err != nil {
+		return nil, err
+	}
+	return w, nil
+}

@@ -1,0 +1,61 @@
+package svc
+
+import (
+	"flag"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Config is what every service is configured with. RegisterFlags binds it to flags, which
+// pkg/pipeline/flagenv backs with environment variables.
+type Config struct {
+	// Name names the service: NATS connection name, service.name of traces, "service" log field.
+	Name string
+	// NATSURL is one or more comma-separated server URLs.
+	NATSURL string
+	// NATSCreds is a NATS credentials file (JWT and NKey seed); empty for none.
+	NATSCreds string
+	// HTTPAddr serves /healthz, /readyz and /metrics.
+	HTTPAddr string
+	// Replicas of the streams and buckets topology.Ensure creates: 1 embedded, 3 in production.
+	Replicas int
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+	// OTel selects the trace exporter: auto (OTLP/gRPC when OTEL_EXPORTER_OTLP_ENDPOINT or
+	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set, else none), otlp, stdout or none.
+	OTel string
+	// DrainTimeout bounds how long work in flight may finish after SIGTERM (bus.ConsumeOptions).
+	DrainTimeout time.Duration
+}
+
+// RegisterFlags registers the common flags on fs with c's current values as defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	if c.NATSURL == "" {
+		c.NATSURL = nats.DefaultURL
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = ":8080"
+	}
+	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "NATS server URL(s), comma-separated")
+	fs.StringVar(&c.NATSCreds, "nats-creds", c.NATSCreds, "NATS credentials file")
+	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "listen address of /healthz, /readyz and /metrics")
+	fs.IntVar(&c.Replicas, "replicas", max(c.Replicas, 1), "replicas of JetStream streams and buckets (3 in a cluster)")
+	fs.StringVar(&c.LogLevel, "log-level", orString(c.LogLevel, "info"), "log level: debug, info, warn, error")
+	fs.StringVar(&c.OTel, "otel", orString(c.OTel, "auto"), "trace exporter: auto, otlp, stdout, none")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", orDuration(c.DrainTimeout, 30*time.Second), "time for work in flight to finish on shutdown")
+}
+
+func orString(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func orDuration(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}

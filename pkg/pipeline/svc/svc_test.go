@@ -1,0 +1,288 @@
+package svc_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/flagenv"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
+	"github.com/amrpipe/amrpipe/pkg/testenv/natsembed"
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
+)
+
+func TestGroupStopsAllWhenOneReturns(t *testing.T) {
+	var g svc.Group
+	boom := errors.New("boom")
+	interrupted := make(chan error, 2)
+	g.Add(func() error { return boom }, func(error) {})
+	for range 2 {
+		stop := make(chan struct{})
+		g.Add(func() error { <-stop; return nil }, func(err error) { interrupted <- err; close(stop) })
+	}
+	if err := g.Run(); !errors.Is(err, boom) {
+		t.Fatalf("Run = %v, want the first actor's error", err)
+	}
+	for range 2 {
+		if err := <-interrupted; !errors.Is(err, boom) {
+			t.Fatalf("interrupt got %v", err)
+		}
+	}
+	var empty svc.Group
+	if err := empty.Run(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFlagsFromEnvironment(t *testing.T) {
+	fs := flag.NewFlagSet("decryptor", flag.ContinueOnError)
+	var cfg svc.Config
+	cfg.RegisterFlags(fs)
+	env := map[string]string{"DECRYPTOR_NATS_URL": "nats://a:4222,nats://b:4222", "DECRYPTOR_REPLICAS": "3"}
+	if err := flagenv.Parse(fs, "decryptor", []string{"-log-level", "debug"}, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	want := svc.Config{NATSURL: "nats://a:4222,nats://b:4222", HTTPAddr: ":8080", Replicas: 3, LogLevel: "debug", OTel: "auto", DrainTimeout: 30 * time.Second}
+	if cfg != want {
+		t.Fatalf("config = %+v, want %+v", cfg, want)
+	}
+}
+
+// syncBuffer is a log sink safe for the runtime's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startNATS(t *testing.T) *natsembed.Server {
+	t.Helper()
+	srv, err := natsembed.Start(natsembed.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() }) // a test may have shut it down already
+	return srv
+}
+
+func startRuntime(t *testing.T, url string, otel string, traces io.Writer) (*svc.Runtime, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	rt, err := svc.New(context.Background(), svc.Config{
+		Name: "test-svc", NATSURL: url, HTTPAddr: "127.0.0.1:0", LogLevel: "debug", OTel: otel, DrainTimeout: 2 * time.Second,
+	}, svc.Options{LogOutput: logs, TraceOutput: traces, Lookup: func(string) (string, bool) { return "", false }, Signals: []os.Signal{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := rt.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return rt, logs
+}
+
+func get(t *testing.T, rt *svc.Runtime, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + rt.Addr().String() + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	srv := startNATS(t)
+	rt, _ := startRuntime(t, srv.ClientURL(), "none", nil)
+	if code, _ := get(t, rt, "/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz = %d", code)
+	}
+	if code, body := get(t, rt, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "topology") {
+		t.Fatalf("/readyz before the topology = %d %q, want 503 naming the topology", code, body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := rt.EnsureTopology(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get(t, rt, "/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz = %d %q, want 200", code, body)
+	}
+	rt.AddReadyCheck("blob store", func(context.Context) error { return errors.New("unreachable") })
+	if code, body := get(t, rt, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "blob store") {
+		t.Fatalf("/readyz with a failing check = %d %q", code, body)
+	}
+	rt.AddReadyCheck("blob store", func(context.Context) error { return nil })
+
+	code, body := get(t, rt, "/metrics")
+	if code != http.StatusOK || !strings.Contains(body, "go_goroutines") {
+		t.Fatalf("/metrics = %d, want Go runtime metrics", code)
+	}
+	// NATS goes away: the process stays healthy but is no longer ready.
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		code, _ := get(t, rt, "/readyz")
+		if code == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz still %d after NATS went away", code)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, _ := get(t, rt, "/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz = %d after NATS went away", code)
+	}
+}
+
+func TestRunStopsComponents(t *testing.T) {
+	srv := startNATS(t)
+	boom := errors.New("consumer deleted")
+	tests := []struct {
+		name    string
+		failing bool
+		want    error
+	}{
+		{"a failing component stops the others", true, boom},
+		{"cancelling Run stops every component", false, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rt, _ := startRuntime(t, srv.ClientURL(), "none", nil)
+			stopped := make(chan struct{})
+			rt.Go("long", func(ctx context.Context) error { <-ctx.Done(); close(stopped); return nil })
+			if tt.failing {
+				rt.Go("failing", func(context.Context) error { return boom })
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			if !tt.failing {
+				time.AfterFunc(50*time.Millisecond, cancel)
+			}
+			defer cancel()
+			if err := rt.Run(ctx); !errors.Is(err, tt.want) {
+				t.Fatalf("Run = %v, want %v", err, tt.want)
+			}
+			select {
+			case <-stopped:
+			default:
+				t.Fatal("Run returned before the long component stopped")
+			}
+		})
+	}
+}
+
+func TestStdoutTracesAndTraceIDsInLogs(t *testing.T) {
+	srv := startNATS(t)
+	traces := &syncBuffer{}
+	rt, logs := startRuntime(t, srv.ClientURL(), "stdout", traces)
+	ctx, span := rt.Tracer.Tracer("test").Start(context.Background(), "decrypt Manifest.xml")
+	rt.Log.InfoContext(ctx, "decrypted")
+	span.End()
+	if err := rt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	id := span.SpanContext().TraceID().String()
+	if !strings.Contains(traces.String(), "decrypt Manifest.xml") {
+		t.Fatal("span not exported to stdout on Close")
+	}
+	if !strings.Contains(logs.String(), `"trace_id":"`+id+`"`) || !strings.Contains(logs.String(), `"service":"test-svc"`) {
+		t.Fatalf("log lacks trace id or service: %s", logs.String())
+	}
+}
+
+func TestNewRefusesBadConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  svc.Config
+	}{
+		{"no name", svc.Config{HTTPAddr: "127.0.0.1:0"}},
+		{"unknown exporter", svc.Config{Name: "x", HTTPAddr: "127.0.0.1:0", OTel: "zipkin"}},
+		{"unknown log level", svc.Config{Name: "x", HTTPAddr: "127.0.0.1:0", LogLevel: "loud"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if rt, err := svc.New(context.Background(), tt.cfg, svc.Options{LogOutput: io.Discard}); err == nil {
+				_ = rt.Close()
+				t.Fatal("New accepted it")
+			}
+		})
+	}
+}
+
+// TestConsumeThroughRuntime wires a stage the way a service does and checks its metrics.
+func TestConsumeThroughRuntime(t *testing.T) {
+	srv := startNATS(t)
+	rt, _ := startRuntime(t, srv.ClientURL(), "none", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := rt.EnsureTopology(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := topology.BindConsumer(ctx, rt.JS, topology.ConsumerPlanner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	rt.Go("planner", func(ctx context.Context) error {
+		return bus.Consume(ctx, cons, func(ctx context.Context, msg jetstream.Msg) error {
+			plan := &amrpipev1.PlanRequest{}
+			if err := bus.Decode(msg, plan); err != nil {
+				return err
+			}
+			got <- plan.GetPlanId()
+			return nil
+		}, rt.ConsumeOptions("planner"))
+	})
+	runErr := make(chan error, 1)
+	runCtx, stop := context.WithCancel(context.Background())
+	go func() { runErr <- rt.Run(runCtx) }()
+	if _, err := bus.Publish(ctx, rt.JS, topology.SubjectPlanSubmit, &amrpipev1.PlanRequest{PlanId: "hr-1"}, "plan/hr-1"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case id := <-got:
+		if id != "hr-1" {
+			t.Fatalf("planner got plan %q", id)
+		}
+	case <-ctx.Done():
+		t.Fatal("plan not consumed")
+	}
+	stop()
+	if err := <-runErr; err != nil {
+		t.Fatal(err)
+	}
+	_, body := get(t, rt, "/metrics")
+	if !strings.Contains(body, `amr_stage_messages_total{outcome="ack",stage="planner"} 1`) {
+		t.Fatalf("/metrics lacks the planner's ack:\n%s", body)
+	}
+}

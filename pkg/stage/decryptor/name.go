@@ -1,0 +1,57 @@
+package decryptor
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/sas"
+)
+
+// MaxFileNameLen bounds the file part of a manifest name. SharePoint's names are short
+// ("Manifest12.xml"); the bound keeps hostile input out of object names and log lines.
+const MaxFileNameLen = 128
+
+// ErrBadManifestName is wrapped by every ManifestFile refusal.
+var ErrBadManifestName = errors.New("bad ManifestFileName")
+
+// ManifestFile checks the ManifestFileName of a FinishManifestFileUpload event of job jobID and
+// returns the file name inside the job's folder. The name comes from outside (SharePoint, or
+// whoever can post to the report queue), so it is never used as a URL and never leaves
+// "<jobID>/": it must be exactly "<jobID>/<file>" (the job id compared case-insensitively, as
+// GUIDs are) with <file> a plain name of letters, digits, '.', '_' and '-', not starting with a
+// dot, at most MaxFileNameLen bytes.
+func ManifestFile(jobID, name string) (string, error) {
+	folder, file, ok := strings.Cut(name, "/")
+	switch {
+	case !ok:
+		return "", badName(name, "is not under a job folder")
+	case !strings.EqualFold(folder, jobID):
+		return "", badName(name, fmt.Sprintf("is outside the folder of job %s", jobID))
+	case file == "":
+		return "", badName(name, "has no file name")
+	case len(file) > MaxFileNameLen:
+		return "", badName(name, fmt.Sprintf("has a file name of %d bytes, over %d", len(file), MaxFileNameLen))
+	case file[0] == '.':
+		return "", badName(name, "names a dot file or a parent folder")
+	}
+	if i := strings.IndexFunc(file, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
+	}); i >= 0 {
+		return "", badName(name, fmt.Sprintf("has %q in its file name (only letters, digits, '.', '_' and '-')", file[i:i+1]))
+	}
+	if strings.Contains(file, "..") {
+		return "", badName(name, "has '..' in its file name")
+	}
+	return file, nil
+}
+
+// badName quotes a bounded, redacted copy of the name: it may be a URL with a signature in it.
+func badName(name, why string) error {
+	const show = 160
+	shown := sas.Redact(name)
+	if len(shown) > show {
+		shown = strings.ToValidUTF8(shown[:show], "") + "…"
+	}
+	return fmt.Errorf("%w %q: %s", ErrBadManifestName, shown, why)
+}

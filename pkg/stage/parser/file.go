@@ -1,0 +1,223 @@
+package parser
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/manifest"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/sas"
+	"github.com/amrpipe/amrpipe/pkg/stage/decryptor"
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
+)
+
+// handleManifest parses one package file, publishes its records and folds it into the job.
+func (s *Service) handleManifest(ctx context.Context, msg jetstream.Msg) error {
+	var ready amrpipev1.ManifestReady
+	if err := bus.Decode(msg, &ready); err != nil {
+		return err
+	}
+	jobID, err := subjectJob(msg.Subject(), 3, 2)
+	if err != nil {
+		return err
+	}
+	if !strings.EqualFold(ready.GetJobId(), jobID) {
+		return &bus.Permanent{Reason: fmt.Sprintf("ManifestReady of job %q on the subject of job %s", ready.GetJobId(), jobID)}
+	}
+	file, err := decryptor.ManifestFile(jobID, jobID+"/"+ready.GetFile())
+	if err != nil {
+		return &bus.Permanent{Reason: err.Error()}
+	}
+	object := topology.ManifestObject(jobID, file)
+	if o := ready.GetObject(); o != "" && o != object {
+		return &bus.Permanent{Reason: fmt.Sprintf("ManifestReady of %s names object %q, want %q", file, sas.Redact(o), object)}
+	}
+	rec, _, err := s.store.Job(ctx, jobID)
+	if errors.Is(err, jobstore.ErrNotFound) {
+		return &bus.Retryable{Err: fmt.Errorf("file %s of job %s: %w", file, jobID, errUnknownJob)}
+	}
+	if err != nil {
+		return err
+	}
+	if done := s.already(rec, file); done != nil {
+		// A redelivery: the file was folded in (parsed or failed) before. The job may still
+		// wait for its completion if the previous attempt stopped right after the fold.
+		if err := s.complete(ctx, rec); err != nil {
+			return err
+		}
+		return done.err
+	}
+
+	ctx, span := s.span(ctx, "parse "+file, jobID, attribute.String("amr.file", file))
+	defer span.End()
+	start := time.Now()
+	out, err := s.parse(ctx, rec, file, object, &ready)
+	if out != nil {
+		span.SetAttributes(attribute.Int64("amr.records", out.parsed), attribute.Int64("amr.published", out.verdicts[publish]),
+			attribute.Int64("amr.bytes", ready.GetSize()))
+		s.metrics.bytes.Add(float64(ready.GetSize()))
+	}
+	var perm *bus.Permanent
+	if errors.As(err, &perm) {
+		return s.fail(ctx, jobID, file, out, perm)
+	}
+	if err != nil {
+		return err
+	}
+	s.metrics.fileTime.Observe(time.Since(start).Seconds())
+	updated, err := s.store.Update(ctx, jobID, func(r *amrpipev1.JobRecord) error {
+		if slices.Contains(r.GetFilesParsed(), file) || slices.Contains(r.GetFilesFailed(), file) {
+			return jobstore.ErrNoChange
+		}
+		r.FilesParsed = append(r.FilesParsed, file)
+		r.Records += out.verdicts[publish]
+		if r.Counts == nil {
+			r.Counts = make(map[string]int64, len(out.counts))
+		}
+		for t, n := range out.counts {
+			r.Counts[t] += n
+		}
+		mergeProbe(r, out.probe)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.countFile(out, "parsed")
+	s.log.InfoContext(ctx, "file parsed", "job", jobID, "file", file, "kind", out.kind.String(), "records", out.parsed,
+		"published", out.verdicts[publish], "batches", out.batches, "bytes", ready.GetSize(), "seconds", time.Since(start).Seconds())
+	return s.complete(ctx, updated)
+}
+
+// repeat is the outcome of a file handled before.
+type repeat struct{ err error }
+
+// already reports a file the job record lists as parsed (nil error) or failed (the Permanent
+// error again, so the redelivery is dead-lettered like the first attempt meant to).
+func (s *Service) already(rec *amrpipev1.JobRecord, file string) *repeat {
+	switch {
+	case slices.Contains(rec.GetFilesParsed(), file):
+		s.metrics.files.WithLabelValues("unknown", "repeated").Inc()
+		return &repeat{}
+	case slices.Contains(rec.GetFilesFailed(), file):
+		s.metrics.files.WithLabelValues("unknown", "repeated").Inc()
+		reason := file + ": failed before"
+		for _, e := range rec.GetErrors() {
+			if strings.HasPrefix(e, file+": ") {
+				reason = e
+			}
+		}
+		return &repeat{err: &bus.Permanent{Reason: reason}}
+	}
+	return nil
+}
+
+// parse opens the object and publishes its records; every error that a retry cannot cure is
+// a *bus.Permanent.
+func (s *Service) parse(ctx context.Context, rec *amrpipev1.JobRecord, file, object string, ready *amrpipev1.ManifestReady) (*fileOutput, error) {
+	spec := rec.GetSpec()
+	if spec == nil {
+		return nil, &bus.Retryable{Err: fmt.Errorf("job %s has no spec recorded yet", rec.GetJobId())}
+	}
+	obj, err := s.objects.Get(ctx, object)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, &bus.Permanent{Reason: fmt.Sprintf("%s: object %s is missing from %s (expired or never stored)", file, object, topology.ObjectManifests)}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open object %s: %w", object, err)
+	}
+	defer func() {
+		if cerr := obj.Close(); cerr != nil {
+			s.log.DebugContext(ctx, "close object", "object", object, "err", cerr)
+		}
+	}()
+	if err := sameContent(obj, ready); err != nil {
+		return nil, err
+	}
+	pub := bus.NewAsyncPublisher(s.rt.JS, bus.AsyncOptions{MaxPending: s.cfg.MaxPending})
+	fr := framing{jobID: rec.GetJobId(), specID: spec.GetSpecId(), file: file, size: s.cfg.BatchSize, maxBytes: s.maxBytes}
+	out, err := parseAndPublish(ctx, obj, newPolicy(spec), newProbeScan(spec), fr, pub)
+	// Every batch must have landed before the file counts as parsed; after a parse error the
+	// landed ones are what the dead letter leaves downstream.
+	cerr := pub.Close(ctx)
+	s.metrics.batches.Add(float64(out.batches))
+	var se *manifest.SyntaxError
+	switch {
+	case errors.As(err, &se):
+		return out, &bus.Permanent{Reason: sas.Redact(fmt.Sprintf("%s: parse error at byte offset %d (line %d): %s", file, se.Offset, se.Line, se.Msg)), Err: se.Err}
+	case err != nil:
+		return out, err
+	case cerr != nil:
+		return out, &bus.Retryable{Err: fmt.Errorf("records of %s: %w", file, cerr)}
+	}
+	for v, n := range out.verdicts[publish+1:] {
+		if n > 0 {
+			s.metrics.dropped.WithLabelValues(verdict(v + 1).String()).Add(float64(n))
+		}
+	}
+	for t, n := range out.counts {
+		s.metrics.records.WithLabelValues(t).Add(float64(n))
+	}
+	return out, nil
+}
+
+// sameContent checks the object against the digest the decryptor announced: another content
+// means the object was replaced since (a stale announcement), which a retry will not change.
+func sameContent(obj jetstream.ObjectResult, ready *amrpipev1.ManifestReady) error {
+	info, ierr := obj.Info()
+	want, herr := hex.DecodeString(ready.GetSha256())
+	if ierr != nil || herr != nil || len(want) == 0 {
+		return nil // nothing to compare with; the read still verifies the object's own digest
+	}
+	got, ok := strings.CutPrefix(info.Digest, "SHA-256=")
+	if d, err := base64.URLEncoding.DecodeString(got); ok && err == nil && string(d) != string(want) {
+		return &bus.Permanent{Reason: fmt.Sprintf("object %s does not hold the content ManifestReady announced (sha256 %s)", info.Name, ready.GetSha256())}
+	}
+	return nil
+}
+
+// fail records a file that cannot be parsed in the job record, completes the job if that was
+// its last file, and returns the Permanent error that dead-letters the message.
+func (s *Service) fail(ctx context.Context, jobID, file string, out *fileOutput, perm *bus.Permanent) error {
+	reason := perm.Reason
+	if !strings.HasPrefix(reason, file+": ") {
+		reason = file + ": " + reason
+	}
+	updated, err := s.store.Update(ctx, jobID, func(r *amrpipev1.JobRecord) error {
+		if slices.Contains(r.GetFilesParsed(), file) || slices.Contains(r.GetFilesFailed(), file) {
+			return jobstore.ErrNoChange
+		}
+		r.FilesFailed = append(r.FilesFailed, file)
+		r.Errors = append(r.Errors, reason)
+		r.LastError = reason
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record failure of %s: %w", file, err)
+	}
+	s.countFile(out, "failed")
+	s.log.WarnContext(ctx, "file failed", "job", jobID, "file", file, "reason", reason)
+	if err := s.complete(ctx, updated); err != nil {
+		return err
+	}
+	return &bus.Permanent{Reason: reason, Err: perm.Err}
+}
+
+func (s *Service) countFile(out *fileOutput, outcome string) {
+	kind := manifest.KindUnknown
+	if out != nil {
+		kind = out.kind
+	}
+	s.metrics.files.WithLabelValues(kind.String(), outcome).Inc()
+}

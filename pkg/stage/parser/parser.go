@@ -1,0 +1,208 @@
+// Package parser is the parser stage: it streams every decrypted package file of an AMR job
+// (ManifestReady on amr.manifests.<jobID>, the file in object store amr_manifests) through
+// pkg/sharepoint/manifest, applies the job's Emit policy, and publishes the records in RecordBatches on
+// amr.records.<jobID>. When the job has ended (JobEnd, JobFatalError or JobCancelled on
+// amr.events.<jobID>.*) and every announced file is parsed, it publishes the job's summary on
+// amr.done.<jobID> (and, for a probe job, the folders it found on amr.plans.probe), and only then
+// commits the job's change token and marks the job DONE.
+//
+// Exactly once, crash at any line:
+//   - Batches have fixed boundaries (a record count and a byte bound, both from configuration)
+//     and the message id "<jobID>/<file>/<batch>", so parsing a file again republishes the same
+//     batches, which the stream's 2 h duplicate window drops.
+//   - A file is acknowledged only after every batch is acknowledged, and is folded into the
+//     JobRecord (files_parsed, records, counts, probe folders) with compare-and-set, once: a
+//     file already listed is not counted again.
+//   - The summary is published once: before publishing, the parser looks for a summary on
+//     amr.done.<jobID> (the stream keeps it 30 days), and its message id is the job id, so two
+//     replicas completing the job at the same moment publish one message. The change token is
+//     stored after the summary, the state DONE after the token; each step is repeated harmlessly
+//     by whoever finds the job not DONE yet.
+//
+// A file that cannot be parsed (unknown root element, XML syntax error, DOCTYPE, missing object)
+// is recorded in the JobRecord (files_failed, errors, last_error) and dead-lettered with the
+// byte offset the parser reports; the job's summary then says failed and lists the error, and its
+// token is not committed. Batches published before the error stay on the stream: such a file has
+// no batch with last=true.
+package parser
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
+)
+
+// Stage names the stage in metrics, spans and its dead-letter subject amr.dlq.parser.
+const Stage = "parser"
+
+// Defaults of Config.
+const (
+	DefaultBatchSize     = 256
+	DefaultMaxBatchBytes = 768 << 10
+	DefaultConcurrency   = 2
+	DefaultMaxPending    = 64
+	// payloadHeadroom is kept free of the server's max payload for headers and batch fields.
+	payloadHeadroom = 8 << 10
+)
+
+// Config tunes the stage.
+type Config struct {
+	// Concurrency is how many package files are parsed at once (each keeps about two cores busy
+	// with parsing and encoding). End events are handled with the same concurrency.
+	Concurrency int
+	// BatchSize is the most records per RecordBatch. Batch boundaries, and so message ids, follow
+	// from it: change it only while no job is being parsed, or a file parsed again afterwards is
+	// framed differently (consumers de-duplicating on records, not batches, are unaffected).
+	BatchSize int
+	// MaxBatchBytes bounds the encoded records of one batch; it is lowered to the server's max
+	// payload less headroom. The same caution as BatchSize applies.
+	MaxBatchBytes int
+	// MaxPending bounds the batches of one file awaiting their acknowledgement.
+	MaxPending int
+	// KeepAlive is the InProgress interval while a file is parsed (0: a third of AckWait).
+	KeepAlive time.Duration
+}
+
+// RegisterFlags adds the stage's flags.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	c.defaults()
+	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "package files parsed at once")
+	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "records per RecordBatch (fixes batch boundaries and message ids; change only when idle)")
+	fs.IntVar(&c.MaxBatchBytes, "max-batch-bytes", c.MaxBatchBytes, "encoded record bytes per RecordBatch at most (capped by the server's max payload)")
+	fs.IntVar(&c.MaxPending, "max-pending", c.MaxPending, "record batches of one file awaiting acknowledgement at most")
+	fs.DurationVar(&c.KeepAlive, "keepalive", c.KeepAlive, "InProgress interval while a file is parsed (0: a third of AckWait)")
+}
+
+func (c *Config) defaults() {
+	if c.Concurrency <= 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.MaxBatchBytes <= 0 {
+		c.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if c.MaxPending <= 0 {
+		c.MaxPending = DefaultMaxPending
+	}
+}
+
+// Deps are what the stage uses besides the runtime.
+type Deps struct {
+	// Store is the job store; nil opens one on the runtime's JetStream.
+	Store *jobstore.Store
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+}
+
+// Service is a running parser.
+type Service struct {
+	rt       *svc.Runtime
+	cfg      Config
+	store    *jobstore.Store
+	now      func() time.Time
+	objects  jetstream.ObjectStore
+	done     jetstream.Stream
+	maxBytes int
+	metrics  *metrics
+	log      *slog.Logger
+	tracer   trace.Tracer
+}
+
+// New binds the job store, the object store and the summary stream; the runtime's topology must
+// be ensured.
+func New(rt *svc.Runtime, cfg Config, deps Deps) (*Service, error) {
+	cfg.defaults()
+	s := &Service{rt: rt, cfg: cfg, store: deps.Store, now: deps.Now, log: rt.Log.With("stage", Stage),
+		tracer: rt.Tracer.Tracer("github.com/amrpipe/amrpipe/pkg/stage/parser")}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var err error
+	if s.store == nil {
+		if s.store, err = jobstore.Open(ctx, rt.JS, s.now); err != nil {
+			return nil, fmt.Errorf("parser: %w", err)
+		}
+	}
+	if s.objects, err = rt.JS.ObjectStore(ctx, topology.ObjectManifests); err != nil {
+		return nil, fmt.Errorf("parser: bind object store %s: %w", topology.ObjectManifests, err)
+	}
+	if s.done, err = rt.JS.Stream(ctx, topology.StreamDone); err != nil {
+		return nil, fmt.Errorf("parser: bind stream %s: %w", topology.StreamDone, err)
+	}
+	s.maxBytes = cfg.MaxBatchBytes
+	if mp := int(rt.Conn.MaxPayload()); mp > 0 { // 0 before the first connection
+		s.maxBytes = min(s.maxBytes, int(mp)-payloadHeadroom)
+	}
+	if s.metrics, err = newMetrics(rt.Registry); err != nil {
+		return nil, fmt.Errorf("parser: %w", err)
+	}
+	return s, nil
+}
+
+// Run consumes package files and job ends until ctx ends (then drains); the first consumer to
+// fail stops the other.
+func (s *Service) Run(ctx context.Context) error {
+	files, err := topology.BindConsumer(ctx, s.rt.JS, topology.ConsumerParser)
+	if err != nil {
+		return err
+	}
+	ends, err := topology.BindConsumer(ctx, s.rt.JS, topology.ConsumerParserEnd)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 2)
+	for _, c := range []struct {
+		cons    jetstream.Consumer
+		handler bus.Handler
+	}{{files, s.handleManifest}, {ends, s.handleEnd}} {
+		go func() {
+			o := s.rt.ConsumeOptions(Stage)
+			o.Concurrency, o.KeepAlive = s.cfg.Concurrency, s.cfg.KeepAlive
+			errs <- bus.Consume(ctx, c.cons, c.handler, o)
+		}()
+	}
+	var first error
+	for range 2 {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+		cancel()
+	}
+	return first
+}
+
+// subjectJob returns the job id token of a subject <prefix...>.<jobID>[.<event>]: token index i.
+func subjectJob(subject string, tokens, i int) (string, error) {
+	parts := strings.Split(subject, ".")
+	if len(parts) != tokens || topology.CheckToken(parts[i]) != nil {
+		return "", &bus.Permanent{Reason: fmt.Sprintf("subject %q is not one of the parser's", subject)}
+	}
+	return parts[i], nil
+}
+
+func (s *Service) span(ctx context.Context, name, jobID string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	return s.tracer.Start(ctx, name, trace.WithAttributes(append(attrs, attribute.String("amr.job_id", jobID))...))
+}
+
+// errUnknownJob: a message of a job without a record (the submitter and the relay write it
+// before anything reaches the parser, so this is a store hiccup or a foreign message).
+var errUnknownJob = errors.New("no such job recorded")

@@ -1,0 +1,431 @@
+// Package planner is the planner stage: it consumes plans (PlanRequest on amr.plans.submit) and
+// probe results (ProbeResult on amr.plans.probe), sizes the targets through SharePoint's folder
+// REST calls (every call paced by the shared per-host throttling budget), applies pkg/planner's
+// rules, and publishes the resulting JobSpecs on amr.specs.<planID> with the spec id as
+// Nats-Msg-Id.
+//
+// Planning is deterministic per plan: the first output of a plan or probe result is stored in the
+// amr_plans bucket before anything is published, and a redelivery republishes exactly that output
+// (or nothing once all of it was published), although planning again could yield other spec ids
+// if the tenant's sizes changed meanwhile. Invalid input (a relative site URL, a target outside
+// the site, a target that is not a list, library or folder) is dead-lettered with the reason.
+package planner
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/sas"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/sizing"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/throttle"
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
+)
+
+// Stage is the planner's stage name: metrics label, failure counts, dead letters on amr.dlq.planner.
+const Stage = "planner"
+
+// Config configures the planner stage.
+type Config struct {
+	// Planner holds the sizing thresholds (Now and Logger are set by New).
+	Planner sizing.Config
+	// SP reaches SharePoint (secrets from the environment: spo.Config.LoadSecrets).
+	SP spo.Config
+	// Concurrency is how many plans are planned at once. Default 4.
+	Concurrency int
+	// MaxThrottleWait is the longest a handler waits for a paused host before handing its
+	// message back with the remaining pause as delay. Default 20 s.
+	MaxThrottleWait time.Duration
+	// Retry is the policy of SharePoint calls; without a MaxDelay, throttle.DefaultPolicy.
+	Retry throttle.Policy
+}
+
+// RegisterFlags binds the configuration to flags (the SharePoint ones included).
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	p := &c.Planner
+	fs.Int64Var(&p.Small, "small", orInt64(p.Small, sizing.DefaultSmall), "folders with fewer items are batched into multi-URL jobs")
+	fs.Int64Var(&p.Large, "large", orInt64(p.Large, sizing.DefaultLarge), "folders with more items get a shallow probe job")
+	fs.IntVar(&p.MaxURLsPerJob, "max-urls", orInt(p.MaxURLsPerJob, spo.MaxURLsPerJob), "most URLs in one multi-URL job (SharePoint allows 5000)")
+	fs.Int64Var(&p.MaxItemsPerBatch, "max-batch-items", p.MaxItemsPerBatch, "most items in one multi-URL job (0: -large)")
+	fs.Int64Var(&p.IncrementalMaxItems, "incremental-max-items", p.IncrementalMaxItems,
+		"read lists larger than this in full instead of incrementally (change-token jobs over 10 min are cancelled); 0: no limit")
+	fs.DurationVar(&p.TokenMaxAge, "token-max-age", orDuration(p.TokenMaxAge, sizing.DefaultTokenMaxAge), "older change tokens are not used")
+	fs.BoolVar(&p.ListLargeFolders, "list-large-folders", p.ListLargeFolders,
+		"split large folders by listing their subfolders (REST) instead of a shallow probe job through AMR")
+	fs.IntVar(&c.Concurrency, "concurrency", orInt(c.Concurrency, 4), "plans planned at once")
+	fs.DurationVar(&c.MaxThrottleWait, "max-throttle-wait", orDuration(c.MaxThrottleWait, 20*time.Second),
+		"longest wait for a throttled host inside a handler; longer pauses hand the message back")
+	c.SP.RegisterFlags(fs)
+}
+
+func orInt64(v, def int64) int64 {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+func orInt(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+func orDuration(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// Service is the planner stage.
+type Service struct {
+	rt      *svc.Runtime
+	cfg     Config
+	log     *slog.Logger
+	planner *sizing.Planner
+	sp      *spo.Client
+	budget  *throttle.Paced // set by Run: it needs the bucket
+	policy  throttle.Policy
+	store   planStore
+	jobs    *jobstore.Store
+	m       metrics
+}
+
+type metrics struct {
+	plans *prometheus.CounterVec
+	specs *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (metrics, error) {
+	m := metrics{
+		plans: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amr_planner_plans_total",
+			Help: "Plans and probe results handled, by source (plan, probe) and outcome (planned, replayed: a redelivery of a stored planning).",
+		}, []string{"source", "outcome"}),
+		specs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amr_planner_specs_published_total",
+			Help: "Job specs published (duplicates not counted), by kind: multi, single, probe, security, incremental.",
+		}, []string{"kind"}),
+	}
+	for _, c := range []prometheus.Collector{m.plans, m.specs} {
+		if err := reg.Register(c); err != nil {
+			return metrics{}, fmt.Errorf("planner metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// New builds the stage on rt: the SharePoint client from cfg.SP and the metrics. Run consumes.
+func New(rt *svc.Runtime, cfg Config) (*Service, error) {
+	cfg.Concurrency = max(cfg.Concurrency, 1)
+	cfg.MaxThrottleWait = orDuration(cfg.MaxThrottleWait, 20*time.Second)
+	if cfg.Retry.MaxDelay <= 0 {
+		cfg.Retry = throttle.DefaultPolicy()
+	}
+	pcfg := cfg.Planner
+	pcfg.Logger = rt.Log
+	p, err := sizing.New(pcfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{rt: rt, cfg: cfg, log: rt.Log, planner: p, policy: cfg.Retry}
+	// The budget is bound in Run; the observer reaches it through s.
+	if s.sp, err = cfg.SP.NewClient(s.observe); err != nil {
+		return nil, fmt.Errorf("sharepoint client: %w", err)
+	}
+	if s.m, err = newMetrics(rt.Registry); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Service) observe(o spo.Observation) {
+	if s.budget != nil {
+		s.budget.Observe(o)
+	}
+}
+
+// Run binds the buckets and the planner consumer and handles messages until ctx ends. The
+// topology must have been ensured (svc.Runtime.EnsureTopology).
+func (s *Service) Run(ctx context.Context) error {
+	js := s.rt.JS
+	tkv, err := js.KeyValue(ctx, topology.BucketThrottle)
+	if err != nil {
+		return fmt.Errorf("bind bucket %s: %w", topology.BucketThrottle, err)
+	}
+	s.budget = throttle.NewPaced(throttle.NewKV(tkv, throttle.Clock{}), throttle.PacedOptions{MaxWait: s.cfg.MaxThrottleWait, Logger: s.log})
+	pkv, err := js.KeyValue(ctx, topology.BucketPlans)
+	if err != nil {
+		return fmt.Errorf("bind bucket %s: %w", topology.BucketPlans, err)
+	}
+	s.store = planStore{kv: pkv, now: time.Now}
+	if s.jobs, err = jobstore.Open(ctx, js, nil); err != nil {
+		return err
+	}
+	cons, err := topology.BindConsumer(ctx, js, topology.ConsumerPlanner)
+	if err != nil {
+		return err
+	}
+	o := s.rt.ConsumeOptions(Stage)
+	o.Concurrency = s.cfg.Concurrency
+	return bus.Consume(ctx, cons, s.handle, o)
+}
+
+// handle dispatches on the payload type (the Amr-Type header, else the subject).
+func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
+	typ := msg.Headers().Get(bus.HeaderType)
+	switch {
+	case typ == string((&amrpipev1.PlanRequest{}).ProtoReflect().Descriptor().FullName()),
+		typ == "" && msg.Subject() == topology.SubjectPlanSubmit:
+		req := &amrpipev1.PlanRequest{}
+		if err := bus.Decode(msg, req); err != nil {
+			return err
+		}
+		return s.plan(ctx, req)
+	case typ == string((&amrpipev1.ProbeResult{}).ProtoReflect().Descriptor().FullName()),
+		typ == "" && msg.Subject() == topology.SubjectPlanProbe:
+		pr := &amrpipev1.ProbeResult{}
+		if err := bus.Decode(msg, pr); err != nil {
+			return err
+		}
+		return s.probe(ctx, pr)
+	default:
+		return &bus.Permanent{Reason: fmt.Sprintf("planner takes PlanRequest and ProbeResult, got %q on %s", typ, msg.Subject())}
+	}
+}
+
+// plan plans a PlanRequest once and publishes its specs.
+func (s *Service) plan(ctx context.Context, req *amrpipev1.PlanRequest) error {
+	if err := checkPlan(req); err != nil {
+		return &bus.Permanent{Reason: sas.Redact(fmt.Sprintf("plan %q: %v", req.GetPlanId(), err))}
+	}
+	tenant := req.GetTenant()
+	if tenant == "" {
+		tenant = hostOf(req.GetSiteUrl())
+	}
+	return s.once(ctx, "plan", planIndex(req.GetPlanId()), req.GetPlanId(), func(ctx context.Context) ([]*amrpipev1.JobSpec, error) {
+		sz, err := NewSizer(s.sp, s.budget, s.policy, req.GetSiteUrl())
+		if err != nil {
+			return nil, &bus.Permanent{Reason: err.Error()}
+		}
+		preq := sizing.Request{
+			PlanID: req.GetPlanId(), SiteURL: req.GetSiteUrl(), Targets: req.GetTargets(),
+			Options: OptionsFromProto(req.GetOptions()), Incremental: req.GetIncremental(),
+		}
+		if preq.Incremental {
+			if err := s.changeTokens(ctx, req, sz, &preq); err != nil {
+				return nil, fmt.Errorf("plan %s: change tokens: %w", req.GetPlanId(), err)
+			}
+		}
+		jobs, err := s.planner.Plan(ctx, preq, sz)
+		if err != nil {
+			return nil, planError(err)
+		}
+		return toProto(jobs, tenant), nil
+	})
+}
+
+// probe plans the subfolders of a probe job once and publishes their specs.
+func (s *Service) probe(ctx context.Context, pr *amrpipev1.ProbeResult) error {
+	spec := pr.GetSpec()
+	if err := checkProbe(spec); err != nil {
+		return &bus.Permanent{Reason: sas.Redact(fmt.Sprintf("probe result of job %q: %v", pr.GetJobId(), err))}
+	}
+	return s.once(ctx, "probe", probeIndex(spec.GetSpecId()), spec.GetPlanId(), func(ctx context.Context) ([]*amrpipev1.JobSpec, error) {
+		sz, err := NewSizer(s.sp, s.budget, s.policy, spec.GetSiteUrl())
+		if err != nil {
+			return nil, &bus.Permanent{Reason: err.Error()}
+		}
+		res := sizing.ProbeResult{Job: SpecFromProto(spec)}
+		for _, f := range pr.GetSubfolders() {
+			n := sizing.Node{URL: f.GetUrl(), WebURL: f.GetWebUrl(), ListID: f.GetListId(), Items: f.GetFiles() + f.GetFolders()}
+			if f.GetTotalsUnknown() || f.GetFiles() < 0 || f.GetFolders() < 0 {
+				n.Items = sizing.UnknownItems
+			}
+			res.Subfolders = append(res.Subfolders, n)
+		}
+		jobs, err := s.planner.Continue(ctx, res, sz)
+		if err != nil {
+			return nil, planError(err)
+		}
+		return toProto(jobs, spec.GetTenant()), nil
+	})
+}
+
+// once returns the stored planning under index, or plans, stores and returns it, and publishes
+// it unless a previous delivery did.
+func (s *Service) once(ctx context.Context, source, index, planID string, plan func(context.Context) ([]*amrpipev1.JobSpec, error)) error {
+	out, err := s.store.load(ctx, index)
+	if err != nil {
+		return err
+	}
+	outcome := "replayed"
+	if out == nil {
+		specs, err := plan(ctx)
+		if err != nil {
+			return err
+		}
+		if out, err = s.store.save(ctx, index, planID, specs); err != nil {
+			return err
+		}
+		outcome = "planned"
+	}
+	log := s.log.With("plan_id", planID, "index", index, "specs", len(out.specs))
+	if out.index.GetPublished() {
+		log.Info("planned and published before; nothing to do")
+		s.m.plans.WithLabelValues(source, outcome).Inc()
+		return nil
+	}
+	subject := topology.SpecSubject(planID)
+	for _, spec := range out.specs {
+		ack, err := bus.Publish(ctx, s.rt.JS, subject, spec, spec.GetSpecId())
+		if err != nil {
+			return fmt.Errorf("publish spec %s: %w", spec.GetSpecId(), err)
+		}
+		if !ack.Duplicate {
+			s.m.specs.WithLabelValues(SpecKind(spec)).Inc()
+		}
+	}
+	if err := s.store.markPublished(ctx, index, out); err != nil {
+		return err
+	}
+	s.m.plans.WithLabelValues(source, outcome).Inc()
+	log.Info("specs published", "outcome", outcome)
+	return nil
+}
+
+func toProto(jobs []sizing.JobSpec, tenant string) []*amrpipev1.JobSpec {
+	out := make([]*amrpipev1.JobSpec, len(jobs))
+	for i, j := range jobs {
+		out[i] = SpecToProto(j, tenant)
+	}
+	return out
+}
+
+// changeTokens reads the stored change token of every list holding a target, and marks the
+// lists whose token SharePoint rejected.
+func (s *Service) changeTokens(ctx context.Context, req *amrpipev1.PlanRequest, sz *Sizer, preq *sizing.Request) error {
+	rejected := map[string]bool{}
+	for _, id := range req.GetTokenRejectedLists() {
+		rejected[jobstore.TokenKey(id)] = true
+	}
+	preq.ChangeTokens = map[string]sizing.StoredToken{}
+	preq.TokenRejected = map[string]bool{}
+	for _, t := range req.GetTargets() {
+		n, err := sz.Resolve(ctx, t)
+		if err != nil {
+			return err
+		}
+		if _, done := preq.ChangeTokens[n.ListID]; done || preq.TokenRejected[n.ListID] {
+			continue
+		}
+		if rejected[jobstore.TokenKey(n.ListID)] {
+			preq.TokenRejected[n.ListID] = true
+			continue
+		}
+		tok, _, err := s.jobs.Token(ctx, n.ListID)
+		if errors.Is(err, jobstore.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		preq.ChangeTokens[n.ListID] = sizing.StoredToken{Token: tok.GetToken(), IssuedAt: tok.GetIssued().AsTime()}
+	}
+	return nil
+}
+
+// planError classifies an error of Plan or Continue: a Sizer error carries its class already,
+// a cancelled context is retried, anything else is the planner refusing the input.
+func planError(err error) error {
+	var se *SizeError
+	if errors.As(err, &se) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return &bus.Permanent{Reason: sas.Redact(err.Error())}
+}
+
+// checkPlan validates what a user controls, so that bad input is dead-lettered with a reason a
+// user understands.
+func checkPlan(req *amrpipev1.PlanRequest) error {
+	if err := topology.CheckToken(req.GetPlanId()); err != nil {
+		return fmt.Errorf("plan id: %w", err)
+	}
+	if _, err := absoluteURL(req.GetSiteUrl()); err != nil {
+		return fmt.Errorf("site_url: %w", err)
+	}
+	if len(req.GetTargets()) == 0 {
+		return errors.New("no targets")
+	}
+	// Targets are compared as text, not parsed: SharePoint names may hold '#' and '%'.
+	root := strings.ToLower(strings.TrimRight(req.GetSiteUrl(), "/"))
+	for _, t := range req.GetTargets() {
+		lt := strings.ToLower(strings.TrimRight(t, "/"))
+		if lt != root && !strings.HasPrefix(lt, root+"/") {
+			return fmt.Errorf("target %q is not under site %s", t, req.GetSiteUrl())
+		}
+	}
+	if req.GetOptions().GetIncludeDirectDescendantsOnly() {
+		return errors.New("include_direct_descendants_only is set by the planner, not by a plan")
+	}
+	return nil
+}
+
+// checkProbe validates a probe result's spec: it must be a probe job of a plan.
+func checkProbe(spec *amrpipev1.JobSpec) error {
+	switch {
+	case spec == nil:
+		return errors.New("no spec")
+	case !spec.GetProbe():
+		return fmt.Errorf("spec %s is not a probe job", spec.GetSpecId())
+	case len(spec.GetUrls()) != 1 || len(spec.GetListIds()) != 1:
+		return fmt.Errorf("probe spec %s has %d URLs and %d lists, want one of each", spec.GetSpecId(), len(spec.GetUrls()), len(spec.GetListIds()))
+	}
+	if err := topology.CheckToken(spec.GetPlanId()); err != nil {
+		return fmt.Errorf("plan id: %w", err)
+	}
+	if err := topology.CheckToken(spec.GetSpecId()); err != nil {
+		return fmt.Errorf("spec id: %w", err)
+	}
+	if _, err := absoluteURL(spec.GetSiteUrl()); err != nil {
+		return fmt.Errorf("site_url: %w", err)
+	}
+	return nil
+}
+
+// absoluteURL accepts an absolute http(s) URL without query or fragment.
+func absoluteURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%q does not parse", s)
+	case (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+		return nil, fmt.Errorf("%q is not an absolute http(s) URL", s)
+	case u.RawQuery != "" || u.Fragment != "":
+		return nil, fmt.Errorf("%q has a query or fragment", s)
+	}
+	return u, nil
+}
+
+// hostOf is a URL's host name (the default tenant label).
+func hostOf(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return strings.ToLower(u.Hostname())
+	}
+	return ""
+}

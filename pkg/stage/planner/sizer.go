@@ -1,0 +1,260 @@
+package planner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/sizing"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/throttle"
+)
+
+// Sizer implements sizing.Sizer over SharePoint's folder REST calls: the web of a URL (found by
+// walking Subwebs down from the site), the list containing it (Lists), and its totals
+// (FolderTotals, SMTotalFileCount + SMTotalFolderCount; a list root's ItemCount). Every call goes
+// through throttle.Do on the budget. It caches what it learns, so make one per plan; it is not
+// safe for concurrent use.
+type Sizer struct {
+	sp     *spo.Client
+	budget throttle.Budget
+	policy throttle.Policy
+	origin string // scheme://host[:port] of the site
+	host   string // the site's host name: the throttling budget's key
+	site   string // the site URL, without a trailing slash
+
+	root     *spo.Web
+	subwebs  map[string][]spo.Web  // by lower-case server-relative web URL
+	lists    map[string][]spo.List // likewise
+	resolved map[string]sizing.Node
+}
+
+// NewSizer returns a Sizer for the site collection at siteURL.
+func NewSizer(sp *spo.Client, budget throttle.Budget, policy throttle.Policy, siteURL string) (*Sizer, error) {
+	u, err := url.Parse(siteURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("site %q is not an absolute http(s) URL", siteURL)
+	}
+	return &Sizer{
+		sp: sp, budget: budget, policy: policy,
+		origin: u.Scheme + "://" + u.Host, host: u.Hostname(), site: strings.TrimRight(siteURL, "/"),
+		subwebs: map[string][]spo.Web{}, lists: map[string][]spo.List{}, resolved: map[string]sizing.Node{},
+	}, nil
+}
+
+// Host is the throttling budget's key of the site.
+func (s *Sizer) Host() string { return s.host }
+
+// SizeError marks an error of a Sizer call, already classified for bus.Consume (a SharePoint
+// error, *bus.Permanent, *bus.Throttled or a retryable budget error), so the service can tell it
+// from the planner's own validation errors, which are permanent.
+type SizeError struct{ Err error }
+
+func (e *SizeError) Error() string { return e.Err.Error() }
+func (e *SizeError) Unwrap() error { return e.Err }
+
+// location is where a URL lives.
+type location struct {
+	url  string // absolute, without a trailing slash, path decoded
+	path string // server-relative, decoded
+	web  spo.Web
+	list spo.List
+}
+
+func (s *Sizer) webURL(w spo.Web) string {
+	return s.origin + strings.TrimRight(w.ServerRelativeURL, "/")
+}
+
+// Resolve implements sizing.Sizer.
+func (s *Sizer) Resolve(ctx context.Context, rawURL string) (sizing.Node, error) {
+	loc, err := s.locate(ctx, rawURL)
+	if err != nil {
+		return sizing.Node{}, err
+	}
+	key := strings.ToLower(loc.url)
+	if n, ok := s.resolved[key]; ok {
+		return n, nil
+	}
+	n := sizing.Node{URL: loc.url, WebURL: s.webURL(loc.web), ListID: loc.list.ID, ListURL: s.origin + strings.TrimRight(loc.list.RootFolderURL, "/")}
+	if samePath(loc.path, loc.list.RootFolderURL) {
+		// A list root has no list item, hence no SMTotal* fields; the list's ItemCount counts
+		// every file, folder and item in it.
+		n.Kind, n.Items, n.ListURL = sizing.KindList, loc.list.ItemCount, loc.url
+	} else {
+		n.Kind = sizing.KindFolder
+		if n.Items, err = s.totals(ctx, n.WebURL, loc.path); err != nil {
+			return sizing.Node{}, err
+		}
+	}
+	s.resolved[key] = n
+	return n, nil
+}
+
+// Children implements sizing.Sizer: the direct subfolders with their totals.
+func (s *Sizer) Children(ctx context.Context, rawURL string) ([]sizing.Node, error) {
+	loc, err := s.locate(ctx, rawURL)
+	if err != nil {
+		return nil, err
+	}
+	web := s.webURL(loc.web)
+	subs, err := do(ctx, s, func(ctx context.Context) ([]spo.Folder, error) { return s.sp.Subfolders(ctx, web, loc.path) })
+	if err != nil {
+		return nil, err
+	}
+	kids := make([]sizing.Node, 0, len(subs))
+	for _, f := range subs {
+		n := sizing.Node{URL: s.origin + f.ServerRelativeURL, WebURL: web, ListID: loc.list.ID,
+			ListURL: s.origin + strings.TrimRight(loc.list.RootFolderURL, "/"), Kind: sizing.KindFolder}
+		if n.Items, err = s.totals(ctx, web, f.ServerRelativeURL); err != nil {
+			return nil, err
+		}
+		kids = append(kids, n)
+	}
+	return kids, nil
+}
+
+// totals returns a folder's SMTotalFileCount + SMTotalFolderCount, or sizing.UnknownItems.
+func (s *Sizer) totals(ctx context.Context, web, path string) (int64, error) {
+	t, err := do(ctx, s, func(ctx context.Context) (spo.Totals, error) { return s.sp.FolderTotals(ctx, web, path) })
+	if err != nil {
+		return 0, err
+	}
+	if !t.Known {
+		return sizing.UnknownItems, nil
+	}
+	return t.FileCount + t.FolderCount, nil
+}
+
+// locate finds the web and the list of a URL in the site.
+func (s *Sizer) locate(ctx context.Context, rawURL string) (location, error) {
+	loc, err := s.parse(rawURL)
+	if err != nil {
+		return location{}, &SizeError{&bus.Permanent{Reason: err.Error()}}
+	}
+	if loc.web, err = s.webOf(ctx, loc.path); err != nil {
+		return location{}, err
+	}
+	lists, err := s.webLists(ctx, loc.web)
+	if err != nil {
+		return location{}, err
+	}
+	best := -1
+	for i, l := range lists {
+		if pathUnder(loc.path, l.RootFolderURL) && (best < 0 || len(l.RootFolderURL) > len(lists[best].RootFolderURL)) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return location{}, &SizeError{&bus.Permanent{Reason: fmt.Sprintf(
+			"%s is in no list or library of web %s (AMR reads lists, libraries and folders only)", loc.url, s.webURL(loc.web))}}
+	}
+	loc.list = lists[best]
+	return loc, nil
+}
+
+// parse checks that rawURL is on the site's host and returns it with its decoded path. The path
+// is not parsed as a URL path, because SharePoint names may hold '#'; it is percent-decoded as
+// SharePoint does ("Shared%20Documents" is "Shared Documents"), unless it does not decode (a
+// literal '%').
+func (s *Sizer) parse(rawURL string) (location, error) {
+	clean := strings.TrimRight(strings.TrimSpace(rawURL), "/")
+	scheme, rest, ok := strings.Cut(clean, "://")
+	host, path, _ := strings.Cut(rest, "/")
+	if !ok || !strings.EqualFold(scheme+"://"+host, s.origin) {
+		return location{}, fmt.Errorf("%s is not on the site's host %s", clean, s.origin)
+	}
+	path = "/" + path
+	if d, err := url.PathUnescape(path); err == nil {
+		path = d
+	}
+	if !pathUnder(path, s.site[len(s.origin):]) {
+		return location{}, fmt.Errorf("%s is not in site %s", clean, s.site)
+	}
+	return location{url: s.origin + strings.TrimRight(path, "/"), path: path}, nil
+}
+
+// webOf walks down from the site's root web through Subwebs to the deepest web holding path.
+// (SharePoint also answers /_api/web below a web with the web holding it, but the walk needs no
+// such assumption and costs one call per level, cached.)
+func (s *Sizer) webOf(ctx context.Context, path string) (spo.Web, error) {
+	if s.root == nil {
+		w, err := do(ctx, s, func(ctx context.Context) (spo.Web, error) { return s.sp.Web(ctx, s.site) })
+		if err != nil {
+			return spo.Web{}, err
+		}
+		s.root = &w
+	}
+	cur := *s.root
+	for {
+		key := strings.ToLower(cur.ServerRelativeURL)
+		subs, ok := s.subwebs[key]
+		if !ok {
+			var err error
+			if subs, err = do(ctx, s, func(ctx context.Context) ([]spo.Web, error) { return s.sp.Subwebs(ctx, s.webURL(cur)) }); err != nil {
+				return spo.Web{}, err
+			}
+			s.subwebs[key] = subs
+		}
+		next := -1
+		for i, w := range subs {
+			if pathUnder(path, w.ServerRelativeURL) {
+				next = i
+				break
+			}
+		}
+		if next < 0 {
+			return cur, nil
+		}
+		cur = subs[next]
+	}
+}
+
+func (s *Sizer) webLists(ctx context.Context, w spo.Web) ([]spo.List, error) {
+	key := strings.ToLower(w.ServerRelativeURL)
+	if l, ok := s.lists[key]; ok {
+		return l, nil
+	}
+	l, err := do(ctx, s, func(ctx context.Context) ([]spo.List, error) { return s.sp.Lists(ctx, s.webURL(w)) })
+	if err != nil {
+		return nil, err
+	}
+	s.lists[key] = l
+	return l, nil
+}
+
+// do makes one SharePoint call through the throttling budget and classifies its error.
+func do[T any](ctx context.Context, s *Sizer, fn func(context.Context) (T, error)) (T, error) {
+	v, err := throttle.Do(ctx, s.budget, s.host, s.policy, fn)
+	if err != nil {
+		return v, &SizeError{classify(err)}
+	}
+	return v, nil
+}
+
+// classify turns what throttle.Do returns into what bus.Consume understands: a long pause of the
+// host hands the message back for its length; a request the spo client refused to send cannot
+// succeed later. SharePoint's own errors are classified by bus.Classify.
+func classify(err error) error {
+	var lp *throttle.LongPause
+	switch {
+	case errors.As(err, &lp):
+		return &bus.Throttled{RetryAfter: lp.Wait, Err: err}
+	case errors.Is(err, spo.ErrInvalidRequest):
+		return &bus.Permanent{Reason: "SharePoint cannot take this request", Err: err}
+	}
+	return err
+}
+
+// pathUnder reports whether the server-relative path p is root or below it; SharePoint paths
+// are case-insensitive.
+func pathUnder(p, root string) bool {
+	lp, lr := strings.ToLower(strings.TrimRight(p, "/")), strings.ToLower(strings.TrimRight(root, "/"))
+	return lp == lr || strings.HasPrefix(lp, lr+"/")
+}
+
+func samePath(a, b string) bool {
+	return strings.EqualFold(strings.TrimRight(a, "/"), strings.TrimRight(b, "/"))
+}

@@ -1,0 +1,260 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/throttle"
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
+)
+
+// job is what one poll knows of its job.
+type job struct {
+	id, site, host string
+	submitted      *amrpipev1.SubmittedJob
+	since          time.Time // submission (or first delivery) time
+}
+
+// poll is the handler of one delivery of a job's SubmittedJob: one poll of the job.
+func (s *Service) poll(ctx context.Context, msg jetstream.Msg) error {
+	j, err := s.jobOf(msg)
+	if err != nil {
+		s.metrics.polls.WithLabelValues("bad_message").Inc()
+		return err
+	}
+	outcome, err := s.pollJob(ctx, j)
+	s.metrics.polls.WithLabelValues(outcome).Inc()
+	return err
+}
+
+func (s *Service) jobOf(msg jetstream.Msg) (job, error) {
+	var sj amrpipev1.SubmittedJob
+	if err := bus.Decode(msg, &sj); err != nil {
+		return job{}, err
+	}
+	j := job{id: sj.GetJobId(), site: sj.GetSpec().GetSiteUrl(), submitted: &sj}
+	if err := topology.CheckToken(j.id); err != nil || msg.Subject() != topology.JobSubject(j.id) {
+		return job{}, &bus.Permanent{Reason: fmt.Sprintf("job id %q does not match subject %s", j.id, msg.Subject())}
+	}
+	u, err := url.Parse(j.site)
+	if err != nil || u.Hostname() == "" {
+		return job{}, &bus.Permanent{Reason: fmt.Sprintf("job %s: spec has no absolute site URL", j.id)}
+	}
+	j.host = strings.ToLower(u.Hostname())
+	switch {
+	case sj.GetSubmitted().IsValid():
+		j.since = sj.GetSubmitted().AsTime()
+	default:
+		if meta, err := msg.Metadata(); err == nil {
+			j.since = meta.Timestamp
+		}
+	}
+	return j, nil
+}
+
+// pollJob reads the job's new events page by page, relays them, and says when to poll again. It
+// returns the outcome label of the poll and the error that settles the message (nil: the job
+// ended, Ack).
+func (s *Service) pollJob(ctx context.Context, j job) (string, error) {
+	token, movedAt, err := s.deps.Store.CursorAt(ctx, j.id)
+	if err != nil {
+		return "error", err
+	}
+	if !movedAt.IsZero() {
+		j.since = movedAt
+	}
+	var (
+		ended   bool
+		drained bool
+		fresh   int
+		rec     *amrpipev1.JobRecord
+	)
+	for range s.cfg.MaxPages {
+		p, err := s.progress(ctx, j, token)
+		if err != nil {
+			return s.pollFailed(ctx, j, token, err)
+		}
+		if len(p.Logs) == 0 {
+			drained = true
+			break
+		}
+		events, problems := s.decodePage(j.id, token, p.Logs)
+		if rec, _, err = s.relay(ctx, j.id, amrpipev1.Source_SOURCE_PROGRESS_API, events, problems, j.submitted); err != nil {
+			return "error", err
+		}
+		for _, e := range events {
+			t := e.ev.GetType()
+			ended = ended || t == amrpipev1.EventType_EVENT_TYPE_JOB_END || t == amrpipev1.EventType_EVENT_TYPE_JOB_CANCELLED
+		}
+		fresh += len(p.Logs)
+		if p.NextToken == token {
+			// Events without a new cursor would be read again forever; take them as the last page.
+			drained = true
+			break
+		}
+		// Only now, with the page published: a crash before this line reads the page again.
+		if err := s.deps.Store.PutCursor(ctx, j.id, p.NextToken); err != nil {
+			return "error", err
+		}
+		token = p.NextToken
+	}
+	if !drained {
+		return "events", &bus.Later{} // more pages wait: poll again at once
+	}
+	if !ended && fresh == 0 {
+		if rec, _, err = s.deps.Store.Job(ctx, j.id); err != nil && !errors.Is(err, jobstore.ErrNotFound) {
+			return "error", err
+		}
+	}
+	if ended {
+		// One more poll confirms nothing follows: AMR may send a JobEnd per URL of a multi-URL job.
+		return "events", &bus.Later{After: s.cfg.PollInterval}
+	}
+	// Ended by an earlier poll, or by the queue, and the log holds nothing new since.
+	if rec.GetEnded() != nil {
+		s.log.InfoContext(ctx, "job ended", "job", j.id, "state", rec.GetState().String(), "objects", rec.GetObjectsProcessed())
+		return "ended", nil
+	}
+	if fresh == 0 && s.cfg.StatusFallback > 0 && s.deps.Now().Sub(j.since) >= s.cfg.StatusFallback {
+		done, err := s.statusFallback(ctx, j)
+		if err != nil {
+			return "error", err
+		}
+		if done {
+			return "ended", nil
+		}
+	}
+	outcome := "empty"
+	if fresh > 0 {
+		outcome = "events"
+	}
+	return outcome, &bus.Later{After: s.cfg.PollInterval}
+}
+
+// progress reads one page through the shared throttling budget.
+func (s *Service) progress(ctx context.Context, j job, token string) (spo.Progress, error) {
+	return throttle.Do(ctx, s.budget, j.host, s.policy, func(ctx context.Context) (spo.Progress, error) {
+		return s.deps.SharePoint.GetMigrationJobProgress(ctx, j.site, j.id, token)
+	})
+}
+
+// decodePage decodes a page's log strings; an event that does not decode is counted, logged and
+// recorded as the job's last error, and skipped: it must not stop the job's other events.
+func (s *Service) decodePage(jobID, token string, logs []string) ([]event, []string) {
+	base, numeric := uint64(0), false
+	if token == "" {
+		numeric = true
+	} else if n, err := strconv.ParseUint(token, 10, 64); err == nil {
+		base, numeric = n, true
+	}
+	events := make([]event, 0, len(logs))
+	var problems []string
+	for i, l := range logs {
+		var seq uint64
+		if numeric {
+			seq = base + uint64(i) + 1
+		}
+		e, err := newEvent(jobID, []byte(l), seq)
+		if err != nil {
+			s.metrics.malformed.WithLabelValues(sourceLabel(amrpipev1.Source_SOURCE_PROGRESS_API)).Inc()
+			p := fmt.Sprintf("malformed event %d of the page after cursor %q skipped: %v", i+1, token, err)
+			s.log.Warn("malformed event", "job", jobID, "problem", p)
+			problems = append(problems, p)
+			continue
+		}
+		events = append(events, e)
+	}
+	return events, problems
+}
+
+// pollFailed decides what a failed progress call means for the job.
+func (s *Service) pollFailed(ctx context.Context, j job, token string, err error) (string, error) {
+	if ctx.Err() != nil {
+		return "error", err
+	}
+	if errors.Is(err, spo.ErrJobNotFound) || errors.Is(err, spo.ErrJobStatusExpired) {
+		rec, _, rerr := s.deps.Store.Job(ctx, j.id)
+		if rerr == nil && rec.GetEnded() != nil {
+			// Its end was relayed already (by an earlier poll or the queue); SharePoint has just
+			// forgotten the job since.
+			s.log.InfoContext(ctx, "job ended, then left SharePoint", "job", j.id, "err", err)
+			return "ended", nil
+		}
+	}
+	switch v := bus.Classify(err); {
+	case v.Class == bus.ClassThrottled:
+		return "throttled", err
+	case errors.Is(err, spo.ErrJobNotFound):
+		if token == "" && s.deps.Now().Sub(j.since) < s.cfg.NotFoundGrace {
+			// Just created: SharePoint may not show the job yet.
+			return "empty", &bus.Later{After: s.cfg.PollInterval}
+		}
+		return "failed", s.markFailed(ctx, j.id, fmt.Sprintf(
+			"SharePoint no longer knows job %s (job not found, %d) after cursor %q: its remaining events and manifests cannot be read; resubmit its spec",
+			j.id, spo.CodeJobNotFound, token), false)
+	case errors.Is(err, spo.ErrJobStatusExpired):
+		return "failed", s.markFailed(ctx, j.id, fmt.Sprintf(
+			"the status of job %s expired at SharePoint (%d) before its JobEnd was read (cursor %q): later events and manifests are lost; resubmit its spec",
+			j.id, spo.CodeJobStatusExpired, token), false)
+	case v.Class == bus.ClassPermanent && isOurs(err):
+		// Our credentials or permissions, not the job: say so on the job, keep its state, and
+		// dead-letter the poll for a replay once the configuration is fixed.
+		reason := fmt.Sprintf("GetMigrationJobProgress of job %s refused: %v", j.id, err)
+		if _, uerr := s.deps.Store.Update(ctx, j.id, func(r *amrpipev1.JobRecord) error { r.LastError = reason; return nil }); uerr != nil {
+			return "error", uerr
+		}
+		return "failed", &bus.Permanent{Reason: reason}
+	case v.Class == bus.ClassPermanent:
+		// A 500 is never retried: SharePoint says the call cannot succeed.
+		return "failed", s.markFailed(ctx, j.id, fmt.Sprintf("GetMigrationJobProgress of job %s failed permanently: %v", j.id, err), false)
+	default:
+		// Transient trouble (already retried in this poll): poll again at the normal pace rather
+		// than use up the message's failures and stop following a live job.
+		s.log.WarnContext(ctx, "poll failed, next poll as usual", "job", j.id, "err", err)
+		return "error", &bus.Later{After: s.cfg.PollInterval}
+	}
+}
+
+// isOurs reports a refusal that is about this service's credentials or permissions.
+func isOurs(err error) bool {
+	var tok *spo.TokenError
+	return errors.Is(err, spo.ErrUnauthorized) || errors.Is(err, spo.ErrAccessDenied) || errors.As(err, &tok)
+}
+
+// statusFallback ends a long-silent job whose status is None: SharePoint no longer runs it and no
+// JobEnd came. It reports whether it ended the job; errors of the status call are only logged
+// (the call is being retired by SharePoint and is only a fallback).
+func (s *Service) statusFallback(ctx context.Context, j job) (bool, error) {
+	st, err := throttle.Do(ctx, s.budget, j.host, s.policy, func(ctx context.Context) (spo.JobState, error) {
+		return s.deps.SharePoint.GetMigrationJobStatus(ctx, j.site, j.id)
+	})
+	if err != nil {
+		s.log.InfoContext(ctx, "status fallback unavailable", "job", j.id, "err", err)
+		return false, nil
+	}
+	if st != spo.JobNone {
+		return false, nil
+	}
+	silent := s.deps.Now().Sub(j.since).Round(time.Second)
+	if perr := s.markFailed(ctx, j.id, fmt.Sprintf(
+		"no JobEnd: GetMigrationJobStatus is None after %s without a new event; treating job %s as ended without its end", silent, j.id), true); !isPermanent(perr) {
+		return false, perr
+	}
+	return true, nil
+}
+
+func isPermanent(err error) bool {
+	var p *bus.Permanent
+	return errors.As(err, &p)
+}

@@ -1,0 +1,201 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/throttle"
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
+)
+
+const testJob = "1efa0a61-ec6e-4225-83fe-14196215476c"
+
+var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+
+// wire builds one event's wire JSON for testJob, the way SharePoint writes it.
+func wire(name string, kv ...string) string {
+	var b strings.Builder
+	b.WriteString(`{"Event":"` + name + `","JobId":"` + testJob + `","Time":"12/04/2019 01:47:45.938"`)
+	for i := 0; i+1 < len(kv); i += 2 {
+		b.WriteString(`,"` + kv[i] + `":"` + kv[i+1] + `"`)
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+func decoded(t *testing.T, logs ...string) []event {
+	t.Helper()
+	out := make([]event, len(logs))
+	for i, l := range logs {
+		e, err := newEvent(testJob, []byte(l), uint64(i+1))
+		if err != nil {
+			t.Fatalf("%s: %v", l, err)
+		}
+		out[i] = e
+	}
+	return out
+}
+
+var (
+	queued    = wire("JobQueued", "MigrationType", "AsyncRead")
+	started   = wire("JobStart", "CorrelationId", "c1")
+	progress  = wire("JobProgress", "ObjectsProcessed", "5", "TotalExpectedSPObjects", "10")
+	manifest  = wire("FinishManifestFileUpload", "ManifestFileName", testJob+"/Manifest.xml")
+	usergroup = wire("FinishManifestFileUpload", "ManifestFileName", testJob+"/UserGroup.xml", "CorrelationId", "c2")
+	end       = wire("JobEnd", "ObjectsProcessed", "10", "TotalExpectedSPObjects", "10")
+	fatal     = wire("JobFatalError", "ErrorCode", "-2147213196", "Message", "Operation canceled")
+	cancelled = wire("JobCancelled", "CancelledByUser", "True")
+)
+
+func TestApplyFoldsEventsIntoTheRecord(t *testing.T) {
+	tests := []struct {
+		name      string
+		start     amrpipev1.JobState
+		logs      []string
+		state     amrpipev1.JobState
+		endSeen   bool
+		ended     bool
+		files     []string
+		lastError string
+	}{
+		{name: "queued", logs: []string{queued}, state: amrpipev1.JobState_JOB_STATE_QUEUED},
+		{name: "a whole job", logs: []string{queued, started, progress, manifest, usergroup, end},
+			state: amrpipev1.JobState_JOB_STATE_ENDED, endSeen: true, ended: true, files: []string{"Manifest.xml", "UserGroup.xml"}},
+		{name: "fatal error, then end", logs: []string{queued, started, manifest, fatal, end},
+			state: amrpipev1.JobState_JOB_STATE_FAILED, endSeen: true, ended: true, files: []string{"Manifest.xml"}, lastError: "JobFatalError -2147213196"},
+		{name: "fatal error without end yet", logs: []string{started, fatal},
+			state: amrpipev1.JobState_JOB_STATE_FAILED, lastError: "Operation canceled"},
+		{name: "cancelled", logs: []string{queued, cancelled},
+			state: amrpipev1.JobState_JOB_STATE_FAILED, ended: true, lastError: "cancelled"},
+		{name: "a file outside the job's folder fails the job",
+			logs:  []string{started, wire("FinishManifestFileUpload", "ManifestFileName", "../"+testJob+"/Manifest.xml")},
+			state: amrpipev1.JobState_JOB_STATE_FAILED, lastError: "outside the folder"},
+		{name: "done by the parser stays done", start: amrpipev1.JobState_JOB_STATE_DONE, logs: []string{queued, end},
+			state: amrpipev1.JobState_JOB_STATE_DONE, endSeen: true, ended: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &amrpipev1.JobRecord{JobId: testJob, State: tt.start}
+			if !apply(r, decoded(t, tt.logs...), nil, nil, t0) {
+				t.Fatal("apply reported no change")
+			}
+			if r.GetState() != tt.state || r.GetJobEndSeen() != tt.endSeen || (r.GetEnded() != nil) != tt.ended ||
+				!slices.Equal(r.GetFilesAnnounced(), tt.files) || !strings.Contains(r.GetLastError(), tt.lastError) {
+				t.Fatalf("record %v; want state %v, job_end_seen %v, ended %v, files %v, last error with %q",
+					r, tt.state, tt.endSeen, tt.ended, tt.files, tt.lastError)
+			}
+			if apply(r, decoded(t, tt.logs...), nil, nil, t0) {
+				t.Fatal("applying the same events again changed the record")
+			}
+		})
+	}
+}
+
+func TestApplyGivesOneRecordInAnyOrder(t *testing.T) {
+	logs := []string{queued, started, progress, manifest, usergroup, end}
+	inOrder := &amrpipev1.JobRecord{JobId: testJob}
+	apply(inOrder, decoded(t, logs...), nil, nil, t0)
+	// The queue may deliver the end before the progress API's pages, one event at a time.
+	mixed := &amrpipev1.JobRecord{JobId: testJob}
+	for _, l := range []string{end, usergroup, queued, progress, manifest, started} {
+		apply(mixed, decoded(t, l), nil, nil, t0)
+	}
+	slices.Sort(mixed.FilesAnnounced)
+	if mixed.String() != inOrder.String() {
+		t.Fatalf("out of order: %v\nin order:     %v", mixed, inOrder)
+	}
+}
+
+func TestApplyFillsAMissingRecordFromTheSubmittedJob(t *testing.T) {
+	sj := &amrpipev1.SubmittedJob{JobId: testJob, Spec: &amrpipev1.JobSpec{SpecId: "spec-1"}, Container: "c"}
+	r := &amrpipev1.JobRecord{JobId: testJob}
+	apply(r, nil, []string{"malformed event 2"}, sj, t0)
+	if r.GetSpec().GetSpecId() != "spec-1" || r.GetContainer() != "c" || r.GetState() != amrpipev1.JobState_JOB_STATE_SUBMITTED || r.GetLastError() != "malformed event 2" {
+		t.Fatalf("record %v", r)
+	}
+}
+
+func TestEventName(t *testing.T) {
+	tests := []struct{ raw, want string }{
+		{"FinishManifestFileUpload", "FinishManifestFileUpload"},
+		{"finishmanifestfileupload", "FinishManifestFileUpload"},
+		{"JobEnd", "JobEnd"},
+		{"JobLogFileCreate", "JobLogFileCreate"},
+		{"SomethingNew", "SomethingNew"},
+	}
+	for _, tt := range tests {
+		e, err := newEvent(testJob, []byte(wire(tt.raw)), 0)
+		if err != nil || e.name != tt.want {
+			t.Errorf("%s: name %q, %v; want %q", tt.raw, e.name, err, tt.want)
+		}
+	}
+}
+
+func TestDecodePageSkipsWhatDoesNotDecode(t *testing.T) {
+	s := &Service{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	var err error
+	if s.metrics, err = newMetrics(prometheus.NewRegistry()); err != nil {
+		t.Fatal(err)
+	}
+	logs := []string{
+		queued,
+		`{"Event":"JobStart","JobId":` + `"` + testJob + `"`, // cut short
+		strings.Replace(started, testJob, "00000000-0000-0000-0000-000000000009", 1),
+		wire("Job.End"), // not a subject token
+		progress,
+	}
+	events, problems := s.decodePage(testJob, "4", logs)
+	if len(events) != 2 || events[0].seq != 5 || events[1].seq != 9 {
+		t.Fatalf("events %v; want JobQueued as 5 and JobProgress as 9", events)
+	}
+	if len(problems) != 3 || !strings.Contains(problems[1], "event of job") {
+		t.Fatalf("problems %q; want the three bad entries", problems)
+	}
+}
+
+func TestYieldingBudgetHandsLongPausesBack(t *testing.T) {
+	now := t0
+	var slept []time.Duration
+	clock := throttle.Clock{
+		Now:   func() time.Time { return now },
+		Sleep: func(_ context.Context, d time.Duration) error { slept = append(slept, d); now = now.Add(d); return nil },
+	}
+	tests := []struct {
+		name      string
+		pause     time.Duration
+		wantAfter time.Duration // 0: waited in place
+	}{
+		{"no pause", 0, 0},
+		{"short pause is waited", 500 * time.Millisecond, 0},
+		{"long pause is handed back", 30 * time.Second, 30 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			slept = nil
+			local := throttle.NewLocal(clock)
+			if err := local.Pause(context.Background(), "contoso.sharepoint.com", now.Add(tt.pause)); err != nil {
+				t.Fatal(err)
+			}
+			b := yieldingBudget{Budget: local, maxWait: time.Second, now: clock.Now}
+			err := b.Wait(context.Background(), "contoso.sharepoint.com")
+			var thr *bus.Throttled
+			switch {
+			case tt.wantAfter == 0 && err != nil:
+				t.Fatalf("Wait = %v, want it to wait in place", err)
+			case tt.wantAfter == 0 && tt.pause > 0 && !slices.Equal(slept, []time.Duration{tt.pause}):
+				t.Fatalf("slept %v, want %v", slept, tt.pause)
+			case tt.wantAfter > 0 && (!errors.As(err, &thr) || thr.RetryAfter != tt.wantAfter || len(slept) > 0):
+				t.Fatalf("Wait = %v after sleeping %v; want Throttled after %s without sleeping", err, slept, tt.wantAfter)
+			}
+		})
+	}
+}

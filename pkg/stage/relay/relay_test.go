@@ -1,0 +1,503 @@
+package relay_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/amrpipe/amrpipe/pkg/crypto/aescbc"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/amrevent"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
+	"github.com/amrpipe/amrpipe/pkg/stage/relay"
+	"github.com/amrpipe/amrpipe/pkg/testenv/azurite"
+	"github.com/amrpipe/amrpipe/pkg/testenv/relaytest"
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
+	"github.com/amrpipe/amrpipe/services/spsim/server"
+)
+
+// storage is the Azurite all tests of the package share.
+var storage *azurite.Server
+
+func TestMain(m *testing.M) { os.Exit(relaytest.RunTests(m, &storage)) }
+
+const pollInterval = 200 * time.Millisecond
+
+// runRelay starts a progress-relay on its own runtime (a replica), reading the given report queue
+// too unless it is "".
+func runRelay(t *testing.T, e *relaytest.Env, queue string, mod func(*relay.Config)) (*svc.Runtime, func()) {
+	t.Helper()
+	rt := e.Runtime(t, relay.Stage)
+	cfg := relay.Config{PollInterval: pollInterval, QueueInterval: 50 * time.Millisecond, QueueVisibility: time.Second}
+	if mod != nil {
+		mod(&cfg)
+	}
+	deps := relay.Deps{SharePoint: e.SP, KEK: e.KEK}
+	if queue != "" {
+		deps.Storage = e.Account(t, queue)
+	}
+	s, err := relay.New(rt, cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt, relaytest.Run(t, s.Run)
+}
+
+// logIDs are the event ids of a job's progress log, in order.
+func logIDs(t *testing.T, log []string) []string {
+	t.Helper()
+	ids := make([]string, len(log))
+	for i, l := range log {
+		ev, err := amrevent.DecodeEvent([]byte(l))
+		if err != nil {
+			t.Fatalf("log entry %d: %v", i, err)
+		}
+		ids[i] = amrevent.EventID(ev)
+	}
+	return ids
+}
+
+func relayedIDs(events []*amrpipev1.RelayedEvent) []string {
+	ids := make([]string, len(events))
+	for i, e := range events {
+		ids[i] = e.GetEventId()
+	}
+	return ids
+}
+
+// waitEnded waits until the relay has settled the job for good (its poll message is gone).
+func waitEnded(t *testing.T, e *relaytest.Env) {
+	t.Helper()
+	e.NATS.WaitSettled(t, topology.StreamJobs, 30*time.Second)
+}
+
+func job(t *testing.T, ctx context.Context, e *relaytest.Env, id string) *amrpipev1.JobRecord {
+	t.Helper()
+	rec, _, err := e.Store.Job(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+func announced(t *testing.T, log []string) []string {
+	t.Helper()
+	var files []string
+	for _, l := range log {
+		ev, err := amrevent.DecodeEvent([]byte(l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if up := ev.GetFinishManifestFileUpload(); up != nil {
+			_, file, _ := strings.Cut(up.GetManifestFileName(), "/")
+			files = append(files, file)
+		}
+	}
+	return files
+}
+
+func TestRelaysTheProgressLogOnceInOrder(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e := relaytest.Start(t, storage, nil)
+	rt, _ := runRelay(t, e, "", nil)
+	j := e.CreateJob(t, ctx, relaytest.JobOptions{})
+	e.Submit(t, ctx, j)
+
+	log := e.Log(t, ctx, j)
+	waitEnded(t, e)
+	events := e.Events(t, ctx, j.ID)
+	if got, want := relayedIDs(events), logIDs(t, log); !slices.Equal(got, want) {
+		t.Fatalf("relayed %d events %v,\nwant the %d of the log in order %v", len(got), got, len(want), want)
+	}
+	for i, ev := range events {
+		if ev.GetSource() != amrpipev1.Source_SOURCE_PROGRESS_API || ev.GetSequence() != uint64(i+1) || ev.GetSpecId() != j.SpecID {
+			t.Errorf("event %d: source %v sequence %d spec %q; want the progress API, %d, %s", i, ev.GetSource(), ev.GetSequence(), ev.GetSpecId(), i+1, j.SpecID)
+		}
+	}
+	rec := job(t, ctx, e, j.ID)
+	if rec.GetState() != amrpipev1.JobState_JOB_STATE_ENDED || !rec.GetJobEndSeen() || rec.GetEnded() == nil || rec.GetStarted() == nil {
+		t.Errorf("record after the job: state %v, job_end_seen %v, started %v, ended %v", rec.GetState(), rec.GetJobEndSeen(), rec.GetStarted(), rec.GetEnded())
+	}
+	if want := announced(t, log); !slices.Equal(rec.GetFilesAnnounced(), want) || len(want) < 9 {
+		t.Errorf("files announced %v, want %v (the package's files, split manifests included)", rec.GetFilesAnnounced(), want)
+	}
+	if rec.GetObjectsProcessed() == 0 || rec.GetObjectsProcessed() != rec.GetExpectedObjects() {
+		t.Errorf("objects %d of %d expected", rec.GetObjectsProcessed(), rec.GetExpectedObjects())
+	}
+	if dl := e.NATS.DeadLetters(t, relay.Stage); len(dl) != 0 {
+		t.Errorf("dead letters: %v", dl)
+	}
+	if n := relaytest.Counter(t, rt, "amr_relay_events_total", map[string]string{"source": "progress_api"}); n != float64(len(log)) {
+		t.Errorf("amr_relay_events_total{source=progress_api} = %v, want %d", n, len(log))
+	}
+}
+
+func TestRestartedRelayResumesFromCursor(t *testing.T) {
+	if testing.Short() {
+		t.Skip("follows a job of several seconds")
+	}
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e := relaytest.Start(t, storage, nil)
+	// Each package file takes 300 ms to upload: a job of a few seconds to stop the relay in.
+	e.Faults(t, server.Rule{Job: "slow-upload", Delay: 300 * time.Millisecond})
+	_, stopFirst := runRelay(t, e, "", nil)
+	j := e.CreateJob(t, ctx, relaytest.JobOptions{})
+	e.Submit(t, ctx, j)
+
+	relaytest.Eventually(t, 20*time.Second, "some events relayed", func() bool { return len(e.Events(t, ctx, j.ID)) >= 3 })
+	stopFirst()
+	before := len(e.Events(t, ctx, j.ID))
+	cursor, err := e.Store.Cursor(ctx, j.ID)
+	if err != nil || cursor == "" {
+		t.Fatalf("no cursor saved by the stopped relay: %q %v", cursor, err)
+	}
+
+	rt, _ := runRelay(t, e, "", nil)
+	log := e.Log(t, ctx, j)
+	waitEnded(t, e)
+	if before >= len(log) {
+		t.Fatalf("the job's %d events were all relayed before the restart; nothing was resumed", len(log))
+	}
+	if got, want := relayedIDs(e.Events(t, ctx, j.ID)), logIDs(t, log); !slices.Equal(got, want) {
+		t.Fatalf("after a restart at event %d relayed %v,\nwant the log once in order %v", before, got, want)
+	}
+	// Resumed at the cursor: the second relay never saw an event the first had relayed.
+	if d := relaytest.Counter(t, rt, "amr_relay_duplicates_total", nil); d != 0 {
+		t.Errorf("the restarted relay met %v duplicates: it did not resume from cursor %s", d, cursor)
+	}
+	if n := relaytest.Counter(t, rt, "amr_relay_events_total", nil); int(n) != len(log)-before {
+		t.Errorf("the restarted relay published %v events, want the %d after the first's %d", n, len(log)-before, before)
+	}
+}
+
+func TestQueueAndProgressAPIRelayEachEventOnce(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e := relaytest.Start(t, storage, nil)
+	const queue = "events-in-phases"
+	// The job waits postponed for a while: time for the queue alone to relay its first events.
+	e.Faults(t, server.Rule{Job: "postponed", Delay: 1500 * time.Millisecond})
+	j := e.CreateJob(t, ctx, relaytest.JobOptions{Queue: queue})
+	e.Record(t, ctx, j)
+
+	// 1. Only the queue: the job is recorded but its poll message not published yet.
+	_, stopQueueOnly := runRelay(t, e, queue, nil)
+	relaytest.Eventually(t, 20*time.Second, "the queue to relay JobQueued and JobPostponed", func() bool { return len(e.Events(t, ctx, j.ID)) >= 2 })
+	stopQueueOnly()
+	// 2. Only the progress API, from the start of the log.
+	e.Submit(t, ctx, j)
+	_, stopPoller := runRelay(t, e, "", nil)
+	log := e.Log(t, ctx, j)
+	waitEnded(t, e)
+	stopPoller()
+	// 3. Both: the queue still holds every event after the first two; all are duplicates now.
+	rt, _ := runRelay(t, e, queue, nil)
+	relaytest.Eventually(t, 20*time.Second, "the queue to be read to the end", func() bool { return queueLen(t, ctx, e, queue) == 0 })
+
+	events := e.Events(t, ctx, j.ID)
+	if got, want := relayedIDs(events), logIDs(t, log); !sameSet(got, want) {
+		t.Fatalf("relayed %d events %v,\nwant each of the log's %d once %v", len(got), got, len(want), want)
+	}
+	bySource := map[amrpipev1.Source]int{}
+	for _, ev := range events {
+		bySource[ev.GetSource()]++
+	}
+	if bySource[amrpipev1.Source_SOURCE_QUEUE] < 2 || bySource[amrpipev1.Source_SOURCE_PROGRESS_API] < 2 {
+		t.Errorf("events by source %v: want both sources used", bySource)
+	}
+	if n := relaytest.Counter(t, rt, "amr_relay_events_total", nil); n != 0 {
+		t.Errorf("the last relay published %v events; all had been published", n)
+	}
+	if n := relaytest.Counter(t, rt, "amr_relay_queue_messages_total", map[string]string{"outcome": "duplicate"}); int(n) != len(log)-bySource[amrpipev1.Source_SOURCE_QUEUE] {
+		t.Errorf("the last relay found %v duplicates in the queue, want the %d events the queue had not relayed", n, len(log)-bySource[amrpipev1.Source_SOURCE_QUEUE])
+	}
+}
+
+// queueLen is the number of messages in a queue, visible or not.
+func queueLen(t *testing.T, ctx context.Context, e *relaytest.Env, queue string) int64 {
+	t.Helper()
+	qc, err := e.Account(t, queue).QueueClient(queue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	props, err := qc.GetProperties(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *props.ApproximateMessagesCount
+}
+
+func TestQueueAndProgressAPIAtOnce(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e := relaytest.Start(t, storage, nil)
+	const queue = "events-at-once"
+	rt, _ := runRelay(t, e, queue, nil)
+	j := e.CreateJob(t, ctx, relaytest.JobOptions{Queue: queue})
+	e.Submit(t, ctx, j)
+	log := e.Log(t, ctx, j)
+	waitEnded(t, e)
+	relaytest.Eventually(t, 20*time.Second, "every queue message handled", func() bool { return queueLen(t, ctx, e, queue) == 0 })
+	events := e.Events(t, ctx, j.ID)
+	if got, want := relayedIDs(events), logIDs(t, log); !sameSet(got, want) {
+		t.Fatalf("relayed %v,\nwant each of the log once %v", got, want)
+	}
+	published := relaytest.Counter(t, rt, "amr_relay_events_total", nil)
+	suppressed := relaytest.Counter(t, rt, "amr_relay_duplicates_total", nil)
+	if int(published) != len(log) || int(suppressed) != len(log) {
+		t.Errorf("published %v and suppressed %v of %d events seen twice each", published, suppressed, len(log))
+	}
+}
+
+func sameSet(got, want []string) bool {
+	a, b := slices.Clone(got), slices.Clone(want)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+func TestThrottledPollsWaitRetryAfter(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e := relaytest.Start(t, storage, nil)
+	// Every pause is handed back to JetStream (the path a long Retry-After takes in production).
+	rt, _ := runRelay(t, e, "", func(c *relay.Config) { c.ThrottleMaxWait = time.Millisecond })
+	j := e.CreateJob(t, ctx, relaytest.JobOptions{})
+	e.Faults(t, server.Rule{Method: "GetMigrationJobProgress", Status: http.StatusTooManyRequests, RetryAfter: "1", Times: 3})
+	e.Submit(t, ctx, j)
+	waitEnded(t, e) // the relay alone meets the 429s
+	log := e.Log(t, ctx, j)
+
+	if got, want := relayedIDs(e.Events(t, ctx, j.ID)), logIDs(t, log); !slices.Equal(got, want) {
+		t.Fatalf("relayed %v, want %v", got, want)
+	}
+	if dl := e.NATS.DeadLetters(t, relay.Stage); len(dl) != 0 {
+		t.Fatalf("throttling dead-lettered: %v", dl[0].GetReason())
+	}
+	var calls []relaytest.Request
+	for _, r := range e.Requests() {
+		if r.Method == "GetMigrationJobProgress" {
+			calls = append(calls, r)
+		}
+	}
+	throttled := 0
+	for i, r := range calls {
+		if r.Status != http.StatusTooManyRequests {
+			continue
+		}
+		throttled++
+		if i+1 < len(calls) && calls[i+1].At.Sub(r.At) < 900*time.Millisecond {
+			t.Errorf("call %d came %s after a 429 with Retry-After: 1", i+1, calls[i+1].At.Sub(r.At))
+		}
+	}
+	if throttled != 3 {
+		t.Errorf("%d progress calls were throttled, want 3", throttled)
+	}
+	if n := relaytest.Counter(t, rt, "amr_stage_messages_total", map[string]string{"stage": relay.Stage, "outcome": "throttled"}); n < 1 {
+		t.Errorf("no poll was handed back as throttled (%v)", n)
+	}
+}
+
+func TestPermanentProgressErrorsEndTheFollowing(t *testing.T) {
+	t.Parallel()
+	failed, submitted := amrpipev1.JobState_JOB_STATE_FAILED, amrpipev1.JobState_JOB_STATE_SUBMITTED
+	tests := []struct {
+		name   string
+		fault  server.Rule
+		state  amrpipev1.JobState
+		reason string
+	}{
+		{"job not found", server.Rule{Job: "not-found"}, failed, "no longer knows job"},
+		{"status expired", server.Rule{Job: "expire-status"}, failed, "expired at SharePoint"},
+		{"HTTP 500", server.Rule{Method: "GetMigrationJobProgress", Status: http.StatusInternalServerError, Times: 1}, failed, "failed permanently"},
+		// Our permissions, not the job: its state stays for a replay once they are fixed.
+		{"access denied", server.Rule{Method: "GetMigrationJobProgress", Status: http.StatusForbidden, Times: 1}, submitted, "refused"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			e := relaytest.Start(t, storage, nil)
+			e.Faults(t, tt.fault)
+			j := e.CreateJob(t, ctx, relaytest.JobOptions{})
+			if tt.fault.Job != "" {
+				// Let the job end (and vanish or expire) before its first poll.
+				relaytest.Eventually(t, 20*time.Second, "the job to end", func() bool {
+					_, err := e.SP.GetMigrationJobProgress(ctx, j.Site, j.ID, "0")
+					return err != nil
+				})
+			}
+			// The job is gone before its first poll: no grace for a job SharePoint might not show yet.
+			runRelay(t, e, "", func(c *relay.Config) { c.NotFoundGrace = time.Millisecond })
+			first := len(e.Requests())
+			e.Submit(t, ctx, j)
+			waitEnded(t, e)
+
+			rec := job(t, ctx, e, j.ID)
+			if rec.GetState() != tt.state || !strings.Contains(rec.GetLastError(), tt.reason) {
+				t.Errorf("record: state %v, last error %q; want %v with %q", rec.GetState(), rec.GetLastError(), tt.state, tt.reason)
+			}
+			dl := e.NATS.DeadLetters(t, relay.Stage)
+			if len(dl) != 1 || !strings.Contains(dl[0].GetReason(), tt.reason) || dl[0].GetMsgId() != j.ID {
+				t.Fatalf("dead letters %v; want the job's message with a reason containing %q", dl, tt.reason)
+			}
+			polls := 0
+			for _, r := range e.Requests()[first:] {
+				if r.Method == "GetMigrationJobProgress" && r.Status != http.StatusOK {
+					polls++
+				}
+			}
+			if polls != 1 {
+				t.Errorf("%d failed progress calls, want exactly 1 (never retried)", polls)
+			}
+		})
+	}
+}
+
+func TestQueuePoisonIsDeadLetteredAndDeleted(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e := relaytest.Start(t, storage, nil)
+	const queue = "events-poison"
+	known := relaytest.Job{ID: "6c1b0c1e-2b1a-4d5e-9f10-0a0b0c0d0e0f", SpecID: "spec-poison", Site: e.SimURL + relaytest.Site, Container: "poison"}
+	key := bytes.Repeat([]byte{0x5a}, 32)
+	e.PutKey(t, ctx, known.SpecID, key)
+	e.Record(t, ctx, known)
+	unknown := "0f0e0d0c-0b0a-4010-9f5e-4d1a2b1e0c1b"
+
+	event := func(jobID, name string) []byte {
+		return []byte(`{"Event":"` + name + `","JobId":"` + jobID + `","Time":"12/04/2019 01:47:45.938","CorrelationId":"c-` + name + `"}`)
+	}
+	envelope := func(t *testing.T, k, plain []byte) []byte {
+		iv := bytes.Repeat([]byte{1}, 16)
+		ct, err := aescbc.Encrypt(k, iv, plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := json.Marshal(map[string]string{"Label": "Encrypted", "JobId": known.ID,
+			"IV": base64.StdEncoding.EncodeToString(iv), "Content": base64.StdEncoding.EncodeToString(ct)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return env
+	}
+	messages := []struct {
+		name   string
+		text   string
+		reason string // "" when relayed
+	}{
+		{"neither JSON nor base64", "%%% not a message", "undecodable report-queue message"},
+		{"encrypted under another key", b64(envelope(t, bytes.Repeat([]byte{0x11}, 32), event(known.ID, "JobStart"))), "decrypt message of job"},
+		{"no job id", b64([]byte(`{"Event":"JobStart","JobId":"../x"}`)), "no job id GUID"},
+		{"a job nobody recorded", b64(event(unknown, "JobStart")), "another tool's job"},
+		{"good", b64(envelope(t, key, event(known.ID, "JobQueued"))), ""},
+	}
+	qc, err := e.Account(t, queue).QueueClient(queue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := qc.Create(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range messages {
+		if _, err := qc.EnqueueMessage(ctx, m.text, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runRelay(t, e, queue, func(c *relay.Config) { c.QueueMaxAttempts = 2 })
+	relaytest.Eventually(t, 20*time.Second, "the queue to be emptied", func() bool { return queueLen(t, ctx, e, queue) == 0 })
+
+	dls := e.NATS.DeadLetters(t, relay.Stage)
+	for _, m := range messages {
+		var found *amrpipev1.DeadLetter
+		for _, dl := range dls {
+			if string(dl.GetPayload()) == m.text {
+				found = dl
+			}
+		}
+		switch {
+		case m.reason == "" && found != nil:
+			t.Errorf("%s: dead-lettered: %s", m.name, found.GetReason())
+		case m.reason != "" && (found == nil || !strings.Contains(found.GetReason(), m.reason)):
+			t.Errorf("%s: dead letter %v, want one with a reason containing %q", m.name, found, m.reason)
+		}
+	}
+	if len(dls) != len(messages)-1 {
+		t.Errorf("%d dead letters, want %d", len(dls), len(messages)-1)
+	}
+	for _, dl := range dls {
+		if strings.Contains(dl.String(), base64.StdEncoding.EncodeToString(key)) || bytes.Contains(dl.GetPayload(), key) {
+			t.Errorf("dead letter %q carries the job key", dl.GetReason())
+		}
+	}
+	events := e.Events(t, ctx, known.ID)
+	if len(events) != 1 || events[0].GetEvent().GetType() != amrpipev1.EventType_EVENT_TYPE_JOB_QUEUED || events[0].GetSource() != amrpipev1.Source_SOURCE_QUEUE {
+		t.Fatalf("relayed %v; want the one good JobQueued from the queue", events)
+	}
+}
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// TestSilentJobWithStatusNoneEnds uses a stand-in SharePoint whose job never logs anything and
+// whose status is None: the fallback ends it as failed instead of polling it forever.
+func TestSilentJobWithStatusNoneEnds(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var statusCalls atomic.Int32
+	sp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json;odata=nometadata")
+		if strings.HasSuffix(r.URL.Path, "/GetMigrationJobStatus") {
+			statusCalls.Add(1)
+			_, _ = io.WriteString(w, `{"value":0}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"Logs":[],"NextToken":"0"}`)
+	}))
+	defer sp.Close()
+	e := relaytest.Start(t, storage, nil)
+	rt := e.Runtime(t, relay.Stage)
+	client, err := spo.New(spo.Options{Tokens: spo.StaticToken("x"), UserAgent: "ISV|amrpipe|relaytest/1.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := func() time.Time { return time.Now().Add(2 * time.Hour) } // two hours of silence
+	s, err := relay.New(rt, relay.Config{PollInterval: pollInterval, StatusFallback: time.Hour}, relay.Deps{SharePoint: client, Now: later})
+	if err != nil {
+		t.Fatal(err)
+	}
+	relaytest.Run(t, s.Run)
+	j := relaytest.Job{ID: "3f2504e0-4f89-41d3-9a0c-0305e82c3301", SpecID: "spec-silent", Site: sp.URL + "/sites/x", Container: "c"}
+	e.Submit(t, ctx, j)
+	waitEnded(t, e)
+	rec := job(t, ctx, e, j.ID)
+	if rec.GetState() != amrpipev1.JobState_JOB_STATE_FAILED || rec.GetEnded() == nil || !strings.Contains(rec.GetLastError(), "no JobEnd") {
+		t.Fatalf("record %v; want failed and ended, no JobEnd", rec)
+	}
+	if statusCalls.Load() != 1 {
+		t.Errorf("%d status calls, want 1", statusCalls.Load())
+	}
+	if dl := e.NATS.DeadLetters(t, relay.Stage); len(dl) != 0 {
+		t.Errorf("dead letters %v: the fallback end is not a failure of the message", dl)
+	}
+}

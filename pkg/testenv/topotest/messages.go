@@ -1,0 +1,89 @@
+package topotest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
+)
+
+// Messages returns the messages stored in a stream on one subject, oldest first. It reads them
+// by sequence rather than through a consumer, so it also works on the work-queue streams, where
+// the stages' durable consumers forbid any other.
+func (e *Env) Messages(t testing.TB, stream, subject string) []*jetstream.RawStreamMsg {
+	t.Helper()
+	ctx := context.Background()
+	s, err := e.JS.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := info.State.FirstSeq; seq > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // acknowledged from a work queue, or deleted
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Subject == subject {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// WaitSettled waits until a work-queue stream holds no message, that is until its consumer has
+// acknowledged or terminated (dead-lettered) every one, and fails the test after timeout.
+func (e *Env) WaitSettled(t testing.TB, stream string, timeout time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := e.JS.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(timeout); ; {
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d messages still unsettled after %s", stream, info.State.Msgs, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Decoded returns the messages of a stream on one subject decoded into values made by newMsg.
+func Decoded[M proto.Message](t testing.TB, e *Env, stream, subject string, newMsg func() M) []M {
+	t.Helper()
+	raw := e.Messages(t, stream, subject)
+	out := make([]M, 0, len(raw))
+	for _, r := range raw {
+		m := newMsg()
+		if err := proto.Unmarshal(r.Data, m); err != nil {
+			t.Fatalf("%s seq %d: %v", r.Subject, r.Sequence, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// DeadLetters returns a stage's dead letters.
+func (e *Env) DeadLetters(t testing.TB, stage string) []*amrpipev1.DeadLetter {
+	t.Helper()
+	return Decoded(t, e, topology.StreamDLQ, topology.DLQSubject(stage), func() *amrpipev1.DeadLetter { return &amrpipev1.DeadLetter{} })
+}
