@@ -8,7 +8,7 @@ import (
 
 	"github.com/amrpipe/amrpipe/pkg/crypto/keywrap"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/storage"
-	"github.com/amrpipe/amrpipe/pkg/testenv/natsembed"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
 )
 
 func env(vars map[string]string) func(string) (string, bool) {
@@ -30,7 +30,7 @@ func TestParseFlags(t *testing.T) {
 }
 
 func TestRun(t *testing.T) {
-	srv, err := natsembed.Start(natsembed.Options{})
+	srv, err := testenv.StartNATS(testenv.NATSOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amrpipe/amrpipe/pkg/testenv/natsembed"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -32,7 +32,7 @@ func TestParseFlags(t *testing.T) {
 
 // TestRun starts the parser against an embedded server, checks it becomes ready, and stops it.
 func TestRun(t *testing.T) {
-	srv, err := natsembed.Start(natsembed.Options{})
+	srv, err := testenv.StartNATS(testenv.NATSOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

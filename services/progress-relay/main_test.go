@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
-	"github.com/amrpipe/amrpipe/pkg/testenv/natsembed"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
 )
 
 func env(vars map[string]string) func(string) (string, bool) {
@@ -41,7 +41,7 @@ func TestParseFlags(t *testing.T) {
 }
 
 func TestRun(t *testing.T) {
-	srv, err := natsembed.Start(natsembed.Options{})
+	srv, err := testenv.StartNATS(testenv.NATSOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/downstream/sink"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
-	"github.com/amrpipe/amrpipe/pkg/testenv/topotest"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
@@ -26,7 +26,7 @@ func batch(job, file string, n uint32, ids ...string) *amrpipev1.RecordBatch {
 }
 
 func TestSinkWritesEachRecordOnceFromTheStream(t *testing.T) {
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	path := filepath.Join(t.TempDir(), "records.jsonl")

@@ -7,7 +7,7 @@ import (
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
-	"github.com/amrpipe/amrpipe/pkg/testenv/topotest"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
@@ -16,7 +16,7 @@ import (
 func BenchmarkAsyncPublishRecords(b *testing.B) {
 	for _, size := range []int{1, 100} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
-			env := topotest.Start(b)
+			env := testenv.StartJetStream(b)
 			ctx := context.Background()
 			batch := &amrpipev1.RecordBatch{JobId: "0b6c1f0e-8d35-4c0a-9f8a-6f1a5d2e7c11", SourceFile: "Manifest.xml"}
 			for i := range size {

@@ -23,14 +23,14 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
-	"github.com/amrpipe/amrpipe/pkg/testenv/topotest"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
 // harness is one embedded server with the topology, plus a test stream and consumer of its own
 // (the pipeline's work-queue streams allow only their own consumer).
 type harness struct {
-	env     *topotest.Env
+	env     *testenv.JetStream
 	cons    jetstream.Consumer
 	stream  string
 	subject string
@@ -39,7 +39,7 @@ type harness struct {
 
 var streamCounter atomic.Int64
 
-func newHarness(t *testing.T, env *topotest.Env, ackWait time.Duration) *harness {
+func newHarness(t *testing.T, env *testenv.JetStream, ackWait time.Duration) *harness {
 	t.Helper()
 	n := streamCounter.Add(1)
 	h := &harness{env: env, stream: fmt.Sprintf("TEST%d", n), subject: fmt.Sprintf("test%d.in", n), stage: fmt.Sprintf("stage%d", n)}
@@ -191,7 +191,7 @@ func TestClassify(t *testing.T) {
 
 func TestPublishHeadersAndDuplicates(t *testing.T) {
 	t.Parallel()
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	ctx := context.Background()
 	tp := sdktrace.NewTracerProvider()
 	ctx, span := tp.Tracer("test").Start(ctx, "submit")
@@ -237,7 +237,7 @@ func TestPublishHeadersAndDuplicates(t *testing.T) {
 
 func TestTraceSurvivesPublishConsume(t *testing.T) {
 	t.Parallel()
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	h := newHarness(t, env, 30*time.Second)
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
@@ -278,7 +278,7 @@ func TestTraceSurvivesPublishConsume(t *testing.T) {
 // the message again after AckWait; its second publish is recognised as a duplicate.
 func TestRedeliveryAfterCrash(t *testing.T) {
 	t.Parallel()
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	h := newHarness(t, env, 500*time.Millisecond)
 	ctx := context.Background()
 	h.publish(t, ctx, "p1")
@@ -354,7 +354,7 @@ func recordingHandler(fail int, errFor func() error) (bus.Handler, func() []deli
 
 func TestThrottledIsNotAFailure(t *testing.T) {
 	t.Parallel()
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	h := newHarness(t, env, 30*time.Second)
 	retryAfter := 150 * time.Millisecond
 	handler, deliveries := recordingHandler(4, func() error {
@@ -397,7 +397,7 @@ amr_stage_messages_total{outcome="throttled",stage=%[1]q} 4
 
 func TestRetryableDeadLettersAtTheLimit(t *testing.T) {
 	t.Parallel()
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	h := newHarness(t, env, 30*time.Second)
 	// Throttling between failures must not count: 2 failures, 3 throttles, 1 more failure.
 	var calls atomic.Int64
@@ -431,7 +431,7 @@ func TestRetryableDeadLettersAtTheLimit(t *testing.T) {
 
 func TestPermanentDeadLetters(t *testing.T) {
 	t.Parallel()
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	h := newHarness(t, env, 30*time.Second)
 	handler, deliveries := recordingHandler(1, func() error {
 		return &bus.Permanent{Reason: "spec names two webs", Err: errors.New("validate")}
@@ -465,7 +465,7 @@ func TestPermanentDeadLetters(t *testing.T) {
 
 func TestLaterRedeliversWithoutCounting(t *testing.T) {
 	t.Parallel()
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	h := newHarness(t, env, 30*time.Second)
 	handler, deliveries := recordingHandler(5, func() error { return &bus.Later{After: 20 * time.Millisecond} })
 	o := h.options(t)
@@ -481,7 +481,7 @@ func TestLaterRedeliversWithoutCounting(t *testing.T) {
 
 func TestPanicIsRetried(t *testing.T) {
 	t.Parallel()
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	h := newHarness(t, env, 30*time.Second)
 	var calls atomic.Int64
 	h.publish(t, context.Background(), "p1")
@@ -500,7 +500,7 @@ func TestPanicIsRetried(t *testing.T) {
 // TestDrainLetsInFlightFinish: cancelling Consume while a handler runs lets it finish and Ack.
 func TestDrainLetsInFlightFinish(t *testing.T) {
 	t.Parallel()
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	h := newHarness(t, env, 30*time.Second)
 	started := make(chan struct{})
 	release := make(chan struct{})
@@ -535,7 +535,7 @@ func TestDrainLetsInFlightFinish(t *testing.T) {
 
 func TestKeepAliveHoldsAckWait(t *testing.T) {
 	t.Parallel()
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	h := newHarness(t, env, 400*time.Millisecond)
 	var calls atomic.Int64
 	o := h.options(t)
@@ -555,7 +555,7 @@ func TestKeepAliveHoldsAckWait(t *testing.T) {
 
 func TestAsyncPublisher(t *testing.T) {
 	t.Parallel()
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	ctx := context.Background()
 	p := bus.NewAsyncPublisher(env.JS, bus.AsyncOptions{MaxPending: 64})
 	const n = 1000
@@ -594,7 +594,7 @@ func TestAsyncPublisher(t *testing.T) {
 // cancelled; its message goes back at once, uncounted, and the next consumer processes it.
 func TestDrainDeadlineRequeues(t *testing.T) {
 	t.Parallel()
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	h := newHarness(t, env, 30*time.Second)
 	started := make(chan struct{}, 1)
 	o := h.options(t)
@@ -620,7 +620,7 @@ func TestDrainDeadlineRequeues(t *testing.T) {
 
 func TestConcurrencyBound(t *testing.T) {
 	t.Parallel()
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	h := newHarness(t, env, 30*time.Second)
 	for i := range 20 {
 		h.publish(t, context.Background(), fmt.Sprintf("p%d", i))
@@ -649,7 +649,7 @@ func TestConcurrencyBound(t *testing.T) {
 
 func TestDecodeWrongTypeDeadLetters(t *testing.T) {
 	t.Parallel()
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	h := newHarness(t, env, 30*time.Second)
 	h.publish(t, context.Background(), "p1") // a PlanRequest
 	h.run(t, func(ctx context.Context, msg jetstream.Msg) error {
@@ -685,7 +685,7 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, stage string) flo
 
 func TestMetricsSampleLagAndInFlight(t *testing.T) {
 	t.Parallel()
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	h := newHarness(t, env, 30*time.Second)
 	for i := range 5 {
 		h.publish(t, context.Background(), fmt.Sprintf("p%d", i))

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
-	"github.com/amrpipe/amrpipe/pkg/testenv/topotest"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
@@ -20,7 +20,7 @@ const job = "0b6c1f0e-8d35-4c0a-9f8a-6f1a5d2e7c11"
 
 var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
-func open(t *testing.T, env *topotest.Env) *jobstore.Store {
+func open(t *testing.T, env *testenv.JetStream) *jobstore.Store {
 	t.Helper()
 	_, js := env.Connect(t) // each store its own connection, like separate replicas
 	s, err := jobstore.Open(context.Background(), js, func() time.Time { return t0 })
@@ -32,7 +32,7 @@ func open(t *testing.T, env *topotest.Env) *jobstore.Store {
 
 func TestUpdateNoLostUpdates(t *testing.T) {
 	t.Parallel()
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	ctx := context.Background()
 	stores := []*jobstore.Store{open(t, env), open(t, env)}
 	const writers, each = 8, 25
@@ -71,7 +71,7 @@ func TestUpdateNoLostUpdates(t *testing.T) {
 
 func TestUpdateSkipsAndFails(t *testing.T) {
 	t.Parallel()
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	ctx := context.Background()
 	s := open(t, env)
 	if _, _, err := s.Job(ctx, job); !errors.Is(err, jobstore.ErrNotFound) {
@@ -118,7 +118,7 @@ func TestUpdateSkipsAndFails(t *testing.T) {
 
 func TestWatch(t *testing.T) {
 	t.Parallel()
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s := open(t, env)
@@ -158,7 +158,7 @@ func TestWatch(t *testing.T) {
 
 func TestCursor(t *testing.T) {
 	t.Parallel()
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	ctx := context.Background()
 	s := open(t, env)
 	if c, err := s.Cursor(ctx, job); err != nil || c != "" {
@@ -174,7 +174,7 @@ func TestCursor(t *testing.T) {
 
 func TestMarkSeenOnce(t *testing.T) {
 	t.Parallel()
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	ctx := context.Background()
 	stores := []*jobstore.Store{open(t, env), open(t, env)}
 	var firsts atomic.Int64
@@ -201,7 +201,7 @@ func TestMarkSeenOnce(t *testing.T) {
 
 func TestToken(t *testing.T) {
 	t.Parallel()
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	ctx := context.Background()
 	s := open(t, env)
 	list := "{6B1C1F0E-8D35-4C0A-9F8A-6F1A5D2E7C11}"
@@ -223,7 +223,7 @@ func TestToken(t *testing.T) {
 
 func TestPutKeyOnce(t *testing.T) {
 	t.Parallel()
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	ctx := context.Background()
 	s := open(t, env)
 	spec := "5d41402abc4b2a76b9719d911017c592"

@@ -7,12 +7,12 @@ import (
 	"time"
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
-	"github.com/amrpipe/amrpipe/pkg/testenv/topotest"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
 func TestJobsListsTheLatestRecordOfEveryJob(t *testing.T) {
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	st, err := jobstore.Open(ctx, env.JS, time.Now)

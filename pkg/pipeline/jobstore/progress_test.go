@@ -10,12 +10,12 @@ import (
 
 	"github.com/amrpipe/amrpipe/pkg/crypto/keywrap"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
-	"github.com/amrpipe/amrpipe/pkg/testenv/topotest"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
 )
 
 func TestSeenDoesNotMark(t *testing.T) {
 	t.Parallel()
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	ctx := context.Background()
 	s := open(t, env)
 	const ev = "5d41402abc4b2a76b9719d911017c592"
@@ -37,7 +37,7 @@ func TestSeenDoesNotMark(t *testing.T) {
 
 func TestCursorAt(t *testing.T) {
 	t.Parallel()
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	ctx := context.Background()
 	s := open(t, env)
 	if c, at, err := s.CursorAt(ctx, job); err != nil || c != "" || !at.IsZero() {
@@ -58,7 +58,7 @@ func TestCursorAt(t *testing.T) {
 
 func TestOpenKey(t *testing.T) {
 	t.Parallel()
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	ctx := context.Background()
 	s := open(t, env)
 	kek, err := keywrap.New("test", bytes.Repeat([]byte{7}, keywrap.KeySize))

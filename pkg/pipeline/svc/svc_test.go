@@ -19,7 +19,7 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/pipeline/flagenv"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
-	"github.com/amrpipe/amrpipe/pkg/testenv/natsembed"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
@@ -78,9 +78,9 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func startNATS(t *testing.T) *natsembed.Server {
+func startNATS(t *testing.T) *testenv.NATSServer {
 	t.Helper()
-	srv, err := natsembed.Start(natsembed.Options{})
+	srv, err := testenv.StartNATS(testenv.NATSOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
-	"github.com/amrpipe/amrpipe/pkg/testenv/topotest"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
 )
 
 // docTables reads the tables of docs/pipeline.md, keyed by the first header cell.
@@ -153,7 +153,7 @@ func TestDocMatchesCode(t *testing.T) {
 }
 
 func TestEnsureIsIdempotentAndRoutes(t *testing.T) {
-	env := topotest.Start(t) // the first Ensure
+	env := testenv.StartJetStream(t) // the first Ensure
 	ctx := context.Background()
 	if err := topology.Ensure(ctx, env.JS, topology.Options{}); err != nil {
 		t.Fatalf("second Ensure: %v", err)
@@ -211,7 +211,7 @@ func TestEnsureIsIdempotentAndRoutes(t *testing.T) {
 }
 
 func TestEnsureUsesReplicas(t *testing.T) {
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// One server cannot hold three replicas: the option reaches the server.

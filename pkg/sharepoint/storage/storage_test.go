@@ -7,13 +7,13 @@ import (
 
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/sas"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/storage"
-	"github.com/amrpipe/amrpipe/pkg/testenv/azurite"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
 )
 
 func TestSASURLsMeetSharePointsRules(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv, err := azurite.Start(ctx, azurite.Options{})
+	srv, err := testenv.StartAzurite(ctx, testenv.AzuriteOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestSASURLsMeetSharePointsRules(t *testing.T) {
 	if err := sas.CheckQueue(q); err != nil {
 		t.Fatalf("queue SAS refused by SharePoint's rule: %v", err)
 	}
-	if _, err := storage.Open(storage.Config{BlobURL: srv.BlobURL, Account: azurite.Account}); err == nil {
+	if _, err := storage.Open(storage.Config{BlobURL: srv.BlobURL, Account: testenv.AzuriteAccount}); err == nil {
 		t.Fatal("Open without a key succeeded")
 	}
 }

@@ -11,14 +11,14 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/throttle"
-	"github.com/amrpipe/amrpipe/pkg/testenv/topotest"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
 )
 
 // replicaBudgets returns two KV budgets on separate connections to one server, like two replicas,
 // sharing the fake clock.
 func replicaBudgets(t *testing.T, fc *fakeClock) (a, b *throttle.KV) {
 	t.Helper()
-	env := topotest.Start(t)
+	env := testenv.StartJetStream(t)
 	budget := func() *throttle.KV {
 		_, js := env.Connect(t)
 		kv, err := js.KeyValue(context.Background(), topology.BucketThrottle)

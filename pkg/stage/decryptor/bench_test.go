@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amrpipe/amrpipe/pkg/testenv/relaytest"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
 )
 
 // BenchmarkDecryptManifest measures one 25 MB package file from the upload event to the stored
@@ -16,9 +16,9 @@ import (
 func BenchmarkDecryptManifest(b *testing.B) {
 	const size = 25 << 20
 	ctx := context.Background()
-	e := relaytest.Start(b, storage, nil)
+	e := testenv.StartWorld(b, storage, nil)
 	rt := e.Runtime(b, "decryptor")
-	j := relaytest.Job{ID: "7d9e2c1a-3b4f-4a5e-8c6d-1e2f3a4b5c6d", SpecID: "spec-bench", Site: e.SimURL + relaytest.Site, Container: "bench"}
+	j := testenv.Job{ID: "7d9e2c1a-3b4f-4a5e-8c6d-1e2f3a4b5c6d", SpecID: "spec-bench", Site: e.SimURL + testenv.Site, Container: "bench"}
 	key := bytes.Repeat([]byte{0x24}, 32)
 	e.PutKey(b, ctx, j.SpecID, key)
 	e.Record(b, ctx, j)
@@ -36,8 +36,8 @@ func BenchmarkDecryptManifest(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		publishEvent(b, ctx, e, j.ID, uploadEvent(j.ID, j.SpecID, name), fmt.Sprint("bench-", i))
-		relaytest.Eventually(b, time.Minute, "the file decrypted", func() bool {
-			return relaytest.Counter(b, rt, "amr_decryptor_manifests_total", nil) >= float64(i+1)
+		testenv.Eventually(b, time.Minute, "the file decrypted", func() bool {
+			return testenv.Counter(b, rt, "amr_decryptor_manifests_total", nil) >= float64(i+1)
 		})
 	}
 }

@@ -24,33 +24,31 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/amrevent"
 	"github.com/amrpipe/amrpipe/pkg/stage/decryptor"
-	"github.com/amrpipe/amrpipe/pkg/testenv/azurite"
-	"github.com/amrpipe/amrpipe/pkg/testenv/relaytest"
-	"github.com/amrpipe/amrpipe/pkg/testenv/topotest"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"github.com/amrpipe/amrpipe/services/spsim/server"
 )
 
 // storage is the Azurite all tests of the package share.
-var storage *azurite.Server
+var storage *testenv.Azurite
 
-func TestMain(m *testing.M) { os.Exit(relaytest.RunTests(m, &storage)) }
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithAzurite(m, &storage)) }
 
 // runDecryptor starts a decryptor on its own runtime.
-func runDecryptor(t testing.TB, e *relaytest.Env) *svc.Runtime {
+func runDecryptor(t testing.TB, e *testenv.World) *svc.Runtime {
 	t.Helper()
 	rt := e.Runtime(t, decryptor.Stage)
 	startDecryptor(t, e, rt)
 	return rt
 }
 
-func startDecryptor(t testing.TB, e *relaytest.Env, rt *svc.Runtime) {
+func startDecryptor(t testing.TB, e *testenv.World, rt *svc.Runtime) {
 	t.Helper()
 	s, err := decryptor.New(rt, decryptor.Config{Concurrency: 4}, decryptor.Deps{Storage: e.Account(t, ""), KEK: e.KEK})
 	if err != nil {
 		t.Fatal(err)
 	}
-	relaytest.Run(t, s.Run)
+	testenv.RunStage(t, s.Run)
 }
 
 // upload is one FinishManifestFileUpload of a job's log, as the relay publishes it.
@@ -61,7 +59,7 @@ type upload struct {
 
 // relayUploads publishes the job's FinishManifestFileUpload events as the relay would (spec id as
 // given) and returns them.
-func relayUploads(t *testing.T, ctx context.Context, e *relaytest.Env, jobID, specID string, log []string) []upload {
+func relayUploads(t *testing.T, ctx context.Context, e *testenv.World, jobID, specID string, log []string) []upload {
 	t.Helper()
 	var ups []upload
 	for _, l := range log {
@@ -80,7 +78,7 @@ func relayUploads(t *testing.T, ctx context.Context, e *relaytest.Env, jobID, sp
 	return ups
 }
 
-func publishEvent(t testing.TB, ctx context.Context, e *relaytest.Env, jobID string, m *amrpipev1.RelayedEvent, msgID string) {
+func publishEvent(t testing.TB, ctx context.Context, e *testenv.World, jobID string, m *amrpipev1.RelayedEvent, msgID string) {
 	t.Helper()
 	if _, err := bus.Publish(ctx, e.NATS.JS, topology.EventSubject(jobID, topology.EventFinishManifestFileUpload), m, msgID); err != nil {
 		t.Fatal(err)
@@ -95,26 +93,26 @@ func uploadEvent(jobID, specID, name string) *amrpipev1.RelayedEvent {
 }
 
 // idle waits until the decryptor has settled every event for good.
-func idle(t *testing.T, ctx context.Context, e *relaytest.Env) {
+func idle(t *testing.T, ctx context.Context, e *testenv.World) {
 	t.Helper()
 	cons, err := e.NATS.JS.Consumer(ctx, topology.StreamEvents, topology.ConsumerDecryptor)
 	if err != nil {
 		t.Fatal(err)
 	}
-	relaytest.Eventually(t, 30*time.Second, "the decryptor to settle every event", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the decryptor to settle every event", func() bool {
 		info, err := cons.Info(ctx)
 		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
 	})
 }
 
-func manifests(t *testing.T, ctx context.Context, e *relaytest.Env, jobID string) []*amrpipev1.ManifestReady {
+func manifests(t *testing.T, ctx context.Context, e *testenv.World, jobID string) []*amrpipev1.ManifestReady {
 	t.Helper()
-	return topotest.Decoded(t, e.NATS, topology.StreamManifests, topology.ManifestSubject(jobID), func() *amrpipev1.ManifestReady { return &amrpipev1.ManifestReady{} })
+	return testenv.Messages(t, context.Background(), e.NATS.JS, topology.StreamManifests, topology.ManifestSubject(jobID), func() *amrpipev1.ManifestReady { return &amrpipev1.ManifestReady{} })
 }
 
 // blob downloads a blob through the job's SAS and decrypts it independently of pkg/crypto/aescbc: the
 // standard library's CBC with the IV from metadata and a hand-checked PKCS#7 padding.
-func blob(t *testing.T, ctx context.Context, j relaytest.Job, name string) []byte {
+func blob(t *testing.T, ctx context.Context, j testenv.Job, name string) []byte {
 	t.Helper()
 	cc, err := container.NewClientWithNoCredential(j.ContainerSAS, nil)
 	if err != nil {
@@ -155,7 +153,7 @@ func blob(t *testing.T, ctx context.Context, j relaytest.Job, name string) []byt
 	return data[:len(data)-pad]
 }
 
-func object(t *testing.T, ctx context.Context, e *relaytest.Env, name string) ([]byte, error) {
+func object(t *testing.T, ctx context.Context, e *testenv.World, name string) ([]byte, error) {
 	t.Helper()
 	obs, err := e.NATS.JS.ObjectStore(ctx, topology.ObjectManifests)
 	if err != nil {
@@ -171,9 +169,9 @@ func TestEveryUploadBecomesOneManifest(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			e := relaytest.Start(t, storage, nil)
+			e := testenv.StartWorld(t, storage, nil)
 			rt := runDecryptor(t, e)
-			j := e.CreateJob(t, ctx, relaytest.JobOptions{Plain: plain})
+			j := e.CreateJob(t, ctx, testenv.JobOptions{Plain: plain})
 			e.Record(t, ctx, j)
 			ups := relayUploads(t, ctx, e, j.ID, j.SpecID, e.Log(t, ctx, j))
 			idle(t, ctx, e)
@@ -214,11 +212,11 @@ func TestEveryUploadBecomesOneManifest(t *testing.T) {
 			if again := manifests(t, ctx, e, j.ID); len(again) != len(ups) {
 				t.Errorf("after redelivery %d ManifestReady, want still %d", len(again), len(ups))
 			}
-			if n := relaytest.Counter(t, rt, "amr_decryptor_duplicates_total", nil); int(n) != len(ups) {
+			if n := testenv.Counter(t, rt, "amr_decryptor_duplicates_total", nil); int(n) != len(ups) {
 				t.Errorf("amr_decryptor_duplicates_total = %v, want %d", n, len(ups))
 			}
 			mode := map[bool]string{false: "decrypted", true: "copied"}[plain]
-			if n := relaytest.Counter(t, rt, "amr_decryptor_manifests_total", map[string]string{"mode": mode}); int(n) != 2*len(ups) {
+			if n := testenv.Counter(t, rt, "amr_decryptor_manifests_total", map[string]string{"mode": mode}); int(n) != 2*len(ups) {
 				t.Errorf("amr_decryptor_manifests_total{mode=%s} = %v, want %d", mode, n, 2*len(ups))
 			}
 			if dl := e.NATS.DeadLetters(t, decryptor.Stage); len(dl) != 0 {
@@ -232,10 +230,10 @@ func TestUntrustworthyUploadsAreDeadLettered(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	e := relaytest.Start(t, storage, nil)
+	e := testenv.StartWorld(t, storage, nil)
 	runDecryptor(t, e)
 	const other = "9a3f5c1e-0000-4000-8000-00000000beef"
-	j := e.CreateJob(t, ctx, relaytest.JobOptions{})
+	j := e.CreateJob(t, ctx, testenv.JobOptions{})
 	e.Record(t, ctx, j)
 	e.Log(t, ctx, j)
 
@@ -281,10 +279,10 @@ func TestTruncatedUploadIsDeadLetteredWithItsReason(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	e := relaytest.Start(t, storage, nil)
+	e := testenv.StartWorld(t, storage, nil)
 	e.Faults(t, server.Rule{Job: "truncated-upload"})
 	runDecryptor(t, e)
-	j := e.CreateJob(t, ctx, relaytest.JobOptions{})
+	j := e.CreateJob(t, ctx, testenv.JobOptions{})
 	e.Record(t, ctx, j)
 	ups := relayUploads(t, ctx, e, j.ID, j.SpecID, e.Log(t, ctx, j))
 	idle(t, ctx, e)
@@ -318,9 +316,9 @@ func TestWrongKeyIsAClearErrorNotGarbage(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	e := relaytest.Start(t, storage, nil)
+	e := testenv.StartWorld(t, storage, nil)
 	rt := runDecryptor(t, e)
-	j := e.CreateJob(t, ctx, relaytest.JobOptions{})
+	j := e.CreateJob(t, ctx, testenv.JobOptions{})
 	e.Record(t, ctx, j)
 	const wrongSpec = "spec-with-another-key"
 	e.PutKey(t, ctx, wrongSpec, bytes.Repeat([]byte{0x77}, 32))
@@ -339,7 +337,7 @@ func TestWrongKeyIsAClearErrorNotGarbage(t *testing.T) {
 	if ready := manifests(t, ctx, e, j.ID); len(ready) != 0 {
 		t.Errorf("%d manifests decrypted with the wrong key went downstream", len(ready))
 	}
-	if n := relaytest.Counter(t, rt, "amr_decryptor_errors_total", map[string]string{"class": "wrong_key"}); int(n) != len(ups) {
+	if n := testenv.Counter(t, rt, "amr_decryptor_errors_total", map[string]string{"class": "wrong_key"}); int(n) != len(ups) {
 		t.Errorf("amr_decryptor_errors_total{class=wrong_key} = %v, want %d", n, len(ups))
 	}
 }
@@ -348,16 +346,16 @@ func TestBlobNotThereYetIsRetried(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	e := relaytest.Start(t, storage, nil)
+	e := testenv.StartWorld(t, storage, nil)
 	rt := runDecryptor(t, e)
-	j := relaytest.Job{ID: "5b0e6c2a-7d1f-4c3b-8a9e-2f4d6b8c0a1e", SpecID: "spec-late", Site: e.SimURL + relaytest.Site, Container: "late-blob"}
+	j := testenv.Job{ID: "5b0e6c2a-7d1f-4c3b-8a9e-2f4d6b8c0a1e", SpecID: "spec-late", Site: e.SimURL + testenv.Site, Container: "late-blob"}
 	key := bytes.Repeat([]byte{0x42}, 32)
 	e.PutKey(t, ctx, j.SpecID, key)
 	e.Record(t, ctx, j)
 	name := j.ID + "/Manifest.xml"
 	publishEvent(t, ctx, e, j.ID, uploadEvent(j.ID, j.SpecID, name), "late")
-	relaytest.Eventually(t, 10*time.Second, "a failed attempt", func() bool {
-		return relaytest.Counter(t, rt, "amr_decryptor_errors_total", map[string]string{"class": "not_found"}) > 0
+	testenv.Eventually(t, 10*time.Second, "a failed attempt", func() bool {
+		return testenv.Counter(t, rt, "amr_decryptor_errors_total", map[string]string{"class": "not_found"}) > 0
 	})
 
 	plain := []byte(`<?xml version="1.0" encoding="utf-8"?><SPObjects xmlns="urn:deployment-manifest-schema"/>`)
@@ -374,7 +372,7 @@ func TestBlobNotThereYetIsRetried(t *testing.T) {
 
 // putEncrypted uploads plain encrypted under key as SharePoint does: ciphertext from byte 0, the IV
 // in the blob's "IV" metadata.
-func putEncrypted(t testing.TB, ctx context.Context, e *relaytest.Env, containerName, name string, key, plain []byte) {
+func putEncrypted(t testing.TB, ctx context.Context, e *testenv.World, containerName, name string, key, plain []byte) {
 	t.Helper()
 	iv := bytes.Repeat([]byte{9}, 16)
 	ct, err := aescbc.Encrypt(key, iv, plain)

@@ -21,7 +21,7 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
-	"github.com/amrpipe/amrpipe/pkg/testenv/topotest"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
@@ -29,14 +29,14 @@ import (
 // relay (object store files, ManifestReady, JobRecords, end events) around parser replicas.
 type harness struct {
 	t       testing.TB
-	env     *topotest.Env
+	env     *testenv.JetStream
 	store   *jobstore.Store
 	objects jetstream.ObjectStore
 }
 
 func newHarness(t testing.TB) *harness {
 	t.Helper()
-	h := &harness{t: t, env: topotest.Start(t)}
+	h := &harness{t: t, env: testenv.StartJetStream(t)}
 	ctx := context.Background()
 	var err error
 	if h.store, err = jobstore.Open(ctx, h.env.JS, nil); err != nil {

@@ -17,7 +17,7 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
-	"github.com/amrpipe/amrpipe/pkg/testenv/topotest"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"github.com/amrpipe/amrpipe/services/spsim/server"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
@@ -31,7 +31,7 @@ const (
 // harness is one planner stage against an embedded JetStream and the simulator.
 type harness struct {
 	t       *testing.T
-	env     *topotest.Env
+	env     *testenv.JetStream
 	tenant  *tenant.Tenant
 	siteURL string // the profile's first site
 	sp      *spo.Client
@@ -42,7 +42,7 @@ type harness struct {
 // start runs the simulator (Rate 0) with faults and the planner stage with cfg's thresholds.
 func start(t *testing.T, p tenant.Profile, cfg Config, faults ...server.Rule) *harness {
 	t.Helper()
-	h := &harness{t: t, env: topotest.Start(t)}
+	h := &harness{t: t, env: testenv.StartJetStream(t)}
 	var err error
 	if h.tenant, err = tenant.New(p); err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/sizing"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/throttle"
-	"github.com/amrpipe/amrpipe/pkg/testenv/relaytest"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"github.com/amrpipe/amrpipe/services/spsim/server"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
@@ -124,7 +124,7 @@ func TestPlanPublishesTheSpecsOfThePlanner(t *testing.T) {
 				if kinds[k] == 0 {
 					t.Errorf("no %s spec among %v", k, kinds)
 				}
-				if n := relaytest.Counter(t, h.svc.rt, "amr_planner_specs_published_total", map[string]string{"kind": k}); n != float64(kinds[k]) {
+				if n := testenv.Counter(t, h.svc.rt, "amr_planner_specs_published_total", map[string]string{"kind": k}); n != float64(kinds[k]) {
 					t.Errorf("metric counts %v %s specs, published %d", n, k, kinds[k])
 				}
 			}
@@ -170,7 +170,7 @@ func TestRedeliveredPlanPublishesNothingNew(t *testing.T) {
 	h.publish(topology.SubjectPlanSubmit, req, "plan/again#2")
 	h.settle()
 	sameSpecs(t, h.specs("again"), first)
-	if n := relaytest.Counter(t, h.svc.rt, "amr_planner_plans_total", map[string]string{"outcome": "replayed"}); n != 1 {
+	if n := testenv.Counter(t, h.svc.rt, "amr_planner_plans_total", map[string]string{"outcome": "replayed"}); n != 1 {
 		t.Fatalf("replayed plans = %v, want 1", n)
 	}
 }
@@ -315,7 +315,7 @@ func TestThrottledFolderCallsDelayWithoutDeadLetter(t *testing.T) {
 		t.Fatalf("throttling dead-lettered the plan: %s", dl[0].GetReason())
 	}
 	sameSpecs(t, h.specs("slow"), h.want(req, nil, nil))
-	if n := relaytest.Counter(t, h.svc.rt, "amr_stage_messages_total", map[string]string{"stage": Stage, "outcome": "throttled"}); n < 1 {
+	if n := testenv.Counter(t, h.svc.rt, "amr_stage_messages_total", map[string]string{"stage": Stage, "outcome": "throttled"}); n < 1 {
 		t.Fatalf("the plan was never handed back throttled (%v)", n)
 	}
 }

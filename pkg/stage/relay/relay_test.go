@@ -21,22 +21,21 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/amrevent"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
 	"github.com/amrpipe/amrpipe/pkg/stage/relay"
-	"github.com/amrpipe/amrpipe/pkg/testenv/azurite"
-	"github.com/amrpipe/amrpipe/pkg/testenv/relaytest"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"github.com/amrpipe/amrpipe/services/spsim/server"
 )
 
 // storage is the Azurite all tests of the package share.
-var storage *azurite.Server
+var storage *testenv.Azurite
 
-func TestMain(m *testing.M) { os.Exit(relaytest.RunTests(m, &storage)) }
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithAzurite(m, &storage)) }
 
 const pollInterval = 200 * time.Millisecond
 
 // runRelay starts a progress-relay on its own runtime (a replica), reading the given report queue
 // too unless it is "".
-func runRelay(t *testing.T, e *relaytest.Env, queue string, mod func(*relay.Config)) (*svc.Runtime, func()) {
+func runRelay(t *testing.T, e *testenv.World, queue string, mod func(*relay.Config)) (*svc.Runtime, func()) {
 	t.Helper()
 	rt := e.Runtime(t, relay.Stage)
 	cfg := relay.Config{PollInterval: pollInterval, QueueInterval: 50 * time.Millisecond, QueueVisibility: time.Second}
@@ -51,7 +50,7 @@ func runRelay(t *testing.T, e *relaytest.Env, queue string, mod func(*relay.Conf
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rt, relaytest.Run(t, s.Run)
+	return rt, testenv.RunStage(t, s.Run)
 }
 
 // logIDs are the event ids of a job's progress log, in order.
@@ -77,12 +76,12 @@ func relayedIDs(events []*amrpipev1.RelayedEvent) []string {
 }
 
 // waitEnded waits until the relay has settled the job for good (its poll message is gone).
-func waitEnded(t *testing.T, e *relaytest.Env) {
+func waitEnded(t *testing.T, e *testenv.World) {
 	t.Helper()
 	e.NATS.WaitSettled(t, topology.StreamJobs, 30*time.Second)
 }
 
-func job(t *testing.T, ctx context.Context, e *relaytest.Env, id string) *amrpipev1.JobRecord {
+func job(t *testing.T, ctx context.Context, e *testenv.World, id string) *amrpipev1.JobRecord {
 	t.Helper()
 	rec, _, err := e.Store.Job(ctx, id)
 	if err != nil {
@@ -111,9 +110,9 @@ func TestRelaysTheProgressLogOnceInOrder(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	e := relaytest.Start(t, storage, nil)
+	e := testenv.StartWorld(t, storage, nil)
 	rt, _ := runRelay(t, e, "", nil)
-	j := e.CreateJob(t, ctx, relaytest.JobOptions{})
+	j := e.CreateJob(t, ctx, testenv.JobOptions{})
 	e.Submit(t, ctx, j)
 
 	log := e.Log(t, ctx, j)
@@ -140,7 +139,7 @@ func TestRelaysTheProgressLogOnceInOrder(t *testing.T) {
 	if dl := e.NATS.DeadLetters(t, relay.Stage); len(dl) != 0 {
 		t.Errorf("dead letters: %v", dl)
 	}
-	if n := relaytest.Counter(t, rt, "amr_relay_events_total", map[string]string{"source": "progress_api"}); n != float64(len(log)) {
+	if n := testenv.Counter(t, rt, "amr_relay_events_total", map[string]string{"source": "progress_api"}); n != float64(len(log)) {
 		t.Errorf("amr_relay_events_total{source=progress_api} = %v, want %d", n, len(log))
 	}
 }
@@ -152,14 +151,14 @@ func TestRestartedRelayResumesFromCursor(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	e := relaytest.Start(t, storage, nil)
+	e := testenv.StartWorld(t, storage, nil)
 	// Each package file takes 300 ms to upload: a job of a few seconds to stop the relay in.
 	e.Faults(t, server.Rule{Job: "slow-upload", Delay: 300 * time.Millisecond})
 	_, stopFirst := runRelay(t, e, "", nil)
-	j := e.CreateJob(t, ctx, relaytest.JobOptions{})
+	j := e.CreateJob(t, ctx, testenv.JobOptions{})
 	e.Submit(t, ctx, j)
 
-	relaytest.Eventually(t, 20*time.Second, "some events relayed", func() bool { return len(e.Events(t, ctx, j.ID)) >= 3 })
+	testenv.Eventually(t, 20*time.Second, "some events relayed", func() bool { return len(e.Events(t, ctx, j.ID)) >= 3 })
 	stopFirst()
 	before := len(e.Events(t, ctx, j.ID))
 	cursor, err := e.Store.Cursor(ctx, j.ID)
@@ -177,10 +176,10 @@ func TestRestartedRelayResumesFromCursor(t *testing.T) {
 		t.Fatalf("after a restart at event %d relayed %v,\nwant the log once in order %v", before, got, want)
 	}
 	// Resumed at the cursor: the second relay never saw an event the first had relayed.
-	if d := relaytest.Counter(t, rt, "amr_relay_duplicates_total", nil); d != 0 {
+	if d := testenv.Counter(t, rt, "amr_relay_duplicates_total", nil); d != 0 {
 		t.Errorf("the restarted relay met %v duplicates: it did not resume from cursor %s", d, cursor)
 	}
-	if n := relaytest.Counter(t, rt, "amr_relay_events_total", nil); int(n) != len(log)-before {
+	if n := testenv.Counter(t, rt, "amr_relay_events_total", nil); int(n) != len(log)-before {
 		t.Errorf("the restarted relay published %v events, want the %d after the first's %d", n, len(log)-before, before)
 	}
 }
@@ -189,16 +188,16 @@ func TestQueueAndProgressAPIRelayEachEventOnce(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	e := relaytest.Start(t, storage, nil)
+	e := testenv.StartWorld(t, storage, nil)
 	const queue = "events-in-phases"
 	// The job waits postponed for a while: time for the queue alone to relay its first events.
 	e.Faults(t, server.Rule{Job: "postponed", Delay: 1500 * time.Millisecond})
-	j := e.CreateJob(t, ctx, relaytest.JobOptions{Queue: queue})
+	j := e.CreateJob(t, ctx, testenv.JobOptions{Queue: queue})
 	e.Record(t, ctx, j)
 
 	// 1. Only the queue: the job is recorded but its poll message not published yet.
 	_, stopQueueOnly := runRelay(t, e, queue, nil)
-	relaytest.Eventually(t, 20*time.Second, "the queue to relay JobQueued and JobPostponed", func() bool { return len(e.Events(t, ctx, j.ID)) >= 2 })
+	testenv.Eventually(t, 20*time.Second, "the queue to relay JobQueued and JobPostponed", func() bool { return len(e.Events(t, ctx, j.ID)) >= 2 })
 	stopQueueOnly()
 	// 2. Only the progress API, from the start of the log.
 	e.Submit(t, ctx, j)
@@ -208,7 +207,7 @@ func TestQueueAndProgressAPIRelayEachEventOnce(t *testing.T) {
 	stopPoller()
 	// 3. Both: the queue still holds every event after the first two; all are duplicates now.
 	rt, _ := runRelay(t, e, queue, nil)
-	relaytest.Eventually(t, 20*time.Second, "the queue to be read to the end", func() bool { return queueLen(t, ctx, e, queue) == 0 })
+	testenv.Eventually(t, 20*time.Second, "the queue to be read to the end", func() bool { return queueLen(t, ctx, e, queue) == 0 })
 
 	events := e.Events(t, ctx, j.ID)
 	if got, want := relayedIDs(events), logIDs(t, log); !sameSet(got, want) {
@@ -221,16 +220,16 @@ func TestQueueAndProgressAPIRelayEachEventOnce(t *testing.T) {
 	if bySource[amrpipev1.Source_SOURCE_QUEUE] < 2 || bySource[amrpipev1.Source_SOURCE_PROGRESS_API] < 2 {
 		t.Errorf("events by source %v: want both sources used", bySource)
 	}
-	if n := relaytest.Counter(t, rt, "amr_relay_events_total", nil); n != 0 {
+	if n := testenv.Counter(t, rt, "amr_relay_events_total", nil); n != 0 {
 		t.Errorf("the last relay published %v events; all had been published", n)
 	}
-	if n := relaytest.Counter(t, rt, "amr_relay_queue_messages_total", map[string]string{"outcome": "duplicate"}); int(n) != len(log)-bySource[amrpipev1.Source_SOURCE_QUEUE] {
+	if n := testenv.Counter(t, rt, "amr_relay_queue_messages_total", map[string]string{"outcome": "duplicate"}); int(n) != len(log)-bySource[amrpipev1.Source_SOURCE_QUEUE] {
 		t.Errorf("the last relay found %v duplicates in the queue, want the %d events the queue had not relayed", n, len(log)-bySource[amrpipev1.Source_SOURCE_QUEUE])
 	}
 }
 
 // queueLen is the number of messages in a queue, visible or not.
-func queueLen(t *testing.T, ctx context.Context, e *relaytest.Env, queue string) int64 {
+func queueLen(t *testing.T, ctx context.Context, e *testenv.World, queue string) int64 {
 	t.Helper()
 	qc, err := e.Account(t, queue).QueueClient(queue)
 	if err != nil {
@@ -247,20 +246,20 @@ func TestQueueAndProgressAPIAtOnce(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	e := relaytest.Start(t, storage, nil)
+	e := testenv.StartWorld(t, storage, nil)
 	const queue = "events-at-once"
 	rt, _ := runRelay(t, e, queue, nil)
-	j := e.CreateJob(t, ctx, relaytest.JobOptions{Queue: queue})
+	j := e.CreateJob(t, ctx, testenv.JobOptions{Queue: queue})
 	e.Submit(t, ctx, j)
 	log := e.Log(t, ctx, j)
 	waitEnded(t, e)
-	relaytest.Eventually(t, 20*time.Second, "every queue message handled", func() bool { return queueLen(t, ctx, e, queue) == 0 })
+	testenv.Eventually(t, 20*time.Second, "every queue message handled", func() bool { return queueLen(t, ctx, e, queue) == 0 })
 	events := e.Events(t, ctx, j.ID)
 	if got, want := relayedIDs(events), logIDs(t, log); !sameSet(got, want) {
 		t.Fatalf("relayed %v,\nwant each of the log once %v", got, want)
 	}
-	published := relaytest.Counter(t, rt, "amr_relay_events_total", nil)
-	suppressed := relaytest.Counter(t, rt, "amr_relay_duplicates_total", nil)
+	published := testenv.Counter(t, rt, "amr_relay_events_total", nil)
+	suppressed := testenv.Counter(t, rt, "amr_relay_duplicates_total", nil)
 	if int(published) != len(log) || int(suppressed) != len(log) {
 		t.Errorf("published %v and suppressed %v of %d events seen twice each", published, suppressed, len(log))
 	}
@@ -277,10 +276,10 @@ func TestThrottledPollsWaitRetryAfter(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	e := relaytest.Start(t, storage, nil)
+	e := testenv.StartWorld(t, storage, nil)
 	// Every pause is handed back to JetStream (the path a long Retry-After takes in production).
 	rt, _ := runRelay(t, e, "", func(c *relay.Config) { c.ThrottleMaxWait = time.Millisecond })
-	j := e.CreateJob(t, ctx, relaytest.JobOptions{})
+	j := e.CreateJob(t, ctx, testenv.JobOptions{})
 	e.Faults(t, server.Rule{Method: "GetMigrationJobProgress", Status: http.StatusTooManyRequests, RetryAfter: "1", Times: 3})
 	e.Submit(t, ctx, j)
 	waitEnded(t, e) // the relay alone meets the 429s
@@ -292,7 +291,7 @@ func TestThrottledPollsWaitRetryAfter(t *testing.T) {
 	if dl := e.NATS.DeadLetters(t, relay.Stage); len(dl) != 0 {
 		t.Fatalf("throttling dead-lettered: %v", dl[0].GetReason())
 	}
-	var calls []relaytest.Request
+	var calls []testenv.Request
 	for _, r := range e.Requests() {
 		if r.Method == "GetMigrationJobProgress" {
 			calls = append(calls, r)
@@ -311,7 +310,7 @@ func TestThrottledPollsWaitRetryAfter(t *testing.T) {
 	if throttled != 3 {
 		t.Errorf("%d progress calls were throttled, want 3", throttled)
 	}
-	if n := relaytest.Counter(t, rt, "amr_stage_messages_total", map[string]string{"stage": relay.Stage, "outcome": "throttled"}); n < 1 {
+	if n := testenv.Counter(t, rt, "amr_stage_messages_total", map[string]string{"stage": relay.Stage, "outcome": "throttled"}); n < 1 {
 		t.Errorf("no poll was handed back as throttled (%v)", n)
 	}
 }
@@ -336,12 +335,12 @@ func TestPermanentProgressErrorsEndTheFollowing(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			e := relaytest.Start(t, storage, nil)
+			e := testenv.StartWorld(t, storage, nil)
 			e.Faults(t, tt.fault)
-			j := e.CreateJob(t, ctx, relaytest.JobOptions{})
+			j := e.CreateJob(t, ctx, testenv.JobOptions{})
 			if tt.fault.Job != "" {
 				// Let the job end (and vanish or expire) before its first poll.
-				relaytest.Eventually(t, 20*time.Second, "the job to end", func() bool {
+				testenv.Eventually(t, 20*time.Second, "the job to end", func() bool {
 					_, err := e.SP.GetMigrationJobProgress(ctx, j.Site, j.ID, "0")
 					return err != nil
 				})
@@ -377,9 +376,9 @@ func TestQueuePoisonIsDeadLetteredAndDeleted(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	e := relaytest.Start(t, storage, nil)
+	e := testenv.StartWorld(t, storage, nil)
 	const queue = "events-poison"
-	known := relaytest.Job{ID: "6c1b0c1e-2b1a-4d5e-9f10-0a0b0c0d0e0f", SpecID: "spec-poison", Site: e.SimURL + relaytest.Site, Container: "poison"}
+	known := testenv.Job{ID: "6c1b0c1e-2b1a-4d5e-9f10-0a0b0c0d0e0f", SpecID: "spec-poison", Site: e.SimURL + testenv.Site, Container: "poison"}
 	key := bytes.Repeat([]byte{0x5a}, 32)
 	e.PutKey(t, ctx, known.SpecID, key)
 	e.Record(t, ctx, known)
@@ -425,7 +424,7 @@ func TestQueuePoisonIsDeadLetteredAndDeleted(t *testing.T) {
 		}
 	}
 	runRelay(t, e, queue, func(c *relay.Config) { c.QueueMaxAttempts = 2 })
-	relaytest.Eventually(t, 20*time.Second, "the queue to be emptied", func() bool { return queueLen(t, ctx, e, queue) == 0 })
+	testenv.Eventually(t, 20*time.Second, "the queue to be emptied", func() bool { return queueLen(t, ctx, e, queue) == 0 })
 
 	dls := e.NATS.DeadLetters(t, relay.Stage)
 	for _, m := range messages {
@@ -475,7 +474,7 @@ func TestSilentJobWithStatusNoneEnds(t *testing.T) {
 		_, _ = io.WriteString(w, `{"Logs":[],"NextToken":"0"}`)
 	}))
 	defer sp.Close()
-	e := relaytest.Start(t, storage, nil)
+	e := testenv.StartWorld(t, storage, nil)
 	rt := e.Runtime(t, relay.Stage)
 	client, err := spo.New(spo.Options{Tokens: spo.StaticToken("x"), UserAgent: "ISV|amrpipe|relaytest/1.0"})
 	if err != nil {
@@ -486,8 +485,8 @@ func TestSilentJobWithStatusNoneEnds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	relaytest.Run(t, s.Run)
-	j := relaytest.Job{ID: "3f2504e0-4f89-41d3-9a0c-0305e82c3301", SpecID: "spec-silent", Site: sp.URL + "/sites/x", Container: "c"}
+	testenv.RunStage(t, s.Run)
+	j := testenv.Job{ID: "3f2504e0-4f89-41d3-9a0c-0305e82c3301", SpecID: "spec-silent", Site: sp.URL + "/sites/x", Container: "c"}
 	e.Submit(t, ctx, j)
 	waitEnded(t, e)
 	rec := job(t, ctx, e, j.ID)

@@ -23,21 +23,20 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
-	"github.com/amrpipe/amrpipe/pkg/testenv/azurite"
-	"github.com/amrpipe/amrpipe/pkg/testenv/relaytest"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"github.com/amrpipe/amrpipe/services/spsim/server"
 )
 
 // storageEmulator is the Azurite the tests of this package share.
-var storageEmulator *azurite.Server
+var storageEmulator *testenv.Azurite
 
-func TestMain(m *testing.M) { os.Exit(relaytest.RunTests(m, &storageEmulator)) }
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithAzurite(m, &storageEmulator)) }
 
 // harness is one submitter stage against an embedded JetStream, the simulator (Rate 0) and Azurite.
 type harness struct {
 	t   *testing.T
-	e   *relaytest.Env
+	e   *testenv.World
 	svc *Service
 	cfg Config
 }
@@ -45,11 +44,11 @@ type harness struct {
 // start runs the submitter with cfg (SharePoint and storage filled in; a container of its own).
 func start(t *testing.T, cfg Config, faults ...server.Rule) *harness {
 	t.Helper()
-	h := &harness{t: t, e: relaytest.Start(t, storageEmulator, nil)}
+	h := &harness{t: t, e: testenv.StartWorld(t, storageEmulator, nil)}
 	if len(faults) > 0 {
 		h.e.Faults(t, faults...)
 	}
-	cfg.SP = spo.Config{UserAgent: "ISV|amrpipe|submitter-test/1.0", Token: relaytest.Token, Timeout: 30 * time.Second}
+	cfg.SP = spo.Config{UserAgent: "ISV|amrpipe|submitter-test/1.0", Token: testenv.SimToken, Timeout: 30 * time.Second}
 	sas := cfg.Storage.SASTTL
 	cfg.Storage = storageEmulator.StorageConfig()
 	cfg.Storage.SASTTL = sas
@@ -59,7 +58,7 @@ func start(t *testing.T, cfg Config, faults ...server.Rule) *harness {
 	if h.svc, err = New(h.e.Runtime(t, Stage), cfg, h.e.KEK); err != nil {
 		t.Fatal(err)
 	}
-	relaytest.Run(t, h.svc.Run)
+	testenv.RunStage(t, h.svc.Run)
 	return h
 }
 
@@ -75,9 +74,9 @@ func randomHex(t *testing.T, n int) string {
 // spec is a job spec of the simulator's test folder(s), as the planner publishes it.
 func (h *harness) spec(id string, folders ...string) *amrpipev1.JobSpec {
 	if len(folders) == 0 {
-		folders = []string{relaytest.Folder}
+		folders = []string{testenv.Folder}
 	}
-	s := &amrpipev1.JobSpec{SpecId: id, PlanId: "plan1", SiteUrl: h.e.SimURL + relaytest.Site, Multi: len(folders) > 1,
+	s := &amrpipev1.JobSpec{SpecId: id, PlanId: "plan1", SiteUrl: h.e.SimURL + testenv.Site, Multi: len(folders) > 1,
 		Options: &amrpipev1.ReadOptions{IncludeVersions: true}, Emit: amrpipev1.Emit_EMIT_ALL, EmitPrincipals: true, ExpectedItems: 40, Tenant: "127.0.0.1"}
 	for _, f := range folders {
 		s.Urls = append(s.Urls, h.e.SimURL+f)
@@ -138,7 +137,7 @@ func (h *harness) noDeadLetters() {
 // firstManifest waits for the job's end and returns one package file SharePoint wrote, as stored.
 func (h *harness) firstManifest(ctx context.Context, jobID string) (data []byte, iv []byte) {
 	h.t.Helper()
-	for _, l := range h.e.Log(h.t, ctx, relaytest.Job{ID: jobID, Site: h.e.SimURL + relaytest.Site}) {
+	for _, l := range h.e.Log(h.t, ctx, testenv.Job{ID: jobID, Site: h.e.SimURL + testenv.Site}) {
 		var ev map[string]string
 		if err := json.Unmarshal([]byte(l), &ev); err != nil || ev["Event"] != "FinishManifestFileUpload" {
 			continue
@@ -172,7 +171,7 @@ func TestSpecBecomesOneSharePointJob(t *testing.T) {
 		wantMethod string
 	}{
 		{name: "encrypted single-URL job", wantMethod: "CreateSPAsyncReadJob"},
-		{name: "encrypted multi-URL job", folders: []string{relaytest.Folder, "/sites/small/Shared Documents/Team-0002"},
+		{name: "encrypted multi-URL job", folders: []string{testenv.Folder, "/sites/small/Shared Documents/Team-0002"},
 			wantMethod: "CreateSPAsyncReadJobWithMultiUrl"},
 		{name: "plaintext job", plaintext: true, wantMethod: "CreateSPAsyncReadJob"},
 	}
@@ -302,7 +301,7 @@ func TestThrottlingStormEndsInOneJob(t *testing.T) {
 func TestRejectedChangeTokenBecomesAReplan(t *testing.T) {
 	t.Parallel()
 	h := start(t, Config{})
-	lists, err := h.e.SP.Lists(context.Background(), h.e.SimURL+relaytest.Site)
+	lists, err := h.e.SP.Lists(context.Background(), h.e.SimURL+testenv.Site)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +355,7 @@ func TestUnsubmittableSpecsAreDeadLettered(t *testing.T) {
 		{name: "two URLs in a single-URL spec", mod: func(s *amrpipev1.JobSpec) { s.Urls = append(s.Urls, s.Urls[0]+"x") }, wantReason: "single-URL spec"},
 		{name: "URL outside the site", mod: func(s *amrpipev1.JobSpec) { s.Urls = []string{h.e.SimURL + "/sites/other/Docs"} }, wantReason: "not under the site"},
 		{name: "spec id unfit for a key", mod: func(s *amrpipev1.JobSpec) { s.SpecId = "a.b" }, wantReason: "spec id"},
-		{name: "relative site URL", mod: func(s *amrpipev1.JobSpec) { s.SiteUrl = relaytest.Site }, wantReason: "site_url"},
+		{name: "relative site URL", mod: func(s *amrpipev1.JobSpec) { s.SiteUrl = testenv.Site }, wantReason: "site_url"},
 	}
 	for i, tt := range tests {
 		spec := h.spec(fmt.Sprintf("bad-%d", i))
@@ -405,7 +404,7 @@ func TestInvalidSASIsDeadLetteredWithoutSecrets(t *testing.T) {
 	for k, v := range dl[0].GetHeaders() {
 		all.WriteString(k + v)
 	}
-	for _, secret := range []string{"sig=", azurite.Key, h.cfg.SP.Token} {
+	for _, secret := range []string{"sig=", testenv.AzuriteKey, h.cfg.SP.Token} {
 		if strings.Contains(all.String(), secret) {
 			t.Fatalf("dead letter carries a secret (%.6s…)", secret)
 		}

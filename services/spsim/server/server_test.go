@@ -25,7 +25,7 @@ import (
 	qsas "github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2/sas"
 
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
-	"github.com/amrpipe/amrpipe/pkg/testenv/azurite"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
 	"github.com/amrpipe/amrpipe/services/spsim/server"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )
@@ -33,11 +33,11 @@ import (
 const testToken = "test-token-7f3a"
 
 // storage is the Azurite every test of this package shares (it takes a second or two to start).
-var storage *azurite.Server
+var storage *testenv.Azurite
 
 func TestMain(m *testing.M) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	srv, err := azurite.Start(ctx, azurite.Options{})
+	srv, err := testenv.StartAzurite(ctx, testenv.AzuriteOptions{})
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "azurite:", err)

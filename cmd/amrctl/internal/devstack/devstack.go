@@ -32,8 +32,7 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/stage/planner"
 	"github.com/amrpipe/amrpipe/pkg/stage/relay"
 	"github.com/amrpipe/amrpipe/pkg/stage/submitter"
-	"github.com/amrpipe/amrpipe/pkg/testenv/azurite"
-	"github.com/amrpipe/amrpipe/pkg/testenv/natsembed"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"github.com/amrpipe/amrpipe/services/spsim/server"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
@@ -85,8 +84,8 @@ type Options struct {
 // Stack is a running in-process amrpipe.
 type Stack struct {
 	opts    Options
-	NATS    *natsembed.Server
-	Azurite *azurite.Server
+	NATS    *testenv.NATSServer
+	Azurite *testenv.Azurite
 	Tenant  *tenant.Tenant
 	Sim     *server.Server
 	// SimURL is the simulator's base URL (http://127.0.0.1:PORT): site URLs are SimURL + path.
@@ -130,10 +129,10 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 			s = nil
 		}
 	}()
-	if s.NATS, err = natsembed.Start(natsembed.Options{}); err != nil {
+	if s.NATS, err = testenv.StartNATS(testenv.NATSOptions{}); err != nil {
 		return nil, err
 	}
-	if s.Azurite, err = azurite.Start(ctx, azurite.Options{}); err != nil {
+	if s.Azurite, err = testenv.StartAzurite(ctx, testenv.AzuriteOptions{}); err != nil {
 		return nil, err
 	}
 	s.Storage = s.Azurite.StorageConfig()

@@ -1,4 +1,4 @@
-package azurite_test
+package testenv_test
 
 import (
 	"context"
@@ -6,18 +6,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amrpipe/amrpipe/pkg/testenv"
+
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2"
 	qsas "github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2/sas"
-
-	"github.com/amrpipe/amrpipe/pkg/testenv/azurite"
 )
 
 func TestStartSASRoundTripAndClose(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv, err := azurite.Start(ctx, azurite.Options{})
+	srv, err := testenv.StartAzurite(ctx, testenv.AzuriteOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

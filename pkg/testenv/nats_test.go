@@ -1,18 +1,18 @@
-package natsembed_test
+package testenv_test
 
 import (
 	"context"
 	"testing"
 	"time"
 
+	"github.com/amrpipe/amrpipe/pkg/testenv"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/amrpipe/amrpipe/pkg/testenv/natsembed"
 )
 
 func TestJetStreamPublishConsume(t *testing.T) {
-	srv, err := natsembed.Start(natsembed.Options{})
+	srv, err := testenv.StartNATS(testenv.NATSOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

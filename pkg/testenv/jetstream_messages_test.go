@@ -1,18 +1,19 @@
-package topotest_test
+package testenv_test
 
 import (
 	"context"
 	"testing"
 	"time"
 
+	"github.com/amrpipe/amrpipe/pkg/testenv"
+
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
-	"github.com/amrpipe/amrpipe/pkg/testenv/topotest"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
 func TestMessagesReadsAWorkQueueBySubject(t *testing.T) {
-	e := topotest.Start(t)
+	e := testenv.StartJetStream(t)
 	ctx := context.Background()
 	for _, s := range []struct{ plan, spec string }{{"a", "1"}, {"b", "2"}, {"a", "3"}} {
 		if _, err := bus.Publish(ctx, e.JS, topology.SpecSubject(s.plan), &amrpipev1.JobSpec{SpecId: s.spec}, s.spec); err != nil {
@@ -22,7 +23,7 @@ func TestMessagesReadsAWorkQueueBySubject(t *testing.T) {
 	if _, err := bus.Publish(ctx, e.JS, topology.DLQSubject("planner"), &amrpipev1.DeadLetter{Reason: "bad"}, "planner/x/1"); err != nil {
 		t.Fatal(err)
 	}
-	got := topotest.Decoded(t, e, topology.StreamSpecs, topology.SpecSubject("a"), func() *amrpipev1.JobSpec { return &amrpipev1.JobSpec{} })
+	got := testenv.Messages(t, context.Background(), e.JS, topology.StreamSpecs, topology.SpecSubject("a"), func() *amrpipev1.JobSpec { return &amrpipev1.JobSpec{} })
 	if len(got) != 2 || got[0].GetSpecId() != "1" || got[1].GetSpecId() != "3" {
 		t.Fatalf("specs of plan a = %v", got)
 	}
@@ -38,7 +39,7 @@ func TestMessagesReadsAWorkQueueBySubject(t *testing.T) {
 }
 
 func TestWaitSettledWaitsForTheConsumer(t *testing.T) {
-	e := topotest.Start(t)
+	e := testenv.StartJetStream(t)
 	ctx := context.Background()
 	if _, err := bus.Publish(ctx, e.JS, topology.SpecSubject("a"), &amrpipev1.JobSpec{SpecId: "1"}, "1"); err != nil {
 		t.Fatal(err)

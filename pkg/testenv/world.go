@@ -1,8 +1,9 @@
-// Package relaytest sets up what the tests of the progress-relay and of the stages after it need:
-// an embedded JetStream with the topology, the SharePoint simulator behind httptest writing into
+package testenv
+
+// This file sets up what the tests of the progress-relay and of the stages after it need: an
+// embedded JetStream with the topology, the SharePoint simulator behind httptest writing into
 // Azurite, and AMR jobs created and recorded the way the submitter does (key wrapped and stored
 // under the spec id before the create call, JobRecord, SubmittedJob).
-package relaytest
 
 import (
 	"bytes"
@@ -35,15 +36,13 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/storage"
-	"github.com/amrpipe/amrpipe/pkg/testenv/azurite"
-	"github.com/amrpipe/amrpipe/pkg/testenv/topotest"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"github.com/amrpipe/amrpipe/services/spsim/server"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )
 
-// Token is the simulator's bearer token in these tests.
-const Token = "relaytest-token"
+// SimToken is the simulator's bearer token in these tests.
+const SimToken = "relaytest-token"
 
 // Site is the simulator site collection the jobs read from, and Folder the folder they export (a
 // few dozen files with versions: a job of about 15 events when manifests split at 8 KiB).
@@ -52,10 +51,10 @@ const (
 	Folder = "/sites/small/Shared Documents/Team-0001"
 )
 
-// Env is one test's world: JetStream, the simulator, a client for it, the KEK and a job store.
-type Env struct {
-	NATS    *topotest.Env
-	Azurite *azurite.Server
+// World is one test's world: JetStream, the simulator, a client for it, the KEK and a job store.
+type World struct {
+	NATS    *JetStream
+	Azurite *Azurite
 	Sim     *server.Server
 	SimURL  string
 	SP      *spo.Client
@@ -73,16 +72,16 @@ type Request struct {
 	Status int
 }
 
-// Start starts JetStream and a simulator (small tenant, unlimited rate, manifests split at 8 KiB,
+// StartWorld starts JetStream and a simulator (small tenant, unlimited rate, manifests split at 8 KiB,
 // progress pages of 4 events) writing into az; mod adjusts the simulator's configuration.
-func Start(t testing.TB, az *azurite.Server, mod func(*server.Config)) *Env {
+func StartWorld(t testing.TB, az *Azurite, mod func(*server.Config)) *World {
 	t.Helper()
-	e := &Env{NATS: topotest.Start(t), Azurite: az}
+	e := &World{NATS: StartJetStream(t), Azurite: az}
 	tn, err := tenant.New(tenant.SmallProfile())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := server.Config{Tenant: tn, Token: Token, Admin: true, Rate: 0, MaxManifestBytes: 8 << 10, ProgressPageSize: 4}
+	cfg := server.Config{Tenant: tn, Token: SimToken, Admin: true, Rate: 0, MaxManifestBytes: 8 << 10, ProgressPageSize: 4}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -97,7 +96,7 @@ func Start(t testing.TB, az *azurite.Server, mod func(*server.Config)) *Env {
 		}
 	})
 	e.SimURL = hs.URL
-	if e.SP, err = spo.New(spo.Options{Tokens: spo.StaticToken(Token), UserAgent: "ISV|amrpipe|relaytest/1.0"}); err != nil {
+	if e.SP, err = spo.New(spo.Options{Tokens: spo.StaticToken(SimToken), UserAgent: "ISV|amrpipe|relaytest/1.0"}); err != nil {
 		t.Fatal(err)
 	}
 	kek := make([]byte, keywrap.KeySize)
@@ -114,7 +113,7 @@ func Start(t testing.TB, az *azurite.Server, mod func(*server.Config)) *Env {
 }
 
 // record notes every REST call the simulator answers (not the admin API).
-func (e *Env) record(h http.Handler) http.Handler {
+func (e *World) record(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		h.ServeHTTP(sw, r)
@@ -140,17 +139,17 @@ func (w *statusWriter) WriteHeader(status int) {
 }
 
 // Requests returns the SharePoint calls answered so far, in order.
-func (e *Env) Requests() []Request {
+func (e *World) Requests() []Request {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return slices.Clone(e.requests)
 }
 
-// RunTests is the body of a TestMain: it starts the Azurite all tests of the binary share into
+// RunWithAzurite is the body of a TestMain: it starts the Azurite all tests of the binary share into
 // *az, runs them, stops Azurite and returns the exit code.
-func RunTests(m *testing.M, az **azurite.Server) int {
+func RunWithAzurite(m *testing.M, az **Azurite) int {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	srv, err := azurite.Start(ctx, azurite.Options{})
+	srv, err := StartAzurite(ctx, AzuriteOptions{})
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "azurite:", err)
@@ -167,7 +166,7 @@ func RunTests(m *testing.M, az **azurite.Server) int {
 
 // Account opens the storage account as the services see it, with the given report queue ("" for
 // none).
-func (e *Env) Account(t testing.TB, queue string) *storage.Account {
+func (e *World) Account(t testing.TB, queue string) *storage.Account {
 	t.Helper()
 	cfg := e.Azurite.StorageConfig()
 	cfg.Queue = queue
@@ -180,7 +179,7 @@ func (e *Env) Account(t testing.TB, queue string) *storage.Account {
 
 // Runtime starts a service runtime on the test's JetStream (its own connection, like a replica),
 // with the topology ensured; it is closed when the test ends.
-func (e *Env) Runtime(t testing.TB, name string) *svc.Runtime {
+func (e *World) Runtime(t testing.TB, name string) *svc.Runtime {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -200,9 +199,9 @@ func (e *Env) Runtime(t testing.TB, name string) *svc.Runtime {
 	return rt
 }
 
-// Run runs fn (a stage's Run) until the returned stop is called or the test ends; stop waits for
+// RunStage runs fn (a stage's RunStage) until the returned stop is called or the test ends; stop waits for
 // it and fails the test on an error.
-func Run(t testing.TB, fn func(context.Context) error) (stop func()) {
+func RunStage(t testing.TB, fn func(context.Context) error) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -223,7 +222,7 @@ func Run(t testing.TB, fn func(context.Context) error) (stop func()) {
 }
 
 // Faults replaces the simulator's injected faults.
-func (e *Env) Faults(t testing.TB, rules ...server.Rule) {
+func (e *World) Faults(t testing.TB, rules ...server.Rule) {
 	t.Helper()
 	body, err := json.Marshal(map[string]any{"rules": rules})
 	if err != nil {
@@ -233,7 +232,7 @@ func (e *Env) Faults(t testing.TB, rules ...server.Rule) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+Token)
+	req.Header.Set("Authorization", "Bearer "+SimToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -267,7 +266,7 @@ type Job struct {
 
 // CreateJob creates an export job of Folder, storing the wrapped key under a fresh spec id first,
 // as the submitter does.
-func (e *Env) CreateJob(t testing.TB, ctx context.Context, o JobOptions) Job {
+func (e *World) CreateJob(t testing.TB, ctx context.Context, o JobOptions) Job {
 	t.Helper()
 	j := Job{SpecID: "spec-" + randomHex(t, 8), Site: e.SimURL + Site, Container: o.Container, Queue: o.Queue}
 	if j.Container == "" {
@@ -301,7 +300,7 @@ func (e *Env) CreateJob(t testing.TB, ctx context.Context, o JobOptions) Job {
 }
 
 // PutKey wraps and stores a job key under a spec id.
-func (e *Env) PutKey(t testing.TB, ctx context.Context, specID string, key []byte) {
+func (e *World) PutKey(t testing.TB, ctx context.Context, specID string, key []byte) {
 	t.Helper()
 	w, err := e.KEK.Wrap(specID, key, 24*time.Hour, time.Now())
 	if err != nil {
@@ -325,7 +324,7 @@ func (j Job) Submitted() *amrpipev1.SubmittedJob {
 }
 
 // Record writes the job's JobRecord as the submitter does.
-func (e *Env) Record(t testing.TB, ctx context.Context, j Job) {
+func (e *World) Record(t testing.TB, ctx context.Context, j Job) {
 	t.Helper()
 	sj := j.Submitted()
 	if _, err := e.Store.Update(ctx, j.ID, func(r *amrpipev1.JobRecord) error {
@@ -338,7 +337,7 @@ func (e *Env) Record(t testing.TB, ctx context.Context, j Job) {
 }
 
 // Submit records the job and publishes its SubmittedJob, as the submitter does.
-func (e *Env) Submit(t testing.TB, ctx context.Context, j Job) {
+func (e *World) Submit(t testing.TB, ctx context.Context, j Job) {
 	t.Helper()
 	e.Record(t, ctx, j)
 	if _, err := bus.Publish(ctx, e.NATS.JS, topology.JobSubject(j.ID), j.Submitted(), j.ID); err != nil {
@@ -347,7 +346,7 @@ func (e *Env) Submit(t testing.TB, ctx context.Context, j Job) {
 }
 
 // Log waits for the job's JobEnd and returns its whole GetMigrationJobProgress log.
-func (e *Env) Log(t testing.TB, ctx context.Context, j Job) []string {
+func (e *World) Log(t testing.TB, ctx context.Context, j Job) []string {
 	t.Helper()
 	for {
 		var all []string
@@ -402,7 +401,7 @@ func Messages[M proto.Message](t testing.TB, ctx context.Context, js jetstream.J
 }
 
 // Events returns the events relayed for a job so far, in stream order.
-func (e *Env) Events(t testing.TB, ctx context.Context, jobID string) []*amrpipev1.RelayedEvent {
+func (e *World) Events(t testing.TB, ctx context.Context, jobID string) []*amrpipev1.RelayedEvent {
 	t.Helper()
 	return Messages(t, ctx, e.NATS.JS, topology.StreamEvents, topology.JobEventsFilter(jobID), func() *amrpipev1.RelayedEvent { return &amrpipev1.RelayedEvent{} })
 }

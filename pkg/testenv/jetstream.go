@@ -1,6 +1,6 @@
-// Package topotest starts an embedded JetStream server with the pipeline's topology for tests of
-// the packages that use it.
-package topotest
+package testenv
+
+// This file starts an embedded JetStream server with the pipeline's topology.
 
 import (
 	"context"
@@ -11,21 +11,20 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
-	"github.com/amrpipe/amrpipe/pkg/testenv/natsembed"
 )
 
-// Env is a running embedded server with the topology ensured and one client connection.
-type Env struct {
-	Server *natsembed.Server
+// JetStream is a running embedded server with the topology ensured and one client connection.
+type JetStream struct {
+	Server *NATSServer
 	Conn   *nats.Conn
 	JS     jetstream.JetStream
 }
 
-// Start starts the server, ensures the topology (one replica) and connects; everything is closed
+// StartJetStream starts the server, ensures the topology (one replica) and connects; everything is closed
 // when the test ends.
-func Start(t testing.TB) *Env {
+func StartJetStream(t testing.TB) *JetStream {
 	t.Helper()
-	srv, err := natsembed.Start(natsembed.Options{})
+	srv, err := StartNATS(NATSOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +33,7 @@ func Start(t testing.TB) *Env {
 			t.Error(err)
 		}
 	})
-	e := &Env{Server: srv}
+	e := &JetStream{Server: srv}
 	e.Conn, e.JS = e.Connect(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -45,7 +44,7 @@ func Start(t testing.TB) *Env {
 }
 
 // Connect opens another connection to the server (another "replica"), closed when the test ends.
-func (e *Env) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
+func (e *JetStream) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	nc, err := nats.Connect(e.Server.ClientURL())
 	if err != nil {
@@ -60,7 +59,7 @@ func (e *Env) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 }
 
 // KV returns a bucket of the topology.
-func (e *Env) KV(t testing.TB, bucket string) jetstream.KeyValue {
+func (e *JetStream) KV(t testing.TB, bucket string) jetstream.KeyValue {
 	t.Helper()
 	kv, err := e.JS.KeyValue(context.Background(), bucket)
 	if err != nil {

@@ -1,4 +1,4 @@
-package topotest
+package testenv
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
@@ -16,7 +15,7 @@ import (
 // Messages returns the messages stored in a stream on one subject, oldest first. It reads them
 // by sequence rather than through a consumer, so it also works on the work-queue streams, where
 // the stages' durable consumers forbid any other.
-func (e *Env) Messages(t testing.TB, stream, subject string) []*jetstream.RawStreamMsg {
+func (e *JetStream) Messages(t testing.TB, stream, subject string) []*jetstream.RawStreamMsg {
 	t.Helper()
 	ctx := context.Background()
 	s, err := e.JS.Stream(ctx, stream)
@@ -45,7 +44,7 @@ func (e *Env) Messages(t testing.TB, stream, subject string) []*jetstream.RawStr
 
 // WaitSettled waits until a work-queue stream holds no message, that is until its consumer has
 // acknowledged or terminated (dead-lettered) every one, and fails the test after timeout.
-func (e *Env) WaitSettled(t testing.TB, stream string, timeout time.Duration) {
+func (e *JetStream) WaitSettled(t testing.TB, stream string, timeout time.Duration) {
 	t.Helper()
 	ctx := context.Background()
 	s, err := e.JS.Stream(ctx, stream)
@@ -67,23 +66,8 @@ func (e *Env) WaitSettled(t testing.TB, stream string, timeout time.Duration) {
 	}
 }
 
-// Decoded returns the messages of a stream on one subject decoded into values made by newMsg.
-func Decoded[M proto.Message](t testing.TB, e *Env, stream, subject string, newMsg func() M) []M {
-	t.Helper()
-	raw := e.Messages(t, stream, subject)
-	out := make([]M, 0, len(raw))
-	for _, r := range raw {
-		m := newMsg()
-		if err := proto.Unmarshal(r.Data, m); err != nil {
-			t.Fatalf("%s seq %d: %v", r.Subject, r.Sequence, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
 // DeadLetters returns a stage's dead letters.
-func (e *Env) DeadLetters(t testing.TB, stage string) []*amrpipev1.DeadLetter {
+func (e *JetStream) DeadLetters(t testing.TB, stage string) []*amrpipev1.DeadLetter {
 	t.Helper()
-	return Decoded(t, e, topology.StreamDLQ, topology.DLQSubject(stage), func() *amrpipev1.DeadLetter { return &amrpipev1.DeadLetter{} })
+	return Messages(t, context.Background(), e.JS, topology.StreamDLQ, topology.DLQSubject(stage), func() *amrpipev1.DeadLetter { return &amrpipev1.DeadLetter{} })
 }

@@ -1,6 +1,7 @@
-// Package azurite starts and stops the Azurite Azure Storage emulator (blob and queue) as a child
-// process on free loopback ports. The embedded demo and the tests use it; production talks to Azure.
-package azurite
+package testenv
+
+// This file starts and stops the Azurite Azure Storage emulator (blob and queue) as a child
+// process on free loopback ports.
 
 import (
 	"bytes"
@@ -17,14 +18,14 @@ import (
 	"time"
 )
 
-// Account and Key are Azurite's well-known development account; they are public by design.
+// AzuriteAccount and AzuriteKey are Azurite's well-known development account; they are public by design.
 const (
-	Account = "devstoreaccount1"
-	Key     = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+	AzuriteAccount = "devstoreaccount1"
+	AzuriteKey     = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
 
-// Options configures Start.
-type Options struct {
+// AzuriteOptions configures StartAzurite.
+type AzuriteOptions struct {
 	// Bin is the azurite executable. Empty: node_modules/.bin/azurite under the repository root
 	// found by walking up from the working directory to go.work, then $PATH.
 	Bin string
@@ -36,8 +37,8 @@ type Options struct {
 	StartTimeout time.Duration
 }
 
-// Server is a running Azurite.
-type Server struct {
+// Azurite is a running Azurite.
+type Azurite struct {
 	BlobURL  string // http://127.0.0.1:PORT/devstoreaccount1/
 	QueueURL string
 	cmd      *exec.Cmd
@@ -49,16 +50,16 @@ type Server struct {
 	once     sync.Once
 }
 
-// ErrNotInstalled is returned when no azurite executable can be found.
-var ErrNotInstalled = errors.New("azurite not installed: run `make setup` (npm ci) at the repository root")
+// ErrAzuriteNotInstalled is returned when no azurite executable can be found.
+var ErrAzuriteNotInstalled = errors.New("azurite not installed: run `make setup` (npm ci) at the repository root")
 
-// Start launches Azurite and waits until its blob and queue ports accept connections.
-func Start(ctx context.Context, opts Options) (*Server, error) {
+// StartAzurite launches Azurite and waits until its blob and queue ports accept connections.
+func StartAzurite(ctx context.Context, opts AzuriteOptions) (*Azurite, error) {
 	bin, err := findBin(opts.Bin)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{dir: opts.Dir, stderr: &bytes.Buffer{}, done: make(chan struct{})}
+	s := &Azurite{dir: opts.Dir, stderr: &bytes.Buffer{}, done: make(chan struct{})}
 	if s.dir == "" {
 		if s.dir, err = os.MkdirTemp("", "azurite-"); err != nil {
 			return nil, fmt.Errorf("azurite workspace: %w", err)
@@ -101,12 +102,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	s.BlobURL = fmt.Sprintf("http://127.0.0.1:%d/%s/", ports[0], Account)
-	s.QueueURL = fmt.Sprintf("http://127.0.0.1:%d/%s/", ports[1], Account)
+	s.BlobURL = fmt.Sprintf("http://127.0.0.1:%d/%s/", ports[0], AzuriteAccount)
+	s.QueueURL = fmt.Sprintf("http://127.0.0.1:%d/%s/", ports[1], AzuriteAccount)
 	return s, nil
 }
 
-func (s *Server) waitPort(ctx context.Context, port int) error {
+func (s *Azurite) waitPort(ctx context.Context, port int) error {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	for {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
@@ -124,7 +125,7 @@ func (s *Server) waitPort(ctx context.Context, port int) error {
 }
 
 // Close stops Azurite and removes its temporary workspace.
-func (s *Server) Close() error {
+func (s *Azurite) Close() error {
 	var err error
 	s.once.Do(func() {
 		if s.cmd != nil && s.cmd.Process != nil {
@@ -141,7 +142,7 @@ func (s *Server) Close() error {
 	return err
 }
 
-func (s *Server) cleanupDir() error {
+func (s *Azurite) cleanupDir() error {
 	if !s.ownDir {
 		return nil
 	}
@@ -164,7 +165,7 @@ func findBin(explicit string) (string, error) {
 	if p, err := exec.LookPath("azurite"); err == nil {
 		return p, nil
 	}
-	return "", ErrNotInstalled
+	return "", ErrAzuriteNotInstalled
 }
 
 // RepoRoot walks up from the working directory to the directory holding go.work.

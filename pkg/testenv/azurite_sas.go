@@ -1,4 +1,4 @@
-package azurite
+package testenv
 
 import (
 	"context"
@@ -11,18 +11,18 @@ import (
 )
 
 // StorageConfig is the storage configuration of the services for this Azurite.
-func (s *Server) StorageConfig() storage.Config {
-	return storage.Config{BlobURL: s.BlobURL, QueueURL: s.QueueURL, Account: Account, Key: Key, Container: "amr-manifests"}
+func (s *Azurite) StorageConfig() storage.Config {
+	return storage.Config{BlobURL: s.BlobURL, QueueURL: s.QueueURL, Account: AzuriteAccount, Key: AzuriteKey, Container: "amr-manifests"}
 }
 
 // Account opens the development account.
-func (s *Server) Account() (*storage.Account, error) {
+func (s *Azurite) Account() (*storage.Account, error) {
 	return storage.Open(s.StorageConfig())
 }
 
 // ContainerSAS creates the container if needed and returns a container SAS URL with the given
 // permissions, valid for ttl.
-func (s *Server) ContainerSAS(ctx context.Context, name string, perms sas.ContainerPermissions, ttl time.Duration) (string, error) {
+func (s *Azurite) ContainerSAS(ctx context.Context, name string, perms sas.ContainerPermissions, ttl time.Duration) (string, error) {
 	a, err := s.Account()
 	if err != nil {
 		return "", err
@@ -31,7 +31,7 @@ func (s *Server) ContainerSAS(ctx context.Context, name string, perms sas.Contai
 }
 
 // QueueSAS creates the queue if needed and returns a queue SAS URL with the given permissions.
-func (s *Server) QueueSAS(ctx context.Context, name string, perms qsas.QueuePermissions, ttl time.Duration) (string, error) {
+func (s *Azurite) QueueSAS(ctx context.Context, name string, perms qsas.QueuePermissions, ttl time.Duration) (string, error) {
 	a, err := s.Account()
 	if err != nil {
 		return "", err

@@ -1,6 +1,6 @@
-// Package natsembed runs an in-process NATS JetStream server (the nats-server module) for the
-// embedded demo and for tests. Production runs a real NATS cluster instead.
-package natsembed
+package testenv
+
+// This file runs an in-process NATS JetStream server (the nats-server module).
 
 import (
 	"fmt"
@@ -10,8 +10,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-// Options configures Start.
-type Options struct {
+// NATSOptions configures StartNATS.
+type NATSOptions struct {
 	// StoreDir holds JetStream's file store. Empty: a new temporary directory removed by Close.
 	StoreDir string
 	// Port is the client port on 127.0.0.1; 0 picks a free one.
@@ -20,16 +20,16 @@ type Options struct {
 	ServerName string
 }
 
-// Server is a running embedded NATS server with JetStream enabled.
-type Server struct {
+// NATSServer is a running embedded NATS server with JetStream enabled.
+type NATSServer struct {
 	*server.Server
 	storeDir string
 	ownDir   bool
 }
 
-// Start starts the server and waits until it accepts clients.
-func Start(opts Options) (*Server, error) {
-	s := &Server{storeDir: opts.StoreDir}
+// StartNATS starts the server and waits until it accepts clients.
+func StartNATS(opts NATSOptions) (*NATSServer, error) {
+	s := &NATSServer{storeDir: opts.StoreDir}
 	if s.storeDir == "" {
 		dir, err := os.MkdirTemp("", "jetstream-")
 		if err != nil {
@@ -65,13 +65,13 @@ func Start(opts Options) (*Server, error) {
 }
 
 // Close shuts the server down and removes a temporary store directory.
-func (s *Server) Close() error {
+func (s *NATSServer) Close() error {
 	s.Shutdown()
 	s.WaitForShutdown()
 	return s.removeDir()
 }
 
-func (s *Server) removeDir() error {
+func (s *NATSServer) removeDir() error {
 	if !s.ownDir {
 		return nil
 	}
