@@ -10,16 +10,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/amrpipe/amrpipe/pkg/crypto/keywrap"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/flagenv"
-	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
-	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
-	"github.com/amrpipe/amrpipe/pkg/sharepoint/storage"
-	"github.com/amrpipe/amrpipe/pkg/stage/decryptor"
-	"github.com/amrpipe/amrpipe/pkg/stage/parser"
-	"github.com/amrpipe/amrpipe/pkg/stage/planner"
-	"github.com/amrpipe/amrpipe/pkg/stage/relay"
-	"github.com/amrpipe/amrpipe/pkg/stage/submitter"
+	"github.com/amrpipe/amrpipe/pkg/stage"
+	"github.com/amrpipe/amrpipe/pkg/stage/registry"
 )
 
 // The compose file cannot be run here (no Docker engine), so this checks what would break it
@@ -45,17 +38,13 @@ func TestComposeFileMatchesTheServices(t *testing.T) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		t.Fatalf("docker-compose.yml: %v", err)
 	}
-	known := map[string]bool{
-		storage.KeyEnv: true, spo.TokenEnv: true, spo.CertPasswordEnv: true, keywrap.EnvKEK: true,
-	}
-	for _, register := range []func(*flag.FlagSet){
-		(&svc.Config{}).RegisterFlags, (&spo.Config{}).RegisterFlags, (&storage.Config{}).RegisterFlags,
-		(&planner.Config{}).RegisterFlags, (&submitter.Config{}).RegisterFlags, (&relay.Config{}).RegisterFlags,
-		(&decryptor.Config{}).RegisterFlags, (&parser.Config{}).RegisterFlags,
-	} {
-		fs := flag.NewFlagSet("x", flag.ContinueOnError)
-		register(fs)
-		fs.VisitAll(func(f *flag.Flag) { known[flagenv.EnvName("AMR", f.Name)] = true })
+	// Every flag's environment variable and every secret of every stage in the stage table.
+	known := map[string]bool{}
+	for _, d := range registry.All() {
+		d.FlagSet(&stage.Config{}, d.NewConfig()).VisitAll(func(f *flag.Flag) { known[flagenv.EnvName(stage.EnvPrefix, f.Name)] = true })
+		for _, s := range d.Secrets() {
+			known[s] = true
+		}
 	}
 	stages := 0
 	for name, s := range doc.Services {

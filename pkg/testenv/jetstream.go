@@ -4,13 +4,18 @@ package testenv
 
 import (
 	"context"
+	"io"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/amrpipe/amrpipe/pkg/crypto/keywrap"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
+	"github.com/amrpipe/amrpipe/pkg/stage"
 )
 
 // JetStream is a running embedded server with the topology ensured and one client connection.
@@ -66,4 +71,47 @@ func (e *JetStream) KV(t testing.TB, bucket string) jetstream.KeyValue {
 		t.Fatal(err)
 	}
 	return kv
+}
+
+// Runtime starts a service runtime on the server (its own connection, like a replica), with
+// the topology ensured, logging at debug level to log (nil: nowhere); it is closed when the test
+// ends.
+func (e *JetStream) Runtime(t testing.TB, name string, log io.Writer) *svc.Runtime {
+	t.Helper()
+	if log == nil {
+		log = io.Discard
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rt, err := svc.New(ctx, svc.Config{Name: name, NATSURL: e.Server.ClientURL(), HTTPAddr: "127.0.0.1:0",
+		OTel: "none", LogLevel: "debug", DrainTimeout: 5 * time.Second}, svc.Options{LogOutput: log, Signals: []os.Signal{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := rt.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := rt.EnsureTopology(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return rt
+}
+
+// Deps opens the deps of a stage on a runtime of its own (a replica), from the shared
+// configuration cfg and kek (nil for none), logging to log (nil: nowhere). World.Deps fills cfg
+// in for its simulator and Azurite.
+func (e *JetStream) Deps(t testing.TB, d stage.Def, cfg stage.Config, kek *keywrap.KEK, log io.Writer) stage.Deps {
+	t.Helper()
+	if cfg.MaxThrottleWait <= 0 {
+		cfg.MaxThrottleWait = stage.DefaultMaxThrottleWait
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	deps, err := stage.Open(ctx, d, cfg, e.Runtime(t, d.Name, log), kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return deps
 }

@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -36,6 +35,7 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/storage"
+	"github.com/amrpipe/amrpipe/pkg/stage"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"github.com/amrpipe/amrpipe/services/spsim/server"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
@@ -177,29 +177,32 @@ func (e *World) Account(t testing.TB, queue string) *storage.Account {
 	return a
 }
 
-// Runtime starts a service runtime on the test's JetStream (its own connection, like a replica),
-// with the topology ensured; it is closed when the test ends.
+// Runtime starts a service runtime on the world's JetStream (see JetStream.Runtime).
 func (e *World) Runtime(t testing.TB, name string) *svc.Runtime {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	rt, err := svc.New(ctx, svc.Config{Name: name, NATSURL: e.NATS.Server.ClientURL(), HTTPAddr: "127.0.0.1:0",
-		LogLevel: "debug", DrainTimeout: 5 * time.Second}, svc.Options{LogOutput: io.Discard, Signals: []os.Signal{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := rt.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	if err := rt.EnsureTopology(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return rt
+	return e.NATS.Runtime(t, name, nil)
 }
 
-// RunStage runs fn (a stage's RunStage) until the returned stop is called or the test ends; stop waits for
+// SharePointConfig is how the stages reach the world's simulator.
+func (e *World) SharePointConfig() spo.Config {
+	return spo.Config{UserAgent: "ISV|amrpipe|testenv/1.0", Token: SimToken, Timeout: 30 * time.Second}
+}
+
+// Deps opens the deps of a stage on a runtime of its own (a replica): the job store, the
+// SharePoint caller reaching the simulator, the world's storage account and KEK, as far as the
+// stage uses them. mod, when given, changes the shared configuration first (a report queue, a
+// container, -max-throttle-wait).
+func (e *World) Deps(t testing.TB, d stage.Def, mod func(*stage.Config)) stage.Deps {
+	t.Helper()
+	cfg := stage.Config{SharePoint: e.SharePointConfig(), MaxThrottleWait: stage.DefaultMaxThrottleWait,
+		Storage: e.Azurite.StorageConfig()}
+	if mod != nil {
+		mod(&cfg)
+	}
+	return e.NATS.Deps(t, d, cfg, e.KEK, nil)
+}
+
+// RunStage runs fn (a stage's Run) until the returned stop is called or the test ends; stop waits for
 // it and fails the test on an error.
 func RunStage(t testing.TB, fn func(context.Context) error) (stop func()) {
 	t.Helper()
@@ -326,12 +329,7 @@ func (j Job) Submitted() *amrpipev1.SubmittedJob {
 // Record writes the job's JobRecord as the submitter does.
 func (e *World) Record(t testing.TB, ctx context.Context, j Job) {
 	t.Helper()
-	sj := j.Submitted()
-	if _, err := e.Store.Update(ctx, j.ID, func(r *amrpipev1.JobRecord) error {
-		r.Spec, r.Container, r.Queue, r.Submitted = sj.GetSpec(), sj.GetContainer(), sj.GetQueue(), sj.GetSubmitted()
-		r.State = amrpipev1.JobState_JOB_STATE_SUBMITTED
-		return nil
-	}); err != nil {
+	if _, err := e.Store.Fire(ctx, j.ID, jobstore.Accepted(j.Submitted())); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,7 +21,6 @@ import (
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
-	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
 	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
@@ -169,12 +167,7 @@ func TestClassify(t *testing.T) {
 		{"permanent", &bus.Permanent{Reason: "bad payload"}, bus.ClassPermanent, 0},
 		{"permanent wins over a throttled cause", &bus.Permanent{Reason: "r", Err: &bus.Throttled{}}, bus.ClassPermanent, 0},
 		{"context cancelled retries", fmt.Errorf("get: %w", context.Canceled), bus.ClassRetryable, 0},
-		{"SharePoint 429 is throttled with Retry-After",
-			fmt.Errorf("create job: %w", &spo.Error{Status: http.StatusTooManyRequests, RetryAfter: 3 * time.Second}), bus.ClassThrottled, 3 * time.Second},
-		{"SharePoint 503 is throttled", &spo.Error{Status: http.StatusServiceUnavailable}, bus.ClassThrottled, 0},
-		{"SharePoint 500 is permanent", &spo.Error{Status: http.StatusInternalServerError, Code: spo.CodeJobNotFound}, bus.ClassPermanent, 0},
-		{"SharePoint 502 retries", &spo.Error{Status: http.StatusBadGateway}, bus.ClassRetryable, 0},
-		{"transport error retries", &spo.TransportError{Err: errors.New("reset")}, bus.ClassRetryable, 0},
+		{"wrapped throttled keeps its delay", fmt.Errorf("create job: %w", &bus.Throttled{RetryAfter: 3 * time.Second}), bus.ClassThrottled, 3 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -358,7 +351,7 @@ func TestThrottledIsNotAFailure(t *testing.T) {
 	h := newHarness(t, env, 30*time.Second)
 	retryAfter := 150 * time.Millisecond
 	handler, deliveries := recordingHandler(4, func() error {
-		return fmt.Errorf("create job: %w", &spo.Error{Status: http.StatusTooManyRequests, RetryAfter: retryAfter})
+		return fmt.Errorf("create job: %w", &bus.Throttled{RetryAfter: retryAfter})
 	})
 	o := h.options(t)
 	o.MaxFailures = 2 // fewer than the throttled deliveries
@@ -710,4 +703,61 @@ func TestMetricsSampleLagAndInFlight(t *testing.T) {
 		return metricValue(t, reg, "amr_stage_in_flight", h.stage) == 0 &&
 			metricValue(t, reg, "amr_stage_consumer_pending", h.stage) == 0
 	})
+}
+
+// TestDeadLetterHookRunsOnEveryDeadLetter: the stage learns of every message it gives up on,
+// whatever the cause, with the reason; a hook that fails keeps the message (redelivered) rather
+// than dead-lettering it without its consequence.
+func TestDeadLetterHookRunsOnEveryDeadLetter(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		err        error
+		hookFails  int // the hook's first calls that fail
+		wantReason string
+		wantCalls  int
+	}{
+		{"permanent", &bus.Permanent{Reason: "bad name"}, 0, "bad name", 1},
+		{"retries exhausted", errors.New("blob reset"), 0, "failed 2 times, last: blob reset", 1},
+		{"hook fails once, then the message comes back", &bus.Permanent{Reason: "bad name"}, 1, "bad name", 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env := testenv.StartJetStream(t)
+			h := newHarness(t, env, 30*time.Second)
+			handler, _ := recordingHandler(100, func() error { return tt.err })
+			var mu sync.Mutex
+			var reasons []string
+			o := h.options(t)
+			o.MaxFailures = 2
+			o.MaxDelay = 20 * time.Millisecond
+			o.OnDeadLetter = func(_ context.Context, msg jetstream.Msg, reason string) error {
+				mu.Lock()
+				defer mu.Unlock()
+				reasons = append(reasons, reason)
+				if len(reasons) <= tt.hookFails {
+					return errors.New("job store unavailable")
+				}
+				return nil
+			}
+			h.publish(t, context.Background(), "p1")
+			h.run(t, handler, o)
+			dl := h.deadLetter(t)
+			h.settled(t)
+			mu.Lock()
+			defer mu.Unlock()
+			if len(reasons) != tt.wantCalls {
+				t.Fatalf("hook called %d times (%q), want %d", len(reasons), reasons, tt.wantCalls)
+			}
+			for _, r := range reasons {
+				if !strings.Contains(r, tt.wantReason) {
+					t.Errorf("hook reason %q, want it to say %q", r, tt.wantReason)
+				}
+			}
+			if !strings.Contains(dl.GetReason(), tt.wantReason) {
+				t.Errorf("dead letter reason %q", dl.GetReason())
+			}
+		})
+	}
 }

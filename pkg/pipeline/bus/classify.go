@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"time"
-
-	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
 )
 
 // Retryable marks a failure that may pass on a later attempt. It counts toward the stage's
-// failure limit. An error no wrapper marks and that is not from SharePoint is retryable too.
+// failure limit. An error no wrapper marks is retryable too, unless the stage's Classify says otherwise.
 type Retryable struct{ Err error }
 
 func (e *Retryable) Error() string { return "retryable: " + errText(e.Err) }
@@ -31,11 +29,12 @@ type Permanent struct {
 	Err    error
 }
 
+// Error is the reason (and the cause): it becomes the dead letter's reason as it is.
 func (e *Permanent) Error() string {
 	if e.Err == nil {
-		return "permanent: " + e.Reason
+		return e.Reason
 	}
-	return "permanent: " + e.Reason + ": " + e.Err.Error()
+	return e.Reason + ": " + e.Err.Error()
 }
 func (e *Permanent) Unwrap() error { return e.Err }
 
@@ -96,54 +95,39 @@ type Verdict struct {
 	Reason string
 }
 
-// Classify is the one place that decides what an error means for a message. Wrappers of this
-// package win, in the order Permanent, Throttled, Later, Retryable; then SharePoint errors are
-// mapped through spo.Classify (a 429/503 with its Retry-After is throttled, a 500 is permanent);
-// context cancellation and anything else is retryable, so that unknown trouble is retried a
-// bounded number of times and then dead-lettered rather than lost.
+// Classify reads the bus's own verdicts: the wrappers of this package win, in the order
+// Permanent, Throttled, Later, Retryable; context cancellation and any other error is retryable,
+// so that unknown trouble is retried a bounded number of times and then dead-lettered rather
+// than lost. It knows nothing of SharePoint or Azure: the stages translate those errors in one
+// place (pkg/stage's Verdict) and hand that function to Consume as ConsumeOptions.Classify.
 func Classify(err error) Verdict {
-	if err == nil {
-		return Verdict{Class: ClassAck}
-	}
-	var perm *Permanent
-	if errors.As(err, &perm) {
-		return Verdict{Class: ClassPermanent, Reason: err.Error()}
-	}
-	var thr *Throttled
-	if errors.As(err, &thr) {
-		return Verdict{Class: ClassThrottled, Delay: thr.RetryAfter}
-	}
-	var later *Later
-	if errors.As(err, &later) {
-		return Verdict{Class: ClassLater, Delay: later.After}
-	}
-	var retry *Retryable
-	if errors.As(err, &retry) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return Verdict{Class: ClassRetryable}
-	}
-	if isSharePoint(err) {
-		switch spo.Classify(err) {
-		case spo.ClassThrottled:
-			v := Verdict{Class: ClassThrottled}
-			var se *spo.Error
-			if errors.As(err, &se) {
-				v.Delay = se.RetryAfter
-			}
-			return v
-		case spo.ClassPermanent:
-			return Verdict{Class: ClassPermanent, Reason: err.Error()}
-		}
+	if v, ok := Own(err); ok {
+		return v
 	}
 	return Verdict{Class: ClassRetryable}
 }
 
-// isSharePoint reports an error that pkg/sharepoint/spo produced (its Classify calls every other error
-// permanent, which is right for SharePoint calls but not for, say, a NATS timeout).
-func isSharePoint(err error) bool {
-	var (
-		se  *spo.Error
-		te  *spo.TransportError
-		tok *spo.TokenError
-	)
-	return errors.As(err, &se) || errors.As(err, &te) || errors.As(err, &tok)
+// Own returns the verdict of an error marked with one of this package's wrappers (and of a nil
+// error: ClassAck), and false for any other error.
+func Own(err error) (Verdict, bool) {
+	if err == nil {
+		return Verdict{Class: ClassAck}, true
+	}
+	var perm *Permanent
+	if errors.As(err, &perm) {
+		return Verdict{Class: ClassPermanent, Reason: err.Error()}, true
+	}
+	var thr *Throttled
+	if errors.As(err, &thr) {
+		return Verdict{Class: ClassThrottled, Delay: thr.RetryAfter}, true
+	}
+	var later *Later
+	if errors.As(err, &later) {
+		return Verdict{Class: ClassLater, Delay: later.After}, true
+	}
+	var retry *Retryable
+	if errors.As(err, &retry) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return Verdict{Class: ClassRetryable}, true
+	}
+	return Verdict{}, false
 }

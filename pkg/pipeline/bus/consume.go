@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/amrpipe/amrpipe/pkg/pipeline/backoff"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 )
 
@@ -60,6 +60,15 @@ type ConsumeOptions struct {
 	TracerProvider trace.TracerProvider
 	// Logger logs settlement trouble; nil uses slog.Default().
 	Logger *slog.Logger
+	// Classify turns a handler's error into a verdict; nil is the bus's own Classify. The stages
+	// pass their one translation of SharePoint, Azure and throttling errors (pkg/stage).
+	Classify func(error) Verdict
+	// OnDeadLetter, if set, runs before every dead letter, whatever the cause (a permanent
+	// error, retries exhausted), with the reason the dead letter will carry: the stage ends what
+	// the message belonged to (marks its file failed, ends its job). It must be idempotent. When
+	// it fails the message is handed back (Nak after MaxDelay) rather than dead-lettered without
+	// its consequence.
+	OnDeadLetter func(ctx context.Context, msg jetstream.Msg, reason string) error
 }
 
 func (o ConsumeOptions) withDefaults(cons jetstream.Consumer) (ConsumeOptions, error) {
@@ -94,6 +103,9 @@ func (o ConsumeOptions) withDefaults(cons jetstream.Consumer) (ConsumeOptions, e
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Classify == nil {
+		o.Classify = Classify
+	}
 	o.Logger = o.Logger.With("stage", o.Stage)
 	return o, nil
 }
@@ -113,11 +125,13 @@ const settleTimeout = 10 * time.Second
 // child of the publisher's trace context) and is settled from the handler's error:
 //
 //   - nil: Ack (DoubleAck unless FastAck).
-//   - Throttled (or a SharePoint 429/503): NakWithDelay(RetryAfter); not counted as a failure.
+//   - Throttled: NakWithDelay(RetryAfter); not counted as a failure.
 //   - Later: NakWithDelay(After); not a failure.
-//   - Retryable (and any unclassified error): counted in the amr_failures bucket, then
-//     NakWithDelay with exponential back-off, or Term and dead letter once MaxFailures is reached.
-//   - Permanent (or a permanent SharePoint error): Term and dead letter to amr.dlq.<Stage>.
+//   - Retryable: counted in the amr_failures bucket, then NakWithDelay with exponential
+//     back-off, or OnDeadLetter, Term and dead letter once MaxFailures is reached.
+//   - Permanent: OnDeadLetter, Term and dead letter to amr.dlq.<Stage>.
+//
+// o.Classify decides the class of an error (the bus's own Classify when nil).
 //
 // The consumer's own MaxDeliver is unlimited (topology); the failure count replaces it because
 // JetStream counts every delivery, throttled or not. A redelivery after a crash (AckWait expired)
@@ -263,7 +277,7 @@ func (c *consumer) process(hctx context.Context, msg jetstream.Msg) {
 	c.o.Metrics.observe(c.o.Stage, time.Since(start))
 	c.o.Metrics.inFlight(c.o.Stage, -1)
 
-	v := Classify(err)
+	v := c.o.Classify(err)
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, v.Class.String())
@@ -317,7 +331,7 @@ func (c *consumer) settle(ctx context.Context, msg jetstream.Msg, meta *jetstrea
 		}
 		if n < c.o.MaxFailures {
 			log.Info("retry", "failures", n, "err", herr)
-			err = msg.NakWithDelay(backoff(c.o.BaseDelay, c.o.MaxDelay, n-1))
+			err = msg.NakWithDelay(backoff.Delay(c.o.BaseDelay, c.o.MaxDelay, n-1))
 			break
 		}
 		outcome, err = c.deadLetter(ctx, msg, meta, fmt.Sprintf("failed %d times, last: %v", n, herr), log)
@@ -331,9 +345,16 @@ func (c *consumer) settle(ctx context.Context, msg jetstream.Msg, meta *jetstrea
 	c.o.Metrics.count(c.o.Stage, outcome)
 }
 
-// deadLetter publishes the message to amr.dlq.<stage> and terminates it. When the dead letter
-// cannot be published the message is Nak'ed instead: it must not be lost.
+// deadLetter runs the stage's OnDeadLetter, publishes the message to amr.dlq.<stage> and
+// terminates it. When the hook fails or the dead letter cannot be published the message is
+// Nak'ed instead: it must not be lost, nor dead-lettered without its consequence.
 func (c *consumer) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, reason string, log *slog.Logger) (string, error) {
+	if c.o.OnDeadLetter != nil {
+		if err := c.o.OnDeadLetter(ctx, msg, reason); err != nil {
+			log.Error("dead-letter hook", "reason", reason, "err", err)
+			return ClassRetryable.String(), msg.NakWithDelay(c.o.MaxDelay)
+		}
+	}
 	dl := newDeadLetter(c.o.Stage, msg, meta, reason)
 	id := fmt.Sprintf("%s/%s/%d", c.o.Stage, meta.Stream, meta.Sequence.Stream)
 	if _, err := Publish(ctx, c.o.JS, topology.DLQSubject(c.o.Stage), dl, id); err != nil {
@@ -375,20 +396,6 @@ func (c *consumer) sampleLag(ctx context.Context, cons jetstream.Consumer) {
 		case <-t.C:
 		}
 	}
-}
-
-// backoff is exponential with equal jitter: between half and all of min(maxDelay, base*2^n), so
-// that retries spread out but never come back at once.
-func backoff(base, maxDelay time.Duration, n int) time.Duration {
-	d := base << min(max(n, 0), 30)
-	if d <= 0 || d > maxDelay {
-		d = maxDelay
-	}
-	half := d / 2
-	if half <= 0 {
-		return d
-	}
-	return half + time.Duration(rand.Int64N(int64(half)))
 }
 
 func truncate(s string, n int) string {

@@ -1,5 +1,6 @@
-// Package jobstore is typed access to the pipeline's key-value buckets: job records (updated by
-// compare-and-set, watchable), progress cursors, seen-event markers, change tokens and wrapped
+// Package jobstore is typed access to the pipeline's key-value buckets: job records (changed
+// only by the named transitions of the job lifecycle, lifecycle.go, each applied by
+// compare-and-set; watchable), progress cursors, seen-event markers, change tokens and wrapped
 // job keys. The buckets are created by topology.Ensure.
 package jobstore
 
@@ -7,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/amrpipe/amrpipe/pkg/pipeline/backoff"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
@@ -32,6 +33,7 @@ type Store struct {
 	jobs, cursors, seen, tokens, keys jetstream.KeyValue
 	js                                jetstream.JetStream
 	now                               func() time.Time
+	metrics                           *transitionMetrics
 }
 
 // Open binds the buckets; now is the clock (nil: time.Now).
@@ -88,11 +90,12 @@ func (s *Store) Job(ctx context.Context, jobID string) (*amrpipev1.JobRecord, ui
 // made progress, so running out means heavy contention on one job, not a livelock.
 const maxUpdateAttempts = 100
 
-// Update applies fn to the job's current record (a new record with only JobId set when there is
+// update applies fn to the job's current record (a new record with only JobId set when there is
 // none) and stores the result if nobody wrote in between, else reads again and repeats; so no
 // concurrent update is lost. fn may run several times and must only change the record it gets;
-// it returns ErrNoChange to write nothing. Updated is set to now. Update returns the stored record.
-func (s *Store) Update(ctx context.Context, jobID string, fn func(*amrpipev1.JobRecord) error) (*amrpipev1.JobRecord, error) {
+// it returns ErrNoChange to write nothing. Updated is set to now. update returns the stored record.
+// Only the lifecycle's transitions (Fire) call it: no stage writes a record's fields itself.
+func (s *Store) update(ctx context.Context, jobID string, fn func(*amrpipev1.JobRecord) error) (*amrpipev1.JobRecord, error) {
 	for attempt := range maxUpdateAttempts {
 		rec, rev, err := s.Job(ctx, jobID)
 		if errors.Is(err, ErrNotFound) {
@@ -125,11 +128,8 @@ func (s *Store) Update(ctx context.Context, jobID string, fn func(*amrpipev1.Job
 			return nil, fmt.Errorf("store job %s: %w", jobID, err)
 		}
 		// Someone else won: back off a little so that N writers do not collide N times.
-		d := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 5)))
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("update job %s: %w", jobID, ctx.Err())
-		case <-time.After(d):
+		if err := backoff.Sleep(ctx, backoff.Delay(time.Millisecond, 32*time.Millisecond, attempt)); err != nil {
+			return nil, fmt.Errorf("update job %s: %w", jobID, err)
 		}
 	}
 	return nil, fmt.Errorf("update job %s: %d conflicting writes in a row", jobID, maxUpdateAttempts)

@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/amrpipe/amrpipe/pkg/pipeline/backoff"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 )
@@ -229,14 +230,10 @@ func (r *Runtime) EnsureTopology(ctx context.Context) error {
 			r.ready.Store(true)
 			return nil
 		}
-		wait := min(time.Second<<min(attempt, 5), 30*time.Second)
+		wait := backoff.Delay(time.Second, 30*time.Second, attempt)
 		r.Log.Warn("ensure topology", "err", err, "retry_in", wait.String())
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("ensure topology: %w (last: %w)", ctx.Err(), err)
-		case <-t.C:
+		if serr := backoff.Sleep(ctx, wait); serr != nil {
+			return fmt.Errorf("ensure topology: %w (last: %w)", serr, err)
 		}
 	}
 }

@@ -52,14 +52,24 @@ const (
 	EventJobCancelled             = "JobCancelled"
 )
 
-// Durable consumers.
+// Stage names. Each is the stage's binary, its durable consumer, its metrics "stage" label, its
+// NATS connection name and its dead-letter subject amr.dlq.<stage>: one name everywhere.
 const (
-	ConsumerPlanner   = "planner"
-	ConsumerSubmitter = "submitter"
-	ConsumerRelay     = "relay"
-	ConsumerDecryptor = "decryptor"
-	ConsumerParser    = "parser"
-	ConsumerParserEnd = "parser-end"
+	StagePlanner   = "planner"
+	StageSubmitter = "submitter"
+	StageRelay     = "progress-relay"
+	StageDecryptor = "decryptor"
+	StageParser    = "parser"
+)
+
+// Durable consumers: a stage's consumer carries its name; the parser's second one reads job ends.
+const (
+	ConsumerPlanner   = StagePlanner
+	ConsumerSubmitter = StageSubmitter
+	ConsumerRelay     = StageRelay
+	ConsumerDecryptor = StageDecryptor
+	ConsumerParser    = StageParser
+	ConsumerParserEnd = StageParser + "-end"
 )
 
 // Key-value buckets and the object store.

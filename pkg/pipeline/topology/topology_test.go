@@ -20,7 +20,7 @@ import (
 // docTables reads the tables of docs/pipeline.md, keyed by the first header cell.
 func docTables(t *testing.T) map[string][][]string {
 	t.Helper()
-	data, err := os.ReadFile("../../docs/pipeline.md")
+	data, err := os.ReadFile("../../../docs/pipeline.md")
 	if err != nil {
 		t.Fatal(err)
 	}

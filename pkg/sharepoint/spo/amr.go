@@ -145,12 +145,13 @@ func (c *Client) createReadJob(ctx context.Context, cl *call, req ReadJobRequest
 	if n := len(req.EncryptionKey); n != 0 && n != KeySize {
 		return ReadJobInfo{}, cl.invalid("encryption key is %d bytes; AES-256 needs %d", n, KeySize)
 	}
+	// A SAS SharePoint would refuse is a request the client refuses to send.
 	if err := sas.CheckManifestContainer(req.ManifestContainerURI); err != nil {
-		return ReadJobInfo{}, cl.fail(err)
+		return ReadJobInfo{}, cl.fail(refusal{err})
 	}
 	if req.QueueURI != "" {
 		if err := sas.CheckQueue(req.QueueURI); err != nil {
-			return ReadJobInfo{}, cl.fail(err)
+			return ReadJobInfo{}, cl.fail(refusal{err})
 		}
 	}
 	o := req.Options
@@ -289,7 +290,7 @@ type Progress struct {
 }
 
 // GetMigrationJobProgress returns the events after nextToken ("" means "0", the start). Do not
-// retry a 500; see Classify.
+// retry a 500 (pkg/stage.Verdict makes it permanent).
 func (c *Client) GetMigrationJobProgress(ctx context.Context, site, jobID, nextToken string) (Progress, error) {
 	cl, err := newCall("GetMigrationJobProgress", "get migration job progress", site)
 	if err != nil {

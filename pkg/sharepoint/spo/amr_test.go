@@ -309,9 +309,8 @@ func TestProgressFixtures(t *testing.T) {
 		if e.Status != want.Status || e.Code != want.Code || e.Type != want.Type || e.Message != want.Message || e.Method != want.Method || e.Site != want.Site {
 			t.Errorf("got %#v\nwant %#v", *e, want)
 		}
-		if !errors.Is(err, spo.ErrJobNotFound) || e.Retryable() || spo.Classify(err) != spo.ClassPermanent {
-			t.Errorf("Is(ErrJobNotFound)=%v Retryable=%v Classify=%v; want true, false, permanent",
-				errors.Is(err, spo.ErrJobNotFound), e.Retryable(), spo.Classify(err))
+		if !errors.Is(err, spo.ErrJobNotFound) || e.Throttled() {
+			t.Errorf("Is(ErrJobNotFound)=%v Throttled=%v; want true, false", errors.Is(err, spo.ErrJobNotFound), e.Throttled())
 		}
 		wantText := "get migration job progress on " + sp.site() + ": HTTP 500 code -2147213145 (Microsoft.SharePoint.SPException): Job not found"
 		if err.Error() != wantText {
@@ -420,8 +419,9 @@ func TestProvisionRejectsBadKey(t *testing.T) {
 	for _, key := range []string{"bm90LTMyLWJ5dGVz", "%%%"} {
 		sp := newFake(t, reply(200, `{"DataContainerUri":"https://a.blob.core.windows.net/d?sig=x","MetadataContainerUri":"https://a.blob.core.windows.net/m?sig=y","EncryptionKey":"`+key+`"}`))
 		_, err := newClient(t, nil).ProvisionMigrationContainers(context.Background(), sp.site())
-		if err == nil || spo.Classify(err) != spo.ClassPermanent {
-			t.Errorf("key %q: err = %v, want a permanent error", key, err)
+		var se *spo.Error
+		if err == nil || errors.As(err, &se) {
+			t.Errorf("key %q: err = %v, want the client's own refusal of the answer", key, err)
 		}
 		if r := sp.requests()[0]; r.Method != "POST" || strings.TrimSpace(string(r.Body)) != "{}" {
 			t.Errorf("request %s %q, want POST {}", r.Method, r.Body)
@@ -514,9 +514,6 @@ func TestRefusedBeforeSending(t *testing.T) {
 			err := tt.call(c)
 			if !errors.Is(err, tt.wantIs) {
 				t.Fatalf("err = %v, want %v", err, tt.wantIs)
-			}
-			if spo.Classify(err) != spo.ClassPermanent {
-				t.Errorf("Classify = %v, want permanent", spo.Classify(err))
 			}
 		})
 	}

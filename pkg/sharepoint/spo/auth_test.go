@@ -79,12 +79,12 @@ func TestTokenErrorsClassified(t *testing.T) {
 		Body: io.NopCloser(strings.NewReader(`{"error":"invalid_client"}`)),
 	}}
 	tests := []struct {
-		name string
-		err  error
-		want spo.Class
+		name           string
+		err            error
+		refusedByEntra bool
 	}{
-		{"Entra ID refuses the certificate", refused, spo.ClassPermanent},
-		{"token endpoint unreachable", errors.New("dial tcp: lookup login.microsoftonline.com: no such host"), spo.ClassRetryable},
+		{"Entra ID refuses the certificate", refused, true},
+		{"token endpoint unreachable", errors.New("dial tcp: lookup login.microsoftonline.com: no such host"), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,8 +98,8 @@ func TestTokenErrorsClassified(t *testing.T) {
 			if !errors.As(err, &te) || te.Host != "127.0.0.1" {
 				t.Fatalf("err = %v, want *spo.TokenError for 127.0.0.1", err)
 			}
-			if got := spo.Classify(err); got != tt.want {
-				t.Errorf("Classify = %v, want %v", got, tt.want)
+			if te.Refused() != tt.refusedByEntra {
+				t.Errorf("Refused = %v, want %v", te.Refused(), tt.refusedByEntra)
 			}
 			if n := len(sp.requests()); n != 0 {
 				t.Errorf("SharePoint saw %d requests without a token", n)

@@ -103,6 +103,13 @@ func (cl *call) invalid(format string, args ...any) error {
 	return cl.fail(fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrInvalidRequest))
 }
 
+// refusal marks an error as a request the client refuses to send (errors.Is ErrInvalidRequest)
+// without changing its text.
+type refusal struct{ error }
+
+func (r refusal) Unwrap() error        { return r.error }
+func (r refusal) Is(target error) bool { return target == ErrInvalidRequest }
+
 // newCall validates base (a site or web URL) and starts a call on it.
 func newCall(method, op, base string) (*call, error) {
 	cl := &call{method: method, op: op, site: sas.Redact(base)}

@@ -4,8 +4,8 @@
 // and verbose) in answers, and works against any base URL: a tenant over https or the simulator
 // on loopback over http.
 //
-// Every call makes one HTTP attempt and returns a classified error; retrying is the caller's
-// job, because the submitter shares one throttling budget per host across replicas:
+// Every call makes one HTTP attempt and returns a typed error; retrying is the caller's job,
+// because the stages share one throttling budget per host across replicas:
 //
 //	c, err := spo.New(spo.Options{Tokens: tokens, UserAgent: "ISV|Contoso|amrpipe/1.0"})
 //	info, err := c.CreateSPAsyncReadJob(ctx, "https://contoso.sharepoint.com/sites/hr", spo.ReadJobRequest{
@@ -13,13 +13,11 @@
 //		EncryptionKey:        key, // 32 bytes, stored wrapped before this call
 //		ManifestContainerURI: containerSAS, // Read+Write only
 //	})
-//	switch spo.Classify(err) {
-//	case spo.ClassThrottled: // wait the *spo.Error's RetryAfter (errors.As), pause the host
-//	case spo.ClassRetryable: // back off and try again
-//	case spo.ClassPermanent: // dead-letter with err's text
-//	}
+//	var se *spo.Error
+//	if errors.As(err, &se) && se.Throttled() { /* wait se.RetryAfter, pause the host */ }
 //
 // Error text names the call and the site and never carries a SAS signature, key or token;
-// messages SharePoint sends back are scrubbed of them too. SharePoint's error codes, their
-// sentinels and their classes live in one catalogue, errors.go.
+// messages SharePoint sends back are scrubbed of them too. SharePoint's error codes and their
+// sentinels live in one catalogue, errors.go; what an error means for a message is decided by
+// pkg/stage's Verdict.
 package spo

@@ -1,7 +1,6 @@
 package spo
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,9 +11,9 @@ import (
 )
 
 // This file is the one catalogue of SharePoint errors amrpipe knows, in the manner of nats-server's
-// error catalogue: each code has a constant, a sentinel for errors.Is, a class that decides what
-// the services do with a message (Nak with delay or Term), and a description with its source.
-// Add codes here, nowhere else.
+// error catalogue: each code has a constant, a sentinel for errors.Is and a description with its
+// source. Add codes here, nowhere else. What an error means for a message (retry, wait, dead
+// letter) is decided in one place outside this package: pkg/stage's Verdict.
 
 // SharePoint error codes: the integer before the comma of an error body's "code"
 // ("-2147213145, Microsoft.SharePoint.SPException"). Sources: docs/amr-protocol.md §5.
@@ -42,74 +41,39 @@ var (
 	ErrInvalidRequest = errors.New("invalid request")
 )
 
-// Class is what a caller should do about an error.
-type Class int
-
-// Classes. ClassNone is only returned for a nil error.
-const (
-	ClassNone Class = iota
-	// ClassRetryable: try again later with the caller's own back-off (NakWithDelay).
-	ClassRetryable
-	// ClassThrottled: SharePoint asked us to slow down; wait RetryAfter, pause the host's budget,
-	// and do not count the attempt against MaxDeliver.
-	ClassThrottled
-	// ClassPermanent: repeating the same call cannot succeed (Term + dead letter).
-	ClassPermanent
-)
-
-// String returns the class name.
-func (c Class) String() string {
-	switch c {
-	case ClassRetryable:
-		return "retryable"
-	case ClassThrottled:
-		return "throttled"
-	case ClassPermanent:
-		return "permanent"
-	default:
-		return "none"
-	}
-}
-
 type codeEntry struct {
 	code     int64
 	sentinel error
-	class    Class
 	desc     string
 }
 
 // codes is the catalogue of documented SharePoint error codes.
 var codes = []codeEntry{
-	{CodeChangeTokenExpired, ErrChangeTokenExpired, ClassPermanent,
+	{CodeChangeTokenExpired, ErrChangeTokenExpired,
 		"StartChangeToken is older than the 60-day change log, or unknown; plan a full read [AMR-REF]"},
-	{CodeOperationCanceled, ErrOperationCanceled, ClassPermanent,
+	{CodeOperationCanceled, ErrOperationCanceled,
 		"the job was cancelled (client request, or a change-token job over 10 minutes) [AMR-REF, EVENTS]"},
-	{CodeJobNotFound, ErrJobNotFound, ClassPermanent,
+	{CodeJobNotFound, ErrJobNotFound,
 		"GetMigrationJobProgress / status / delete of an unknown job; HTTP 500 [PROGRESS]"},
-	{CodeJobStatusExpired, ErrJobStatusExpired, ClassPermanent,
+	{CodeJobStatusExpired, ErrJobStatusExpired,
 		"the job's status is older than the retention (< 5 days); HTTP 500 [PROGRESS]"},
-	{CodeAccessDenied, ErrAccessDenied, ClassPermanent,
+	{CodeAccessDenied, ErrAccessDenied,
 		"the app or user lacks the permission (E_ACCESSDENIED) [ISV-SMARTCOPY]"},
-	{CodeInvalidArgument, ErrInvalidArgument, ClassPermanent,
+	{CodeInvalidArgument, ErrInvalidArgument,
 		"SharePoint refused a parameter (bad URL, wrong object type, too many URLs, bad SAS) [rest-surface §3]"},
 }
 
 type statusEntry struct {
 	status   int
 	sentinel error
-	class    Class
 }
 
-// statuses classifies HTTP statuses; a status not listed is permanent. 500 is deliberately
-// absent: SharePoint documents that a 500 from these APIs must not be retried [PROGRESS].
+// statuses names the HTTP statuses that have a sentinel.
 var statuses = []statusEntry{
-	{http.StatusUnauthorized, ErrUnauthorized, ClassPermanent},
-	{http.StatusForbidden, ErrAccessDenied, ClassPermanent},
-	{http.StatusTooManyRequests, ErrThrottled, ClassThrottled},
-	{http.StatusServiceUnavailable, ErrThrottled, ClassThrottled},
-	{http.StatusRequestTimeout, nil, ClassRetryable},
-	{http.StatusBadGateway, nil, ClassRetryable},
-	{http.StatusGatewayTimeout, nil, ClassRetryable},
+	{http.StatusUnauthorized, ErrUnauthorized},
+	{http.StatusForbidden, ErrAccessDenied},
+	{http.StatusTooManyRequests, ErrThrottled},
+	{http.StatusServiceUnavailable, ErrThrottled},
 }
 
 // Describe returns the catalogue's description of a SharePoint error code, or "".
@@ -177,25 +141,9 @@ func (e *Error) Is(target error) bool {
 	return false
 }
 
-// Class says what to do about the error: throttling statuses first, then retryable statuses,
-// everything else (500 included) is permanent.
-func (e *Error) Class() Class { return statusClass(e.Status) }
-
-func statusClass(status int) Class {
-	for _, s := range statuses {
-		if s.status == status {
-			return s.class
-		}
-	}
-	return ClassPermanent
-}
-
-// Throttled reports a 429 or 503: wait RetryAfter before calling this host again.
-func (e *Error) Throttled() bool { return e.Class() == ClassThrottled }
-
-// Retryable reports whether the same call may succeed later: throttling (after RetryAfter),
-// 408, 502 and 504. A 500 is never retryable.
-func (e *Error) Retryable() bool { return e.Class() != ClassPermanent }
+// Throttled reports a 429 or 503: SharePoint asks the caller to wait RetryAfter before calling
+// this host again.
+func (e *Error) Throttled() bool { return errors.Is(e, ErrThrottled) }
 
 // TransportError is a failure to get a response at all (connection refused or reset, TLS,
 // timeout, truncated body). It is always retryable. Err never carries the request URL.
@@ -221,35 +169,9 @@ func (e *TokenError) Error() string { return "get token for " + e.Host + ": " + 
 // Unwrap returns the token source's error.
 func (e *TokenError) Unwrap() error { return e.Err }
 
-// class: Entra ID refusing the credentials (a 4xx answer) is permanent; anything else (network,
-// 5xx from the token endpoint) may pass.
-func (e *TokenError) class() Class {
+// Refused reports Entra ID refusing the credentials (a 4xx answer of the token endpoint), as
+// opposed to not reaching it or a 5xx, which may pass.
+func (e *TokenError) Refused() bool {
 	var afe *azidentity.AuthenticationFailedError
-	if errors.As(e.Err, &afe) && afe.RawResponse != nil && afe.RawResponse.StatusCode >= 400 && afe.RawResponse.StatusCode < 500 {
-		return ClassPermanent
-	}
-	return ClassRetryable
-}
-
-// Classify maps any error returned by this package to a Class: *Error by its status, transport
-// and token-endpoint trouble and context cancellation as retryable (a shutting-down service must
-// not dead-letter work), and everything else (local validation, SAS checks, undecodable
-// answers) as permanent.
-func Classify(err error) Class {
-	if err == nil {
-		return ClassNone
-	}
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Class()
-	}
-	var te *TokenError
-	if errors.As(err, &te) {
-		return te.class()
-	}
-	var tr *TransportError
-	if errors.As(err, &tr) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return ClassRetryable
-	}
-	return ClassPermanent
+	return errors.As(e.Err, &afe) && afe.RawResponse != nil && afe.RawResponse.StatusCode >= 400 && afe.RawResponse.StatusCode < 500
 }

@@ -48,8 +48,8 @@ func TestDocumentedCodes(t *testing.T) {
 						t.Errorf("errors.Is(%v) = %v, want %v", s, got, want)
 					}
 				}
-				if spo.Classify(err) != spo.ClassPermanent || e.Retryable() || e.Throttled() {
-					t.Errorf("a 500 must be permanent: Classify=%v Retryable=%v", spo.Classify(err), e.Retryable())
+				if e.Status != 500 || e.Throttled() {
+					t.Errorf("status %d, throttled %v: a 500 must stay a 500 (never retried)", e.Status, e.Throttled())
 				}
 				if spo.Describe(tt.code) == "" {
 					t.Errorf("code %d missing from the catalogue", tt.code)
@@ -59,25 +59,24 @@ func TestDocumentedCodes(t *testing.T) {
 	}
 }
 
-func TestStatusClasses(t *testing.T) {
+func TestStatusSentinels(t *testing.T) {
 	tests := []struct {
 		status    int
 		body      string
-		class     spo.Class
+		throttled bool
 		sentinel  error
-		retryable bool
 	}{
-		{500, `{"odata.error":{"code":"-1, System.Exception","message":{"lang":"en-US","value":"x"}}}`, spo.ClassPermanent, nil, false},
-		{401, `{"error_description":"Invalid JWT token. The token is expired."}`, spo.ClassPermanent, spo.ErrUnauthorized, false},
-		{401, `{"error":"invalid_token","error_description":"expired"}`, spo.ClassPermanent, spo.ErrUnauthorized, false},
-		{403, `{"odata.error":{"code":"-2147024891, System.UnauthorizedAccessException","message":{"lang":"en-US","value":"Access denied."}}}`, spo.ClassPermanent, spo.ErrAccessDenied, false},
-		{403, ``, spo.ClassPermanent, spo.ErrAccessDenied, false},
-		{404, `<html>not found</html>`, spo.ClassPermanent, nil, false},
-		{400, `{"error":{"code":"-1, Microsoft.SharePoint.Client.InvalidClientQueryException","message":"bad"}}`, spo.ClassPermanent, nil, false},
-		{429, ``, spo.ClassThrottled, spo.ErrThrottled, true},
-		{503, `<html>Service Unavailable</html>`, spo.ClassThrottled, spo.ErrThrottled, true},
-		{502, ``, spo.ClassRetryable, nil, true},
-		{504, ``, spo.ClassRetryable, nil, true},
+		{500, `{"odata.error":{"code":"-1, System.Exception","message":{"lang":"en-US","value":"x"}}}`, false, nil},
+		{401, `{"error_description":"Invalid JWT token. The token is expired."}`, false, spo.ErrUnauthorized},
+		{401, `{"error":"invalid_token","error_description":"expired"}`, false, spo.ErrUnauthorized},
+		{403, `{"odata.error":{"code":"-2147024891, System.UnauthorizedAccessException","message":{"lang":"en-US","value":"Access denied."}}}`, false, spo.ErrAccessDenied},
+		{403, ``, false, spo.ErrAccessDenied},
+		{404, `<html>not found</html>`, false, nil},
+		{400, `{"error":{"code":"-1, Microsoft.SharePoint.Client.InvalidClientQueryException","message":"bad"}}`, false, nil},
+		{429, ``, true, spo.ErrThrottled},
+		{503, `<html>Service Unavailable</html>`, true, spo.ErrThrottled},
+		{502, ``, false, nil},
+		{504, ``, false, nil},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%d %.20s", tt.status, tt.body), func(t *testing.T) {
@@ -87,11 +86,8 @@ func TestStatusClasses(t *testing.T) {
 			if !errors.As(err, &e) || e.Status != tt.status {
 				t.Fatalf("err = %v, want *spo.Error with status %d", err, tt.status)
 			}
-			if got := spo.Classify(err); got != tt.class {
-				t.Errorf("Classify = %v, want %v", got, tt.class)
-			}
-			if e.Retryable() != tt.retryable || e.Throttled() != (tt.class == spo.ClassThrottled) {
-				t.Errorf("Retryable=%v Throttled=%v", e.Retryable(), e.Throttled())
+			if e.Throttled() != tt.throttled {
+				t.Errorf("Throttled = %v, want %v", e.Throttled(), tt.throttled)
 			}
 			if tt.sentinel != nil && !errors.Is(err, tt.sentinel) {
 				t.Errorf("errors.Is(err, %v) = false", tt.sentinel)
@@ -148,7 +144,7 @@ func TestThrottlingHeaders(t *testing.T) {
 			if e.RetryAfter != tt.want || e.RateLimit != tt.wantRL {
 				t.Errorf("RetryAfter=%v RateLimit=%+v, want %v %+v", e.RetryAfter, e.RateLimit, tt.want, tt.wantRL)
 			}
-			if !errors.Is(err, spo.ErrThrottled) || spo.Classify(err) != spo.ClassThrottled {
+			if !errors.Is(err, spo.ErrThrottled) || !e.Throttled() {
 				t.Errorf("not classified as throttled: %v", err)
 			}
 			if len(obs) != 1 || obs[0].Status != tt.status || obs[0].RetryAfter != tt.want || obs[0].Method != "GetMigrationJobStatus" || obs[0].Host != "127.0.0.1" {
@@ -188,8 +184,8 @@ func TestTransportAndContextErrors(t *testing.T) {
 		}
 		err = getStatus(newClient(t, nil), "http://"+addr+"/sites/hr")
 		var te *spo.TransportError
-		if !errors.As(err, &te) || spo.Classify(err) != spo.ClassRetryable {
-			t.Errorf("err = %v (Classify %v), want a retryable TransportError", err, spo.Classify(err))
+		if !errors.As(err, &te) {
+			t.Errorf("err = %v, want a TransportError", err)
 		}
 	})
 	t.Run("connection dropped", func(t *testing.T) {
@@ -200,8 +196,9 @@ func TestTransportAndContextErrors(t *testing.T) {
 			}
 		})
 		err := getStatus(newClient(t, nil), sp.site())
-		if spo.Classify(err) != spo.ClassRetryable {
-			t.Errorf("err = %v, Classify = %v, want retryable", err, spo.Classify(err))
+		var te *spo.TransportError
+		if !errors.As(err, &te) {
+			t.Errorf("err = %v, want a TransportError", err)
 		}
 	})
 	t.Run("caller cancelled", func(t *testing.T) {
@@ -209,18 +206,19 @@ func TestTransportAndContextErrors(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		_, err := newClient(t, nil).GetMigrationJobStatus(ctx, sp.site(), jobID)
-		if !errors.Is(err, context.Canceled) || spo.Classify(err) != spo.ClassRetryable {
-			t.Errorf("err = %v, Classify = %v; want context.Canceled, retryable (a stopping service must not dead-letter)", err, spo.Classify(err))
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v; want context.Canceled (a stopping service must not dead-letter)", err)
 		}
 	})
 	t.Run("undecodable 200", func(t *testing.T) {
 		sp := newFake(t, reply(200, `<html>login</html>`))
 		err := getStatus(newClient(t, nil), sp.site())
-		if err == nil || spo.Classify(err) != spo.ClassPermanent {
-			t.Errorf("err = %v, Classify = %v, want permanent", err, spo.Classify(err))
+		var (
+			se *spo.Error
+			te *spo.TransportError
+		)
+		if err == nil || errors.As(err, &se) || errors.As(err, &te) {
+			t.Errorf("err = %v, want a decoding error (neither an HTTP error nor a transport one)", err)
 		}
 	})
-	if spo.Classify(nil) != spo.ClassNone {
-		t.Errorf("Classify(nil) = %v", spo.Classify(nil))
-	}
 }

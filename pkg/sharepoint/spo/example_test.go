@@ -40,7 +40,7 @@ func Example() {
 		fmt.Println("throttled; retry after", spErr.RetryAfter)
 		return
 	case err != nil:
-		fmt.Println(spo.Classify(err), err)
+		fmt.Println(err)
 		return
 	}
 	fmt.Println("job", info.JobID, "change token", info.CurrentChangeToken)
@@ -57,9 +57,9 @@ func Example() {
 		URL:                  site + "/Shared Documents",
 		ManifestContainerURI: "https://acct.blob.core.windows.net/manifests?sr=c&sp=rwl&se=2099-01-01T00:00:00Z&sig=c2ln",
 	})
-	fmt.Println(spo.Classify(err))
+	fmt.Println(errors.Is(err, spo.ErrInvalidRequest))
 	// Output:
 	// job 3e280efa-78a3-4ba1-bac6-e447aa538ca5 change token 1;3;x;1;42
 	// [{"Event":"JobQueued"}] next 1
-	// permanent
+	// true
 }

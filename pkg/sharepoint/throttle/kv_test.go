@@ -11,6 +11,7 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/throttle"
+	"github.com/amrpipe/amrpipe/pkg/stage"
 	"github.com/amrpipe/amrpipe/pkg/testenv"
 )
 
@@ -102,7 +103,7 @@ func TestKVDoSharesRetryAfter(t *testing.T) {
 	fc := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	a, b := replicaBudgets(t, fc)
 	ctx := context.Background()
-	p := throttle.DefaultPolicy()
+	p := throttle.DefaultPolicy(stage.Judge)
 	p.Clock = fc.clock()
 	calls := 0
 	if _, err := throttle.Do(ctx, a, "contoso.sharepoint.com", p, func(context.Context) (int, error) {

@@ -7,11 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
-	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/backoff"
 )
 
 // Budget is the per-host throttling state shared by the callers of one tenant.
@@ -45,7 +44,7 @@ func (c Clock) now() time.Time {
 
 func (c Clock) sleep(ctx context.Context, d time.Duration) error {
 	if c.Sleep == nil {
-		return Sleep(ctx, d)
+		return backoff.Sleep(ctx, d)
 	}
 	return c.Sleep(ctx, d)
 }
@@ -80,42 +79,45 @@ func (l *Local) Pause(_ context.Context, host string, until time.Time) error {
 	return nil
 }
 
-// Sleep waits for d or until ctx ends.
-func Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+// Outcome is what Do makes of a failed call: Judge's answer.
+type Outcome int
+
+const (
+	// GiveUp returns the error to the caller at once.
+	GiveUp Outcome = iota
+	// Retry tries again after a back-off, up to MaxRetries times.
+	Retry
+	// Throttled pauses the host for the wait (every caller of the host waits) and tries again
+	// for as long as ctx allows: Microsoft asks callers to wait, not to give up.
+	Throttled
+)
 
 // Policy says how Do retries.
 type Policy struct {
-	// MaxRetries bounds retries of retryable (not throttled) failures; throttled calls are retried
-	// as long as ctx allows, because Microsoft asks callers to wait, not to give up.
+	// Judge says what an error means (and, for Throttled, how long SharePoint asked to wait: 0
+	// when it did not say). It is the caller's one translation of errors; required.
+	Judge func(error) (Outcome, time.Duration)
+	// MaxRetries bounds retries of Retry outcomes.
 	MaxRetries int
-	// BaseDelay and MaxDelay shape the exponential backoff with full jitter for retryable failures.
+	// BaseDelay and MaxDelay shape the back-off of retries (pkg/pipeline/backoff).
 	BaseDelay, MaxDelay time.Duration
 	// DefaultRetryAfter is used when a throttled answer carries no Retry-After.
 	DefaultRetryAfter time.Duration
 	Clock             Clock
 }
 
-// DefaultPolicy is a sensible policy for SharePoint calls.
-func DefaultPolicy() Policy {
-	return Policy{MaxRetries: 5, BaseDelay: 500 * time.Millisecond, MaxDelay: 30 * time.Second, DefaultRetryAfter: 10 * time.Second}
+// DefaultPolicy is a sensible policy for SharePoint calls, given the caller's Judge.
+func DefaultPolicy(judge func(error) (Outcome, time.Duration)) Policy {
+	return Policy{Judge: judge, MaxRetries: 5, BaseDelay: 500 * time.Millisecond, MaxDelay: 30 * time.Second, DefaultRetryAfter: 10 * time.Second}
 }
 
 // ErrGaveUp wraps the last error when retryable failures exhausted MaxRetries.
 var ErrGaveUp = errors.New("gave up after retries")
 
-// Do calls fn for host, waiting on the budget before each attempt. A throttled answer pauses the
-// host in the budget for its Retry-After (so every caller waits) and is retried; a retryable
-// failure is retried with backoff up to MaxRetries; a permanent one (including every HTTP 500 from
-// SharePoint) is returned at once.
+// Do calls fn for host, waiting on the budget before each attempt, and acts on each failure as
+// p.Judge says: a throttled answer pauses the host in the budget for its Retry-After (so every
+// caller waits) and is retried; a retryable failure is retried with back-off up to MaxRetries;
+// anything else is returned at once.
 func Do[T any](ctx context.Context, b Budget, host string, p Policy, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
 	retries := 0
@@ -127,21 +129,20 @@ func Do[T any](ctx context.Context, b Budget, host string, p Policy, fn func(con
 		if err == nil {
 			return v, nil
 		}
-		switch spo.Classify(err) {
-		case spo.ClassThrottled:
-			wait := p.DefaultRetryAfter
-			var se *spo.Error
-			if errors.As(err, &se) && se.RetryAfter > 0 {
-				wait = se.RetryAfter
+		outcome, wait := p.Judge(err)
+		switch outcome {
+		case Throttled:
+			if wait <= 0 {
+				wait = p.DefaultRetryAfter
 			}
 			if perr := b.Pause(ctx, host, p.Clock.now().Add(wait)); perr != nil {
 				return zero, fmt.Errorf("record throttling of %s: %w", host, perr)
 			}
-		case spo.ClassRetryable:
+		case Retry:
 			if retries >= p.MaxRetries {
 				return zero, fmt.Errorf("%w (%d): %w", ErrGaveUp, retries, err)
 			}
-			if serr := p.Clock.sleep(ctx, Backoff(p.BaseDelay, p.MaxDelay, retries)); serr != nil {
+			if serr := p.Clock.sleep(ctx, backoff.Delay(p.BaseDelay, p.MaxDelay, retries)); serr != nil {
 				return zero, serr
 			}
 			retries++
@@ -149,16 +150,4 @@ func Do[T any](ctx context.Context, b Budget, host string, p Policy, fn func(con
 			return zero, err
 		}
 	}
-}
-
-// Backoff is exponential backoff with full jitter: a random delay in [0, min(max, base*2^n)).
-func Backoff(base, maxDelay time.Duration, n int) time.Duration {
-	d := base << min(n, 30)
-	if d <= 0 || d > maxDelay {
-		d = maxDelay
-	}
-	if d <= 0 {
-		return 0
-	}
-	return time.Duration(rand.Int64N(int64(d)))
 }

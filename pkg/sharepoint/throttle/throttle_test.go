@@ -10,6 +10,7 @@ import (
 
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/throttle"
+	"github.com/amrpipe/amrpipe/pkg/stage"
 )
 
 // fakeClock advances only when something sleeps, and records every sleep.
@@ -58,7 +59,7 @@ func TestDo(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			fc := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 			b := throttle.NewLocal(fc.clock())
-			p := throttle.DefaultPolicy()
+			p := throttle.DefaultPolicy(stage.Judge)
 			p.MaxRetries = 2
 			p.Clock = fc.clock()
 			calls := 0

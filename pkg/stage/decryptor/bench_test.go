@@ -3,7 +3,6 @@ package decryptor_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"fmt"
 	"testing"
 	"time"
@@ -17,20 +16,16 @@ func BenchmarkDecryptManifest(b *testing.B) {
 	const size = 25 << 20
 	ctx := context.Background()
 	e := testenv.StartWorld(b, storage, nil)
-	rt := e.Runtime(b, "decryptor")
-	j := testenv.Job{ID: "7d9e2c1a-3b4f-4a5e-8c6d-1e2f3a4b5c6d", SpecID: "spec-bench", Site: e.SimURL + testenv.Site, Container: "bench"}
 	key := bytes.Repeat([]byte{0x24}, 32)
+	j := testenv.Job{ID: "7d9e2c1a-3b4f-4a5e-8c6d-1e2f3a4b5c6d", SpecID: "spec-bench", Site: e.SimURL + testenv.Site, Container: "bench", Key: key}
 	e.PutKey(b, ctx, j.SpecID, key)
 	e.Record(b, ctx, j)
-	plain := make([]byte, size)
-	if _, err := rand.Read(plain); err != nil {
-		b.Fatal(err)
-	}
-	plain[0] = '<'
+	line := []byte(`<SPObject Id="e72e2015-91a4-4d07-ae9a-7b6c76918d2a" ObjectType="SPFile" Url="Shared Documents/File_0905-1653-31240.docx" />` + "\n")
+	plain := bytes.Repeat(line, size/len(line)+1)[:size]
 	name := j.ID + "/Manifest.xml"
 	putEncrypted(b, ctx, e, j.Container, name, key, plain)
 	plain = nil
-	startDecryptor(b, e, rt)
+	rt := runDecryptor(b, e)
 
 	b.SetBytes(size)
 	b.ResetTimer()

@@ -29,15 +29,23 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/crypto/keywrap"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
-	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/sas"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/storage"
+	"github.com/amrpipe/amrpipe/pkg/stage"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
-// Stage names the stage in metrics, spans and its dead-letter subject amr.dlq.decryptor.
-const Stage = "decryptor"
+// Def is the decryptor's row in the stage table.
+func Def() stage.Def {
+	return stage.Define(stage.Def{
+		Name:      topology.StageDecryptor,
+		Summary:   "on each FinishManifestFileUpload, streams the blob through AES-256-CBC into the object store",
+		Uses:      stage.UsesStorage | stage.UsesKEK,
+		Consumers: []string{topology.ConsumerDecryptor},
+		Publishes: []string{topology.ManifestSubject("<jobID>")},
+	}, New)
+}
 
 // Config tunes the stage.
 type Config struct {
@@ -57,93 +65,60 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.KeepAlive, "keepalive", c.KeepAlive, "InProgress interval during a long download (0: a third of AckWait)")
 }
 
-// Deps are what the stage talks to besides JetStream.
-type Deps struct {
-	// Storage is the manifest storage account (shared key). Required.
-	Storage *storage.Account
-	// KEK unwraps the job keys; nil means only unencrypted jobs can be handled.
-	KEK *keywrap.KEK
-	// Store is the job store; nil opens one on the runtime's JetStream.
-	Store *jobstore.Store
-	// Now is the clock for key expiry; nil is time.Now.
-	Now func() time.Time
-}
-
-// Service is a running decryptor.
-type Service struct {
-	rt      *svc.Runtime
+// Stage is a decryptor.
+type Stage struct {
 	cfg     Config
-	deps    Deps
-	objects jetstream.ObjectStore
+	deps    stage.Deps
+	objects jetstream.ObjectStore // bound by Run
 	metrics *metrics
 	log     *slog.Logger
 	tracer  trace.Tracer
 }
 
-// New checks the dependencies and binds the job store and object store; the runtime's topology
-// must be ensured.
-func New(rt *svc.Runtime, cfg Config, deps Deps) (*Service, error) {
+// New checks the dependencies: the storage account and the key-encryption key (encryption is on
+// by default: without the KEK no job key opens).
+func New(cfg Config, deps stage.Deps) (*Stage, error) {
 	if deps.Storage == nil {
-		return nil, errors.New("decryptor: no storage account")
+		return nil, fmt.Errorf("decryptor: %w: need -storage-blob-url, -storage-account and %s", storage.ErrNotConfigured, storage.KeyEnv)
 	}
-	if deps.Now == nil {
-		deps.Now = time.Now
+	if deps.KEK == nil {
+		return nil, fmt.Errorf("decryptor: %w", keywrap.ErrNoKEK)
 	}
 	cfg.Concurrency = max(cfg.Concurrency, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if deps.Store == nil {
-		st, err := jobstore.Open(ctx, rt.JS, deps.Now)
-		if err != nil {
-			return nil, fmt.Errorf("decryptor: %w", err)
-		}
-		deps.Store = st
-	}
-	objects, err := rt.JS.ObjectStore(ctx, topology.ObjectManifests)
-	if err != nil {
-		return nil, fmt.Errorf("decryptor: bind object store %s: %w", topology.ObjectManifests, err)
-	}
-	m, err := newMetrics(rt.Registry)
+	m, err := newMetrics(deps.Runtime.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("decryptor: %w", err)
 	}
-	return &Service{rt: rt, cfg: cfg, deps: deps, objects: objects, metrics: m,
-		log: rt.Log.With("stage", Stage), tracer: rt.Tracer.Tracer("github.com/amrpipe/amrpipe/pkg/stage/decryptor")}, nil
+	return &Stage{cfg: cfg, deps: deps, metrics: m, log: deps.Logger(),
+		tracer: deps.Runtime.Tracer.Tracer("github.com/amrpipe/amrpipe/pkg/stage/decryptor")}, nil
 }
 
-// Run consumes upload events until ctx ends (then drains).
-func (s *Service) Run(ctx context.Context) error {
-	cons, err := topology.BindConsumer(ctx, s.rt.JS, topology.ConsumerDecryptor)
-	if err != nil {
-		return err
+// Run binds the object store and consumes upload events until ctx ends (then drains). A file
+// given up on for any reason is recorded as failed on its job (refuse).
+func (s *Stage) Run(ctx context.Context) error {
+	var err error
+	if s.objects, err = s.deps.Runtime.JS.ObjectStore(ctx, topology.ObjectManifests); err != nil {
+		return fmt.Errorf("decryptor: bind object store %s: %w", topology.ObjectManifests, err)
 	}
-	o := s.rt.ConsumeOptions(Stage)
-	o.Concurrency = s.cfg.Concurrency
-	o.KeepAlive = s.cfg.KeepAlive
-	return bus.Consume(ctx, cons, s.handle, o)
+	return s.deps.Consume(ctx, stage.Consumer{Name: topology.ConsumerDecryptor, Handler: s.handle,
+		Concurrency: s.cfg.Concurrency, KeepAlive: s.cfg.KeepAlive, OnDeadLetter: s.refuse})
 }
 
 // handle decrypts the file one FinishManifestFileUpload event names.
-func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
+func (s *Stage) handle(ctx context.Context, msg jetstream.Msg) error {
 	err := s.process(ctx, msg)
 	if err != nil {
 		s.metrics.errors.WithLabelValues(errorClass(err)).Inc()
-		var perm *bus.Permanent
-		if errors.As(err, &perm) {
-			if rerr := s.refuse(ctx, msg, perm.Reason); rerr != nil {
-				return rerr
-			}
-		}
 	}
 	return err
 }
 
-func (s *Service) process(ctx context.Context, msg jetstream.Msg) error {
+func (s *Stage) process(ctx context.Context, msg jetstream.Msg) error {
 	var re amrpipev1.RelayedEvent
 	if err := bus.Decode(msg, &re); err != nil {
 		return failure("bad_event", err)
 	}
-	jobID, err := subjectJob(msg.Subject())
+	jobID, err := topology.SubjectJob(msg.Subject())
 	if err != nil {
 		return failure("bad_event", &bus.Permanent{Reason: err.Error()})
 	}
@@ -155,7 +130,7 @@ func (s *Service) process(ctx context.Context, msg jetstream.Msg) error {
 		return failure("bad_event", &bus.Permanent{Reason: fmt.Sprintf("event of job %q on the subject of job %s", re.GetEvent().GetJobId(), jobID)})
 	}
 	blobName := up.GetManifestFileName()
-	file, err := ManifestFile(jobID, blobName)
+	file, err := topology.ManifestFile(jobID, blobName)
 	if err != nil {
 		return failure("bad_name", &bus.Permanent{Reason: err.Error()})
 	}
@@ -163,7 +138,7 @@ func (s *Service) process(ctx context.Context, msg jetstream.Msg) error {
 	if err != nil {
 		return err
 	}
-	ack, err := bus.Publish(ctx, s.rt.JS, topology.ManifestSubject(jobID), ready, jobID+"/"+file)
+	ack, err := bus.Publish(ctx, s.deps.Runtime.JS, topology.ManifestSubject(jobID), ready, jobID+"/"+file)
 	if err != nil {
 		return failure("publish", err)
 	}
@@ -174,22 +149,13 @@ func (s *Service) process(ctx context.Context, msg jetstream.Msg) error {
 	return nil
 }
 
-// subjectJob returns the job id token of an event subject amr.events.<jobID>.<Event>.
-func subjectJob(subject string) (string, error) {
-	parts := strings.Split(subject, ".")
-	if len(parts) != 4 || topology.CheckToken(parts[2]) != nil {
-		return "", fmt.Errorf("subject %q is not an event subject", subject)
-	}
-	return parts[2], nil
-}
-
 // store downloads, decrypts and stores one file and returns its ManifestReady.
-func (s *Service) store(ctx context.Context, jobID, specID, blobName, file string) (*amrpipev1.ManifestReady, error) {
+func (s *Stage) store(ctx context.Context, jobID, specID, blobName, file string) (*amrpipev1.ManifestReady, error) {
 	ctx, span := s.tracer.Start(ctx, "decrypt "+file, trace.WithAttributes(
 		attribute.String("amr.job_id", jobID), attribute.String("amr.file", file)))
 	defer span.End()
 
-	rec, _, err := s.deps.Store.Job(ctx, jobID)
+	rec, _, err := s.deps.Jobs.Job(ctx, jobID)
 	if err != nil {
 		// The submitter writes the record before it publishes the job, so this is the store's trouble.
 		return nil, failure("job_record", &bus.Retryable{Err: fmt.Errorf("job %s: %w", jobID, err)})
@@ -201,7 +167,7 @@ func (s *Service) store(ctx context.Context, jobID, specID, blobName, file strin
 	if specID == "" {
 		specID = rec.GetSpec().GetSpecId()
 	}
-	key, err := s.jobKey(ctx, jobID, specID)
+	key, err := s.jobKey(ctx, jobID, specID, rec.GetEncrypted())
 	if err != nil {
 		return nil, err
 	}
@@ -250,15 +216,19 @@ func (s *Service) store(ctx context.Context, jobID, specID, blobName, file strin
 	}, nil
 }
 
-// jobKey returns the job's AES key, or nil for a job without one.
-func (s *Service) jobKey(ctx context.Context, jobID, specID string) ([]byte, error) {
-	if specID == "" {
-		return nil, nil // neither the event nor the record names a spec: no key can exist
+// jobKey returns the AES key of an encrypted job (nil for a plaintext one): the record says
+// which the job is, so a key that cannot be found is an error, never a reason to copy the blob.
+func (s *Stage) jobKey(ctx context.Context, jobID, specID string, encrypted bool) ([]byte, error) {
+	if !encrypted {
+		return nil, nil
 	}
-	key, err := s.deps.Store.OpenKey(ctx, specID, s.deps.KEK, s.deps.Now())
+	if specID == "" {
+		return nil, failure("key", &bus.Permanent{Reason: fmt.Sprintf("job %s is encrypted but names no spec to find its key under", jobID)})
+	}
+	key, err := s.deps.Jobs.OpenKey(ctx, specID, s.deps.KEK, s.deps.Now())
 	switch {
 	case errors.Is(err, jobstore.ErrNotFound):
-		return nil, nil
+		return nil, failure("key", &bus.Permanent{Reason: fmt.Sprintf("job %s is encrypted but no key is stored for spec %s (expired or never stored)", jobID, specID)})
 	case errors.Is(err, jobstore.ErrNoKEK), errors.Is(err, keywrap.ErrExpired), errors.Is(err, keywrap.ErrOtherKEK),
 		errors.Is(err, keywrap.ErrOpen), errors.Is(err, keywrap.ErrKeySize):
 		return nil, failure("key", &bus.Permanent{Reason: fmt.Sprintf("job %s: key of spec %s does not open", jobID, specID), Err: err})
@@ -276,11 +246,11 @@ func plaintext(src io.Reader, key []byte, md map[string]*string, blobName, specI
 	case errors.Is(err, aescbc.ErrNoIV) && key == nil:
 		return src, nil // an unencrypted job
 	case errors.Is(err, aescbc.ErrNoIV):
-		return nil, failure("no_iv", &bus.Permanent{Reason: fmt.Sprintf("%s has no IV metadata, but spec %s has a key: not the upload SharePoint announced", blobName, specID)})
+		return nil, failure("no_iv", &bus.Permanent{Reason: fmt.Sprintf("%s has no IV metadata, but spec %s is encrypted: not the upload SharePoint announced", blobName, specID)})
 	case err != nil:
 		return nil, failure("no_iv", &bus.Permanent{Reason: fmt.Sprintf("%s: %v", blobName, err)})
 	case key == nil:
-		return nil, failure("key", &bus.Permanent{Reason: fmt.Sprintf("%s is encrypted (IV metadata) but no key is stored for spec %q (expired or never stored)", blobName, specID)})
+		return nil, failure("key", &bus.Permanent{Reason: fmt.Sprintf("%s is encrypted (IV metadata) but job of spec %q was created without a key", blobName, specID)})
 	}
 	r, err := aescbc.NewReader(src, key, iv, aescbc.WithExpect(aescbc.ExpectXML))
 	if err != nil {

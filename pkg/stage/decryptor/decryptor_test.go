@@ -37,18 +37,13 @@ func TestMain(m *testing.M) { os.Exit(testenv.RunWithAzurite(m, &storage)) }
 // runDecryptor starts a decryptor on its own runtime.
 func runDecryptor(t testing.TB, e *testenv.World) *svc.Runtime {
 	t.Helper()
-	rt := e.Runtime(t, decryptor.Stage)
-	startDecryptor(t, e, rt)
-	return rt
-}
-
-func startDecryptor(t testing.TB, e *testenv.World, rt *svc.Runtime) {
-	t.Helper()
-	s, err := decryptor.New(rt, decryptor.Config{Concurrency: 4}, decryptor.Deps{Storage: e.Account(t, ""), KEK: e.KEK})
+	deps := e.Deps(t, decryptor.Def(), nil)
+	s, err := decryptor.New(decryptor.Config{Concurrency: 4}, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
 	testenv.RunStage(t, s.Run)
+	return deps.Runtime
 }
 
 // upload is one FinishManifestFileUpload of a job's log, as the relay publishes it.
@@ -219,7 +214,7 @@ func TestEveryUploadBecomesOneManifest(t *testing.T) {
 			if n := testenv.Counter(t, rt, "amr_decryptor_manifests_total", map[string]string{"mode": mode}); int(n) != 2*len(ups) {
 				t.Errorf("amr_decryptor_manifests_total{mode=%s} = %v, want %d", mode, n, 2*len(ups))
 			}
-			if dl := e.NATS.DeadLetters(t, decryptor.Stage); len(dl) != 0 {
+			if dl := e.NATS.DeadLetters(t, topology.StageDecryptor); len(dl) != 0 {
 				t.Errorf("dead letters: %v", dl[0].GetReason())
 			}
 		})
@@ -253,7 +248,7 @@ func TestUntrustworthyUploadsAreDeadLettered(t *testing.T) {
 		publishEvent(t, ctx, e, j.ID, uploadEvent(j.ID, j.SpecID, tt.file), tt.name)
 	}
 	idle(t, ctx, e)
-	dls := e.NATS.DeadLetters(t, decryptor.Stage)
+	dls := e.NATS.DeadLetters(t, topology.StageDecryptor)
 	if len(dls) != len(tests) {
 		t.Fatalf("%d dead letters, want %d", len(dls), len(tests))
 	}
@@ -293,7 +288,7 @@ func TestTruncatedUploadIsDeadLetteredWithItsReason(t *testing.T) {
 			cut = append(cut, u.name)
 		}
 	}
-	dls := e.NATS.DeadLetters(t, decryptor.Stage)
+	dls := e.NATS.DeadLetters(t, topology.StageDecryptor)
 	if len(dls) != len(cut) || len(cut) == 0 {
 		t.Fatalf("%d dead letters for %d truncated manifests", len(dls), len(cut))
 	}
@@ -325,7 +320,7 @@ func TestWrongKeyIsAClearErrorNotGarbage(t *testing.T) {
 	ups := relayUploads(t, ctx, e, j.ID, wrongSpec, e.Log(t, ctx, j))
 	idle(t, ctx, e)
 
-	dls := e.NATS.DeadLetters(t, decryptor.Stage)
+	dls := e.NATS.DeadLetters(t, topology.StageDecryptor)
 	if len(dls) != len(ups) {
 		t.Fatalf("%d dead letters for %d files under the wrong key", len(dls), len(ups))
 	}
@@ -348,8 +343,8 @@ func TestBlobNotThereYetIsRetried(t *testing.T) {
 	defer cancel()
 	e := testenv.StartWorld(t, storage, nil)
 	rt := runDecryptor(t, e)
-	j := testenv.Job{ID: "5b0e6c2a-7d1f-4c3b-8a9e-2f4d6b8c0a1e", SpecID: "spec-late", Site: e.SimURL + testenv.Site, Container: "late-blob"}
 	key := bytes.Repeat([]byte{0x42}, 32)
+	j := testenv.Job{ID: "5b0e6c2a-7d1f-4c3b-8a9e-2f4d6b8c0a1e", SpecID: "spec-late", Site: e.SimURL + testenv.Site, Container: "late-blob", Key: key}
 	e.PutKey(t, ctx, j.SpecID, key)
 	e.Record(t, ctx, j)
 	name := j.ID + "/Manifest.xml"

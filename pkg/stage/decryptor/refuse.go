@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -15,12 +14,14 @@ import (
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
-// refuse closes the loop on a package file the decryptor gave up on (dead-lettered): it records
-// the reason and the file as failed on the job and announces the job's end as a JobFatalError of its own, so the parser
-// publishes a failed summary rather than waiting forever for a file that will never be parsed.
-// The announcement's id derives from the upload event's, so a redelivery announces nothing new.
-func (s *Service) refuse(ctx context.Context, msg jetstream.Msg, reason string) error {
-	jobID, err := subjectJob(msg.Subject())
+// refuse is the decryptor's dead-letter hook: it closes the loop on a package file the decryptor
+// gave up on, whatever the cause (a permanent error, retries exhausted). It records the file as
+// failed on the job with the reason and announces the job's end as a JobFatalError of its own,
+// so the parser publishes a failed summary rather than waiting forever for a file that will never
+// be parsed. The announcement's id derives from the upload event's, so a redelivery announces
+// nothing new.
+func (s *Stage) refuse(ctx context.Context, msg jetstream.Msg, reason string) error {
+	jobID, err := topology.SubjectJob(msg.Subject())
 	if err != nil {
 		return nil // not a job we can name: the dead letter is all there is to say
 	}
@@ -29,20 +30,12 @@ func (s *Service) refuse(ctx context.Context, msg jetstream.Msg, reason string) 
 		return nil
 	}
 	// A refused file is failed for good: the parser must not wait for it.
-	file, ferr := ManifestFile(jobID, re.GetEvent().GetFinishManifestFileUpload().GetManifestFileName())
-	_, err = s.deps.Store.Update(ctx, jobID, func(r *amrpipev1.JobRecord) error {
-		if r.GetSpec() == nil || slices.Contains(r.GetErrors(), reason) {
-			return jobstore.ErrNoChange // not a job of ours, or recorded before
-		}
-		r.Errors = append(r.Errors, reason)
-		r.LastError = reason
-		if ferr == nil && !slices.Contains(r.GetFilesFailed(), file) {
-			r.FilesFailed = append(r.FilesFailed, file)
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, jobstore.ErrNoChange) {
-		return &bus.Retryable{Err: fmt.Errorf("record the refused file of job %s: %w", jobID, err)}
+	t := jobstore.Failed(reason, false)
+	if file, ferr := topology.ManifestFile(jobID, re.GetEvent().GetFinishManifestFileUpload().GetManifestFileName()); ferr == nil {
+		t = jobstore.FileFailed(file, reason)
+	}
+	if _, err := s.deps.Jobs.Fire(ctx, jobID, t); err != nil && !errors.Is(err, jobstore.ErrRefused) {
+		return fmt.Errorf("record the refused file of job %s: %w", jobID, err)
 	}
 	ev := &amrpipev1.RelayedEvent{
 		EventId: "decryptor-refused/" + re.GetEventId(),
@@ -56,7 +49,7 @@ func (s *Service) refuse(ctx context.Context, msg jetstream.Msg, reason string) 
 			Extra: map[string]string{"AmrpipeSynthetic": "decryptor"},
 		},
 	}
-	if _, err := bus.Publish(ctx, s.rt.JS, topology.EventSubject(jobID, topology.EventJobFatalError), ev, ev.EventId); err != nil {
+	if _, err := bus.Publish(ctx, s.deps.Runtime.JS, topology.EventSubject(jobID, topology.EventJobFatalError), ev, ev.EventId); err != nil {
 		return &bus.Retryable{Err: fmt.Errorf("announce the failure of job %s: %w", jobID, err)}
 	}
 	return nil

@@ -20,106 +20,65 @@ func ProbeMsgID(jobID string) string { return "probe/" + jobID }
 
 // handleEnd notes how a job ended and completes it if its files are all parsed. The relay has
 // recorded the event already; recording it here too keeps the parser right on its own.
-func (s *Service) handleEnd(ctx context.Context, msg jetstream.Msg) error {
+func (s *Stage) handleEnd(ctx context.Context, msg jetstream.Msg) error {
 	var ev amrpipev1.RelayedEvent
 	if err := bus.Decode(msg, &ev); err != nil {
 		return err
 	}
-	jobID, err := subjectJob(msg.Subject(), 4, 2)
+	jobID, name, err := topology.SubjectEvent(msg.Subject())
 	if err != nil {
-		return err
+		return &bus.Permanent{Reason: fmt.Sprintf("subject %q is not one of the parser's", msg.Subject())}
 	}
-	name := msg.Subject()[len(topology.EventSubject(jobID, "")):]
-	at := ev.GetEvent().GetTime()
-	if at == nil {
-		at = timestamppb.New(s.now())
+	at := s.now()
+	if ev.GetEvent().GetTime().IsValid() {
+		at = ev.GetEvent().GetTime().AsTime()
 	}
-	rec, err := s.store.Update(ctx, jobID, func(r *amrpipev1.JobRecord) error {
-		if r.GetSpec() == nil && r.GetState() == amrpipev1.JobState_JOB_STATE_UNSPECIFIED {
-			return errUnknownJob
-		}
-		return noteEnd(r, name, at)
-	})
-	if errors.Is(err, errUnknownJob) {
-		return &bus.Retryable{Err: fmt.Errorf("%s of job %s: %w", name, jobID, err)}
+	var t jobstore.Transition
+	switch name {
+	case topology.EventJobEnd:
+		t = jobstore.EndSeen(at, nil)
+	case topology.EventJobCancelled:
+		t = jobstore.Cancelled(at, "SharePoint ended the job with "+name)
+	case topology.EventJobFatalError:
+		t = jobstore.Failed("SharePoint ended the job with "+name, true)
+	default:
+		return &bus.Permanent{Reason: fmt.Sprintf("%s is not an end event", name)}
 	}
-	if err != nil {
+	rec, err := s.store.Fire(ctx, jobID, t)
+	switch {
+	case errors.Is(err, jobstore.ErrRefused) && rec.GetState() == amrpipev1.JobState_JOB_STATE_UNSPECIFIED:
+		// The submitter and the relay write the record before any end is relayed.
+		return &bus.Retryable{Err: fmt.Errorf("%s of job %s: %w", name, jobID, errUnknownJob)}
+	case errors.Is(err, jobstore.ErrRefused):
+		s.log.InfoContext(ctx, "end event the job's state does not take", "job", jobID, "err", err)
+	case err != nil:
 		return err
 	}
 	return s.complete(ctx, rec)
 }
 
-// noteEnd records a job's end event; jobstore.ErrNoChange when it was recorded before.
-func noteEnd(r *amrpipev1.JobRecord, event string, at *timestamppb.Timestamp) error {
-	if r.GetState() == amrpipev1.JobState_JOB_STATE_DONE {
-		return jobstore.ErrNoChange // completed: a late event changes nothing
-	}
-	changed := false
-	if r.GetEnded() == nil {
-		r.Ended, changed = at, true
-	}
-	switch event {
-	case topology.EventJobEnd:
-		if !r.GetJobEndSeen() {
-			r.JobEndSeen, changed = true, true
-		}
-	case topology.EventJobFatalError, topology.EventJobCancelled:
-		if r.GetState() != amrpipev1.JobState_JOB_STATE_FAILED {
-			r.State, changed = amrpipev1.JobState_JOB_STATE_FAILED, true
-			if r.GetLastError() == "" {
-				r.LastError = "SharePoint ended the job with " + event
-			}
-		}
-	default:
-		return fmt.Errorf("%s is not an end event", event)
-	}
-	if !changed {
-		return jobstore.ErrNoChange
-	}
-	return nil
-}
-
-// ended reports a job whose event stream is over: JobEnd, or a fatal error or cancellation.
-func ended(r *amrpipev1.JobRecord) bool {
-	return r.GetJobEndSeen() || r.GetEnded() != nil && r.GetState() == amrpipev1.JobState_JOB_STATE_FAILED
-}
-
-// waiting returns the announced files not parsed (or failed) yet.
-func waiting(r *amrpipev1.JobRecord) []string {
-	var out []string
-	for _, f := range r.GetFilesAnnounced() {
-		if !slices.Contains(r.GetFilesParsed(), f) && !slices.Contains(r.GetFilesFailed(), f) {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-func failed(r *amrpipev1.JobRecord) bool {
-	return r.GetState() == amrpipev1.JobState_JOB_STATE_FAILED || len(r.GetFilesFailed()) > 0
-}
-
 // complete closes a job that has ended and whose announced files are all parsed: it publishes
 // the probe result (probe jobs) and the summary unless a summary is on amr.done.<jobID> already,
-// then, for a job that did not fail, commits the change token and sets the state DONE. Every
-// step may be repeated by a redelivery or run by two replicas at once.
-func (s *Service) complete(ctx context.Context, r *amrpipev1.JobRecord) error {
-	if r == nil || r.GetState() == amrpipev1.JobState_JOB_STATE_DONE || !ended(r) || len(waiting(r)) > 0 {
+// then, for a job that did not fail, commits the change token, and fires Completed (DONE, or
+// FAILED when a file failed). Every step may be repeated by a redelivery or run by two replicas
+// at once.
+func (s *Stage) complete(ctx context.Context, r *amrpipev1.JobRecord) error {
+	if r == nil || r.GetState() == amrpipev1.JobState_JOB_STATE_DONE || !jobstore.Ended(r) || len(jobstore.Waiting(r)) > 0 {
 		return nil
 	}
-	jobID, bad := r.GetJobId(), failed(r)
+	jobID, bad := r.GetJobId(), jobstore.Bad(r)
 	published, err := s.summaryPublished(ctx, jobID)
 	if err != nil {
 		return err
 	}
 	if !published {
 		if r.GetSpec().GetProbe() && !bad {
-			if _, err := bus.Publish(ctx, s.rt.JS, topology.SubjectPlanProbe, probeResult(r), ProbeMsgID(jobID)); err != nil {
+			if _, err := bus.Publish(ctx, s.deps.Runtime.JS, topology.SubjectPlanProbe, probeResult(r), ProbeMsgID(jobID)); err != nil {
 				return err
 			}
 			s.metrics.probes.Inc()
 		}
-		if _, err := bus.Publish(ctx, s.rt.JS, topology.DoneSubject(jobID), summary(r, bad), jobID); err != nil {
+		if _, err := bus.Publish(ctx, s.deps.Runtime.JS, topology.DoneSubject(jobID), summary(r, bad), jobID); err != nil {
 			return err
 		}
 		outcome := "done"
@@ -135,22 +94,14 @@ func (s *Service) complete(ctx context.Context, r *amrpipev1.JobRecord) error {
 			return err
 		}
 	}
-	_, err = s.store.Update(ctx, jobID, func(r *amrpipev1.JobRecord) error {
-		to := amrpipev1.JobState_JOB_STATE_DONE
-		if bad {
-			to = amrpipev1.JobState_JOB_STATE_FAILED
-		}
-		if r.GetState() == to || r.GetState() == amrpipev1.JobState_JOB_STATE_FAILED {
-			return jobstore.ErrNoChange // failed is final, whoever said so
-		}
-		r.State = to
-		return nil
-	})
-	return err
+	if _, err := s.store.Fire(ctx, jobID, jobstore.Completed()); err != nil && !errors.Is(err, jobstore.ErrRefused) {
+		return err
+	}
+	return nil
 }
 
 // summaryPublished looks for the job's summary on its subject.
-func (s *Service) summaryPublished(ctx context.Context, jobID string) (bool, error) {
+func (s *Stage) summaryPublished(ctx context.Context, jobID string) (bool, error) {
 	_, err := s.done.GetLastMsgForSubject(ctx, topology.DoneSubject(jobID))
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
@@ -183,7 +134,7 @@ func summary(r *amrpipev1.JobRecord, bad bool) *amrpipev1.JobSummary {
 
 // commitToken stores the job's change token for its list, unless a token issued later (by a
 // newer job of the list) is stored already.
-func (s *Service) commitToken(ctx context.Context, r *amrpipev1.JobRecord) error {
+func (s *Stage) commitToken(ctx context.Context, r *amrpipev1.JobRecord) error {
 	listID, token := r.GetSpec().GetTokenListId(), r.GetChangeToken()
 	if listID == "" || token == "" {
 		return nil

@@ -18,24 +18,23 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/manifest"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/sas"
-	"github.com/amrpipe/amrpipe/pkg/stage/decryptor"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
 // handleManifest parses one package file, publishes its records and folds it into the job.
-func (s *Service) handleManifest(ctx context.Context, msg jetstream.Msg) error {
+func (s *Stage) handleManifest(ctx context.Context, msg jetstream.Msg) error {
 	var ready amrpipev1.ManifestReady
 	if err := bus.Decode(msg, &ready); err != nil {
 		return err
 	}
-	jobID, err := subjectJob(msg.Subject(), 3, 2)
+	jobID, err := topology.SubjectJob(msg.Subject())
 	if err != nil {
-		return err
+		return &bus.Permanent{Reason: err.Error()}
 	}
 	if !strings.EqualFold(ready.GetJobId(), jobID) {
 		return &bus.Permanent{Reason: fmt.Sprintf("ManifestReady of job %q on the subject of job %s", ready.GetJobId(), jobID)}
 	}
-	file, err := decryptor.ManifestFile(jobID, jobID+"/"+ready.GetFile())
+	file, err := topology.ManifestFile(jobID, jobID+"/"+ready.GetFile())
 	if err != nil {
 		return &bus.Permanent{Reason: err.Error()}
 	}
@@ -70,27 +69,18 @@ func (s *Service) handleManifest(ctx context.Context, msg jetstream.Msg) error {
 	}
 	var perm *bus.Permanent
 	if errors.As(err, &perm) {
-		return s.fail(ctx, jobID, file, out, perm)
+		s.countFile(out, "failed")
+		return err // fileDeadLettered records it on the job
 	}
 	if err != nil {
 		return err
 	}
 	s.metrics.fileTime.Observe(time.Since(start).Seconds())
-	updated, err := s.store.Update(ctx, jobID, func(r *amrpipev1.JobRecord) error {
-		if slices.Contains(r.GetFilesParsed(), file) || slices.Contains(r.GetFilesFailed(), file) {
-			return jobstore.ErrNoChange
-		}
-		r.FilesParsed = append(r.FilesParsed, file)
-		r.Records += out.verdicts[publish]
-		if r.Counts == nil {
-			r.Counts = make(map[string]int64, len(out.counts))
-		}
-		for t, n := range out.counts {
-			r.Counts[t] += n
-		}
-		mergeProbe(r, out.probe)
-		return nil
-	})
+	parsed := jobstore.ParsedFile{File: file, Records: out.verdicts[publish], Counts: out.counts}
+	if out.probe != nil {
+		parsed.ProbeSubfolders, parsed.ProbeDirectFiles = out.probe.folders, out.probe.files
+	}
+	updated, err := s.store.Fire(ctx, jobID, jobstore.FileParsed(parsed))
 	if err != nil {
 		return err
 	}
@@ -105,7 +95,7 @@ type repeat struct{ err error }
 
 // already reports a file the job record lists as parsed (nil error) or failed (the Permanent
 // error again, so the redelivery is dead-lettered like the first attempt meant to).
-func (s *Service) already(rec *amrpipev1.JobRecord, file string) *repeat {
+func (s *Stage) already(rec *amrpipev1.JobRecord, file string) *repeat {
 	switch {
 	case slices.Contains(rec.GetFilesParsed(), file):
 		s.metrics.files.WithLabelValues("unknown", "repeated").Inc()
@@ -125,7 +115,7 @@ func (s *Service) already(rec *amrpipev1.JobRecord, file string) *repeat {
 
 // parse opens the object and publishes its records; every error that a retry cannot cure is
 // a *bus.Permanent.
-func (s *Service) parse(ctx context.Context, rec *amrpipev1.JobRecord, file, object string, ready *amrpipev1.ManifestReady) (*fileOutput, error) {
+func (s *Stage) parse(ctx context.Context, rec *amrpipev1.JobRecord, file, object string, ready *amrpipev1.ManifestReady) (*fileOutput, error) {
 	spec := rec.GetSpec()
 	if spec == nil {
 		return nil, &bus.Retryable{Err: fmt.Errorf("job %s has no spec recorded yet", rec.GetJobId())}
@@ -145,7 +135,7 @@ func (s *Service) parse(ctx context.Context, rec *amrpipev1.JobRecord, file, obj
 	if err := sameContent(obj, ready); err != nil {
 		return nil, err
 	}
-	pub := bus.NewAsyncPublisher(s.rt.JS, bus.AsyncOptions{MaxPending: s.cfg.MaxPending})
+	pub := bus.NewAsyncPublisher(s.deps.Runtime.JS, bus.AsyncOptions{MaxPending: s.cfg.MaxPending})
 	fr := framing{jobID: rec.GetJobId(), specID: spec.GetSpecId(), file: file, size: s.cfg.BatchSize, maxBytes: s.maxBytes}
 	out, err := parseAndPublish(ctx, obj, newPolicy(spec), newProbeScan(spec), fr, pub)
 	// Every batch must have landed before the file counts as parsed; after a parse error the
@@ -187,34 +177,38 @@ func sameContent(obj jetstream.ObjectResult, ready *amrpipev1.ManifestReady) err
 	return nil
 }
 
-// fail records a file that cannot be parsed in the job record, completes the job if that was
-// its last file, and returns the Permanent error that dead-letters the message.
-func (s *Service) fail(ctx context.Context, jobID, file string, out *fileOutput, perm *bus.Permanent) error {
-	reason := perm.Reason
+// fileDeadLettered is the dead-letter hook of package files: a file given up on for any reason
+// (unparsable, missing, retries exhausted) is recorded as failed on its job with the reason, and
+// the job is completed if that was its last file. It is idempotent.
+func (s *Stage) fileDeadLettered(ctx context.Context, msg jetstream.Msg, reason string) error {
+	var ready amrpipev1.ManifestReady
+	if err := bus.Decode(msg, &ready); err != nil {
+		return nil // not a file we can name: the dead letter is all there is to say
+	}
+	jobID, err := topology.SubjectJob(msg.Subject())
+	if err != nil {
+		return nil
+	}
+	file, err := topology.ManifestFile(jobID, jobID+"/"+ready.GetFile())
+	if err != nil {
+		return nil
+	}
 	if !strings.HasPrefix(reason, file+": ") {
 		reason = file + ": " + reason
 	}
-	updated, err := s.store.Update(ctx, jobID, func(r *amrpipev1.JobRecord) error {
-		if slices.Contains(r.GetFilesParsed(), file) || slices.Contains(r.GetFilesFailed(), file) {
-			return jobstore.ErrNoChange
-		}
-		r.FilesFailed = append(r.FilesFailed, file)
-		r.Errors = append(r.Errors, reason)
-		r.LastError = reason
+	updated, err := s.store.Fire(ctx, jobID, jobstore.FileFailed(file, reason))
+	if errors.Is(err, jobstore.ErrRefused) {
+		s.log.InfoContext(ctx, "failed file of a job that does not take it", "job", jobID, "file", file, "err", err)
 		return nil
-	})
+	}
 	if err != nil {
 		return fmt.Errorf("record failure of %s: %w", file, err)
 	}
-	s.countFile(out, "failed")
 	s.log.WarnContext(ctx, "file failed", "job", jobID, "file", file, "reason", reason)
-	if err := s.complete(ctx, updated); err != nil {
-		return err
-	}
-	return &bus.Permanent{Reason: reason, Err: perm.Err}
+	return s.complete(ctx, updated)
 }
 
-func (s *Service) countFile(out *fileOutput, outcome string) {
+func (s *Stage) countFile(out *fileOutput, outcome string) {
 	kind := manifest.KindUnknown
 	if out != nil {
 		kind = out.kind

@@ -19,8 +19,8 @@ import (
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
-	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
+	"github.com/amrpipe/amrpipe/pkg/stage"
 	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
@@ -61,7 +61,7 @@ func (l *logBuffer) Write(p []byte) (int, error) {
 }
 
 // startParser runs one parser replica on its own connection until the test ends.
-func (h *harness) startParser(cfg Config) *Service {
+func (h *harness) startParser(cfg Config) *Stage {
 	h.t.Helper()
 	logs := &logBuffer{}
 	h.t.Cleanup(func() {
@@ -72,17 +72,7 @@ func (h *harness) startParser(cfg Config) *Service {
 		}
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	rt, err := svc.New(ctx, svc.Config{Name: "parser", NATSURL: h.env.Server.ClientURL(), HTTPAddr: "127.0.0.1:0",
-		OTel: "none", LogLevel: "debug", DrainTimeout: 5 * time.Second}, svc.Options{LogOutput: logs, Signals: []os.Signal{}})
-	if err != nil {
-		cancel()
-		h.t.Fatal(err)
-	}
-	if err := rt.EnsureTopology(ctx); err != nil {
-		cancel()
-		h.t.Fatal(err)
-	}
-	s, err := New(rt, cfg, Deps{})
+	s, err := New(cfg, h.env.Deps(h.t, Def(), stage.Config{}, nil, logs))
 	if err != nil {
 		cancel()
 		h.t.Fatal(err)
@@ -94,9 +84,6 @@ func (h *harness) startParser(cfg Config) *Service {
 		if err := <-done; err != nil {
 			h.t.Errorf("Run: %v", err)
 		}
-		if err := rt.Close(); err != nil {
-			h.t.Error(err)
-		}
 	})
 	return s
 }
@@ -105,13 +92,12 @@ func (h *harness) startParser(cfg Config) *Service {
 // SharePoint announced.
 func (h *harness) putJob(jobID string, spec *amrpipev1.JobSpec, token string, files ...string) {
 	h.t.Helper()
-	_, err := h.store.Update(context.Background(), jobID, func(r *amrpipev1.JobRecord) error {
-		r.Spec, r.ChangeToken, r.FilesAnnounced = spec, token, files
-		r.State = amrpipev1.JobState_JOB_STATE_RUNNING
-		r.Submitted = timestamppb.New(time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC))
-		return nil
-	})
-	if err != nil {
+	ts := []jobstore.Transition{jobstore.Accepted(&amrpipev1.SubmittedJob{JobId: jobID, Spec: spec, ChangeToken: token,
+		Submitted: timestamppb.New(time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC))}), jobstore.Started(time.Date(2026, 11, 1, 8, 1, 0, 0, time.UTC))}
+	for _, f := range files {
+		ts = append(ts, jobstore.FileAnnounced(f))
+	}
+	if _, err := h.store.Fire(context.Background(), jobID, ts...); err != nil {
 		h.t.Fatal(err)
 	}
 }
@@ -227,7 +213,7 @@ func (h *harness) summaries(jobID string) []*amrpipev1.JobSummary {
 }
 
 func (h *harness) deadLetters() []*amrpipev1.DeadLetter {
-	return decode(h, topology.StreamDLQ, topology.DLQSubject(Stage), func() *amrpipev1.DeadLetter { return &amrpipev1.DeadLetter{} })
+	return decode(h, topology.StreamDLQ, topology.DLQSubject(topology.StageParser), func() *amrpipev1.DeadLetter { return &amrpipev1.DeadLetter{} })
 }
 
 func (h *harness) probeResults() []*amrpipev1.ProbeResult {

@@ -19,11 +19,11 @@
 //     stored after the summary, the state DONE after the token; each step is repeated harmlessly
 //     by whoever finds the job not DONE yet.
 //
-// A file that cannot be parsed (unknown root element, XML syntax error, DOCTYPE, missing object)
-// is recorded in the JobRecord (files_failed, errors, last_error) and dead-lettered with the
-// byte offset the parser reports; the job's summary then says failed and lists the error, and its
-// token is not committed. Batches published before the error stay on the stream: such a file has
-// no batch with last=true.
+// A file that cannot be parsed (unknown root element, XML syntax error, DOCTYPE, missing object),
+// or whose retries ran out, is dead-lettered with the byte offset the parser reports, and the
+// dead-letter hook records it in the JobRecord (files_failed, errors, last_error); the job's
+// summary then says failed and lists the error, and its token is not committed. Batches published
+// before the error stay on the stream: such a file has no batch with last=true.
 package parser
 
 import (
@@ -32,21 +32,26 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
-	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
+	"github.com/amrpipe/amrpipe/pkg/stage"
 )
 
-// Stage names the stage in metrics, spans and its dead-letter subject amr.dlq.parser.
-const Stage = "parser"
+// Def is the parser's row in the stage table.
+func Def() stage.Def {
+	return stage.Define(stage.Def{
+		Name:      topology.StageParser,
+		Summary:   "streams package files into typed records, applies the job's emission policy, closes the job with its summary and commits its change token",
+		Consumers: []string{topology.ConsumerParser, topology.ConsumerParserEnd},
+		Publishes: []string{topology.RecordSubject("<jobID>"), topology.DoneSubject("<jobID>"), topology.SubjectPlanProbe},
+	}, New)
+}
 
 // Defaults of Config.
 const (
@@ -101,105 +106,56 @@ func (c *Config) defaults() {
 	}
 }
 
-// Deps are what the stage uses besides the runtime.
-type Deps struct {
-	// Store is the job store; nil opens one on the runtime's JetStream.
-	Store *jobstore.Store
-	// Now is the clock; nil is time.Now.
-	Now func() time.Time
-}
-
-// Service is a running parser.
-type Service struct {
-	rt       *svc.Runtime
+// Stage is a parser.
+type Stage struct {
 	cfg      Config
+	deps     stage.Deps
 	store    *jobstore.Store
 	now      func() time.Time
-	objects  jetstream.ObjectStore
-	done     jetstream.Stream
+	objects  jetstream.ObjectStore // bound by Run
+	done     jetstream.Stream      // bound by Run
 	maxBytes int
 	metrics  *metrics
 	log      *slog.Logger
 	tracer   trace.Tracer
 }
 
-// New binds the job store, the object store and the summary stream; the runtime's topology must
-// be ensured.
-func New(rt *svc.Runtime, cfg Config, deps Deps) (*Service, error) {
+// New builds the stage; Run binds the object store and the summary stream.
+func New(cfg Config, deps stage.Deps) (*Stage, error) {
 	cfg.defaults()
-	s := &Service{rt: rt, cfg: cfg, store: deps.Store, now: deps.Now, log: rt.Log.With("stage", Stage),
-		tracer: rt.Tracer.Tracer("github.com/amrpipe/amrpipe/pkg/stage/parser")}
-	if s.now == nil {
-		s.now = time.Now
+	s := &Stage{cfg: cfg, deps: deps, store: deps.Jobs, now: deps.Now, log: deps.Logger(),
+		tracer: deps.Runtime.Tracer.Tracer("github.com/amrpipe/amrpipe/pkg/stage/parser"), maxBytes: cfg.MaxBatchBytes}
+	if mp := int(deps.Runtime.Conn.MaxPayload()); mp > 0 { // 0 before the first connection
+		s.maxBytes = min(s.maxBytes, mp-payloadHeadroom)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	var err error
-	if s.store == nil {
-		if s.store, err = jobstore.Open(ctx, rt.JS, s.now); err != nil {
-			return nil, fmt.Errorf("parser: %w", err)
-		}
-	}
-	if s.objects, err = rt.JS.ObjectStore(ctx, topology.ObjectManifests); err != nil {
-		return nil, fmt.Errorf("parser: bind object store %s: %w", topology.ObjectManifests, err)
-	}
-	if s.done, err = rt.JS.Stream(ctx, topology.StreamDone); err != nil {
-		return nil, fmt.Errorf("parser: bind stream %s: %w", topology.StreamDone, err)
-	}
-	s.maxBytes = cfg.MaxBatchBytes
-	if mp := int(rt.Conn.MaxPayload()); mp > 0 { // 0 before the first connection
-		s.maxBytes = min(s.maxBytes, int(mp)-payloadHeadroom)
-	}
-	if s.metrics, err = newMetrics(rt.Registry); err != nil {
+	if s.metrics, err = newMetrics(deps.Runtime.Registry); err != nil {
 		return nil, fmt.Errorf("parser: %w", err)
 	}
 	return s, nil
 }
 
-// Run consumes package files and job ends until ctx ends (then drains); the first consumer to
-// fail stops the other.
-func (s *Service) Run(ctx context.Context) error {
-	files, err := topology.BindConsumer(ctx, s.rt.JS, topology.ConsumerParser)
-	if err != nil {
-		return err
+// Run binds the object store and the summary stream, then consumes package files and job ends
+// until ctx ends (then drains); the first consumer to fail stops the other. A file given up on
+// for any reason is recorded as failed on its job (fileDeadLettered).
+func (s *Stage) Run(ctx context.Context) error {
+	var err error
+	if s.objects, err = s.deps.Runtime.JS.ObjectStore(ctx, topology.ObjectManifests); err != nil {
+		return fmt.Errorf("parser: bind object store %s: %w", topology.ObjectManifests, err)
 	}
-	ends, err := topology.BindConsumer(ctx, s.rt.JS, topology.ConsumerParserEnd)
-	if err != nil {
-		return err
+	if s.done, err = s.deps.Runtime.JS.Stream(ctx, topology.StreamDone); err != nil {
+		return fmt.Errorf("parser: bind stream %s: %w", topology.StreamDone, err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make(chan error, 2)
-	for _, c := range []struct {
-		cons    jetstream.Consumer
-		handler bus.Handler
-	}{{files, s.handleManifest}, {ends, s.handleEnd}} {
-		go func() {
-			o := s.rt.ConsumeOptions(Stage)
-			o.Concurrency, o.KeepAlive = s.cfg.Concurrency, s.cfg.KeepAlive
-			errs <- bus.Consume(ctx, c.cons, c.handler, o)
-		}()
+	consume := func(c stage.Consumer) func(context.Context) error {
+		c.Concurrency, c.KeepAlive = s.cfg.Concurrency, s.cfg.KeepAlive
+		return func(ctx context.Context) error { return s.deps.Consume(ctx, c) }
 	}
-	var first error
-	for range 2 {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-		}
-		cancel()
-	}
-	return first
+	return stage.Group(ctx,
+		consume(stage.Consumer{Name: topology.ConsumerParser, Handler: s.handleManifest, OnDeadLetter: s.fileDeadLettered}),
+		consume(stage.Consumer{Name: topology.ConsumerParserEnd, Handler: s.handleEnd}))
 }
 
-// subjectJob returns the job id token of a subject <prefix...>.<jobID>[.<event>]: token index i.
-func subjectJob(subject string, tokens, i int) (string, error) {
-	parts := strings.Split(subject, ".")
-	if len(parts) != tokens || topology.CheckToken(parts[i]) != nil {
-		return "", &bus.Permanent{Reason: fmt.Sprintf("subject %q is not one of the parser's", subject)}
-	}
-	return parts[i], nil
-}
-
-func (s *Service) span(ctx context.Context, name, jobID string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+func (s *Stage) span(ctx context.Context, name, jobID string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
 	return s.tracer.Start(ctx, name, trace.WithAttributes(append(attrs, attribute.String("amr.job_id", jobID))...))
 }
 

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
@@ -189,10 +190,8 @@ func TestCrashAfterSummary(t *testing.T) {
 	spec := allSpec()
 	spec.TokenListId = listID
 	h.putJob(jobID, spec, "token-1", "Manifest.xml")
-	rec, err := h.store.Update(context.Background(), jobID, func(r *amrpipev1.JobRecord) error {
-		r.FilesParsed, r.JobEndSeen, r.Records = []string{"Manifest.xml"}, true, 5
-		return nil
-	})
+	rec, err := h.store.Fire(context.Background(), jobID, jobstore.FileParsed(jobstore.ParsedFile{File: "Manifest.xml", Records: 5}),
+		jobstore.EndSeen(time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC), nil))
 	if err != nil {
 		t.Fatal(err)
 	}

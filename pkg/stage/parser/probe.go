@@ -4,8 +4,6 @@ import (
 	"strconv"
 	"strings"
 
-	"google.golang.org/protobuf/proto"
-
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
@@ -18,7 +16,7 @@ const (
 // probeScan collects, while a probe job's file is parsed, what the planner needs: the probed
 // folder's direct subfolders with their totals, and the number of its direct files and items.
 // A subfolder's SPFolder and its list item (which carries the totals) may lie in different
-// package files, so scans are merged by URL (mergeProbe).
+// package files, so the job store merges scans by URL (jobstore.FileParsed).
 type probeScan struct {
 	jobURL  string // the probed URL, as in the spec
 	root    []string
@@ -123,30 +121,6 @@ func count(v string) int64 {
 		return int64(x)
 	}
 	return -1
-}
-
-// mergeProbe folds a file's scan into the job record: subfolders by URL (totals win over none),
-// direct files added. The caller applies each file once (files_parsed guards it).
-func mergeProbe(r *amrpipev1.JobRecord, s *probeScan) {
-	if s == nil {
-		return
-	}
-	r.ProbeDirectFiles += s.files
-	have := make(map[string]*amrpipev1.FolderSize, len(r.GetProbeSubfolders()))
-	for _, f := range r.GetProbeSubfolders() {
-		have[strings.ToLower(f.GetUrl())] = f
-	}
-	for _, f := range s.folders {
-		cur := have[strings.ToLower(f.GetUrl())]
-		switch {
-		case cur == nil:
-			f = proto.Clone(f).(*amrpipev1.FolderSize) // fn of jobstore.Update may run again
-			r.ProbeSubfolders = append(r.ProbeSubfolders, f)
-			have[strings.ToLower(f.GetUrl())] = f
-		case cur.GetTotalsUnknown() && !f.GetTotalsUnknown():
-			cur.Files, cur.Folders, cur.TotalsUnknown = f.GetFiles(), f.GetFolders(), false
-		}
-	}
 }
 
 // probeResult is what goes back to the planner for a completed probe job.

@@ -7,10 +7,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/manifest"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
@@ -63,9 +65,13 @@ func TestProbeScan(t *testing.T) {
 		{Url: web + "/Docs/Misc", WebUrl: web, ListId: spec.GetListIds()[0], Files: -1, Folders: -1, TotalsUnknown: true},
 	}}
 	for _, order := range [][]string{{"Manifest.xml", "Manifest1.xml"}, {"Manifest1.xml", "Manifest.xml"}} {
-		r := &amrpipev1.JobRecord{JobId: "job", Spec: spec}
+		r := &amrpipev1.JobRecord{JobId: "job", Spec: spec, State: amrpipev1.JobState_JOB_STATE_ENDED}
 		for _, name := range order {
-			mergeProbe(r, scanFile(t, spec, name))
+			sc := scanFile(t, spec, name)
+			if _, err := jobstore.Apply(r, time.Now(), jobstore.FileParsed(jobstore.ParsedFile{File: name,
+				ProbeSubfolders: sc.folders, ProbeDirectFiles: sc.files})); err != nil {
+				t.Fatal(err)
+			}
 		}
 		got := probeResult(r)
 		// The order of subfolders follows the files; compare as sets.

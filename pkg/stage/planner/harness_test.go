@@ -3,9 +3,7 @@ package planner
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +15,7 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
+	"github.com/amrpipe/amrpipe/pkg/stage"
 	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"github.com/amrpipe/amrpipe/services/spsim/server"
@@ -34,13 +33,20 @@ type harness struct {
 	env     *testenv.JetStream
 	tenant  *tenant.Tenant
 	siteURL string // the profile's first site
-	sp      *spo.Client
-	svc     *Service
+	sp      *stage.SharePoint
+	rt      *svc.Runtime
+	svc     *Stage
 	cfg     Config
 }
 
 // start runs the simulator (Rate 0) with faults and the planner stage with cfg's thresholds.
 func start(t *testing.T, p tenant.Profile, cfg Config, faults ...server.Rule) *harness {
+	t.Helper()
+	return startWaiting(t, p, cfg, 0, faults...)
+}
+
+// startWaiting is start with a -max-throttle-wait (0: the default).
+func startWaiting(t *testing.T, p tenant.Profile, cfg Config, maxWait time.Duration, faults ...server.Rule) *harness {
 	t.Helper()
 	h := &harness{t: t, env: testenv.StartJetStream(t)}
 	var err error
@@ -59,24 +65,12 @@ func start(t *testing.T, p tenant.Profile, cfg Config, faults ...server.Rule) *h
 		}
 	})
 	h.siteURL = hs.URL + p.Sites[0].URL
-	if h.sp, err = spo.New(spo.Options{Tokens: spo.StaticToken(testToken), UserAgent: userAgent}); err != nil {
-		t.Fatal(err)
-	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	rt, err := svc.New(ctx, svc.Config{Name: "planner", NATSURL: h.env.Server.ClientURL(), HTTPAddr: "127.0.0.1:0",
-		OTel: "none", LogLevel: "debug", DrainTimeout: 5 * time.Second}, svc.Options{LogOutput: io.Discard, Signals: []os.Signal{}})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if err := rt.EnsureTopology(ctx); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	cfg.SP = spo.Config{UserAgent: userAgent, Token: testToken, Timeout: 30 * time.Second}
 	h.cfg = cfg
-	if h.svc, err = New(rt, cfg); err != nil {
+	deps := h.env.Deps(t, Def(), stage.Config{SharePoint: spo.Config{UserAgent: userAgent, Token: testToken, Timeout: 30 * time.Second}, MaxThrottleWait: maxWait}, nil, nil)
+	h.sp, h.rt = deps.SharePoint, deps.Runtime
+	if h.svc, err = New(cfg, deps); err != nil {
 		cancel()
 		t.Fatal(err)
 	}
@@ -86,9 +80,6 @@ func start(t *testing.T, p tenant.Profile, cfg Config, faults ...server.Rule) *h
 		cancel()
 		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 			t.Errorf("Run: %v", err)
-		}
-		if err := rt.Close(); err != nil {
-			t.Error(err)
 		}
 	})
 	return h
@@ -107,7 +98,7 @@ func (h *harness) list(title string) spo.List {
 
 func (h *harness) webList(web, title string) spo.List {
 	h.t.Helper()
-	lists, err := h.sp.Lists(context.Background(), web)
+	lists, err := h.sp.Client.Lists(context.Background(), web)
 	if err != nil {
 		h.t.Fatal(err)
 	}

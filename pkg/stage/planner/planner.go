@@ -26,34 +26,34 @@ import (
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
-	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/sas"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/sizing"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
-	"github.com/amrpipe/amrpipe/pkg/sharepoint/throttle"
+	"github.com/amrpipe/amrpipe/pkg/stage"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
-// Stage is the planner's stage name: metrics label, failure counts, dead letters on amr.dlq.planner.
-const Stage = "planner"
+// Def is the planner's row in the stage table.
+func Def() stage.Def {
+	return stage.Define(stage.Def{
+		Name:      topology.StagePlanner,
+		Summary:   "splits plans into AMR jobs by SharePoint's sizing rules, sized through the folder REST calls",
+		Uses:      stage.UsesSharePoint,
+		Consumers: []string{topology.ConsumerPlanner},
+		Publishes: []string{topology.SpecSubject("<planID>")},
+	}, New)
+}
 
-// Config configures the planner stage.
+// Config configures the planner stage; SharePoint and -max-throttle-wait are the shared parts.
 type Config struct {
 	// Planner holds the sizing thresholds (Now and Logger are set by New).
 	Planner sizing.Config
-	// SP reaches SharePoint (secrets from the environment: spo.Config.LoadSecrets).
-	SP spo.Config
 	// Concurrency is how many plans are planned at once. Default 4.
 	Concurrency int
-	// MaxThrottleWait is the longest a handler waits for a paused host before handing its
-	// message back with the remaining pause as delay. Default 20 s.
-	MaxThrottleWait time.Duration
-	// Retry is the policy of SharePoint calls; without a MaxDelay, throttle.DefaultPolicy.
-	Retry throttle.Policy
 }
 
-// RegisterFlags binds the configuration to flags (the SharePoint ones included).
+// RegisterFlags binds the configuration to flags.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	p := &c.Planner
 	fs.Int64Var(&p.Small, "small", orInt64(p.Small, sizing.DefaultSmall), "folders with fewer items are batched into multi-URL jobs")
@@ -66,9 +66,6 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&p.ListLargeFolders, "list-large-folders", p.ListLargeFolders,
 		"split large folders by listing their subfolders (REST) instead of a shallow probe job through AMR")
 	fs.IntVar(&c.Concurrency, "concurrency", orInt(c.Concurrency, 4), "plans planned at once")
-	fs.DurationVar(&c.MaxThrottleWait, "max-throttle-wait", orDuration(c.MaxThrottleWait, 20*time.Second),
-		"longest wait for a throttled host inside a handler; longer pauses hand the message back")
-	c.SP.RegisterFlags(fs)
 }
 
 func orInt64(v, def int64) int64 {
@@ -92,17 +89,13 @@ func orDuration(d, def time.Duration) time.Duration {
 	return d
 }
 
-// Service is the planner stage.
-type Service struct {
-	rt      *svc.Runtime
+// Stage is the planner.
+type Stage struct {
 	cfg     Config
+	deps    stage.Deps
 	log     *slog.Logger
 	planner *sizing.Planner
-	sp      *spo.Client
-	budget  *throttle.Paced // set by Run: it needs the bucket
-	policy  throttle.Policy
-	store   planStore
-	jobs    *jobstore.Store
+	store   planStore // bound by Run
 	m       metrics
 }
 
@@ -130,64 +123,38 @@ func newMetrics(reg prometheus.Registerer) (metrics, error) {
 	return m, nil
 }
 
-// New builds the stage on rt: the SharePoint client from cfg.SP and the metrics. Run consumes.
-func New(rt *svc.Runtime, cfg Config) (*Service, error) {
-	cfg.Concurrency = max(cfg.Concurrency, 1)
-	cfg.MaxThrottleWait = orDuration(cfg.MaxThrottleWait, 20*time.Second)
-	if cfg.Retry.MaxDelay <= 0 {
-		cfg.Retry = throttle.DefaultPolicy()
+// New builds the stage: the planning rules and the metrics.
+func New(cfg Config, deps stage.Deps) (*Stage, error) {
+	if deps.SharePoint == nil {
+		return nil, errors.New("planner: no SharePoint client")
 	}
+	cfg.Concurrency = max(cfg.Concurrency, 1)
+	log := deps.Logger()
 	pcfg := cfg.Planner
-	pcfg.Logger = rt.Log
+	pcfg.Logger = log
 	p, err := sizing.New(pcfg)
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{rt: rt, cfg: cfg, log: rt.Log, planner: p, policy: cfg.Retry}
-	// The budget is bound in Run; the observer reaches it through s.
-	if s.sp, err = cfg.SP.NewClient(s.observe); err != nil {
-		return nil, fmt.Errorf("sharepoint client: %w", err)
-	}
-	if s.m, err = newMetrics(rt.Registry); err != nil {
+	s := &Stage{cfg: cfg, deps: deps, log: log, planner: p}
+	if s.m, err = newMetrics(deps.Runtime.Registry); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Service) observe(o spo.Observation) {
-	if s.budget != nil {
-		s.budget.Observe(o)
-	}
-}
-
-// Run binds the buckets and the planner consumer and handles messages until ctx ends. The
-// topology must have been ensured (svc.Runtime.EnsureTopology).
-func (s *Service) Run(ctx context.Context) error {
-	js := s.rt.JS
-	tkv, err := js.KeyValue(ctx, topology.BucketThrottle)
-	if err != nil {
-		return fmt.Errorf("bind bucket %s: %w", topology.BucketThrottle, err)
-	}
-	s.budget = throttle.NewPaced(throttle.NewKV(tkv, throttle.Clock{}), throttle.PacedOptions{MaxWait: s.cfg.MaxThrottleWait, Logger: s.log})
-	pkv, err := js.KeyValue(ctx, topology.BucketPlans)
+// Run binds the plans bucket and handles plans and probe results until ctx ends.
+func (s *Stage) Run(ctx context.Context) error {
+	pkv, err := s.deps.Runtime.JS.KeyValue(ctx, topology.BucketPlans)
 	if err != nil {
 		return fmt.Errorf("bind bucket %s: %w", topology.BucketPlans, err)
 	}
-	s.store = planStore{kv: pkv, now: time.Now}
-	if s.jobs, err = jobstore.Open(ctx, js, nil); err != nil {
-		return err
-	}
-	cons, err := topology.BindConsumer(ctx, js, topology.ConsumerPlanner)
-	if err != nil {
-		return err
-	}
-	o := s.rt.ConsumeOptions(Stage)
-	o.Concurrency = s.cfg.Concurrency
-	return bus.Consume(ctx, cons, s.handle, o)
+	s.store = planStore{kv: pkv, now: s.deps.Now}
+	return s.deps.Consume(ctx, stage.Consumer{Name: topology.ConsumerPlanner, Handler: s.handle, Concurrency: s.cfg.Concurrency})
 }
 
 // handle dispatches on the payload type (the Amr-Type header, else the subject).
-func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
+func (s *Stage) handle(ctx context.Context, msg jetstream.Msg) error {
 	typ := msg.Headers().Get(bus.HeaderType)
 	switch {
 	case typ == string((&amrpipev1.PlanRequest{}).ProtoReflect().Descriptor().FullName()),
@@ -210,7 +177,7 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 }
 
 // plan plans a PlanRequest once and publishes its specs.
-func (s *Service) plan(ctx context.Context, req *amrpipev1.PlanRequest) error {
+func (s *Stage) plan(ctx context.Context, req *amrpipev1.PlanRequest) error {
 	if err := checkPlan(req); err != nil {
 		return &bus.Permanent{Reason: sas.Redact(fmt.Sprintf("plan %q: %v", req.GetPlanId(), err))}
 	}
@@ -219,7 +186,7 @@ func (s *Service) plan(ctx context.Context, req *amrpipev1.PlanRequest) error {
 		tenant = hostOf(req.GetSiteUrl())
 	}
 	return s.once(ctx, "plan", planIndex(req.GetPlanId()), req.GetPlanId(), func(ctx context.Context) ([]*amrpipev1.JobSpec, error) {
-		sz, err := NewSizer(s.sp, s.budget, s.policy, req.GetSiteUrl())
+		sz, err := NewSizer(s.deps.SharePoint, req.GetSiteUrl())
 		if err != nil {
 			return nil, &bus.Permanent{Reason: err.Error()}
 		}
@@ -241,13 +208,13 @@ func (s *Service) plan(ctx context.Context, req *amrpipev1.PlanRequest) error {
 }
 
 // probe plans the subfolders of a probe job once and publishes their specs.
-func (s *Service) probe(ctx context.Context, pr *amrpipev1.ProbeResult) error {
+func (s *Stage) probe(ctx context.Context, pr *amrpipev1.ProbeResult) error {
 	spec := pr.GetSpec()
 	if err := checkProbe(spec); err != nil {
 		return &bus.Permanent{Reason: sas.Redact(fmt.Sprintf("probe result of job %q: %v", pr.GetJobId(), err))}
 	}
 	return s.once(ctx, "probe", probeIndex(spec.GetSpecId()), spec.GetPlanId(), func(ctx context.Context) ([]*amrpipev1.JobSpec, error) {
-		sz, err := NewSizer(s.sp, s.budget, s.policy, spec.GetSiteUrl())
+		sz, err := NewSizer(s.deps.SharePoint, spec.GetSiteUrl())
 		if err != nil {
 			return nil, &bus.Permanent{Reason: err.Error()}
 		}
@@ -269,7 +236,7 @@ func (s *Service) probe(ctx context.Context, pr *amrpipev1.ProbeResult) error {
 
 // once returns the stored planning under index, or plans, stores and returns it, and publishes
 // it unless a previous delivery did.
-func (s *Service) once(ctx context.Context, source, index, planID string, plan func(context.Context) ([]*amrpipev1.JobSpec, error)) error {
+func (s *Stage) once(ctx context.Context, source, index, planID string, plan func(context.Context) ([]*amrpipev1.JobSpec, error)) error {
 	out, err := s.store.load(ctx, index)
 	if err != nil {
 		return err
@@ -293,7 +260,7 @@ func (s *Service) once(ctx context.Context, source, index, planID string, plan f
 	}
 	subject := topology.SpecSubject(planID)
 	for _, spec := range out.specs {
-		ack, err := bus.Publish(ctx, s.rt.JS, subject, spec, spec.GetSpecId())
+		ack, err := bus.Publish(ctx, s.deps.Runtime.JS, subject, spec, spec.GetSpecId())
 		if err != nil {
 			return fmt.Errorf("publish spec %s: %w", spec.GetSpecId(), err)
 		}
@@ -319,7 +286,7 @@ func toProto(jobs []sizing.JobSpec, tenant string) []*amrpipev1.JobSpec {
 
 // changeTokens reads the stored change token of every list holding a target, and marks the
 // lists whose token SharePoint rejected.
-func (s *Service) changeTokens(ctx context.Context, req *amrpipev1.PlanRequest, sz *Sizer, preq *sizing.Request) error {
+func (s *Stage) changeTokens(ctx context.Context, req *amrpipev1.PlanRequest, sz *Sizer, preq *sizing.Request) error {
 	rejected := map[string]bool{}
 	for _, id := range req.GetTokenRejectedLists() {
 		rejected[jobstore.TokenKey(id)] = true
@@ -338,7 +305,7 @@ func (s *Service) changeTokens(ctx context.Context, req *amrpipev1.PlanRequest, 
 			preq.TokenRejected[n.ListID] = true
 			continue
 		}
-		tok, _, err := s.jobs.Token(ctx, n.ListID)
+		tok, _, err := s.deps.Jobs.Token(ctx, n.ListID)
 		if errors.Is(err, jobstore.ErrNotFound) {
 			continue
 		}

@@ -17,7 +17,6 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/sizing"
-	"github.com/amrpipe/amrpipe/pkg/sharepoint/throttle"
 	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"github.com/amrpipe/amrpipe/services/spsim/server"
@@ -27,7 +26,7 @@ import (
 // want is pkg/planner's own output for req, sized through a Sizer on the same simulator.
 func (h *harness) want(req *amrpipev1.PlanRequest, tokens map[string]sizing.StoredToken, rejected map[string]bool) []*amrpipev1.JobSpec {
 	h.t.Helper()
-	sz, err := NewSizer(h.sp, throttle.NewLocal(throttle.Clock{}), throttle.DefaultPolicy(), req.GetSiteUrl())
+	sz, err := NewSizer(h.sp, req.GetSiteUrl())
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -124,7 +123,7 @@ func TestPlanPublishesTheSpecsOfThePlanner(t *testing.T) {
 				if kinds[k] == 0 {
 					t.Errorf("no %s spec among %v", k, kinds)
 				}
-				if n := testenv.Counter(t, h.svc.rt, "amr_planner_specs_published_total", map[string]string{"kind": k}); n != float64(kinds[k]) {
+				if n := testenv.Counter(t, h.rt, "amr_planner_specs_published_total", map[string]string{"kind": k}); n != float64(kinds[k]) {
 					t.Errorf("metric counts %v %s specs, published %d", n, k, kinds[k])
 				}
 			}
@@ -133,7 +132,7 @@ func TestPlanPublishesTheSpecsOfThePlanner(t *testing.T) {
 					t.Errorf("target %s is read by no job", target)
 				}
 			}
-			if dl := h.env.DeadLetters(t, Stage); len(dl) != 0 {
+			if dl := h.env.DeadLetters(t, topology.StagePlanner); len(dl) != 0 {
 				t.Fatalf("dead letters: %v", dl[0].GetReason())
 			}
 		})
@@ -170,7 +169,7 @@ func TestRedeliveredPlanPublishesNothingNew(t *testing.T) {
 	h.publish(topology.SubjectPlanSubmit, req, "plan/again#2")
 	h.settle()
 	sameSpecs(t, h.specs("again"), first)
-	if n := testenv.Counter(t, h.svc.rt, "amr_planner_plans_total", map[string]string{"outcome": "replayed"}); n != 1 {
+	if n := testenv.Counter(t, h.rt, "amr_planner_plans_total", map[string]string{"outcome": "replayed"}); n != 1 {
 		t.Fatalf("replayed plans = %v, want 1", n)
 	}
 }
@@ -282,7 +281,7 @@ func TestInvalidInputIsDeadLetteredWithAReason(t *testing.T) {
 	}
 	h.settle()
 	byID := map[string]*amrpipev1.DeadLetter{}
-	for _, dl := range h.env.DeadLetters(t, Stage) {
+	for _, dl := range h.env.DeadLetters(t, topology.StagePlanner) {
 		byID[dl.GetMsgId()] = dl
 	}
 	for i, tt := range tests {
@@ -305,17 +304,17 @@ func TestThrottledFolderCallsDelayWithoutDeadLetter(t *testing.T) {
 	t.Parallel()
 	// Three 429s with Retry-After 1 s on the folder calls, and a handler that waits at most
 	// 200 ms: the planner hands the plan back (Nak with delay) until the host may be called.
-	h := start(t, tenant.SmallProfile(), Config{Planner: sizing.Config{Small: 100, Large: 1000}, MaxThrottleWait: 200 * time.Millisecond},
+	h := startWaiting(t, tenant.SmallProfile(), Config{Planner: sizing.Config{Small: 100, Large: 1000}}, 200*time.Millisecond,
 		server.Rule{Method: "GetFolderByServerRelativeUrl", Status: 429, RetryAfter: "1", Times: 3})
 	docs := h.list("Documents").RootFolderURL
 	req := &amrpipev1.PlanRequest{PlanId: "slow", SiteUrl: h.siteURL, Targets: []string{h.url(docs + "/Big"), h.url(docs + "/Empty")}}
 	h.publish(topology.SubjectPlanSubmit, req, "plan/slow")
 	h.settle()
-	if dl := h.env.DeadLetters(t, Stage); len(dl) != 0 {
+	if dl := h.env.DeadLetters(t, topology.StagePlanner); len(dl) != 0 {
 		t.Fatalf("throttling dead-lettered the plan: %s", dl[0].GetReason())
 	}
 	sameSpecs(t, h.specs("slow"), h.want(req, nil, nil))
-	if n := testenv.Counter(t, h.svc.rt, "amr_stage_messages_total", map[string]string{"stage": Stage, "outcome": "throttled"}); n < 1 {
+	if n := testenv.Counter(t, h.rt, "amr_stage_messages_total", map[string]string{"stage": topology.StagePlanner, "outcome": "throttled"}); n < 1 {
 		t.Fatalf("the plan was never handed back throttled (%v)", n)
 	}
 }
@@ -388,7 +387,7 @@ func TestSpecRoundTrip(t *testing.T) {
 }
 
 func TestSizerParsesSharePointPaths(t *testing.T) {
-	sz, err := NewSizer(nil, nil, throttle.Policy{}, "https://Contoso.sharepoint.com/sites/hr")
+	sz, err := NewSizer(nil, "https://Contoso.sharepoint.com/sites/hr")
 	if err != nil {
 		t.Fatal(err)
 	}

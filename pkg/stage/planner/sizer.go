@@ -2,7 +2,6 @@ package planner
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -10,20 +9,17 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/sizing"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
-	"github.com/amrpipe/amrpipe/pkg/sharepoint/throttle"
+	"github.com/amrpipe/amrpipe/pkg/stage"
 )
 
 // Sizer implements sizing.Sizer over SharePoint's folder REST calls: the web of a URL (found by
 // walking Subwebs down from the site), the list containing it (Lists), and its totals
 // (FolderTotals, SMTotalFileCount + SMTotalFolderCount; a list root's ItemCount). Every call goes
-// through throttle.Do on the budget. It caches what it learns, so make one per plan; it is not
-// safe for concurrent use.
+// through the shared SharePoint caller (stage.Call). It caches what it learns, so make one per
+// plan; it is not safe for concurrent use.
 type Sizer struct {
-	sp     *spo.Client
-	budget throttle.Budget
-	policy throttle.Policy
+	sp     *stage.SharePoint
 	origin string // scheme://host[:port] of the site
-	host   string // the site's host name: the throttling budget's key
 	site   string // the site URL, without a trailing slash
 
 	root     *spo.Web
@@ -33,24 +29,19 @@ type Sizer struct {
 }
 
 // NewSizer returns a Sizer for the site collection at siteURL.
-func NewSizer(sp *spo.Client, budget throttle.Budget, policy throttle.Policy, siteURL string) (*Sizer, error) {
+func NewSizer(sp *stage.SharePoint, siteURL string) (*Sizer, error) {
 	u, err := url.Parse(siteURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("site %q is not an absolute http(s) URL", siteURL)
 	}
 	return &Sizer{
-		sp: sp, budget: budget, policy: policy,
-		origin: u.Scheme + "://" + u.Host, host: u.Hostname(), site: strings.TrimRight(siteURL, "/"),
+		sp: sp, origin: u.Scheme + "://" + u.Host, site: strings.TrimRight(siteURL, "/"),
 		subwebs: map[string][]spo.Web{}, lists: map[string][]spo.List{}, resolved: map[string]sizing.Node{},
 	}, nil
 }
 
-// Host is the throttling budget's key of the site.
-func (s *Sizer) Host() string { return s.host }
-
-// SizeError marks an error of a Sizer call, already classified for bus.Consume (a SharePoint
-// error, *bus.Permanent, *bus.Throttled or a retryable budget error), so the service can tell it
-// from the planner's own validation errors, which are permanent.
+// SizeError marks an error of a Sizer call (judged by stage.Verdict like any SharePoint error),
+// so the stage can tell it from the planner's own validation errors, which are permanent.
 type SizeError struct{ Err error }
 
 func (e *SizeError) Error() string { return e.Err.Error() }
@@ -100,7 +91,7 @@ func (s *Sizer) Children(ctx context.Context, rawURL string) ([]sizing.Node, err
 		return nil, err
 	}
 	web := s.webURL(loc.web)
-	subs, err := do(ctx, s, func(ctx context.Context) ([]spo.Folder, error) { return s.sp.Subfolders(ctx, web, loc.path) })
+	subs, err := do(ctx, s, func(ctx context.Context) ([]spo.Folder, error) { return s.sp.Client.Subfolders(ctx, web, loc.path) })
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +109,7 @@ func (s *Sizer) Children(ctx context.Context, rawURL string) ([]sizing.Node, err
 
 // totals returns a folder's SMTotalFileCount + SMTotalFolderCount, or sizing.UnknownItems.
 func (s *Sizer) totals(ctx context.Context, web, path string) (int64, error) {
-	t, err := do(ctx, s, func(ctx context.Context) (spo.Totals, error) { return s.sp.FolderTotals(ctx, web, path) })
+	t, err := do(ctx, s, func(ctx context.Context) (spo.Totals, error) { return s.sp.Client.FolderTotals(ctx, web, path) })
 	if err != nil {
 		return 0, err
 	}
@@ -181,7 +172,7 @@ func (s *Sizer) parse(rawURL string) (location, error) {
 // such assumption and costs one call per level, cached.)
 func (s *Sizer) webOf(ctx context.Context, path string) (spo.Web, error) {
 	if s.root == nil {
-		w, err := do(ctx, s, func(ctx context.Context) (spo.Web, error) { return s.sp.Web(ctx, s.site) })
+		w, err := do(ctx, s, func(ctx context.Context) (spo.Web, error) { return s.sp.Client.Web(ctx, s.site) })
 		if err != nil {
 			return spo.Web{}, err
 		}
@@ -193,7 +184,7 @@ func (s *Sizer) webOf(ctx context.Context, path string) (spo.Web, error) {
 		subs, ok := s.subwebs[key]
 		if !ok {
 			var err error
-			if subs, err = do(ctx, s, func(ctx context.Context) ([]spo.Web, error) { return s.sp.Subwebs(ctx, s.webURL(cur)) }); err != nil {
+			if subs, err = do(ctx, s, func(ctx context.Context) ([]spo.Web, error) { return s.sp.Client.Subwebs(ctx, s.webURL(cur)) }); err != nil {
 				return spo.Web{}, err
 			}
 			s.subwebs[key] = subs
@@ -217,7 +208,7 @@ func (s *Sizer) webLists(ctx context.Context, w spo.Web) ([]spo.List, error) {
 	if l, ok := s.lists[key]; ok {
 		return l, nil
 	}
-	l, err := do(ctx, s, func(ctx context.Context) ([]spo.List, error) { return s.sp.Lists(ctx, s.webURL(w)) })
+	l, err := do(ctx, s, func(ctx context.Context) ([]spo.List, error) { return s.sp.Client.Lists(ctx, s.webURL(w)) })
 	if err != nil {
 		return nil, err
 	}
@@ -225,27 +216,13 @@ func (s *Sizer) webLists(ctx context.Context, w spo.Web) ([]spo.List, error) {
 	return l, nil
 }
 
-// do makes one SharePoint call through the throttling budget and classifies its error.
+// do makes one SharePoint call through the shared caller.
 func do[T any](ctx context.Context, s *Sizer, fn func(context.Context) (T, error)) (T, error) {
-	v, err := throttle.Do(ctx, s.budget, s.host, s.policy, fn)
+	v, err := stage.Call(ctx, s.sp, s.site, fn)
 	if err != nil {
-		return v, &SizeError{classify(err)}
+		return v, &SizeError{err}
 	}
 	return v, nil
-}
-
-// classify turns what throttle.Do returns into what bus.Consume understands: a long pause of the
-// host hands the message back for its length; a request the spo client refused to send cannot
-// succeed later. SharePoint's own errors are classified by bus.Classify.
-func classify(err error) error {
-	var lp *throttle.LongPause
-	switch {
-	case errors.As(err, &lp):
-		return &bus.Throttled{RetryAfter: lp.Wait, Err: err}
-	case errors.Is(err, spo.ErrInvalidRequest):
-		return &bus.Permanent{Reason: "SharePoint cannot take this request", Err: err}
-	}
-	return err
 }
 
 // pathUnder reports whether the server-relative path p is root or below it; SharePoint paths

@@ -7,14 +7,10 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
-
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/amrevent"
-	"github.com/amrpipe/amrpipe/pkg/stage/decryptor"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
@@ -57,28 +53,22 @@ func eventName(ev *amrpipev1.MigrationEvent) string {
 }
 
 // relay records a batch of a job's events in its JobRecord, then publishes each event no source
-// published before. problems are decoding failures to record as the job's last error; submitted,
+// published before. problems are decoding failures to note as the job's last error; submitted,
 // when given (the poller), fills in a record the submitter's write has not reached. It returns
 // the stored record and how many events it published (the others had been published before).
 //
 // The record is updated first so that a stage reacting to an event (the parser to JobEnd) finds
-// its effect (the announced files) already there; the update is idempotent, so a page read again
-// after a crash changes nothing.
-func (s *Service) relay(ctx context.Context, jobID string, source amrpipev1.Source, events []event, problems []string,
+// its effect (the announced files) already there; the transitions are idempotent, so a page
+// read again after a crash changes nothing. A transition the job's state refuses (an event
+// after the job was completed) is logged and counted (amr_job_transitions_refused_total); the
+// event is still published: the stream is SharePoint's, the record the lifecycle's.
+func (s *Stage) relay(ctx context.Context, jobID string, source amrpipev1.Source, events []event, problems []string,
 	submitted *amrpipev1.SubmittedJob) (*amrpipev1.JobRecord, int, error) {
-	var from amrpipev1.JobState
-	rec, err := s.deps.Store.Update(ctx, jobID, func(r *amrpipev1.JobRecord) error {
-		from = r.GetState()
-		if !apply(r, events, problems, submitted, s.deps.Now()) {
-			return jobstore.ErrNoChange
-		}
-		return nil
-	})
-	if err != nil {
+	rec, err := s.deps.Jobs.Fire(ctx, jobID, transitions(jobID, events, problems, submitted, s.deps.Now())...)
+	if errors.Is(err, jobstore.ErrRefused) {
+		s.log.InfoContext(ctx, "events the job's state does not take", "job", jobID, "err", err)
+	} else if err != nil {
 		return nil, 0, err
-	}
-	if rec.GetState() != from {
-		s.metrics.jobStates.WithLabelValues(stateLabel(rec.GetState())).Inc()
 	}
 	specID := rec.GetSpec().GetSpecId()
 	published := 0
@@ -97,9 +87,9 @@ func (s *Service) relay(ctx context.Context, jobID string, source amrpipev1.Sour
 // publish publishes one event unless it was published before: check, publish, then mark (a crash
 // between publish and mark republishes under the same message id, which the stream drops). It
 // reports whether this call published the event first.
-func (s *Service) publish(ctx context.Context, jobID, specID string, source amrpipev1.Source, e event) (bool, error) {
+func (s *Stage) publish(ctx context.Context, jobID, specID string, source amrpipev1.Source, e event) (bool, error) {
 	src := sourceLabel(source)
-	seen, err := s.deps.Store.Seen(ctx, jobID, e.id)
+	seen, err := s.deps.Jobs.Seen(ctx, jobID, e.id)
 	if err != nil {
 		return false, err
 	}
@@ -108,11 +98,11 @@ func (s *Service) publish(ctx context.Context, jobID, specID string, source amrp
 		return false, nil
 	}
 	msg := &amrpipev1.RelayedEvent{EventId: e.id, Source: source, Event: e.ev, SpecId: specID, Sequence: e.seq}
-	ack, err := bus.Publish(ctx, s.rt.JS, topology.EventSubject(jobID, e.name), msg, e.id)
+	ack, err := bus.Publish(ctx, s.deps.Runtime.JS, topology.EventSubject(jobID, e.name), msg, e.id)
 	if err != nil {
 		return false, err
 	}
-	if _, err := s.deps.Store.MarkSeen(ctx, jobID, e.id); err != nil {
+	if _, err := s.deps.Jobs.MarkSeen(ctx, jobID, e.id); err != nil {
 		return false, err
 	}
 	if ack.Duplicate { // the other source published it moments ago
@@ -123,114 +113,64 @@ func (s *Service) publish(ctx context.Context, jobID, specID string, source amrp
 	return true, nil
 }
 
-// apply folds events into a job record and reports whether it changed. States only move forward
-// (submitted, queued, running, ended; the parser's done; failed is final), counts only grow,
-// announced files are a set: applying the same events twice, or in another order from the other
+// transitions are the lifecycle transitions of a batch of a job's events (jobstore fires them):
+// the SubmittedJob first when the poller gives one, then the problems as notes, then one per
+// event that changes the job. Applying the same events twice, or in another order from the other
 // source, gives the same record.
-func apply(r *amrpipev1.JobRecord, events []event, problems []string, submitted *amrpipev1.SubmittedJob, now time.Time) bool {
-	before := proto.Clone(r)
-	if r.GetSpec() == nil && submitted != nil {
-		r.Spec, r.Container, r.Queue = submitted.GetSpec(), submitted.GetContainer(), submitted.GetQueue()
-		r.ChangeToken, r.Submitted = submitted.GetChangeToken(), submitted.GetSubmitted()
-		advance(r, amrpipev1.JobState_JOB_STATE_SUBMITTED)
+func transitions(jobID string, events []event, problems []string, submitted *amrpipev1.SubmittedJob, now time.Time) []jobstore.Transition {
+	var ts []jobstore.Transition
+	if submitted != nil {
+		ts = append(ts, jobstore.Accepted(submitted))
 	}
 	for _, p := range problems {
-		r.LastError = p
+		ts = append(ts, jobstore.Note(p))
 	}
 	for _, e := range events {
-		applyEvent(r, e.ev, now)
+		if t, ok := transition(jobID, e.ev, now); ok {
+			ts = append(ts, t)
+		}
 	}
-	return !proto.Equal(before, r)
+	return ts
 }
 
-func applyEvent(r *amrpipev1.JobRecord, ev *amrpipev1.MigrationEvent, now time.Time) {
-	at := ev.GetTime()
-	if at == nil {
-		at = timestamppb.New(now)
+// transition is what one event means for its job; false for events that do not change it
+// (JobError, JobWarning, JobLogFileCreate…). An event without a time happened now.
+func transition(jobID string, ev *amrpipev1.MigrationEvent, now time.Time) (jobstore.Transition, bool) {
+	at := now
+	if ev.GetTime().IsValid() {
+		at = ev.GetTime().AsTime()
 	}
 	switch ev.GetType() {
 	case amrpipev1.EventType_EVENT_TYPE_JOB_QUEUED, amrpipev1.EventType_EVENT_TYPE_JOB_POSTPONED:
-		advance(r, amrpipev1.JobState_JOB_STATE_QUEUED)
+		return jobstore.Queued(), true
 	case amrpipev1.EventType_EVENT_TYPE_JOB_START:
-		advance(r, amrpipev1.JobState_JOB_STATE_RUNNING)
-		if r.GetStarted() == nil {
-			r.Started = at
-		}
+		return jobstore.Started(at), true
 	case amrpipev1.EventType_EVENT_TYPE_JOB_PROGRESS:
-		advance(r, amrpipev1.JobState_JOB_STATE_RUNNING)
-		counts(r, ev.GetJobProgress())
+		return jobstore.Progressed(ev.GetJobProgress()), true
 	case amrpipev1.EventType_EVENT_TYPE_FINISH_MANIFEST_FILE_UPLOAD:
-		advance(r, amrpipev1.JobState_JOB_STATE_RUNNING)
-		file, err := decryptor.ManifestFile(r.GetJobId(), ev.GetFinishManifestFileUpload().GetManifestFileName())
+		file, err := topology.ManifestFile(jobID, ev.GetFinishManifestFileUpload().GetManifestFileName())
 		if err != nil {
 			// Never wait for a file the decryptor will refuse: the job cannot complete correctly.
-			fail(r, "FinishManifestFileUpload: "+err.Error())
-			return
+			return jobstore.Failed("FinishManifestFileUpload: "+err.Error(), false), true
 		}
-		if !contains(r.GetFilesAnnounced(), file) {
-			r.FilesAnnounced = append(r.FilesAnnounced, file)
-		}
+		return jobstore.FileAnnounced(file), true
 	case amrpipev1.EventType_EVENT_TYPE_JOB_END:
-		counts(r, ev.GetJobEnd())
-		r.JobEndSeen = true
-		if r.GetEnded() == nil {
-			r.Ended = at
-		}
-		advance(r, amrpipev1.JobState_JOB_STATE_ENDED)
+		return jobstore.EndSeen(at, ev.GetJobEnd()), true
 	case amrpipev1.EventType_EVENT_TYPE_JOB_CANCELLED:
-		fail(r, fmt.Sprintf("SharePoint cancelled the job (JobCancelled, CancelledByUser=%v)", ev.GetJobCancelled().GetCancelledByUser()))
-		if r.GetEnded() == nil {
-			r.Ended = at
-		}
+		return jobstore.Cancelled(at, fmt.Sprintf("SharePoint cancelled the job (JobCancelled, CancelledByUser=%v)",
+			ev.GetJobCancelled().GetCancelledByUser())), true
 	case amrpipev1.EventType_EVENT_TYPE_JOB_FATAL_ERROR:
 		issue := ev.GetJobFatalError()
-		fail(r, fmt.Sprintf("JobFatalError %d (%s): %s", issue.GetErrorCode(), issue.GetErrorType(), issue.GetMessage()))
+		return jobstore.Failed(fmt.Sprintf("JobFatalError %d (%s): %s", issue.GetErrorCode(), issue.GetErrorType(), issue.GetMessage()), false), true
 	}
-}
-
-// advance moves the state forward only (the enum is ordered; done and failed are past ended).
-func advance(r *amrpipev1.JobRecord, to amrpipev1.JobState) {
-	if r.GetState() < to {
-		r.State = to
-	}
-}
-
-func fail(r *amrpipev1.JobRecord, reason string) {
-	r.State = amrpipev1.JobState_JOB_STATE_FAILED
-	r.LastError = reason
-}
-
-func counts(r *amrpipev1.JobRecord, st *amrpipev1.JobStats) {
-	r.ObjectsProcessed = max(r.GetObjectsProcessed(), st.GetObjectsProcessed())
-	r.ExpectedObjects = max(r.GetExpectedObjects(), st.GetTotalExpectedSpObjects())
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
+	return jobstore.Transition{}, false
 }
 
 // markFailed records why the relay gave up on a job (ended: and that its event stream is over)
 // and returns the Permanent error that dead-letters its message.
-func (s *Service) markFailed(ctx context.Context, jobID, reason string, ended bool) error {
-	var from amrpipev1.JobState
-	_, err := s.deps.Store.Update(ctx, jobID, func(r *amrpipev1.JobRecord) error {
-		from = r.GetState()
-		fail(r, reason)
-		if ended && r.GetEnded() == nil {
-			r.Ended = timestamppb.New(s.deps.Now())
-		}
-		return nil
-	})
-	if err != nil {
+func (s *Stage) markFailed(ctx context.Context, jobID, reason string, ended bool) error {
+	if _, err := s.deps.Jobs.Fire(ctx, jobID, jobstore.Failed(reason, ended)); err != nil && !errors.Is(err, jobstore.ErrRefused) {
 		return fmt.Errorf("record failure of job %s: %w", jobID, err)
-	}
-	if from != amrpipev1.JobState_JOB_STATE_FAILED {
-		s.metrics.jobStates.WithLabelValues(stateLabel(amrpipev1.JobState_JOB_STATE_FAILED)).Inc()
 	}
 	s.log.WarnContext(ctx, "job failed", "job", jobID, "reason", reason)
 	if err := s.announceGiveUp(ctx, jobID, reason); err != nil {

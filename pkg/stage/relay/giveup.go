@@ -18,7 +18,7 @@ func GiveUpEventID(jobID string) string { return "relay-gave-up/" + jobID }
 // announceGiveUp publishes a JobFatalError of the relay's own for a job SharePoint will send no
 // more events for, so that the parser closes it with a failed summary instead of waiting for a
 // JobEnd that will never come. It is marked as the relay's in its extra fields and error type.
-func (s *Service) announceGiveUp(ctx context.Context, jobID, reason string) error {
+func (s *Stage) announceGiveUp(ctx context.Context, jobID, reason string) error {
 	ev := &amrpipev1.RelayedEvent{
 		EventId: GiveUpEventID(jobID),
 		Source:  amrpipev1.Source_SOURCE_PROGRESS_API,
@@ -33,7 +33,7 @@ func (s *Service) announceGiveUp(ctx context.Context, jobID, reason string) erro
 			Extra: map[string]string{"AmrpipeSynthetic": "progress-relay"},
 		},
 	}
-	if _, err := bus.Publish(ctx, s.rt.JS, topology.EventSubject(jobID, topology.EventJobFatalError), ev, GiveUpEventID(jobID)); err != nil {
+	if _, err := bus.Publish(ctx, s.deps.Runtime.JS, topology.EventSubject(jobID, topology.EventJobFatalError), ev, GiveUpEventID(jobID)); err != nil {
 		return &bus.Retryable{Err: fmt.Errorf("announce the end of job %s: %w", jobID, err)}
 	}
 	return nil

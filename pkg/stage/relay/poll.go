@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,19 +14,19 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
-	"github.com/amrpipe/amrpipe/pkg/sharepoint/throttle"
+	"github.com/amrpipe/amrpipe/pkg/stage"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
 // job is what one poll knows of its job.
 type job struct {
-	id, site, host string
-	submitted      *amrpipev1.SubmittedJob
-	since          time.Time // submission (or first delivery) time
+	id, site  string
+	submitted *amrpipev1.SubmittedJob
+	since     time.Time // submission (or first delivery) time
 }
 
 // poll is the handler of one delivery of a job's SubmittedJob: one poll of the job.
-func (s *Service) poll(ctx context.Context, msg jetstream.Msg) error {
+func (s *Stage) poll(ctx context.Context, msg jetstream.Msg) error {
 	j, err := s.jobOf(msg)
 	if err != nil {
 		s.metrics.polls.WithLabelValues("bad_message").Inc()
@@ -38,7 +37,7 @@ func (s *Service) poll(ctx context.Context, msg jetstream.Msg) error {
 	return err
 }
 
-func (s *Service) jobOf(msg jetstream.Msg) (job, error) {
+func (s *Stage) jobOf(msg jetstream.Msg) (job, error) {
 	var sj amrpipev1.SubmittedJob
 	if err := bus.Decode(msg, &sj); err != nil {
 		return job{}, err
@@ -51,7 +50,6 @@ func (s *Service) jobOf(msg jetstream.Msg) (job, error) {
 	if err != nil || u.Hostname() == "" {
 		return job{}, &bus.Permanent{Reason: fmt.Sprintf("job %s: spec has no absolute site URL", j.id)}
 	}
-	j.host = strings.ToLower(u.Hostname())
 	switch {
 	case sj.GetSubmitted().IsValid():
 		j.since = sj.GetSubmitted().AsTime()
@@ -66,8 +64,8 @@ func (s *Service) jobOf(msg jetstream.Msg) (job, error) {
 // pollJob reads the job's new events page by page, relays them, and says when to poll again. It
 // returns the outcome label of the poll and the error that settles the message (nil: the job
 // ended, Ack).
-func (s *Service) pollJob(ctx context.Context, j job) (string, error) {
-	token, movedAt, err := s.deps.Store.CursorAt(ctx, j.id)
+func (s *Stage) pollJob(ctx context.Context, j job) (string, error) {
+	token, movedAt, err := s.deps.Jobs.CursorAt(ctx, j.id)
 	if err != nil {
 		return "error", err
 	}
@@ -104,7 +102,7 @@ func (s *Service) pollJob(ctx context.Context, j job) (string, error) {
 			break
 		}
 		// Only now, with the page published: a crash before this line reads the page again.
-		if err := s.deps.Store.PutCursor(ctx, j.id, p.NextToken); err != nil {
+		if err := s.deps.Jobs.PutCursor(ctx, j.id, p.NextToken); err != nil {
 			return "error", err
 		}
 		token = p.NextToken
@@ -113,7 +111,7 @@ func (s *Service) pollJob(ctx context.Context, j job) (string, error) {
 		return "events", &bus.Later{} // more pages wait: poll again at once
 	}
 	if !ended && fresh == 0 {
-		if rec, _, err = s.deps.Store.Job(ctx, j.id); err != nil && !errors.Is(err, jobstore.ErrNotFound) {
+		if rec, _, err = s.deps.Jobs.Job(ctx, j.id); err != nil && !errors.Is(err, jobstore.ErrNotFound) {
 			return "error", err
 		}
 	}
@@ -143,15 +141,15 @@ func (s *Service) pollJob(ctx context.Context, j job) (string, error) {
 }
 
 // progress reads one page through the shared throttling budget.
-func (s *Service) progress(ctx context.Context, j job, token string) (spo.Progress, error) {
-	return throttle.Do(ctx, s.budget, j.host, s.policy, func(ctx context.Context) (spo.Progress, error) {
-		return s.deps.SharePoint.GetMigrationJobProgress(ctx, j.site, j.id, token)
+func (s *Stage) progress(ctx context.Context, j job, token string) (spo.Progress, error) {
+	return stage.Call(ctx, s.sp, j.site, func(ctx context.Context) (spo.Progress, error) {
+		return s.sp.Client.GetMigrationJobProgress(ctx, j.site, j.id, token)
 	})
 }
 
 // decodePage decodes a page's log strings; an event that does not decode is counted, logged and
 // recorded as the job's last error, and skipped: it must not stop the job's other events.
-func (s *Service) decodePage(jobID, token string, logs []string) ([]event, []string) {
+func (s *Stage) decodePage(jobID, token string, logs []string) ([]event, []string) {
 	base, numeric := uint64(0), false
 	if token == "" {
 		numeric = true
@@ -179,12 +177,12 @@ func (s *Service) decodePage(jobID, token string, logs []string) ([]event, []str
 }
 
 // pollFailed decides what a failed progress call means for the job.
-func (s *Service) pollFailed(ctx context.Context, j job, token string, err error) (string, error) {
+func (s *Stage) pollFailed(ctx context.Context, j job, token string, err error) (string, error) {
 	if ctx.Err() != nil {
 		return "error", err
 	}
 	if errors.Is(err, spo.ErrJobNotFound) || errors.Is(err, spo.ErrJobStatusExpired) {
-		rec, _, rerr := s.deps.Store.Job(ctx, j.id)
+		rec, _, rerr := s.deps.Jobs.Job(ctx, j.id)
 		if rerr == nil && rec.GetEnded() != nil {
 			// Its end was relayed already (by an earlier poll or the queue); SharePoint has just
 			// forgotten the job since.
@@ -192,7 +190,7 @@ func (s *Service) pollFailed(ctx context.Context, j job, token string, err error
 			return "ended", nil
 		}
 	}
-	switch v := bus.Classify(err); {
+	switch v := stage.Verdict(err); {
 	case v.Class == bus.ClassThrottled:
 		return "throttled", err
 	case errors.Is(err, spo.ErrJobNotFound):
@@ -211,7 +209,7 @@ func (s *Service) pollFailed(ctx context.Context, j job, token string, err error
 		// Our credentials or permissions, not the job: say so on the job, keep its state, and
 		// dead-letter the poll for a replay once the configuration is fixed.
 		reason := fmt.Sprintf("GetMigrationJobProgress of job %s refused: %v", j.id, err)
-		if _, uerr := s.deps.Store.Update(ctx, j.id, func(r *amrpipev1.JobRecord) error { r.LastError = reason; return nil }); uerr != nil {
+		if _, uerr := s.deps.Jobs.Fire(ctx, j.id, jobstore.Note(reason)); uerr != nil && !errors.Is(uerr, jobstore.ErrRefused) {
 			return "error", uerr
 		}
 		return "failed", &bus.Permanent{Reason: reason}
@@ -235,9 +233,9 @@ func isOurs(err error) bool {
 // statusFallback ends a long-silent job whose status is None: SharePoint no longer runs it and no
 // JobEnd came. It reports whether it ended the job; errors of the status call are only logged
 // (the call is being retired by SharePoint and is only a fallback).
-func (s *Service) statusFallback(ctx context.Context, j job) (bool, error) {
-	st, err := throttle.Do(ctx, s.budget, j.host, s.policy, func(ctx context.Context) (spo.JobState, error) {
-		return s.deps.SharePoint.GetMigrationJobStatus(ctx, j.site, j.id)
+func (s *Stage) statusFallback(ctx context.Context, j job) (bool, error) {
+	st, err := stage.Call(ctx, s.sp, j.site, func(ctx context.Context) (spo.JobState, error) {
+		return s.sp.Client.GetMigrationJobStatus(ctx, j.site, j.id)
 	})
 	if err != nil {
 		s.log.InfoContext(ctx, "status fallback unavailable", "job", j.id, "err", err)

@@ -15,12 +15,12 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/amrpipe/amrpipe/pkg/crypto/keywrap"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/backoff"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/amrevent"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/sas"
-	"github.com/amrpipe/amrpipe/pkg/sharepoint/throttle"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
@@ -35,7 +35,7 @@ var errRetryLater = errors.New("retry later")
 
 // readQueue relays the report queue's messages until ctx ends: a second, optional source of the
 // same events (SharePoint deprecates the queue in H2 2026; GetMigrationJobProgress is primary).
-func (s *Service) readQueue(ctx context.Context) error {
+func (s *Stage) readQueue(ctx context.Context) error {
 	qc, err := s.deps.Storage.QueueClient(s.queue)
 	if err != nil {
 		return fmt.Errorf("report queue %s: %w", s.queue, err)
@@ -51,14 +51,14 @@ func (s *Service) readQueue(ctx context.Context) error {
 		if n == queueBatch {
 			wait = 0 // a full batch: more are probably waiting
 		}
-		if throttle.Sleep(ctx, wait) != nil {
+		if backoff.Sleep(ctx, wait) != nil {
 			return nil
 		}
 	}
 }
 
 // readQueueOnce dequeues one batch and handles each message; it returns how many it got.
-func (s *Service) readQueueOnce(ctx context.Context, qc *azqueue.QueueClient) (int, error) {
+func (s *Stage) readQueueOnce(ctx context.Context, qc *azqueue.QueueClient) (int, error) {
 	n, vis := int32(queueBatch), int32(max(s.cfg.QueueVisibility/time.Second, 1))
 	resp, err := qc.DequeueMessages(ctx, &azqueue.DequeueMessagesOptions{NumberOfMessages: &n, VisibilityTimeout: &vis})
 	if err != nil {
@@ -76,14 +76,14 @@ func (s *Service) readQueueOnce(ctx context.Context, qc *azqueue.QueueClient) (i
 // queueMessage relays one queue message and deletes it, dead-letters it, or leaves it to
 // reappear. The message is deleted only after its event was published (or dead-lettered): a
 // crash before the delete brings it back, and then it is a duplicate.
-func (s *Service) queueMessage(ctx context.Context, qc *azqueue.QueueClient, m *azqueue.DequeuedMessage) {
+func (s *Stage) queueMessage(ctx context.Context, qc *azqueue.QueueClient, m *azqueue.DequeuedMessage) {
 	id, text := deref(m.MessageID), deref(m.MessageText)
 	attempts := int64(0)
 	if m.DequeueCount != nil {
 		attempts = *m.DequeueCount
 	}
 	log := s.log.With("queue", s.queue, "message", id, "attempt", attempts)
-	ctx, span := s.rt.Tracer.Tracer("github.com/amrpipe/amrpipe/pkg/stage/relay").Start(ctx, Stage+" queue message",
+	ctx, span := s.deps.Runtime.Tracer.Tracer("github.com/amrpipe/amrpipe/pkg/stage/relay").Start(ctx, topology.StageRelay+" queue message",
 		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attribute.String("messaging.system", "azure_queue"),
 			attribute.String("messaging.destination.name", s.queue), attribute.String("messaging.message.id", id)))
 	defer span.End()
@@ -124,7 +124,7 @@ func (s *Service) queueMessage(ctx context.Context, qc *azqueue.QueueClient, m *
 
 // relayQueued decodes and relays one message text. outcome is "relayed", "duplicate",
 // "unknown_job" (leave it for now), "dead_letter" (with the reason) or "error" (leave it).
-func (s *Service) relayQueued(ctx context.Context, text string) (outcome, reason string) {
+func (s *Stage) relayQueued(ctx context.Context, text string) (outcome, reason string) {
 	plain, err := amrevent.DecodeQueueMessage(text, func(jobID string) ([]byte, error) { return s.queueKey(ctx, jobID) })
 	switch {
 	case errors.Is(err, errUnknownJob):
@@ -145,7 +145,7 @@ func (s *Service) relayQueued(ctx context.Context, text string) (outcome, reason
 	if !guidRE.MatchString(jobID) {
 		return "dead_letter", fmt.Sprintf("report-queue event has no job id GUID (JobId %q)", truncate(jobID, 64))
 	}
-	if _, _, err := s.deps.Store.Job(ctx, jobID); errors.Is(err, jobstore.ErrNotFound) {
+	if _, _, err := s.deps.Jobs.Job(ctx, jobID); errors.Is(err, jobstore.ErrNotFound) {
 		return "unknown_job", fmt.Sprintf("%v: %s", errUnknownJob, jobID)
 	} else if err != nil {
 		return "error", err.Error()
@@ -165,12 +165,12 @@ func (s *Service) relayQueued(ctx context.Context, text string) (outcome, reason
 }
 
 // queueKey finds the key of a job's encrypted envelope: JobRecord → spec id → amr_keys → unwrap.
-func (s *Service) queueKey(ctx context.Context, jobID string) ([]byte, error) {
+func (s *Stage) queueKey(ctx context.Context, jobID string) ([]byte, error) {
 	if !guidRE.MatchString(jobID) {
 		return nil, fmt.Errorf("envelope JobId %q is not a GUID: %w", truncate(jobID, 64), amrevent.ErrNoKey)
 	}
 	jobID = strings.ToLower(jobID)
-	rec, _, err := s.deps.Store.Job(ctx, jobID)
+	rec, _, err := s.deps.Jobs.Job(ctx, jobID)
 	if errors.Is(err, jobstore.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %s", errUnknownJob, jobID)
 	}
@@ -181,7 +181,7 @@ func (s *Service) queueKey(ctx context.Context, jobID string) ([]byte, error) {
 	if specID == "" {
 		return nil, fmt.Errorf("job %s has no spec id: %w", jobID, amrevent.ErrNoKey)
 	}
-	key, err := s.deps.Store.OpenKey(ctx, specID, s.deps.KEK, s.deps.Now())
+	key, err := s.deps.Jobs.OpenKey(ctx, specID, s.deps.KEK, s.deps.Now())
 	switch {
 	case errors.Is(err, jobstore.ErrNotFound):
 		return nil, fmt.Errorf("no key stored for spec %s of job %s: %w", specID, jobID, amrevent.ErrNoKey)
@@ -196,9 +196,9 @@ func (s *Service) queueKey(ctx context.Context, jobID string) ([]byte, error) {
 
 // deadLetterQueued records a queue message the relay gave up on (its text is ciphertext or a
 // plain event, never a key) on amr.dlq.progress-relay.
-func (s *Service) deadLetterQueued(ctx context.Context, msgID, text string, attempts int64, reason string) error {
+func (s *Stage) deadLetterQueued(ctx context.Context, msgID, text string, attempts int64, reason string) error {
 	dl := &amrpipev1.DeadLetter{
-		Stage:      Stage,
+		Stage:      topology.StageRelay,
 		Subject:    "azure-queue/" + s.queue,
 		Reason:     reason,
 		Payload:    []byte(text),
@@ -207,7 +207,7 @@ func (s *Service) deadLetterQueued(ctx context.Context, msgID, text string, atte
 		At:         timestamppb.New(s.deps.Now()),
 		MsgId:      msgID,
 	}
-	_, err := bus.Publish(ctx, s.rt.JS, topology.DLQSubject(Stage), dl, Stage+"/"+s.queue+"/"+msgID)
+	_, err := bus.Publish(ctx, s.deps.Runtime.JS, topology.DLQSubject(topology.StageRelay), dl, topology.StageRelay+"/"+s.queue+"/"+msgID)
 	return err
 }
 

@@ -1,8 +1,6 @@
 package relay
 
 import (
-	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"slices"
@@ -12,8 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
-	"github.com/amrpipe/amrpipe/pkg/sharepoint/throttle"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
@@ -56,6 +53,12 @@ var (
 	cancelled = wire("JobCancelled", "CancelledByUser", "True")
 )
 
+// apply fires the transitions of a batch of events on r, as relay does through the job store.
+func apply(r *amrpipev1.JobRecord, events []event, problems []string, sj *amrpipev1.SubmittedJob, now time.Time) bool {
+	changed, _ := jobstore.Apply(r, now, transitions(r.GetJobId(), events, problems, sj, now)...)
+	return changed
+}
+
 func TestApplyFoldsEventsIntoTheRecord(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -66,6 +69,7 @@ func TestApplyFoldsEventsIntoTheRecord(t *testing.T) {
 		ended     bool
 		files     []string
 		lastError string
+		unchanged bool
 	}{
 		{name: "queued", logs: []string{queued}, state: amrpipev1.JobState_JOB_STATE_QUEUED},
 		{name: "a whole job", logs: []string{queued, started, progress, manifest, usergroup, end},
@@ -79,14 +83,17 @@ func TestApplyFoldsEventsIntoTheRecord(t *testing.T) {
 		{name: "a file outside the job's folder fails the job",
 			logs:  []string{started, wire("FinishManifestFileUpload", "ManifestFileName", "../"+testJob+"/Manifest.xml")},
 			state: amrpipev1.JobState_JOB_STATE_FAILED, lastError: "outside the folder"},
-		{name: "done by the parser stays done", start: amrpipev1.JobState_JOB_STATE_DONE, logs: []string{queued, end},
-			state: amrpipev1.JobState_JOB_STATE_DONE, endSeen: true, ended: true},
+		{name: "done by the parser stays as it is", start: amrpipev1.JobState_JOB_STATE_DONE, logs: []string{queued, end},
+			state: amrpipev1.JobState_JOB_STATE_DONE, unchanged: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.start == amrpipev1.JobState_JOB_STATE_UNSPECIFIED {
+				tt.start = amrpipev1.JobState_JOB_STATE_SUBMITTED
+			}
 			r := &amrpipev1.JobRecord{JobId: testJob, State: tt.start}
-			if !apply(r, decoded(t, tt.logs...), nil, nil, t0) {
-				t.Fatal("apply reported no change")
+			if changed := apply(r, decoded(t, tt.logs...), nil, nil, t0); changed == tt.unchanged {
+				t.Fatalf("apply reported change %v", changed)
 			}
 			if r.GetState() != tt.state || r.GetJobEndSeen() != tt.endSeen || (r.GetEnded() != nil) != tt.ended ||
 				!slices.Equal(r.GetFilesAnnounced(), tt.files) || !strings.Contains(r.GetLastError(), tt.lastError) {
@@ -102,10 +109,10 @@ func TestApplyFoldsEventsIntoTheRecord(t *testing.T) {
 
 func TestApplyGivesOneRecordInAnyOrder(t *testing.T) {
 	logs := []string{queued, started, progress, manifest, usergroup, end}
-	inOrder := &amrpipev1.JobRecord{JobId: testJob}
+	inOrder := &amrpipev1.JobRecord{JobId: testJob, State: amrpipev1.JobState_JOB_STATE_SUBMITTED}
 	apply(inOrder, decoded(t, logs...), nil, nil, t0)
 	// The queue may deliver the end before the progress API's pages, one event at a time.
-	mixed := &amrpipev1.JobRecord{JobId: testJob}
+	mixed := &amrpipev1.JobRecord{JobId: testJob, State: amrpipev1.JobState_JOB_STATE_SUBMITTED}
 	for _, l := range []string{end, usergroup, queued, progress, manifest, started} {
 		apply(mixed, decoded(t, l), nil, nil, t0)
 	}
@@ -141,7 +148,7 @@ func TestEventName(t *testing.T) {
 }
 
 func TestDecodePageSkipsWhatDoesNotDecode(t *testing.T) {
-	s := &Service{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	s := &Stage{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	var err error
 	if s.metrics, err = newMetrics(prometheus.NewRegistry()); err != nil {
 		t.Fatal(err)
@@ -159,43 +166,5 @@ func TestDecodePageSkipsWhatDoesNotDecode(t *testing.T) {
 	}
 	if len(problems) != 3 || !strings.Contains(problems[1], "event of job") {
 		t.Fatalf("problems %q; want the three bad entries", problems)
-	}
-}
-
-func TestYieldingBudgetHandsLongPausesBack(t *testing.T) {
-	now := t0
-	var slept []time.Duration
-	clock := throttle.Clock{
-		Now:   func() time.Time { return now },
-		Sleep: func(_ context.Context, d time.Duration) error { slept = append(slept, d); now = now.Add(d); return nil },
-	}
-	tests := []struct {
-		name      string
-		pause     time.Duration
-		wantAfter time.Duration // 0: waited in place
-	}{
-		{"no pause", 0, 0},
-		{"short pause is waited", 500 * time.Millisecond, 0},
-		{"long pause is handed back", 30 * time.Second, 30 * time.Second},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			slept = nil
-			local := throttle.NewLocal(clock)
-			if err := local.Pause(context.Background(), "contoso.sharepoint.com", now.Add(tt.pause)); err != nil {
-				t.Fatal(err)
-			}
-			b := yieldingBudget{Budget: local, maxWait: time.Second, now: clock.Now}
-			err := b.Wait(context.Background(), "contoso.sharepoint.com")
-			var thr *bus.Throttled
-			switch {
-			case tt.wantAfter == 0 && err != nil:
-				t.Fatalf("Wait = %v, want it to wait in place", err)
-			case tt.wantAfter == 0 && tt.pause > 0 && !slices.Equal(slept, []time.Duration{tt.pause}):
-				t.Fatalf("slept %v, want %v", slept, tt.pause)
-			case tt.wantAfter > 0 && (!errors.As(err, &thr) || thr.RetryAfter != tt.wantAfter || len(slept) > 0):
-				t.Fatalf("Wait = %v after sleeping %v; want Throttled after %s without sleeping", err, slept, tt.wantAfter)
-			}
-		})
 	}
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/amrevent"
-	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
+	"github.com/amrpipe/amrpipe/pkg/stage"
 	"github.com/amrpipe/amrpipe/pkg/stage/relay"
 	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
@@ -36,21 +36,27 @@ const pollInterval = 200 * time.Millisecond
 // runRelay starts a progress-relay on its own runtime (a replica), reading the given report queue
 // too unless it is "".
 func runRelay(t *testing.T, e *testenv.World, queue string, mod func(*relay.Config)) (*svc.Runtime, func()) {
+	return runRelayWaiting(t, e, queue, 0, mod)
+}
+
+// runRelayWaiting is runRelay with a -max-throttle-wait (0: the default).
+func runRelayWaiting(t *testing.T, e *testenv.World, queue string, throttleWait time.Duration, mod func(*relay.Config)) (*svc.Runtime, func()) {
 	t.Helper()
-	rt := e.Runtime(t, relay.Stage)
 	cfg := relay.Config{PollInterval: pollInterval, QueueInterval: 50 * time.Millisecond, QueueVisibility: time.Second}
 	if mod != nil {
 		mod(&cfg)
 	}
-	deps := relay.Deps{SharePoint: e.SP, KEK: e.KEK}
-	if queue != "" {
-		deps.Storage = e.Account(t, queue)
-	}
-	s, err := relay.New(rt, cfg, deps)
+	deps := e.Deps(t, relay.Def(), func(c *stage.Config) {
+		c.Storage.Queue = queue
+		if throttleWait > 0 {
+			c.MaxThrottleWait = throttleWait
+		}
+	})
+	s, err := relay.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rt, testenv.RunStage(t, s.Run)
+	return deps.Runtime, testenv.RunStage(t, s.Run)
 }
 
 // logIDs are the event ids of a job's progress log, in order.
@@ -136,7 +142,7 @@ func TestRelaysTheProgressLogOnceInOrder(t *testing.T) {
 	if rec.GetObjectsProcessed() == 0 || rec.GetObjectsProcessed() != rec.GetExpectedObjects() {
 		t.Errorf("objects %d of %d expected", rec.GetObjectsProcessed(), rec.GetExpectedObjects())
 	}
-	if dl := e.NATS.DeadLetters(t, relay.Stage); len(dl) != 0 {
+	if dl := e.NATS.DeadLetters(t, topology.StageRelay); len(dl) != 0 {
 		t.Errorf("dead letters: %v", dl)
 	}
 	if n := testenv.Counter(t, rt, "amr_relay_events_total", map[string]string{"source": "progress_api"}); n != float64(len(log)) {
@@ -278,7 +284,7 @@ func TestThrottledPollsWaitRetryAfter(t *testing.T) {
 	defer cancel()
 	e := testenv.StartWorld(t, storage, nil)
 	// Every pause is handed back to JetStream (the path a long Retry-After takes in production).
-	rt, _ := runRelay(t, e, "", func(c *relay.Config) { c.ThrottleMaxWait = time.Millisecond })
+	rt, _ := runRelayWaiting(t, e, "", time.Millisecond, nil)
 	j := e.CreateJob(t, ctx, testenv.JobOptions{})
 	e.Faults(t, server.Rule{Method: "GetMigrationJobProgress", Status: http.StatusTooManyRequests, RetryAfter: "1", Times: 3})
 	e.Submit(t, ctx, j)
@@ -288,7 +294,7 @@ func TestThrottledPollsWaitRetryAfter(t *testing.T) {
 	if got, want := relayedIDs(e.Events(t, ctx, j.ID)), logIDs(t, log); !slices.Equal(got, want) {
 		t.Fatalf("relayed %v, want %v", got, want)
 	}
-	if dl := e.NATS.DeadLetters(t, relay.Stage); len(dl) != 0 {
+	if dl := e.NATS.DeadLetters(t, topology.StageRelay); len(dl) != 0 {
 		t.Fatalf("throttling dead-lettered: %v", dl[0].GetReason())
 	}
 	var calls []testenv.Request
@@ -310,7 +316,7 @@ func TestThrottledPollsWaitRetryAfter(t *testing.T) {
 	if throttled != 3 {
 		t.Errorf("%d progress calls were throttled, want 3", throttled)
 	}
-	if n := testenv.Counter(t, rt, "amr_stage_messages_total", map[string]string{"stage": relay.Stage, "outcome": "throttled"}); n < 1 {
+	if n := testenv.Counter(t, rt, "amr_stage_messages_total", map[string]string{"stage": topology.StageRelay, "outcome": "throttled"}); n < 1 {
 		t.Errorf("no poll was handed back as throttled (%v)", n)
 	}
 }
@@ -355,7 +361,7 @@ func TestPermanentProgressErrorsEndTheFollowing(t *testing.T) {
 			if rec.GetState() != tt.state || !strings.Contains(rec.GetLastError(), tt.reason) {
 				t.Errorf("record: state %v, last error %q; want %v with %q", rec.GetState(), rec.GetLastError(), tt.state, tt.reason)
 			}
-			dl := e.NATS.DeadLetters(t, relay.Stage)
+			dl := e.NATS.DeadLetters(t, topology.StageRelay)
 			if len(dl) != 1 || !strings.Contains(dl[0].GetReason(), tt.reason) || dl[0].GetMsgId() != j.ID {
 				t.Fatalf("dead letters %v; want the job's message with a reason containing %q", dl, tt.reason)
 			}
@@ -378,8 +384,8 @@ func TestQueuePoisonIsDeadLetteredAndDeleted(t *testing.T) {
 	defer cancel()
 	e := testenv.StartWorld(t, storage, nil)
 	const queue = "events-poison"
-	known := testenv.Job{ID: "6c1b0c1e-2b1a-4d5e-9f10-0a0b0c0d0e0f", SpecID: "spec-poison", Site: e.SimURL + testenv.Site, Container: "poison"}
 	key := bytes.Repeat([]byte{0x5a}, 32)
+	known := testenv.Job{ID: "6c1b0c1e-2b1a-4d5e-9f10-0a0b0c0d0e0f", SpecID: "spec-poison", Site: e.SimURL + testenv.Site, Container: "poison", Key: key}
 	e.PutKey(t, ctx, known.SpecID, key)
 	e.Record(t, ctx, known)
 	unknown := "0f0e0d0c-0b0a-4010-9f5e-4d1a2b1e0c1b"
@@ -426,7 +432,7 @@ func TestQueuePoisonIsDeadLetteredAndDeleted(t *testing.T) {
 	runRelay(t, e, queue, func(c *relay.Config) { c.QueueMaxAttempts = 2 })
 	testenv.Eventually(t, 20*time.Second, "the queue to be emptied", func() bool { return queueLen(t, ctx, e, queue) == 0 })
 
-	dls := e.NATS.DeadLetters(t, relay.Stage)
+	dls := e.NATS.DeadLetters(t, topology.StageRelay)
 	for _, m := range messages {
 		var found *amrpipev1.DeadLetter
 		for _, dl := range dls {
@@ -475,13 +481,9 @@ func TestSilentJobWithStatusNoneEnds(t *testing.T) {
 	}))
 	defer sp.Close()
 	e := testenv.StartWorld(t, storage, nil)
-	rt := e.Runtime(t, relay.Stage)
-	client, err := spo.New(spo.Options{Tokens: spo.StaticToken("x"), UserAgent: "ISV|amrpipe|relaytest/1.0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	later := func() time.Time { return time.Now().Add(2 * time.Hour) } // two hours of silence
-	s, err := relay.New(rt, relay.Config{PollInterval: pollInterval, StatusFallback: time.Hour}, relay.Deps{SharePoint: client, Now: later})
+	deps := e.Deps(t, relay.Def(), nil)
+	deps.Now = func() time.Time { return time.Now().Add(2 * time.Hour) } // two hours of silence
+	s, err := relay.New(relay.Config{PollInterval: pollInterval, StatusFallback: time.Hour}, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -496,7 +498,7 @@ func TestSilentJobWithStatusNoneEnds(t *testing.T) {
 	if statusCalls.Load() != 1 {
 		t.Errorf("%d status calls, want 1", statusCalls.Load())
 	}
-	if dl := e.NATS.DeadLetters(t, relay.Stage); len(dl) != 0 {
+	if dl := e.NATS.DeadLetters(t, topology.StageRelay); len(dl) != 0 {
 		t.Errorf("dead letters %v: the fallback end is not a failure of the message", dl)
 	}
 }

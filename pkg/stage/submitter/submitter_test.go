@@ -21,8 +21,10 @@ import (
 
 	"github.com/amrpipe/amrpipe/pkg/crypto/aescbc"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
+	"github.com/amrpipe/amrpipe/pkg/stage"
 	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"github.com/amrpipe/amrpipe/services/spsim/server"
@@ -35,27 +37,37 @@ func TestMain(m *testing.M) { os.Exit(testenv.RunWithAzurite(m, &storageEmulator
 
 // harness is one submitter stage against an embedded JetStream, the simulator (Rate 0) and Azurite.
 type harness struct {
-	t   *testing.T
-	e   *testenv.World
-	svc *Service
-	cfg Config
+	t      *testing.T
+	e      *testenv.World
+	svc    *Stage
+	cfg    Config
+	shared stage.Config
+	rt     *svc.Runtime
 }
 
 // start runs the submitter with cfg (SharePoint and storage filled in; a container of its own).
 func start(t *testing.T, cfg Config, faults ...server.Rule) *harness {
 	t.Helper()
-	h := &harness{t: t, e: testenv.StartWorld(t, storageEmulator, nil)}
+	return startWith(t, cfg, nil, faults...)
+}
+
+// startWith is start with a change to the shared configuration.
+func startWith(t *testing.T, cfg Config, mod func(*stage.Config), faults ...server.Rule) *harness {
+	t.Helper()
+	h := &harness{t: t, e: testenv.StartWorld(t, storageEmulator, nil), cfg: cfg}
 	if len(faults) > 0 {
 		h.e.Faults(t, faults...)
 	}
-	cfg.SP = spo.Config{UserAgent: "ISV|amrpipe|submitter-test/1.0", Token: testenv.SimToken, Timeout: 30 * time.Second}
-	sas := cfg.Storage.SASTTL
-	cfg.Storage = storageEmulator.StorageConfig()
-	cfg.Storage.SASTTL = sas
-	cfg.Storage.Container = "submit-" + randomHex(t, 6)
-	h.cfg = cfg
+	deps := h.e.Deps(t, Def(), func(c *stage.Config) {
+		c.Storage.Container = "submit-" + randomHex(t, 6)
+		if mod != nil {
+			mod(c)
+		}
+		h.shared = *c
+	})
+	h.rt = deps.Runtime
 	var err error
-	if h.svc, err = New(h.e.Runtime(t, Stage), cfg, h.e.KEK); err != nil {
+	if h.svc, err = New(cfg, deps); err != nil {
 		t.Fatal(err)
 	}
 	testenv.RunStage(t, h.svc.Run)
@@ -129,7 +141,7 @@ func (h *harness) submission(specID string) *amrpipev1.Submission {
 
 func (h *harness) noDeadLetters() {
 	h.t.Helper()
-	if dl := h.e.NATS.DeadLetters(h.t, Stage); len(dl) != 0 {
+	if dl := h.e.NATS.DeadLetters(h.t, topology.StageSubmitter); len(dl) != 0 {
 		h.t.Fatalf("dead-lettered: %s", dl[0].GetReason())
 	}
 }
@@ -146,7 +158,7 @@ func (h *harness) firstManifest(ctx context.Context, jobID string) (data []byte,
 		if err != nil {
 			h.t.Fatal(err)
 		}
-		resp, err := acct.Blob().DownloadStream(ctx, h.cfg.Storage.Container, ev["ManifestFileName"], nil)
+		resp, err := acct.Blob().DownloadStream(ctx, h.shared.Storage.Container, ev["ManifestFileName"], nil)
 		if err != nil {
 			h.t.Fatal(err)
 		}
@@ -197,7 +209,7 @@ func TestSpecBecomesOneSharePointJob(t *testing.T) {
 				t.Fatal(err)
 			}
 			if rec.GetState() != amrpipev1.JobState_JOB_STATE_SUBMITTED || !proto.Equal(rec.GetSpec(), spec) ||
-				rec.GetContainer() != h.cfg.Storage.Container || rec.GetChangeToken() != job.GetChangeToken() || rec.GetSubmitted() == nil {
+				rec.GetContainer() != h.shared.Storage.Container || rec.GetChangeToken() != job.GetChangeToken() || rec.GetSubmitted() == nil {
 				t.Fatalf("job record %v", rec)
 			}
 			// SharePoint knows the job by the id the record holds.
@@ -279,7 +291,7 @@ func TestThrottlingStormEndsInOneJob(t *testing.T) {
 	t.Parallel()
 	// Four 429s with Retry-After 1 s, and handlers that wait at most 300 ms: the spec goes back
 	// to JetStream each time (not counted as a failure) until SharePoint takes it.
-	h := start(t, Config{MaxThrottleWait: 300 * time.Millisecond},
+	h := startWith(t, Config{}, func(c *stage.Config) { c.MaxThrottleWait = 300 * time.Millisecond },
 		server.Rule{Method: "CreateSPAsyncReadJob", Status: http.StatusTooManyRequests, RetryAfter: "1", Times: 4})
 	spec := h.spec("spec-storm")
 	h.submit(spec, "")
@@ -290,10 +302,10 @@ func TestThrottlingStormEndsInOneJob(t *testing.T) {
 	if h.submission(spec.GetSpecId()).GetJob().GetJobId() == "" {
 		t.Fatal("no job recorded")
 	}
-	if n := testutil.ToFloat64(h.svc.m.throttled.WithLabelValues("127.0.0.1")); n != 4 {
+	if n := testenv.Counter(t, h.rt, "amr_sharepoint_responses_total", map[string]string{"host": "127.0.0.1", "status": "429"}); n != 4 {
 		t.Fatalf("throttled responses metric = %v, want 4", n)
 	}
-	if n := testutil.ToFloat64(h.svc.m.waits.WithLabelValues("127.0.0.1", "deferred")); n < 1 {
+	if n := testenv.Counter(t, h.rt, "amr_sharepoint_throttle_waits_total", map[string]string{"host": "127.0.0.1", "outcome": "deferred"}); n < 1 {
 		t.Fatalf("no deferred wait recorded (%v)", n)
 	}
 }
@@ -366,7 +378,7 @@ func TestUnsubmittableSpecsAreDeadLettered(t *testing.T) {
 	}
 	h.settle()
 	reasons := map[string]string{}
-	for _, dl := range h.e.NATS.DeadLetters(t, Stage) {
+	for _, dl := range h.e.NATS.DeadLetters(t, topology.StageSubmitter) {
 		reasons[dl.GetMsgId()] = dl.GetReason()
 	}
 	for i, tt := range tests {
@@ -386,11 +398,9 @@ func TestInvalidSASIsDeadLetteredWithoutSecrets(t *testing.T) {
 	t.Parallel()
 	// A SAS lifetime so short that every SAS has expired when it is checked: SharePoint would
 	// fail such a job, so the submitter must not create it.
-	cfg := Config{}
-	cfg.Storage.SASTTL = time.Nanosecond
-	h := start(t, cfg)
+	h := startWith(t, Config{}, func(c *stage.Config) { c.Storage.SASTTL = time.Nanosecond })
 	h.submit(h.spec("spec-sas"), "")
-	dl := h.e.NATS.DeadLetters(t, Stage)
+	dl := h.e.NATS.DeadLetters(t, topology.StageSubmitter)
 	if len(dl) != 1 {
 		t.Fatalf("%d dead letters, want 1", len(dl))
 	}
@@ -404,7 +414,7 @@ func TestInvalidSASIsDeadLetteredWithoutSecrets(t *testing.T) {
 	for k, v := range dl[0].GetHeaders() {
 		all.WriteString(k + v)
 	}
-	for _, secret := range []string{"sig=", testenv.AzuriteKey, h.cfg.SP.Token} {
+	for _, secret := range []string{"sig=", testenv.AzuriteKey, h.shared.SharePoint.Token} {
 		if strings.Contains(all.String(), secret) {
 			t.Fatalf("dead letter carries a secret (%.6s…)", secret)
 		}

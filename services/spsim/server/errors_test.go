@@ -14,6 +14,7 @@ import (
 
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/throttle"
+	"github.com/amrpipe/amrpipe/pkg/stage"
 	"github.com/amrpipe/amrpipe/services/spsim/server"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )
@@ -107,8 +108,8 @@ func TestDocumentedErrorsAreTyped(t *testing.T) {
 			call:  func() error { _, err := s.client.Lists(ctx, siteURL); return err },
 			check: func(t *testing.T, err error) {
 				var se *spo.Error
-				if !errors.As(err, &se) || se.RetryAfter != 7*time.Second || spo.Classify(err) != spo.ClassThrottled {
-					t.Fatalf("err %#v: want RetryAfter 7s, class throttled", err)
+				if !errors.As(err, &se) || se.RetryAfter != 7*time.Second || !se.Throttled() {
+					t.Fatalf("err %#v: want RetryAfter 7s, throttled", err)
 				}
 			}},
 		{name: "503 honours the larger RateLimit-Reset", want: spo.ErrThrottled,
@@ -120,12 +121,13 @@ func TestDocumentedErrorsAreTyped(t *testing.T) {
 					t.Fatalf("err %#v: want RetryAfter 9s from RateLimit-Reset", err)
 				}
 			}},
-		{name: "500 is permanent", want: nil,
+		{name: "500 stays a 500", want: nil,
 			setup: func() { fault(server.Rule{Method: "*", Status: 500, Times: 1}) },
 			call:  func() error { _, err := s.client.Lists(ctx, siteURL); return err },
 			check: func(t *testing.T, err error) {
-				if err == nil || spo.Classify(err) != spo.ClassPermanent {
-					t.Fatalf("err %v: want a permanent error", err)
+				var se *spo.Error
+				if !errors.As(err, &se) || se.Status != 500 {
+					t.Fatalf("err %v: want a 500", err)
 				}
 			}},
 		{name: "403 access denied", want: spo.ErrAccessDenied,
@@ -194,7 +196,7 @@ func TestThrottlingIsHonoured(t *testing.T) {
 		Now:   func() time.Time { return now },
 		Sleep: func(_ context.Context, d time.Duration) error { slept = append(slept, d); now = now.Add(d); return nil },
 	}
-	p := throttle.DefaultPolicy()
+	p := throttle.DefaultPolicy(stage.Judge)
 	p.Clock = clock
 	calls := 0
 	info, err := throttle.Do(ctx, throttle.NewLocal(clock), "127.0.0.1", p, func(ctx context.Context) (spo.ReadJobInfo, error) {

@@ -1,18 +1,21 @@
 // Package devstack runs the whole of amrpipe in one process: an embedded NATS JetStream server,
-// Azurite, the SharePoint simulator and the five stages, each stage with its own runtime and NATS
-// connection exactly as its binary would have. `amrctl dev` and the end-to-end tests use it.
+// Azurite, the SharePoint simulator and the five stages of the stage table, each replica the very
+// program its binary runs (stage.Main), configured by flags and environment as a deployment
+// configures it, with its own runtime and NATS connection. `amrctl dev` and the end-to-end tests
+// use it.
 package devstack
 
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -24,31 +27,15 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
-	"github.com/amrpipe/amrpipe/pkg/sharepoint/sizing"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/storage"
-	"github.com/amrpipe/amrpipe/pkg/stage/decryptor"
-	"github.com/amrpipe/amrpipe/pkg/stage/parser"
-	"github.com/amrpipe/amrpipe/pkg/stage/planner"
-	"github.com/amrpipe/amrpipe/pkg/stage/relay"
-	"github.com/amrpipe/amrpipe/pkg/stage/submitter"
+	"github.com/amrpipe/amrpipe/pkg/stage"
+	"github.com/amrpipe/amrpipe/pkg/stage/registry"
 	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"github.com/amrpipe/amrpipe/services/spsim/server"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )
-
-// Stage names, as their binaries are called.
-const (
-	Planner   = "planner"
-	Submitter = "submitter"
-	Relay     = "progress-relay"
-	Decryptor = "decryptor"
-	Parser    = "parser"
-)
-
-// Stages lists the five stages in pipeline order.
-var Stages = []string{Planner, Submitter, Relay, Decryptor, Parser}
 
 // simToken is the simulator's bearer token inside the stack; it never leaves the process.
 const simToken = "devstack-token"
@@ -95,15 +82,15 @@ type Stack struct {
 	Store   *jobstore.Store
 	Storage storage.Config
 
-	simHTTP *http.Server
-	kek     *keywrap.KEK
+	simHTTP  *http.Server
+	kekBytes []byte // the stages' AMR_KEK
 
 	mu     sync.Mutex
 	stages map[string][]*replica
 }
 
 type replica struct {
-	rt     *svc.Runtime
+	main   *stage.Main
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -154,16 +141,13 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	if s.Store, err = jobstore.Open(ctx, s.JS, time.Now); err != nil {
 		return nil, err
 	}
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
+	s.kekBytes = make([]byte, keywrap.KeySize)
+	if _, err := rand.Read(s.kekBytes); err != nil {
 		return nil, err
 	}
-	if s.kek, err = keywrap.New("devstack", key); err != nil {
-		return nil, err
-	}
-	for _, name := range Stages {
+	for _, d := range registry.All() {
 		for range opts.Replicas {
-			if err := s.StartStage(ctx, name); err != nil {
+			if err := s.StartStage(ctx, d.Name); err != nil {
 				return nil, err
 			}
 		}
@@ -196,88 +180,77 @@ func (s *Stack) startSimulator() error {
 	return nil
 }
 
-func (s *Stack) spConfig() spo.Config {
-	return spo.Config{UserAgent: "ISV|amrpipe|amrpipe-dev/0.1", Token: simToken, Timeout: time.Minute}
+// args are the command line of a stage's replica: the shared flags of the parts it uses, then
+// its own, as a deployment would set them.
+func (s *Stack) args(d stage.Def) []string {
+	args := []string{"-nats-url", s.NATS.ClientURL(), "-http-addr", "127.0.0.1:0", "-log-level", s.opts.LogLevel,
+		"-otel", "none", "-drain-timeout", "5s"}
+	if d.Uses&stage.UsesSharePoint != 0 {
+		args = append(args, "-sp-user-agent", "ISV|amrpipe|amrpipe-dev/0.1", "-sp-timeout", "1m")
+	}
+	if d.Uses&stage.UsesStorage != 0 {
+		sc := s.Storage
+		args = append(args, "-storage-blob-url", sc.BlobURL, "-storage-queue-url", sc.QueueURL,
+			"-storage-account", sc.Account, "-manifest-container", sc.Container, "-report-queue", sc.Queue)
+	}
+	switch d.Name {
+	case topology.StagePlanner:
+		if s.opts.Small > 0 {
+			args = append(args, "-small", strconv.FormatInt(s.opts.Small, 10))
+		}
+		if s.opts.Large > 0 {
+			args = append(args, "-large", strconv.FormatInt(s.opts.Large, 10))
+		}
+	case topology.StageSubmitter:
+		args = append(args, "-encrypt="+strconv.FormatBool(!s.opts.Plaintext))
+	case topology.StageRelay:
+		args = append(args, "-poll-interval", s.opts.PollInterval.String())
+	}
+	return args
 }
 
-// StartStage adds one replica of a stage.
+// env is the environment of every replica: the secrets, which are never flags.
+func (s *Stack) env(name string) (string, bool) {
+	v, ok := map[string]string{
+		spo.TokenEnv:     simToken,
+		storage.KeyEnv:   s.Storage.Key,
+		keywrap.EnvKEK:   base64.StdEncoding.EncodeToString(s.kekBytes),
+		keywrap.EnvKEKID: "devstack",
+	}[name]
+	return v, ok
+}
+
+// StartStage adds one replica of a stage and waits until it is ready.
 func (s *Stack) StartStage(ctx context.Context, name string) error {
-	rt, err := svc.New(ctx, svc.Config{Name: name, NATSURL: s.NATS.ClientURL(), HTTPAddr: "127.0.0.1:0",
-		LogLevel: s.opts.LogLevel, OTel: "none", DrainTimeout: 5 * time.Second},
-		svc.Options{LogOutput: s.opts.Log, Signals: []os.Signal{}, Lookup: func(string) (string, bool) { return "", false }})
+	d, err := registry.Lookup(name)
 	if err != nil {
-		return fmt.Errorf("%s runtime: %w", name, err)
+		return err
 	}
-	if err := rt.EnsureTopology(ctx); err != nil {
-		return errors.Join(err, rt.Close())
+	m := stage.NewMain(d)
+	m.Options = svc.Options{LogOutput: s.opts.Log, Lookup: s.env}
+	if err := m.ParseFlags(s.args(d)); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
 	}
-	run, err := s.newStage(rt, name)
-	if err != nil {
-		return errors.Join(fmt.Errorf("%s: %w", name, err), rt.Close())
-	}
-	rt.Go(name, run)
 	rctx, cancel := context.WithCancel(context.Background())
-	r := &replica{rt: rt, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- rt.Run(rctx) }()
+	r := &replica{main: m, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- m.Run(rctx) }()
+	for {
+		if rt := m.Runtime(); rt != nil && rt.Ready(ctx) == nil {
+			break
+		}
+		select {
+		case err := <-r.done:
+			cancel()
+			return errors.Join(fmt.Errorf("%s: %w", name, err), m.Close())
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), r.stop())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 	s.mu.Lock()
 	s.stages[name] = append(s.stages[name], r)
 	s.mu.Unlock()
 	return nil
-}
-
-func (s *Stack) newStage(rt *svc.Runtime, name string) (func(context.Context) error, error) {
-	acct, err := storage.Open(s.Storage)
-	if err != nil {
-		return nil, err
-	}
-	switch name {
-	case Planner:
-		cfg := planner.Config{Planner: sizing.Config{Small: s.opts.Small, Large: s.opts.Large}, SP: s.spConfig()}
-		p, err := planner.New(rt, cfg)
-		if err != nil {
-			return nil, err
-		}
-		return p.Run, nil
-	case Submitter:
-		cfg := submitter.Config{SP: s.spConfig(), Storage: s.Storage, Plaintext: s.opts.Plaintext}
-		kek := s.kek
-		if s.opts.Plaintext {
-			kek = nil
-		}
-		p, err := submitter.New(rt, cfg, kek)
-		if err != nil {
-			return nil, err
-		}
-		return p.Run, nil
-	case Relay:
-		sp := s.spConfig()
-		client, err := sp.NewClient(nil)
-		if err != nil {
-			return nil, err
-		}
-		deps := relay.Deps{SharePoint: client, KEK: s.kek}
-		if s.opts.Queue {
-			deps.Storage = acct
-		}
-		p, err := relay.New(rt, relay.Config{PollInterval: s.opts.PollInterval}, deps)
-		if err != nil {
-			return nil, err
-		}
-		return p.Run, nil
-	case Decryptor:
-		p, err := decryptor.New(rt, decryptor.Config{}, decryptor.Deps{Storage: acct, KEK: s.kek})
-		if err != nil {
-			return nil, err
-		}
-		return p.Run, nil
-	case Parser:
-		p, err := parser.New(rt, parser.Config{}, parser.Deps{})
-		if err != nil {
-			return nil, err
-		}
-		return p.Run, nil
-	}
-	return nil, fmt.Errorf("unknown stage %q", name)
 }
 
 // StopStage stops replica i of a stage (as a crash or a scale-down would) and removes it.
@@ -300,7 +273,7 @@ func (r *replica) stop() error {
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
-	return errors.Join(err, r.rt.Close())
+	return errors.Join(err, r.main.Close())
 }
 
 // Connect opens another connection to the stack's JetStream, for a consumer that should not share
@@ -334,8 +307,9 @@ func (s *Stack) Close() error {
 	stages := s.stages
 	s.stages = map[string][]*replica{}
 	s.mu.Unlock()
-	for i := len(Stages) - 1; i >= 0; i-- {
-		for _, r := range stages[Stages[i]] {
+	all := registry.All()
+	for i := len(all) - 1; i >= 0; i-- {
+		for _, r := range stages[all[i].Name] {
 			errs = append(errs, r.stop())
 		}
 	}

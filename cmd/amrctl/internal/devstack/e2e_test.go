@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/amrpipe/amrpipe/cmd/amrctl/internal/devstack"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"github.com/amrpipe/amrpipe/services/spsim/server"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
@@ -171,13 +172,13 @@ func TestEndToEndStageRestartedMidJob(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		for _, stage := range []string{devstack.Relay, devstack.Decryptor, devstack.Parser} {
+		for _, stage := range []string{topology.StageRelay, topology.StageDecryptor, topology.StageParser} {
 			if err := s.StopStage(stage, 0); err != nil {
 				t.Fatal(err)
 			}
 		}
 		time.Sleep(500 * time.Millisecond)
-		for _, stage := range []string{devstack.Relay, devstack.Decryptor, devstack.Parser} {
+		for _, stage := range []string{topology.StageRelay, topology.StageDecryptor, topology.StageParser} {
 			if err := s.StartStage(ctx, stage); err != nil {
 				t.Fatal(err)
 			}

@@ -1381,7 +1381,9 @@ func (x *WrappedKey) GetExpires() *timestamppb.Timestamp {
 	return nil
 }
 
-// JobRecord is a job's watchable state: in KV amr_jobs, updated with compare-and-set.
+// JobRecord is a job's watchable state: in KV amr_jobs, updated with compare-and-set, and only
+// through the named transitions of pkg/pipeline/jobstore (lifecycle.go), which hold the rules of
+// how a job moves between states.
 type JobRecord struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	JobId            string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -1416,8 +1418,11 @@ type JobRecord struct {
 	ProbeSubfolders []*FolderSize `protobuf:"bytes,21,rep,name=probe_subfolders,json=probeSubfolders,proto3" json:"probe_subfolders,omitempty"`
 	// probe_direct_files counts the probed folder's direct files and list items found so far.
 	ProbeDirectFiles int64 `protobuf:"varint,22,opt,name=probe_direct_files,json=probeDirectFiles,proto3" json:"probe_direct_files,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// encrypted says the job was created with an encryption key (set by the submitter): its
+	// manifests must decrypt with that key, and its queue messages must come in its envelope.
+	Encrypted     bool `protobuf:"varint,23,opt,name=encrypted,proto3" json:"encrypted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JobRecord) Reset() {
@@ -1602,6 +1607,13 @@ func (x *JobRecord) GetProbeDirectFiles() int64 {
 		return x.ProbeDirectFiles
 	}
 	return 0
+}
+
+func (x *JobRecord) GetEncrypted() bool {
+	if x != nil {
+		return x.Encrypted
+	}
+	return false
 }
 
 // StoredToken is a list's change token for the next incremental pass: in KV amr_tokens.
@@ -1959,7 +1971,7 @@ const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
 	"\n" +
 	"ciphertext\x18\x03 \x01(\fR\n" +
 	"ciphertext\x124\n" +
-	"\aexpires\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\"\xc7\a\n" +
+	"\aexpires\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\"\xe5\a\n" +
 	"\tJobRecord\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12'\n" +
 	"\x04spec\x18\x02 \x01(\v2\x13.amrpipe.v1.JobSpecR\x04spec\x12*\n" +
@@ -1985,7 +1997,8 @@ const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
 	"\ffiles_failed\x18\x13 \x03(\tR\vfilesFailed\x12\x16\n" +
 	"\x06errors\x18\x14 \x03(\tR\x06errors\x12A\n" +
 	"\x10probe_subfolders\x18\x15 \x03(\v2\x16.amrpipe.v1.FolderSizeR\x0fprobeSubfolders\x12,\n" +
-	"\x12probe_direct_files\x18\x16 \x01(\x03R\x10probeDirectFiles\x1a9\n" +
+	"\x12probe_direct_files\x18\x16 \x01(\x03R\x10probeDirectFiles\x12\x1c\n" +
+	"\tencrypted\x18\x17 \x01(\bR\tencrypted\x1a9\n" +
 	"\vCountsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x87\x01\n" +

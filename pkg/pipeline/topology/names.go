@@ -1,11 +1,9 @@
-package decryptor
+package topology
 
 import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/amrpipe/amrpipe/pkg/sharepoint/sas"
 )
 
 // MaxFileNameLen bounds the file part of a manifest name. SharePoint's names are short
@@ -46,12 +44,54 @@ func ManifestFile(jobID, name string) (string, error) {
 	return file, nil
 }
 
-// badName quotes a bounded, redacted copy of the name: it may be a URL with a signature in it.
+// badName quotes a bounded copy of the name without any query string: a name that is really a
+// URL may carry a signature there.
 func badName(name, why string) error {
 	const show = 160
-	shown := sas.Redact(name)
+	shown := name
+	if i := strings.IndexAny(shown, "?&#"); i >= 0 {
+		shown = shown[:i] + "?…"
+	}
 	if len(shown) > show {
 		shown = strings.ToValidUTF8(shown[:show], "") + "…"
 	}
 	return fmt.Errorf("%w %q: %s", ErrBadManifestName, shown, why)
+}
+
+// ErrNotOurSubject is returned by SubjectJob and SubjectEvent for a subject the topology did not build.
+var ErrNotOurSubject = errors.New("not a subject of the pipeline")
+
+// SubjectJob returns the job id of a subject of JobSubject, EventSubject, ManifestSubject,
+// RecordSubject or DoneSubject, checked as a token.
+func SubjectJob(subject string) (string, error) {
+	for _, p := range []string{prefixJobs, prefixManifests, prefixRecords, prefixDone} {
+		if rest, ok := strings.CutPrefix(subject, p+"."); ok {
+			return jobToken(subject, rest)
+		}
+	}
+	job, _, err := SubjectEvent(subject)
+	return job, err
+}
+
+// SubjectEvent returns the job id and the event name of an EventSubject.
+func SubjectEvent(subject string) (jobID, event string, err error) {
+	rest, ok := strings.CutPrefix(subject, prefixEvents+".")
+	if !ok {
+		return "", "", fmt.Errorf("%w: %q", ErrNotOurSubject, subject)
+	}
+	jobID, event, _ = strings.Cut(rest, ".")
+	if _, err := jobToken(subject, jobID); err != nil {
+		return "", "", err
+	}
+	if CheckToken(event) != nil {
+		return "", "", fmt.Errorf("%w: %q has no event name", ErrNotOurSubject, subject)
+	}
+	return jobID, event, nil
+}
+
+func jobToken(subject, job string) (string, error) {
+	if CheckToken(job) != nil {
+		return "", fmt.Errorf("%w: %q has no job id token", ErrNotOurSubject, subject)
+	}
+	return job, nil
 }

@@ -1,0 +1,165 @@
+package stage_test
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amrpipe/amrpipe/pkg/crypto/keywrap"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/flagenv"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/storage"
+	"github.com/amrpipe/amrpipe/pkg/stage"
+	"github.com/amrpipe/amrpipe/pkg/stage/registry"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
+)
+
+// kek is a valid base64 KEK for the tests.
+const kek = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
+func env(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+}
+
+// TestEveryStageReadsItsFlagsFromTheEnvironment: every flag of every stage falls back to its
+// AMR_* variable, the command line wins, and secrets come from the environment only.
+func TestEveryStageReadsItsFlagsFromTheEnvironment(t *testing.T) {
+	for _, d := range registry.All() {
+		t.Run(d.Name, func(t *testing.T) {
+			vars := map[string]string{"AMR_DRAIN_TIMEOUT": "7s", "AMR_LOG_LEVEL": "debug", spo.TokenEnv: "sp-token",
+				storage.KeyEnv: "storage-key", keywrap.EnvKEK: kek}
+			m := stage.NewMain(d)
+			m.Options.Lookup = env(vars)
+			if err := m.ParseFlags([]string{"-log-level", "warn"}); err != nil {
+				t.Fatal(err)
+			}
+			c := m.Config
+			if c.Service.Name != d.Name || c.Service.DrainTimeout != 7*time.Second || c.Service.LogLevel != "warn" {
+				t.Errorf("service config %+v", c.Service)
+			}
+			uses := func(u stage.Uses) bool { return d.Uses&u != 0 }
+			if got := c.SharePoint.Token == "sp-token"; got != uses(stage.UsesSharePoint) {
+				t.Errorf("SharePoint token read %v, uses SharePoint %v", got, uses(stage.UsesSharePoint))
+			}
+			if got := c.Storage.Key == "storage-key"; got != uses(stage.UsesStorage) {
+				t.Errorf("storage key read %v, uses storage %v", got, uses(stage.UsesStorage))
+			}
+			if got := m.KEK != nil; got != uses(stage.UsesKEK) {
+				t.Errorf("KEK read %v, uses a KEK %v", got, uses(stage.UsesKEK))
+			}
+			// No secret is a flag.
+			fs := d.FlagSet(&stage.Config{}, d.NewConfig())
+			fs.VisitAll(func(f *flag.Flag) {
+				for _, s := range d.Secrets() {
+					if flagenv.EnvName(stage.EnvPrefix, f.Name) == s {
+						t.Errorf("secret %s is also flag -%s", s, f.Name)
+					}
+				}
+			})
+			// Every stage-specific flag falls back too: set each to its own default through the
+			// environment and parse again.
+			own := map[string]string{}
+			ofs := flag.NewFlagSet(d.Name, flag.ContinueOnError)
+			d.NewConfig().RegisterFlags(ofs)
+			ofs.VisitAll(func(f *flag.Flag) { own[flagenv.EnvName(stage.EnvPrefix, f.Name)] = f.DefValue })
+			m = stage.NewMain(d)
+			m.Options.Lookup = env(own)
+			if err := m.ParseFlags(nil); err != nil {
+				t.Fatalf("defaults through the environment: %v", err)
+			}
+		})
+	}
+}
+
+// TestEveryStageRunsAndSaysWhatItLacks runs each stage binary's program against an embedded
+// JetStream: without what it needs it stops with a clear error; configured, it starts, becomes
+// ready and stops cleanly when its context ends.
+func TestEveryStageRunsAndSaysWhatItLacks(t *testing.T) {
+	srv, err := testenv.StartNATS(testenv.NATSOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	account := map[string]string{"AMR_STORAGE_BLOB_URL": "http://127.0.0.1:1/devstoreaccount1", "AMR_STORAGE_ACCOUNT": "devstoreaccount1",
+		storage.KeyEnv: testenv.AzuriteKey}
+	with := func(sets ...map[string]string) map[string]string {
+		out := map[string]string{}
+		for _, s := range sets {
+			for k, v := range s {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	sp := map[string]string{spo.TokenEnv: "t"}
+	kekVar := map[string]string{keywrap.EnvKEK: kek}
+	tests := []struct {
+		stage   string
+		vars    map[string]string
+		args    []string
+		wantErr error
+	}{
+		{"planner", nil, nil, spo.ErrNoCredentials},
+		{"planner", sp, nil, nil},
+		{"submitter", with(account), nil, spo.ErrNoCredentials},
+		{"submitter", with(sp, account), nil, keywrap.ErrNoKEK},
+		{"submitter", with(sp, kekVar), nil, storage.ErrNotConfigured},
+		{"submitter", with(sp, account, kekVar), nil, nil},
+		{"submitter", with(sp, account), []string{"-encrypt=false"}, nil},
+		{"progress-relay", nil, nil, spo.ErrNoCredentials},
+		{"progress-relay", sp, nil, nil},
+		{"decryptor", kekVar, nil, storage.ErrNotConfigured},
+		{"decryptor", with(account), nil, keywrap.ErrNoKEK},
+		{"decryptor", with(account, kekVar), nil, nil},
+		{"parser", nil, nil, nil},
+	}
+	for _, tt := range tests {
+		name := tt.stage + " " + strings.Join(tt.args, " ")
+		if tt.wantErr != nil {
+			name += " without " + tt.wantErr.Error()
+		}
+		t.Run(name, func(t *testing.T) {
+			d, err := registry.Lookup(tt.stage)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := stage.NewMain(d)
+			m.Options = svc.Options{Lookup: env(tt.vars), LogOutput: io.Discard}
+			args := append([]string{"-nats-url", srv.ClientURL(), "-http-addr", "127.0.0.1:0", "-log-level", "error", "-otel", "none"}, tt.args...)
+			if err := m.ParseFlags(args); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- m.Run(ctx) }()
+			if tt.wantErr == nil {
+				testenv.Eventually(t, 20*time.Second, "the stage ready", func() bool {
+					rt := m.Runtime()
+					return rt != nil && rt.Ready(context.Background()) == nil
+				})
+			}
+			select {
+			case err = <-done:
+			case <-time.After(500 * time.Millisecond):
+				cancel()
+				err = <-done
+			}
+			cancel()
+			if cerr := m.Close(); cerr != nil {
+				t.Error(cerr)
+			}
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Run = %v, want %v", err, tt.wantErr)
+			}
+		})
+	}
+}
