@@ -16,7 +16,6 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/amrpipe/amrpipe/pkg/sharepoint/sas"
 	"github.com/amrpipe/amrpipe/services/spsim/export"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )
@@ -101,7 +100,7 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request, site tenant.S
 	s.mu.Unlock()
 	s.emit(s.ctx, j, "JobQueued", "SiteId", site.ID, "DbId", dbID(site.ID), "TotalRetryCount", "0",
 		"MigrationType", "AsyncRead", "MigrationDirection", "Export")
-	s.log.Info("read job queued", "job", j.id, "urls", len(j.urls), "container", sas.Redact(j.containerURL))
+	s.log.Info("read job queued", "job", j.id, "urls", len(j.urls), "container", redact(j.containerURL))
 	s.queue <- j
 	writeObject(w, r, method, "SP.AsyncReadJobInfo", map[string]any{"JobId": j.id, "CurrentChangeToken": j.changeToken})
 }
@@ -125,11 +124,11 @@ func (s *Server) newJob(r *http.Request, site tenant.Site, req *readJobRequest, 
 	case req.ManifestURI == "":
 		return nil, ptr(errInvalidArg("Value cannot be null. Parameter name: azureContainerManifestUri"))
 	}
-	if err := sas.CheckManifestContainer(req.ManifestURI); err != nil {
+	if err := checkContainerSAS(req.ManifestURI, time.Now()); err != nil {
 		return nil, ptr(errInvalidArg("Invalid azureContainerManifestUri: %v", err))
 	}
 	if req.QueueURI != "" {
-		if err := sas.CheckQueue(req.QueueURI); err != nil {
+		if err := checkQueueSAS(req.QueueURI, time.Now()); err != nil {
 			return nil, ptr(errInvalidArg("Invalid azureQueueReportUri: %v", err))
 		}
 	}

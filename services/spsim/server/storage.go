@@ -11,7 +11,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
-	"github.com/amrpipe/amrpipe/pkg/sharepoint/sas"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/storage"
 )
 
@@ -85,7 +84,7 @@ func redactErr(err error) error {
 		return nil
 	}
 	msg := err.Error()
-	if clean := sas.Redact(msg); clean != msg {
+	if clean := redact(msg); clean != msg {
 		return errors.New(clean)
 	}
 	return err
