@@ -486,3 +486,42 @@ func mergeProbe(r *amrpipev1.JobRecord, folders []*amrpipev1.FolderSize, directF
 		}
 	}
 }
+
+// Diagram renders the lifecycle table as a Mermaid state diagram (docs/ARCHITECTURE.md holds it,
+// and a test keeps the two equal): one arrow per state change, labelled with its transitions.
+func Diagram() string {
+	type edge struct{ from, to amrpipev1.JobState }
+	labels := map[edge][]string{}
+	var order []edge
+	for _, r := range Rules() {
+		if r.Ignore || r.To == Stay {
+			continue
+		}
+		for _, from := range r.From {
+			e := edge{from, r.To}
+			if _, ok := labels[e]; !ok {
+				order = append(order, e)
+			}
+			labels[e] = append(labels[e], string(r.On))
+		}
+	}
+	// Completed leads to DONE, or to FAILED when a file failed.
+	failedDone := edge{stateEnded, stateFailed}
+	if _, ok := labels[failedDone]; !ok {
+		order = append(order, failedDone)
+	}
+	labels[failedDone] = append(labels[failedDone], string(OnCompleted)+" (a file failed)")
+	name := func(s amrpipev1.JobState) string {
+		if s == stateNone {
+			return "[*]"
+		}
+		return strings.ToUpper(StateName(s))
+	}
+	var b strings.Builder
+	b.WriteString("stateDiagram-v2\n")
+	for _, e := range order {
+		fmt.Fprintf(&b, "    %s --> %s: %s\n", name(e.from), name(e.to), strings.Join(labels[e], ", "))
+	}
+	b.WriteString("    DONE --> [*]\n    FAILED --> [*]\n")
+	return b.String()
+}
