@@ -77,6 +77,9 @@ func HostOf(rawURL string) string {
 // observe counts every answer and lets the budget slow down on RateLimit-* headers.
 func (sp *SharePoint) observe(o spo.Observation) {
 	sp.m.responses.WithLabelValues(o.Host, o.Method, strconv.Itoa(o.Status)).Inc()
+	if o.RetryAfterCapped {
+		sp.m.capped.WithLabelValues(o.Host).Inc()
+	}
 	if sp.budget != nil {
 		sp.budget.Observe(o)
 	}
@@ -84,6 +87,7 @@ func (sp *SharePoint) observe(o spo.Observation) {
 
 type spMetrics struct {
 	responses   *prometheus.CounterVec
+	capped      *prometheus.CounterVec
 	waits       *prometheus.CounterVec
 	waitSeconds *prometheus.CounterVec
 }
@@ -94,6 +98,10 @@ func newSPMetrics(reg prometheus.Registerer) (*spMetrics, error) {
 			Name: "amr_sharepoint_responses_total",
 			Help: "SharePoint answers, by host, method and HTTP status (429 and 503 are throttling).",
 		}, []string{"host", "method", "status"}),
+		capped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amr_sharepoint_retry_after_capped_total",
+			Help: "Retry-After waits longer than -sp-max-retry-after, capped to it, by host.",
+		}, []string{"host"}),
 		waits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "amr_sharepoint_throttle_waits_total",
 			Help: "Calls that found their host paused, by host and outcome (waited: in the handler; deferred: handed back to JetStream).",
@@ -102,7 +110,7 @@ func newSPMetrics(reg prometheus.Registerer) (*spMetrics, error) {
 			Name: "amr_sharepoint_throttle_wait_seconds_total", Help: "Time handlers waited for a paused host, by host.",
 		}, []string{"host"}),
 	}
-	for _, c := range []prometheus.Collector{m.responses, m.waits, m.waitSeconds} {
+	for _, c := range []prometheus.Collector{m.responses, m.capped, m.waits, m.waitSeconds} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("sharepoint metrics: %w", err)
 		}

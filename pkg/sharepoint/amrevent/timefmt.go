@@ -15,12 +15,17 @@ var timeLayouts = [...]string{
 	"2006-01-02T15:04:05Z07:00", // ISO with Z or an offset
 }
 
-// parseTime reads an event time; times without a zone are UTC.
+// tick is the precision of SharePoint's times (.NET ticks): seven fraction digits.
+const tick = 100 * time.Nanosecond
+
+// parseTime reads an event time; times without a zone are UTC. A time with more than seven
+// fraction digits is cut to .NET's tick, the precision formatTime writes, so that an event
+// decoded, encoded and decoded again keeps its time (and so its EventID).
 func parseTime(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	for _, layout := range timeLayouts {
 		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
-			return t.UTC(), nil
+			return t.UTC().Truncate(tick), nil
 		}
 	}
 	return time.Time{}, errors.New("not a time in MM/dd/yyyy HH:mm:ss[.fff] or ISO 8601 form")

@@ -41,7 +41,14 @@ type Options struct {
 	// failures), so callers can slow down before throttling starts. It runs on the calling
 	// goroutine and must be quick.
 	Observer func(Observation)
+	// MaxRetryAfter caps the wait a Retry-After may ask for (DefaultMaxRetryAfter when zero): a
+	// header of years, or of more seconds than a time.Duration holds, must not stop a tenant's
+	// work for good. A capped wait is flagged (Observation.RetryAfterCapped).
+	MaxRetryAfter time.Duration
 }
+
+// DefaultMaxRetryAfter is Options.MaxRetryAfter's default.
+const DefaultMaxRetryAfter = time.Hour
 
 // Observation describes one response.
 type Observation struct {
@@ -49,18 +56,21 @@ type Observation struct {
 	Method     string        // SharePoint method, e.g. "GetMigrationJobProgress"
 	Status     int           // HTTP status
 	RateLimit  RateLimit     // RateLimit-* headers
-	RetryAfter time.Duration // Retry-After; on an error status the larger of it and RateLimit-Reset
-	Duration   time.Duration // from sending the request to reading the whole body
+	RetryAfter time.Duration // the wait SharePoint asked for: Retry-After (RateLimit-Reset on an error without one), capped
+	// RetryAfterCapped says SharePoint asked for longer than Options.MaxRetryAfter.
+	RetryAfterCapped bool
+	Duration         time.Duration // from sending the request to reading the whole body
 }
 
 // Client calls SharePoint Online's REST API. It makes exactly one HTTP attempt per call (plus
 // continuation pages of a collection): retries belong to the caller, which shares a throttling
 // budget per host across replicas. A Client is safe for concurrent use.
 type Client struct {
-	http      *http.Client
-	tokens    TokenSource
-	userAgent string
-	observe   func(Observation)
+	http          *http.Client
+	tokens        TokenSource
+	userAgent     string
+	observe       func(Observation)
+	maxRetryAfter time.Duration
 }
 
 // userAgentRE is SharePoint's decoration: ISV|CompanyName|AppName/Version.
@@ -78,7 +88,11 @@ func New(opts Options) (*Client, error) {
 	if hc == nil {
 		hc = &http.Client{Timeout: 2 * time.Minute}
 	}
-	return &Client{http: hc, tokens: opts.Tokens, userAgent: opts.UserAgent, observe: opts.Observer}, nil
+	maxWait := opts.MaxRetryAfter
+	if maxWait <= 0 {
+		maxWait = DefaultMaxRetryAfter
+	}
+	return &Client{http: hc, tokens: opts.Tokens, userAgent: opts.UserAgent, observe: opts.Observer, maxRetryAfter: maxWait}, nil
 }
 
 // call is one request: what it is for (for error text), where it goes, and which secrets its
@@ -175,13 +189,18 @@ func (c *Client) do(ctx context.Context, cl *call) ([]byte, error) {
 	dur := time.Since(start)
 
 	rl := parseRateLimit(resp.Header)
-	wait := parseRetryAfter(resp.Header, time.Now())
-	if resp.StatusCode >= 300 {
-		// For an error, RateLimit-Reset is also a wait: honour the larger.
-		wait = max(wait, rl.Reset)
+	wait, given := parseRetryAfter(resp.Header, time.Now())
+	if !given && resp.StatusCode >= 300 {
+		// An error without Retry-After: RateLimit-Reset is the wait SharePoint gave.
+		wait = rl.Reset
+	}
+	capped := wait > c.maxRetryAfter
+	if capped {
+		wait = c.maxRetryAfter
 	}
 	if c.observe != nil {
-		c.observe(Observation{Host: host, Method: cl.method, Status: resp.StatusCode, RateLimit: rl, RetryAfter: wait, Duration: dur})
+		c.observe(Observation{Host: host, Method: cl.method, Status: resp.StatusCode, RateLimit: rl, RetryAfter: wait,
+			RetryAfterCapped: capped, Duration: dur})
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		code, typ, msg := parseErrorBody(data)

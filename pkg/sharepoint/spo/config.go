@@ -24,6 +24,8 @@ type Config struct {
 	ClientID  string
 	CertFile  string
 	Timeout   time.Duration
+	// MaxRetryAfter caps the wait a Retry-After may ask for (Options.MaxRetryAfter).
+	MaxRetryAfter time.Duration
 	// Token and CertPassword come from the environment (LoadSecrets).
 	Token        string
 	CertPassword string
@@ -36,6 +38,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ClientID, "sp-client-id", "", "app (client) id of the app registration (certificate auth)")
 	fs.StringVar(&c.CertFile, "sp-cert-file", "", "PEM or PFX certificate with its private key (password in "+CertPasswordEnv+")")
 	fs.DurationVar(&c.Timeout, "sp-timeout", 2*time.Minute, "timeout of one SharePoint call")
+	fs.DurationVar(&c.MaxRetryAfter, "sp-max-retry-after", DefaultMaxRetryAfter, "longest wait a Retry-After may ask for; longer ones are capped and counted")
 }
 
 // LoadSecrets reads the token and certificate password from the environment.
@@ -68,5 +71,6 @@ func (c *Config) NewClient(observer func(Observation)) (*Client, error) {
 	default:
 		return nil, ErrNoCredentials
 	}
-	return New(Options{HTTPClient: &http.Client{Timeout: c.Timeout}, Tokens: ts, UserAgent: c.UserAgent, Observer: observer})
+	return New(Options{HTTPClient: &http.Client{Timeout: c.Timeout}, Tokens: ts, UserAgent: c.UserAgent, Observer: observer,
+		MaxRetryAfter: c.MaxRetryAfter})
 }

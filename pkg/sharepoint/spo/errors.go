@@ -93,7 +93,7 @@ type Error struct {
 	Code       int64         // SharePoint error code, 0 when the body had none
 	Type       string        // exception type, e.g. "Microsoft.SharePoint.SPException"
 	Message    string        // SharePoint's message, scrubbed of secrets
-	RetryAfter time.Duration // larger of Retry-After and RateLimit-Reset; 0 when neither was sent
+	RetryAfter time.Duration // the wait SharePoint asked for (Retry-After, else RateLimit-Reset), capped; 0 when neither was sent
 	RateLimit  RateLimit     // RateLimit-* headers of the response
 	Method     string        // SharePoint method, e.g. "CreateSPAsyncReadJob"
 	Site       string        // site or web URL the call was made on

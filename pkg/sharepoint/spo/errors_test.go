@@ -107,6 +107,7 @@ func TestThrottlingHeaders(t *testing.T) {
 		headers map[string]string
 		want    time.Duration
 		wantRL  spo.RateLimit
+		capped  bool
 	}{
 		{name: "429 seconds", status: 429, headers: map[string]string{"Retry-After": "7"}, want: 7 * time.Second},
 		{
@@ -115,10 +116,26 @@ func TestThrottlingHeaders(t *testing.T) {
 			want:    2 * time.Minute,
 		},
 		{
-			name: "RateLimit-Reset larger", status: 429,
+			name: "Retry-After wins over a larger RateLimit-Reset: the wait is what SharePoint asked for", status: 429,
 			headers: map[string]string{"Retry-After": "5", "RateLimit-Limit": "1200", "RateLimit-Remaining": "0", "RateLimit-Reset": "30"},
+			want:    5 * time.Second, wantRL: spo.RateLimit{Present: true, Limit: 1200, Remaining: 0, Reset: 30 * time.Second},
+		},
+		{
+			name: "no Retry-After: RateLimit-Reset", status: 429,
+			headers: map[string]string{"RateLimit-Limit": "1200", "RateLimit-Remaining": "0", "RateLimit-Reset": "30"},
 			want:    30 * time.Second, wantRL: spo.RateLimit{Present: true, Limit: 1200, Remaining: 0, Reset: 30 * time.Second},
 		},
+		{name: "years of seconds are capped at an hour", status: 503, headers: map[string]string{"Retry-After": "9300000000"}, want: time.Hour, capped: true},
+		{name: "more seconds than a Duration holds are capped, not wrapped", status: 503, headers: map[string]string{"Retry-After": "18446744074"}, want: time.Hour, capped: true},
+		{name: "beyond uint64 is capped", status: 503, headers: map[string]string{"Retry-After": "99999999999999999999999"}, want: time.Hour, capped: true},
+		{
+			name: "an HTTP date in 2099 is capped", status: 503,
+			headers: map[string]string{"Date": date.Format(http.TimeFormat), "Retry-After": time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC).Format(http.TimeFormat)},
+			want:    time.Hour, capped: true,
+		},
+		{name: "a date in the past is no wait", status: 503,
+			headers: map[string]string{"Date": date.Format(http.TimeFormat), "Retry-After": date.Add(-time.Minute).Format(http.TimeFormat)}, want: 0},
+		{name: "a negative number is not a wait", status: 429, headers: map[string]string{"Retry-After": "-5"}, want: 0},
 		{
 			name: "Retry-After larger", status: 429,
 			headers: map[string]string{"Retry-After": "60", "RateLimit-Reset": "10"},
@@ -147,7 +164,8 @@ func TestThrottlingHeaders(t *testing.T) {
 			if !errors.Is(err, spo.ErrThrottled) || !e.Throttled() {
 				t.Errorf("not classified as throttled: %v", err)
 			}
-			if len(obs) != 1 || obs[0].Status != tt.status || obs[0].RetryAfter != tt.want || obs[0].Method != "GetMigrationJobStatus" || obs[0].Host != "127.0.0.1" {
+			if len(obs) != 1 || obs[0].Status != tt.status || obs[0].RetryAfter != tt.want || obs[0].RetryAfterCapped != tt.capped ||
+				obs[0].Method != "GetMigrationJobStatus" || obs[0].Host != "127.0.0.1" {
 				t.Errorf("observations = %+v", obs)
 			}
 		})

@@ -1,6 +1,8 @@
 package spo
 
 import (
+	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -42,28 +44,27 @@ func headerInt(h http.Header, name string) (int64, bool) {
 	return n, true
 }
 
-// parseRetryAfter reads Retry-After as delay-seconds or an HTTP date. A date is measured from
-// the response's Date header when present, so a skewed local clock does not distort it.
-func parseRetryAfter(h http.Header, now time.Time) time.Duration {
+// parseRetryAfter reads Retry-After as delay-seconds or an HTTP date, and reports whether the
+// header was there and readable. A date is measured from the response's Date header when present,
+// so a skewed local clock does not distort it. Huge values saturate (the caller caps them) rather
+// than overflow.
+func parseRetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 	v := strings.TrimSpace(h.Get("Retry-After"))
 	if v == "" {
-		return 0
+		return 0, false
 	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 0 {
-			return 0
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) && strings.Trim(v, "0123456789") == "" {
+		if err != nil || n > uint64(math.MaxInt64/int64(time.Second)) {
+			return math.MaxInt64, true
 		}
-		return time.Duration(n) * time.Second
+		return time.Duration(n) * time.Second, true
 	}
 	at, err := http.ParseTime(v)
 	if err != nil {
-		return 0
+		return 0, false
 	}
 	if d, err := http.ParseTime(h.Get("Date")); err == nil {
 		now = d
 	}
-	if wait := at.Sub(now); wait > 0 {
-		return wait
-	}
-	return 0
+	return max(at.Sub(now), 0), true
 }

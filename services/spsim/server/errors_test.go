@@ -112,13 +112,13 @@ func TestDocumentedErrorsAreTyped(t *testing.T) {
 					t.Fatalf("err %#v: want RetryAfter 7s, throttled", err)
 				}
 			}},
-		{name: "503 honours the larger RateLimit-Reset", want: spo.ErrThrottled,
+		{name: "503 waits its Retry-After, not a larger RateLimit-Reset", want: spo.ErrThrottled,
 			setup: func() { fault(server.Rule{Method: "*", Status: 503, RetryAfter: "2", RateLimitReset: "9", Times: 1}) },
 			call:  func() error { _, err := s.client.Lists(ctx, siteURL); return err },
 			check: func(t *testing.T, err error) {
 				var se *spo.Error
-				if !errors.As(err, &se) || se.RetryAfter != 9*time.Second || se.RateLimit.Remaining != 0 {
-					t.Fatalf("err %#v: want RetryAfter 9s from RateLimit-Reset", err)
+				if !errors.As(err, &se) || se.RetryAfter != 2*time.Second || se.RateLimit.Reset != 9*time.Second {
+					t.Fatalf("err %#v: want RetryAfter 2s (RateLimit-Reset 9s kept aside)", err)
 				}
 			}},
 		{name: "500 stays a 500", want: nil,
