@@ -10,9 +10,10 @@ BINARIES := ./services/planner ./services/submitter ./services/progress-relay ./
 
 all: build
 
-## setup: install Azurite (npm ci, pinned by package-lock.json) and download Go modules.
+## setup: install Azurite (npm ci, pinned by package-lock.json) and download the Go modules the
+## build and the tests need (not every module of the graph: their checksums are not in go.sum).
 setup: node_modules/.package-lock.json
-	$(GO) mod download
+	$(GO) list -deps -test ./... >/dev/null
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
