@@ -398,10 +398,17 @@ func Messages[M proto.Message](t testing.TB, ctx context.Context, js jetstream.J
 	}
 }
 
-// Events returns the events relayed for a job so far, in stream order.
+// Events returns SharePoint's events relayed for a job so far, in stream order (not the
+// pipeline's own AmrpipeJobChanged).
 func (e *World) Events(t testing.TB, ctx context.Context, jobID string) []*amrpipev1.RelayedEvent {
 	t.Helper()
-	return Messages(t, ctx, e.NATS.JS, topology.StreamEvents, topology.JobEventsFilter(jobID), func() *amrpipev1.RelayedEvent { return &amrpipev1.RelayedEvent{} })
+	var out []*amrpipev1.RelayedEvent
+	for _, ev := range Messages(t, ctx, e.NATS.JS, topology.StreamEvents, topology.JobEventsFilter(jobID), func() *amrpipev1.RelayedEvent { return &amrpipev1.RelayedEvent{} }) {
+		if ev.GetEvent().GetRawName() != topology.EventJobChanged {
+			out = append(out, ev)
+		}
+	}
+	return out
 }
 
 // Eventually polls cond every 20 ms until it holds or the timeout passes.

@@ -18,15 +18,11 @@ import (
 // which fields of its record change with it. Stages fire named transitions (Store.Fire); none
 // writes a JobRecord field itself.
 //
-//	              submitted         queued            started/progressed/file announced
-//	(none) ─────────────▶ SUBMITTED ───────▶ QUEUED ─────────────────────────────▶ RUNNING
-//	                          │                 │                                      │
-//	                          └─────────────────┴───────────── end seen (JobEnd) ──────┴─▶ ENDED
-//	                                                                                      │
-//	   cancelled / failed (JobFatalError, a stage gave up) from any live state ─▶ FAILED    │
-//	                                                                                      ▼
-//	                     completed: ended, every announced file parsed or failed ─▶ DONE, or
-//	                                                                 FAILED when one failed
+// A job is SUBMITTED when SharePoint accepted it, QUEUED and RUNNING as SharePoint reports, ENDED
+// at its JobEnd, and FAILED when SharePoint cancels it, reports a fatal error, or a stage gives up
+// on it. The parser completes it (DONE, or FAILED when a file failed or an event did not decode)
+// only with evidence: SharePoint's end confirmed by the progress API (nothing followed it) and
+// every announced file parsed or failed. Rules is the table; docs/ARCHITECTURE.md draws it.
 //
 // DONE and FAILED are final. Events arrive at least once, so a transition that changes nothing
 // (the same event again, a late event of a failed job) is a no-op (ErrNoChange), never an error;
@@ -50,6 +46,8 @@ const (
 	OnFileAnnounced Kind = "file-announced"
 	// OnEndSeen: JobEnd.
 	OnEndSeen Kind = "end-seen"
+	// OnEndConfirmed: the progress API showed nothing after the job's end (the relay stops following it).
+	OnEndConfirmed Kind = "end-confirmed"
 	// OnCancelled: JobCancelled.
 	OnCancelled Kind = "cancelled"
 	// OnFailed: JobFatalError, or a stage gave up on the job (the relay lost it, the decryptor
@@ -57,6 +55,8 @@ const (
 	OnFailed Kind = "failed"
 	// OnNoted: a problem worth showing that does not change the state (last_error).
 	OnNoted Kind = "noted"
+	// OnMalformed: an event of the job did not decode: the job cannot succeed.
+	OnMalformed Kind = "malformed"
 	// OnFileParsed: the parser published a file's records.
 	OnFileParsed Kind = "file-parsed"
 	// OnFileFailed: a file could not be read or parsed (dead-lettered).
@@ -109,11 +109,14 @@ func Rules() []Rule {
 		{On: OnEndSeen, From: []amrpipev1.JobState{stateSubmitted, stateQueued, stateRunning}, To: stateEnded},
 		{On: OnEndSeen, From: []amrpipev1.JobState{stateEnded, stateFailed}, To: Stay},
 		{On: OnEndSeen, From: []amrpipev1.JobState{stateDone}, Ignore: true},
+		{On: OnEndConfirmed, From: []amrpipev1.JobState{stateEnded, stateFailed}, To: Stay},
+		{On: OnEndConfirmed, From: []amrpipev1.JobState{stateDone}, Ignore: true},
 		{On: OnCancelled, From: live, To: stateFailed},
 		{On: OnCancelled, From: []amrpipev1.JobState{stateFailed}, To: Stay},
 		{On: OnFailed, From: live, To: stateFailed},
 		{On: OnFailed, From: []amrpipev1.JobState{stateFailed}, To: Stay},
 		{On: OnNoted, From: all, To: Stay},
+		{On: OnMalformed, From: []amrpipev1.JobState{stateSubmitted, stateQueued, stateRunning, stateEnded, stateFailed}, To: Stay},
 		{On: OnFileParsed, From: []amrpipev1.JobState{stateSubmitted, stateQueued, stateRunning, stateEnded, stateFailed}, To: Stay},
 		{On: OnFileFailed, From: []amrpipev1.JobState{stateSubmitted, stateQueued, stateRunning, stateEnded, stateFailed}, To: Stay},
 		{On: OnCompleted, From: []amrpipev1.JobState{stateEnded}, To: stateDone},
@@ -324,6 +327,24 @@ func EndSeen(at time.Time, st *amrpipev1.JobStats) Transition {
 	}}
 }
 
+// EndConfirmed records that the progress API showed nothing after the job's end: SharePoint has
+// sent every event of the job, every JobEnd of a multi-URL job included.
+func EndConfirmed() Transition {
+	return Transition{On: OnEndConfirmed, effect: func(r *amrpipev1.JobRecord, _ time.Time) { r.EndConfirmed = true }}
+}
+
+// Malformed records an event of the job that did not decode: whatever it said is unknown, so the
+// job cannot complete successfully.
+func Malformed(reason string) Transition {
+	return Transition{On: OnMalformed, effect: func(r *amrpipev1.JobRecord, _ time.Time) {
+		r.MalformedEvents++
+		if !slices.Contains(r.Errors, reason) {
+			r.Errors = append(r.Errors, reason)
+		}
+		r.LastError = reason
+	}}
+}
+
 // Cancelled records JobCancelled at the given time.
 func Cancelled(at time.Time, reason string) Transition {
 	return Transition{On: OnCancelled, effect: func(r *amrpipev1.JobRecord, _ time.Time) {
@@ -396,20 +417,12 @@ func FileFailed(file, reason string) Transition {
 	}}
 }
 
-// Completed closes a job whose end was seen and whose announced files are all parsed or
-// failed: DONE, or FAILED when a file failed. It is refused while the job has not ended or a file
-// is still waiting.
+// Completed closes a job: DONE, or FAILED when something failed. A job completes only with
+// evidence (Blocker): it is refused while SharePoint's end is not confirmed (for a job that could
+// succeed) or not seen (for one that failed), or while an announced file is still waiting.
 func Completed() Transition {
 	return Transition{On: OnCompleted,
-		guard: func(r *amrpipev1.JobRecord) string {
-			if !Ended(r) {
-				return "SharePoint's end of the job has not been seen"
-			}
-			if w := Waiting(r); len(w) > 0 {
-				return fmt.Sprintf("%d announced files are not parsed yet (%s)", len(w), strings.Join(w[:min(len(w), 3)], ", "))
-			}
-			return ""
-		},
+		guard: Blocker,
 		to: func(r *amrpipev1.JobRecord) amrpipev1.JobState {
 			if Bad(r) {
 				return stateFailed
@@ -417,6 +430,22 @@ func Completed() Transition {
 			return stateDone
 		},
 	}
+}
+
+// Blocker says why a job cannot be completed yet ("" when it can): a job that could succeed
+// needs its end confirmed by the progress API; a failed one needs its end (seen, or declared by
+// the stage that gave up on it); either needs every announced file parsed or failed.
+func Blocker(r *amrpipev1.JobRecord) string {
+	switch {
+	case Bad(r) && !Ended(r):
+		return "SharePoint's end of the failed job has not been seen"
+	case !Bad(r) && !r.GetEndConfirmed():
+		return "SharePoint's progress API has not confirmed the job's end"
+	}
+	if w := Waiting(r); len(w) > 0 {
+		return fmt.Sprintf("%d announced files are not parsed yet (%s)", len(w), strings.Join(w[:min(len(w), 3)], ", "))
+	}
+	return ""
 }
 
 // Ended reports a job whose event stream is over: JobEnd seen, or failed with an end (cancelled,
@@ -441,9 +470,19 @@ func Settled(r *amrpipev1.JobRecord, file string) bool {
 	return slices.Contains(r.GetFilesParsed(), file) || slices.Contains(r.GetFilesFailed(), file)
 }
 
-// Bad reports a job that cannot complete successfully: failed, or with a failed file.
+// Bad reports a job that cannot complete successfully: failed, an announced file failed, or an
+// event did not decode. A failed file SharePoint never announced (a forged or early name) does
+// not count until it is announced.
 func Bad(r *amrpipev1.JobRecord) bool {
-	return r.GetState() == stateFailed || len(r.GetFilesFailed()) > 0
+	if r.GetState() == stateFailed || r.GetMalformedEvents() > 0 {
+		return true
+	}
+	for _, f := range r.GetFilesFailed() {
+		if slices.Contains(r.GetFilesAnnounced(), f) {
+			return true
+		}
+	}
+	return false
 }
 
 // Final reports a job in a final state (DONE or FAILED).

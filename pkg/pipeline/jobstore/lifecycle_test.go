@@ -29,12 +29,14 @@ var matrix = map[jobstore.Kind]string{
 	jobstore.OnProgressed:    "x         running  running  =        =        x     =",
 	jobstore.OnFileAnnounced: "x         running  running  =        =        x     =",
 	jobstore.OnEndSeen:       "x         ended    ended    ended    =        -     =",
+	jobstore.OnEndConfirmed:  "x         x        x        x        =        -     =",
 	jobstore.OnCancelled:     "x         failed   failed   failed   failed   x     =",
 	jobstore.OnFailed:        "x         failed   failed   failed   failed   x     =",
 	jobstore.OnNoted:         "x         =        =        =        =        =     =",
+	jobstore.OnMalformed:     "x         =        =        =        =        x     =",
 	jobstore.OnFileParsed:    "x         =        =        =        =        x     =",
 	jobstore.OnFileFailed:    "x         =        =        =        =        x     =",
-	jobstore.OnCompleted:     "x         x        x        x        done     -     =",
+	jobstore.OnCompleted:     "x         x        x        x        x        -     =", // from ended: the guard, below
 }
 
 var states = []amrpipev1.JobState{
@@ -55,6 +57,8 @@ func transitions() map[jobstore.Kind]jobstore.Transition {
 		jobstore.OnProgressed:    jobstore.Progressed(&amrpipev1.JobStats{ObjectsProcessed: 99}),
 		jobstore.OnFileAnnounced: jobstore.FileAnnounced("Manifest9.xml"),
 		jobstore.OnEndSeen:       jobstore.EndSeen(at, &amrpipev1.JobStats{ObjectsProcessed: 100}),
+		jobstore.OnEndConfirmed:  jobstore.EndConfirmed(),
+		jobstore.OnMalformed:     jobstore.Malformed("an event did not decode"),
 		jobstore.OnCancelled:     jobstore.Cancelled(at, "cancelled by the user"),
 		jobstore.OnFailed:        jobstore.Failed("the relay lost the job", true),
 		jobstore.OnNoted:         jobstore.Note("a malformed event was skipped"),
@@ -74,6 +78,9 @@ func record(st amrpipev1.JobState) *amrpipev1.JobRecord {
 		FilesAnnounced: []string{"Manifest.xml"}, FilesParsed: []string{"Manifest.xml"}}
 	if st >= amrpipev1.JobState_JOB_STATE_ENDED {
 		r.JobEndSeen, r.Ended = true, timestamppb.New(at)
+	}
+	if st == amrpipev1.JobState_JOB_STATE_ENDED {
+		r.EndConfirmed = false // EndConfirmed's own row needs it unset; Completed's is tested below
 	}
 	return r
 }
@@ -190,9 +197,28 @@ func TestLifecycleGuardsAndEffects(t *testing.T) {
 				}
 				return ""
 			}},
+		{"completed before the progress API confirmed the end is refused", []jobstore.Transition{jobstore.Completed()}, func(r *amrpipev1.JobRecord, err error) string {
+			if !errors.Is(err, jobstore.ErrRefused) || !strings.Contains(err.Error(), "not confirmed") {
+				return fmt.Sprint(err)
+			}
+			return ""
+		}},
+		{"end confirmed", []jobstore.Transition{jobstore.EndConfirmed()}, func(r *amrpipev1.JobRecord, err error) string {
+			if err != nil || !r.GetEndConfirmed() || r.GetState() != amrpipev1.JobState_JOB_STATE_ENDED {
+				return fmt.Sprintf("%v %v", r, err)
+			}
+			return ""
+		}},
 		{"completed with a file waiting is refused, naming it", []jobstore.Transition{jobstore.Completed()}, func(r *amrpipev1.JobRecord, err error) string {
 			if !errors.Is(err, jobstore.ErrRefused) || !strings.Contains(err.Error(), "Manifest.xml") {
 				return fmt.Sprint(err)
+			}
+			return ""
+		}},
+		{"a failed file SharePoint never announced changes nothing for the job", []jobstore.Transition{
+			jobstore.FileFailed("Forged.xml", "Forged.xml: blob not found")}, func(r *amrpipev1.JobRecord, err error) string {
+			if err != nil || jobstore.Bad(r) {
+				return fmt.Sprintf("bad %v: %v %v", jobstore.Bad(r), r, err)
 			}
 			return ""
 		}},
@@ -207,7 +233,7 @@ func TestLifecycleGuardsAndEffects(t *testing.T) {
 			}},
 		{"a failed file", []jobstore.Transition{jobstore.FileFailed("UserGroup.xml", "UserGroup.xml: parse error at byte 9")},
 			func(r *amrpipev1.JobRecord, err error) string {
-				if err != nil || len(r.GetFilesFailed()) != 1 || r.GetLastError() != "UserGroup.xml: parse error at byte 9" {
+				if err != nil || len(r.GetFilesFailed()) != 2 || r.GetLastError() != "UserGroup.xml: parse error at byte 9" || !jobstore.Bad(r) {
 					return fmt.Sprintf("%v %v", r, err)
 				}
 				return ""
@@ -218,9 +244,9 @@ func TestLifecycleGuardsAndEffects(t *testing.T) {
 			}
 			return ""
 		}},
-		{"a later failure keeps the first reason as the last error and lists both", []jobstore.Transition{jobstore.Failed("relay gave up", true)},
+		{"a later failure keeps the first reason as the last error and lists all", []jobstore.Transition{jobstore.Failed("relay gave up", true)},
 			func(r *amrpipev1.JobRecord, err error) string {
-				if err != nil || r.GetLastError() != "UserGroup.xml: parse error at byte 9" || len(r.GetErrors()) != 2 {
+				if err != nil || r.GetLastError() != "UserGroup.xml: parse error at byte 9" || len(r.GetErrors()) != 3 {
 					return fmt.Sprintf("%v %v", r, err)
 				}
 				return ""

@@ -50,6 +50,10 @@ const (
 	EventJobEnd                   = "JobEnd"
 	EventJobFatalError            = "JobFatalError"
 	EventJobCancelled             = "JobCancelled"
+	// EventJobChanged is the pipeline's own, never SharePoint's (the relay dead-letters names
+	// outside SharePoint's set): a stage changed a job in a way that may let the parser complete it
+	// (the relay confirmed its end or gave up on it, the decryptor failed one of its files).
+	EventJobChanged = "AmrpipeJobChanged"
 )
 
 // Stage names. Each is the stage's binary, its durable consumer, its metrics "stage" label, its
@@ -252,8 +256,9 @@ func Consumers() []ConsumerSpec {
 		consumer(StreamEvents, ConsumerDecryptor, "uploaded package files to decrypt",
 			EventSubject("*", EventFinishManifestFileUpload)),
 		consumer(StreamManifests, ConsumerParser, "decrypted package files to parse"),
-		consumer(StreamEvents, ConsumerParserEnd, "job ends that close a job's summary",
-			EventSubject("*", EventJobEnd), EventSubject("*", EventJobFatalError), EventSubject("*", EventJobCancelled)),
+		consumer(StreamEvents, ConsumerParserEnd, "job ends and changes that may close a job",
+			EventSubject("*", EventJobEnd), EventSubject("*", EventJobFatalError), EventSubject("*", EventJobCancelled),
+			EventSubject("*", EventJobChanged)),
 	}
 }
 

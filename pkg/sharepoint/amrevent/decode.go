@@ -31,6 +31,18 @@ import (
 var (
 	ErrNotJSON     = errors.New("amrevent: not a JSON object")
 	ErrNoEventName = errors.New("amrevent: no Event name")
+	ErrTooLarge    = errors.New("amrevent: event over its bounds")
+)
+
+// Bounds of an event, which comes from outside. SharePoint's events are a few hundred bytes of
+// short fields (an Azure queue message is at most 64 KiB), their names single words.
+const (
+	// MaxEventBytes bounds the JSON of one event.
+	MaxEventBytes = 64 << 10
+	// MaxNameBytes bounds the Event name.
+	MaxNameBytes = 64
+	// MaxFields bounds the fields of one event, nested stats included.
+	MaxFields = 512
 )
 
 // FieldError reports a value of a modelled field that does not parse (a bad
@@ -70,15 +82,22 @@ var commonWireNames = map[string]string{
 }
 
 // DecodeEvent decodes one event: a JSON object whose values are strings (JSON
-// numbers, booleans and null are tolerated). Times are read as UTC. A value
+// numbers, booleans and null are tolerated), within MaxEventBytes, MaxFields and
+// MaxNameBytes (ErrTooLarge otherwise). Times are read as UTC. A value
 // that does not parse in a modelled field is an error; unknown fields go to
 // Extra, so nothing is dropped. If a field is sent under two spellings
 // ("DbId" and "DBId"), SharePoint's own spelling is decoded and the other is
 // kept in Extra.
 func DecodeEvent(data []byte) (*amrpipev1.MigrationEvent, error) {
+	if len(data) > MaxEventBytes {
+		return nil, fmt.Errorf("%w: %d bytes, over %d", ErrTooLarge, len(data), MaxEventBytes)
+	}
 	obj, err := parseObject(data)
 	if err != nil {
 		return nil, err
+	}
+	if len(obj) > MaxFields {
+		return nil, fmt.Errorf("%w: %d fields, over %d", ErrTooLarge, len(obj), MaxFields)
 	}
 	ev := &amrpipev1.MigrationEvent{}
 	eventKey := firstKey(obj, keyEvent, commonWireNames[keyEvent])
@@ -87,6 +106,9 @@ func DecodeEvent(data []byte) (*amrpipev1.MigrationEvent, error) {
 	}
 	if strings.TrimSpace(ev.RawName) == "" {
 		return nil, ErrNoEventName
+	}
+	if len(ev.RawName) > MaxNameBytes {
+		return nil, fmt.Errorf("%w: an Event name of %d bytes, over %d", ErrTooLarge, len(ev.RawName), MaxNameBytes)
 	}
 	var payload protoreflect.Message
 	ev.Type, payload = newPayload(ev, strings.TrimSpace(ev.RawName))

@@ -3,6 +3,7 @@ package amrevent_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"path/filepath"
 	"reflect"
@@ -273,6 +274,9 @@ func TestDecodeErrors(t *testing.T) {
 		{"no Event", `{"JobId":"a","Time":"12/04/2019 01:47:45.938"}`, amrevent.ErrNoEventName, ""},
 		{"empty Event", `{"Event":" "}`, amrevent.ErrNoEventName, ""},
 		{"null Event", `{"Event":null}`, amrevent.ErrNoEventName, ""},
+		{"a 5 KB Event name", `{"Event":"` + strings.Repeat("JobEnd", 900) + `"}`, amrevent.ErrTooLarge, ""},
+		{"over 64 KiB", `{"Event":"JobEnd","Message":"` + strings.Repeat("x", 70<<10) + `"}`, amrevent.ErrTooLarge, ""},
+		{"too many fields", `{"Event":"JobEnd"` + manyFields(600) + `}`, amrevent.ErrTooLarge, ""},
 		{"bad number", `{"Event":"JobEnd","FilesCreated":"12a"}`, nil, "FilesCreated"},
 		{"number too large", `{"Event":"JobEnd","BytesProcessed":"99999999999999999999"}`, nil, "BytesProcessed"},
 		{"fraction in an integer", `{"Event":"JobQueued","TotalRetryCount":"1.5"}`, nil, "TotalRetryCount"},
@@ -353,4 +357,13 @@ func jsonEqual(t *testing.T, a, b string) bool {
 		return false
 	}
 	return reflect.DeepEqual(va, vb)
+}
+
+// manyFields is n distinct fields, each with a leading comma.
+func manyFields(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, `,"F%d":"x"`, i)
+	}
+	return b.String()
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"testing"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 
@@ -24,7 +25,7 @@ func FuzzDecodeEvent(f *testing.F) {
 		ev, err := amrevent.DecodeEvent(data)
 		if err != nil {
 			var fe *amrevent.FieldError
-			if !errors.Is(err, amrevent.ErrNotJSON) && !errors.Is(err, amrevent.ErrNoEventName) && !errors.As(err, &fe) {
+			if !errors.Is(err, amrevent.ErrNotJSON) && !errors.Is(err, amrevent.ErrNoEventName) && !errors.Is(err, amrevent.ErrTooLarge) && !errors.As(err, &fe) {
 				t.Fatalf("untyped error %v", err)
 			}
 			return
@@ -70,20 +71,23 @@ func FuzzDecodeQueueMessage(f *testing.F) {
 			}
 		case err != nil:
 			t.Fatalf("envelope of %q: %v", plain, err)
-		case !bytes.Equal(got, plain):
-			t.Fatalf("envelope: got %q, want %q", got, plain)
+		case !bytes.Equal(got.Event, plain) || !got.Encrypted:
+			t.Fatalf("envelope: got %q (encrypted %v), want %q", got.Event, got.Encrypted, plain)
 		}
 
 		raw, errRaw := amrevent.DecodeQueueMessage(string(plain), lookup)
 		viaB64, errB64 := amrevent.DecodeQueueMessage(base64.StdEncoding.EncodeToString(plain), lookup)
-		if errRaw == nil && (errB64 != nil || !bytes.Equal(raw, viaB64)) {
-			t.Fatalf("raw gives %q, base64 gives %q, %v", raw, viaB64, errB64)
+		if errRaw == nil && (errB64 != nil || !bytes.Equal(raw.Event, viaB64.Event) || raw.Encrypted != viaB64.Encrypted) {
+			t.Fatalf("raw gives %q, base64 gives %q, %v", raw.Event, viaB64.Event, errB64)
+		}
+		if errRaw == nil && raw.Encrypted && bytes.HasPrefix(bytes.TrimSpace(plain), []byte(`{"Event"`)) {
+			t.Fatalf("a plain event %q passed as encrypted", plain)
 		}
 	})
 }
 
 func isQueueError(err error) bool {
-	for _, target := range []error{amrevent.ErrNotJSON, amrevent.ErrMalformedEnvelope, amrevent.ErrNoKey,
+	for _, target := range []error{amrevent.ErrNotJSON, amrevent.ErrMalformedEnvelope, amrevent.ErrNoKey, amrevent.ErrTooLarge,
 		aescbc.ErrTruncated, aescbc.ErrBadPadding, aescbc.ErrWrongKey} {
 		if errors.Is(err, target) {
 			return true
@@ -92,8 +96,24 @@ func isQueueError(err error) bool {
 	return false
 }
 
-// startsLikeJSON mirrors aescbc.ExpectJSON: '{' or '[' after a BOM and whitespace.
+// startsLikeJSON mirrors aescbc.ExpectJSON: after a BOM, the first block is text (valid UTF-8,
+// no control character but tab, CR and LF) and opens with '{' or '[' after whitespace.
 func startsLikeJSON(b []byte) bool {
-	b = bytes.TrimLeft(bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")), " \t\r\n")
+	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
+	head := b[:min(len(b), 16)]
+	for len(head) > 0 {
+		r, n := utf8.DecodeRune(head)
+		if r == utf8.RuneError && n <= 1 {
+			if utf8.FullRune(head) {
+				return false
+			}
+			break
+		}
+		if r < 0x20 && r != '\t' && r != '\r' && r != '\n' || r == 0x7f {
+			return false
+		}
+		head = head[n:]
+	}
+	b = bytes.TrimLeft(b, " \t\r\n")
 	return len(b) > 0 && (b[0] == '{' || b[0] == '[')
 }

@@ -80,19 +80,20 @@ func TestDecodeQueueMessage(t *testing.T) {
 		return b.String()
 	}
 	tests := []struct {
-		name string
-		text string
+		name      string
+		text      string
+		encrypted bool
 	}{
-		{"base64 plain event", b64(plain)},
-		{"raw JSON plain event", plain},
-		{"URL-safe base64 without padding", base64.RawURLEncoding.EncodeToString([]byte(plain + " "))},
-		{"base64 wrapped over lines", wrapped(b64(plain))},
-		{"base64 encrypted envelope", b64(envelope(t, env))},
-		{"raw JSON encrypted envelope", envelope(t, env)},
+		{"base64 plain event", b64(plain), false},
+		{"raw JSON plain event", plain, false},
+		{"URL-safe base64 without padding", base64.RawURLEncoding.EncodeToString([]byte(plain + " ")), false},
+		{"base64 wrapped over lines", wrapped(b64(plain)), false},
+		{"base64 encrypted envelope", b64(envelope(t, env)), true},
+		{"raw JSON encrypted envelope", envelope(t, env), true},
 		{"IV and Content without padding, URL-safe", envelope(t, with(with(env,
 			"IV", strings.TrimRight(env["IV"], "=")),
-			"Content", strings.TrimRight(strings.NewReplacer("+", "-", "/", "_").Replace(env["Content"]), "=")))},
-		{"label in lower case", b64(envelope(t, with(env, "Label", "encrypted")))},
+			"Content", strings.TrimRight(strings.NewReplacer("+", "-", "/", "_").Replace(env["Content"]), "="))), true},
+		{"label in lower case", b64(envelope(t, with(env, "Label", "encrypted"))), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -100,10 +101,13 @@ func TestDecodeQueueMessage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if string(got) != plain {
-				t.Fatalf("got %q, want %q", got, plain)
+			if string(got.Event) != plain || got.Encrypted != tt.encrypted {
+				t.Fatalf("got %q (encrypted %v), want %q (encrypted %v)", got.Event, got.Encrypted, plain, tt.encrypted)
 			}
-			ev, err := amrevent.DecodeEvent(got)
+			if tt.encrypted && !strings.EqualFold(got.EnvelopeJobID, testJob) {
+				t.Fatalf("envelope job %q, want %s", got.EnvelopeJobID, testJob)
+			}
+			ev, err := amrevent.DecodeEvent(got.Event)
 			if err != nil || ev.GetFinishManifestFileUpload().GetManifestFileName() != testJob+"/Manifest.xml" {
 				t.Errorf("decoded %v, %v", ev, err)
 			}
@@ -143,12 +147,13 @@ func TestDecodeQueueMessageErrors(t *testing.T) {
 		{"wrong key", envelope(t, env), func(string) ([]byte, error) { return bytes.Repeat([]byte{1}, 32), nil }, aescbc.ErrWrongKey},
 		{"Content cut short", envelope(t, with(env, "Content", base64.StdEncoding.EncodeToString([]byte("fifteen bytes!!")))), lookup, aescbc.ErrTruncated},
 		{"last block corrupt", envelope(t, with(env, "Content", base64.StdEncoding.EncodeToString(longCT))), lookup, aescbc.ErrBadPadding},
+		{"over Azure's 64 KiB", strings.Repeat("A", 100<<10), lookup, amrevent.ErrTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := amrevent.DecodeQueueMessage(tt.text, tt.keys)
 			if !errors.Is(err, tt.want) {
-				t.Fatalf("got %q, err %v; want %v", got, err, tt.want)
+				t.Fatalf("got %q, err %v; want %v", got.Event, err, tt.want)
 			}
 			for _, secret := range []string{base64.StdEncoding.EncodeToString(testKey), fmt.Sprintf("%x", testKey)} {
 				if strings.Contains(err.Error(), secret) {

@@ -18,52 +18,34 @@ import (
 // ProbeMsgID is the Nats-Msg-Id of a probe job's ProbeResult.
 func ProbeMsgID(jobID string) string { return "probe/" + jobID }
 
-// handleEnd notes how a job ended and completes it if its files are all parsed. The relay has
-// recorded the event already; recording it here too keeps the parser right on its own.
+// handleEnd completes a job when a message says it may be done: SharePoint's end events, and the
+// pipeline's own AmrpipeJobChanged (the relay confirmed the end or gave up, the decryptor failed a
+// file). The stage that sent it recorded what happened before it did; the parser reads the record
+// and completes the job if the record shows the evidence (jobstore.Blocker).
 func (s *Stage) handleEnd(ctx context.Context, msg jetstream.Msg) error {
-	var ev amrpipev1.RelayedEvent
-	if err := bus.Decode(msg, &ev); err != nil {
-		return err
-	}
-	jobID, name, err := topology.SubjectEvent(msg.Subject())
+	jobID, _, err := topology.SubjectEvent(msg.Subject())
 	if err != nil {
 		return &bus.Permanent{Reason: fmt.Sprintf("subject %q is not one of the parser's", msg.Subject())}
 	}
-	at := s.now()
-	if ev.GetEvent().GetTime().IsValid() {
-		at = ev.GetEvent().GetTime().AsTime()
+	rec, _, err := s.store.Job(ctx, jobID)
+	if errors.Is(err, jobstore.ErrNotFound) {
+		// The submitter and the relay write the record before any event is relayed.
+		return &bus.Retryable{Err: fmt.Errorf("end of job %s: %w", jobID, errUnknownJob)}
 	}
-	var t jobstore.Transition
-	switch name {
-	case topology.EventJobEnd:
-		t = jobstore.EndSeen(at, nil)
-	case topology.EventJobCancelled:
-		t = jobstore.Cancelled(at, "SharePoint ended the job with "+name)
-	case topology.EventJobFatalError:
-		t = jobstore.Failed("SharePoint ended the job with "+name, true)
-	default:
-		return &bus.Permanent{Reason: fmt.Sprintf("%s is not an end event", name)}
-	}
-	rec, err := s.store.Fire(ctx, jobID, t)
-	switch {
-	case errors.Is(err, jobstore.ErrRefused) && rec.GetState() == amrpipev1.JobState_JOB_STATE_UNSPECIFIED:
-		// The submitter and the relay write the record before any end is relayed.
-		return &bus.Retryable{Err: fmt.Errorf("%s of job %s: %w", name, jobID, errUnknownJob)}
-	case errors.Is(err, jobstore.ErrRefused):
-		s.log.InfoContext(ctx, "end event the job's state does not take", "job", jobID, "err", err)
-	case err != nil:
+	if err != nil {
 		return err
 	}
 	return s.complete(ctx, rec)
 }
 
-// complete closes a job that has ended and whose announced files are all parsed: it publishes
+// complete closes a job whose record shows the evidence (jobstore.Blocker: the end confirmed, or
+// seen for a failed job, and every announced file parsed or failed): it publishes
 // the probe result (probe jobs) and the summary unless a summary is on amr.done.<jobID> already,
 // then, for a job that did not fail, commits the change token, and fires Completed (DONE, or
 // FAILED when a file failed). Every step may be repeated by a redelivery or run by two replicas
 // at once.
 func (s *Stage) complete(ctx context.Context, r *amrpipev1.JobRecord) error {
-	if r == nil || r.GetState() == amrpipev1.JobState_JOB_STATE_DONE || !jobstore.Ended(r) || len(jobstore.Waiting(r)) > 0 {
+	if r == nil || r.GetState() == amrpipev1.JobState_JOB_STATE_DONE || jobstore.Blocker(r) != "" {
 		return nil
 	}
 	jobID, bad := r.GetJobId(), jobstore.Bad(r)

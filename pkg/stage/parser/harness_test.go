@@ -133,8 +133,35 @@ func (h *harness) ready(m *amrpipev1.ManifestReady, msgID string) {
 	}
 }
 
-// end relays an end event of a job.
+// end plays the relay at a job's end: it records the end event (a JobEnd as seen and confirmed
+// by the progress API, as the relay does after a quiet poll) and relays it.
 func (h *harness) end(jobID, event, msgID string) {
+	h.t.Helper()
+	at := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+	var ts []jobstore.Transition
+	switch event {
+	case topology.EventJobEnd:
+		ts = []jobstore.Transition{jobstore.EndSeen(at, nil), jobstore.EndConfirmed()}
+	case topology.EventJobCancelled:
+		ts = []jobstore.Transition{jobstore.Cancelled(at, "SharePoint cancelled the job")}
+	case topology.EventJobFatalError:
+		ts = []jobstore.Transition{jobstore.Failed("SharePoint ended the job with JobFatalError", true)}
+	}
+	h.record(jobID, ts...)
+	h.relayEvent(jobID, event, msgID)
+}
+
+// record fires transitions on a job as the relay would (a refusal, such as an event after the job
+// was done, is what the relay would meet too).
+func (h *harness) record(jobID string, ts ...jobstore.Transition) {
+	h.t.Helper()
+	if _, err := h.store.Fire(context.Background(), jobID, ts...); err != nil && !errors.Is(err, jobstore.ErrRefused) {
+		h.t.Fatal(err)
+	}
+}
+
+// relayEvent publishes an event of a job as the relay does, without recording it.
+func (h *harness) relayEvent(jobID, event, msgID string) {
 	h.t.Helper()
 	ev := &amrpipev1.RelayedEvent{EventId: msgID, Event: &amrpipev1.MigrationEvent{JobId: jobID, RawName: event,
 		Time: timestamppb.New(time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC))}}

@@ -191,7 +191,7 @@ func TestCrashAfterSummary(t *testing.T) {
 	spec.TokenListId = listID
 	h.putJob(jobID, spec, "token-1", "Manifest.xml")
 	rec, err := h.store.Fire(context.Background(), jobID, jobstore.FileParsed(jobstore.ParsedFile{File: "Manifest.xml", Records: 5}),
-		jobstore.EndSeen(time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC), nil))
+		jobstore.EndSeen(time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC), nil), jobstore.EndConfirmed())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,4 +295,37 @@ func TestEmitPolicies(t *testing.T) {
 			t.Errorf("summaries %v, want one with 2 records", s)
 		}
 	})
+}
+
+// TestCompletionWaitsForTheConfirmedEnd: a multi-URL job may send a JobEnd per URL, so a JobEnd is
+// not the end until the progress API shows nothing after it. Seen but not confirmed, the job
+// publishes no summary and commits no token, however many files are parsed; confirmed, it
+// completes.
+func TestCompletionWaitsForTheConfirmedEnd(t *testing.T) {
+	h := newHarness(t)
+	h.startParser(Config{BatchSize: 16})
+	j := contentJob(h, "4a5b6c7d-1111-4222-8333-944455556666")
+	h.putJob(j.id, j.spec, j.token, j.order...)
+	for _, f := range j.order {
+		h.ready(h.putFile(j.id, f, j.files[f]), j.id+"/"+f)
+	}
+	h.record(j.id, jobstore.EndSeen(time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC), nil))
+	h.relayEvent(j.id, topology.EventJobEnd, "first-url-end")
+	h.settled(j.id, func(r *amrpipev1.JobRecord) bool { return len(r.GetFilesParsed()) == len(j.order) })
+	time.Sleep(300 * time.Millisecond) // the end event handled meanwhile
+	if rec, _, err := h.store.Job(context.Background(), j.id); err != nil || rec.GetState() != amrpipev1.JobState_JOB_STATE_ENDED {
+		t.Fatalf("record %v, %v: want it ENDED, not completed, before the end is confirmed", rec, err)
+	}
+	if n := len(h.msgs(topology.StreamDone, topology.DoneSubject(j.id))); n != 0 {
+		t.Fatalf("%d summaries before the end was confirmed", n)
+	}
+	if _, _, err := h.store.Token(context.Background(), listID); err == nil {
+		t.Fatal("a change token was committed before the end was confirmed")
+	}
+	h.record(j.id, jobstore.EndConfirmed())
+	h.relayEvent(j.id, topology.EventJobChanged, "job-changed/"+j.id+"/end-confirmed")
+	h.settled(j.id, inState(amrpipev1.JobState_JOB_STATE_DONE))
+	if n := len(h.msgs(topology.StreamDone, topology.DoneSubject(j.id))); n != 1 {
+		t.Fatalf("%d summaries after the end was confirmed, want 1", n)
+	}
 }

@@ -31,20 +31,19 @@ func newEvent(jobID string, data []byte, seq uint64) (event, error) {
 	if !strings.EqualFold(ev.GetJobId(), jobID) {
 		return event{}, fmt.Errorf("event of job %q", ev.GetJobId())
 	}
-	name := eventName(ev)
-	if err := topology.CheckToken(name); err != nil {
-		return event{}, fmt.Errorf("event name: %w", err)
+	if t := ev.GetType(); t == amrpipev1.EventType_EVENT_TYPE_UNSPECIFIED || t == amrpipev1.EventType_EVENT_TYPE_UNKNOWN {
+		return event{}, fmt.Errorf("%w: %q", errUnknownEvent, truncate(ev.GetRawName(), 64))
 	}
-	return event{ev: ev, id: amrevent.EventID(ev), name: name, seq: seq}, nil
+	return event{ev: ev, id: amrevent.EventID(ev), name: eventName(ev), seq: seq}, nil
 }
 
-// eventName is the subject token of an event: SharePoint's name of a known type (whatever case it
-// was sent in), else the raw name.
+// errUnknownEvent: an event name outside SharePoint's documented set. Such an event is never
+// turned into a subject, key or metric label: it is dead-lettered, and changes no job.
+var errUnknownEvent = errors.New("event name outside SharePoint's documented set")
+
+// eventName is the subject token of an event of a known type: SharePoint's name for it, whatever
+// case it was sent in.
 func eventName(ev *amrpipev1.MigrationEvent) string {
-	switch ev.GetType() {
-	case amrpipev1.EventType_EVENT_TYPE_UNSPECIFIED, amrpipev1.EventType_EVENT_TYPE_UNKNOWN:
-		return strings.TrimSpace(ev.GetRawName())
-	}
 	var b strings.Builder
 	for _, w := range strings.Split(strings.TrimPrefix(ev.GetType().String(), "EVENT_TYPE_"), "_") {
 		b.WriteString(w[:1] + strings.ToLower(w[1:]))
@@ -53,7 +52,7 @@ func eventName(ev *amrpipev1.MigrationEvent) string {
 }
 
 // relay records a batch of a job's events in its JobRecord, then publishes each event no source
-// published before. problems are decoding failures to note as the job's last error; submitted,
+// published before. problems are events that did not decode (the job then cannot succeed); submitted,
 // when given (the poller), fills in a record the submitter's write has not reached. It returns
 // the stored record and how many events it published (the others had been published before).
 //
@@ -64,7 +63,7 @@ func eventName(ev *amrpipev1.MigrationEvent) string {
 // event is still published: the stream is SharePoint's, the record the lifecycle's.
 func (s *Stage) relay(ctx context.Context, jobID string, source amrpipev1.Source, events []event, problems []string,
 	submitted *amrpipev1.SubmittedJob) (*amrpipev1.JobRecord, int, error) {
-	rec, err := s.deps.Jobs.Fire(ctx, jobID, transitions(jobID, events, problems, submitted, s.deps.Now())...)
+	rec, err := s.deps.Jobs.Fire(ctx, jobID, transitions(jobID, source, events, problems, submitted, s.deps.Now())...)
 	if errors.Is(err, jobstore.ErrRefused) {
 		s.log.InfoContext(ctx, "events the job's state does not take", "job", jobID, "err", err)
 	} else if err != nil {
@@ -114,23 +113,51 @@ func (s *Stage) publish(ctx context.Context, jobID, specID string, source amrpip
 }
 
 // transitions are the lifecycle transitions of a batch of a job's events (jobstore fires them):
-// the SubmittedJob first when the poller gives one, then the problems as notes, then one per
-// event that changes the job. Applying the same events twice, or in another order from the other
-// source, gives the same record.
-func transitions(jobID string, events []event, problems []string, submitted *amrpipev1.SubmittedJob, now time.Time) []jobstore.Transition {
+// the SubmittedJob first when the poller gives one, then the events that did not decode (the job
+// cannot succeed), then one per event that changes the job. Applying the same events twice, or
+// in another order from the other source, gives the same record.
+//
+// The progress API is the authoritative source: only its events announce files and end jobs.
+// The queue's events (fewer, earlier, and for a plaintext job unauthenticated) move the state
+// and counts forward and wake the decryptor early, nothing more; their ends are left to the
+// progress API.
+func transitions(jobID string, source amrpipev1.Source, events []event, problems []string, submitted *amrpipev1.SubmittedJob, now time.Time) []jobstore.Transition {
 	var ts []jobstore.Transition
 	if submitted != nil {
 		ts = append(ts, jobstore.Accepted(submitted))
 	}
 	for _, p := range problems {
-		ts = append(ts, jobstore.Note(p))
+		ts = append(ts, jobstore.Malformed(p))
 	}
 	for _, e := range events {
+		if source != amrpipev1.Source_SOURCE_PROGRESS_API && !informative(e.ev.GetType()) {
+			continue
+		}
 		if t, ok := transition(jobID, e.ev, now); ok {
 			ts = append(ts, t)
 		}
 	}
 	return ts
+}
+
+// informative reports the event types a non-authoritative source may apply: they move the state
+// and the counts forward, and neither announce a file nor end the job.
+func informative(t amrpipev1.EventType) bool {
+	switch t {
+	case amrpipev1.EventType_EVENT_TYPE_JOB_QUEUED, amrpipev1.EventType_EVENT_TYPE_JOB_POSTPONED,
+		amrpipev1.EventType_EVENT_TYPE_JOB_START, amrpipev1.EventType_EVENT_TYPE_JOB_PROGRESS:
+		return true
+	}
+	return false
+}
+
+// ends reports the event types that end a job; from the queue they are left to the progress API.
+func ends(t amrpipev1.EventType) bool {
+	switch t {
+	case amrpipev1.EventType_EVENT_TYPE_JOB_END, amrpipev1.EventType_EVENT_TYPE_JOB_CANCELLED, amrpipev1.EventType_EVENT_TYPE_JOB_FATAL_ERROR:
+		return true
+	}
+	return false
 }
 
 // transition is what one event means for its job; false for events that do not change it
@@ -166,14 +193,14 @@ func transition(jobID string, ev *amrpipev1.MigrationEvent, now time.Time) (jobs
 	return jobstore.Transition{}, false
 }
 
-// markFailed records why the relay gave up on a job (ended: and that its event stream is over)
-// and returns the Permanent error that dead-letters its message.
+// markFailed records why the relay gave up on a job (ended: and that its event stream is over),
+// tells the parser, and returns the Permanent error that dead-letters its message.
 func (s *Stage) markFailed(ctx context.Context, jobID, reason string, ended bool) error {
 	if _, err := s.deps.Jobs.Fire(ctx, jobID, jobstore.Failed(reason, ended)); err != nil && !errors.Is(err, jobstore.ErrRefused) {
 		return fmt.Errorf("record failure of job %s: %w", jobID, err)
 	}
 	s.log.WarnContext(ctx, "job failed", "job", jobID, "reason", reason)
-	if err := s.announceGiveUp(ctx, jobID, reason); err != nil {
+	if err := s.deps.JobChanged(ctx, jobID, "relay-gave-up", reason); err != nil {
 		return err
 	}
 	return &bus.Permanent{Reason: reason}

@@ -16,8 +16,11 @@ type metrics struct {
 	duplicates *prometheus.CounterVec
 	malformed  *prometheus.CounterVec
 	polls      *prometheus.CounterVec
-	jobStates  *prometheus.CounterVec
 	queue      *prometheus.CounterVec
+	// unauthenticated counts plain queue messages for encrypted jobs (forged, or not SharePoint's).
+	unauthenticated prometheus.Counter
+	// unknown counts progress-log events with a name outside SharePoint's set.
+	unknown prometheus.Counter
 }
 
 // newMetrics registers:
@@ -26,9 +29,10 @@ type metrics struct {
 //	amr_relay_duplicates_total{source}         events suppressed because they were published already
 //	amr_relay_malformed_events_total{source}   events that did not decode (skipped or dead-lettered)
 //	amr_relay_polls_total{outcome}             polls: events, empty, ended, throttled, failed, error, bad_message
-//	amr_relay_job_states_total{state}          jobs this replica moved into a state (queued, running, ended, failed…)
-//	amr_relay_queue_messages_total{outcome}    report-queue messages: relayed, duplicate, unknown_job,
-//	                                           dead_letter, error, read_error
+//	amr_relay_queue_messages_total{outcome}    report-queue messages: relayed, duplicate, deferred,
+//	                                           unknown_job, dead_letter, error, read_error
+//	amr_relay_unauthenticated_messages_total   plain queue messages for encrypted jobs (dead-lettered)
+//	amr_relay_unknown_events_total             progress-log events outside SharePoint's set (dead-lettered)
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
@@ -38,10 +42,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		duplicates: counter("amr_relay_duplicates_total", "Events not published again because they already were.", "source"),
 		malformed:  counter("amr_relay_malformed_events_total", "Events that did not decode.", "source"),
 		polls:      counter("amr_relay_polls_total", "GetMigrationJobProgress polls of a job, by outcome.", "outcome"),
-		jobStates:  counter("amr_relay_job_states_total", "Jobs moved into a state by this replica.", "state"),
 		queue:      counter("amr_relay_queue_messages_total", "Report-queue messages handled, by outcome.", "outcome"),
 	}
-	for _, c := range []**prometheus.CounterVec{&m.events, &m.duplicates, &m.malformed, &m.polls, &m.jobStates, &m.queue} {
+	for _, c := range []**prometheus.CounterVec{&m.events, &m.duplicates, &m.malformed, &m.polls, &m.queue} {
 		err := reg.Register(*c)
 		var are prometheus.AlreadyRegisteredError
 		switch {
@@ -56,15 +59,31 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
 	}
+	for _, c := range []struct {
+		c          *prometheus.Counter
+		name, help string
+	}{
+		{&m.unauthenticated, "amr_relay_unauthenticated_messages_total", "Plain report-queue messages for encrypted jobs: not SharePoint's, dead-lettered."},
+		{&m.unknown, "amr_relay_unknown_events_total", "Progress-log events with a name outside SharePoint's documented set, dead-lettered."},
+	} {
+		*c.c = prometheus.NewCounter(prometheus.CounterOpts{Name: c.name, Help: c.help})
+		err := reg.Register(*c.c)
+		var are prometheus.AlreadyRegisteredError
+		switch {
+		case errors.As(err, &are):
+			existing, ok := are.ExistingCollector.(prometheus.Counter)
+			if !ok {
+				return nil, fmt.Errorf("register metrics: %w", err)
+			}
+			*c.c = existing
+		case err != nil:
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
 	return m, nil
 }
 
 // sourceLabel is the "source" label: progress_api or queue.
 func sourceLabel(s amrpipev1.Source) string {
 	return strings.ToLower(strings.TrimPrefix(s.String(), "SOURCE_"))
-}
-
-// stateLabel is the "state" label: submitted, queued, running, ended, done or failed.
-func stateLabel(s amrpipev1.JobState) string {
-	return strings.ToLower(strings.TrimPrefix(s.String(), "JOB_STATE_"))
 }

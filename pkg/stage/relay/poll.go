@@ -87,9 +87,14 @@ func (s *Stage) pollJob(ctx context.Context, j job) (string, error) {
 			drained = true
 			break
 		}
-		events, problems := s.decodePage(j.id, token, p.Logs)
+		events, problems, unknown := s.decodePage(j.id, token, p.Logs)
 		if rec, _, err = s.relay(ctx, j.id, amrpipev1.Source_SOURCE_PROGRESS_API, events, problems, j.submitted); err != nil {
 			return "error", err
+		}
+		for _, u := range unknown {
+			if err := s.deadLetterUnknown(ctx, j.id, u); err != nil {
+				return "error", err
+			}
 		}
 		for _, e := range events {
 			t := e.ev.GetType()
@@ -119,8 +124,13 @@ func (s *Stage) pollJob(ctx context.Context, j job) (string, error) {
 		// One more poll confirms nothing follows: AMR may send a JobEnd per URL of a multi-URL job.
 		return "events", &bus.Later{After: s.cfg.PollInterval}
 	}
-	// Ended by an earlier poll, or by the queue, and the log holds nothing new since.
+	// Ended by an earlier poll, and the log holds nothing new since: SharePoint has sent every
+	// event of the job (every JobEnd of a multi-URL job too). That is the evidence the parser
+	// needs to complete it.
 	if rec.GetEnded() != nil {
+		if err := s.confirmEnd(ctx, j.id); err != nil {
+			return "error", err
+		}
 		s.log.InfoContext(ctx, "job ended", "job", j.id, "state", rec.GetState().String(), "objects", rec.GetObjectsProcessed())
 		return "ended", nil
 	}
@@ -147,23 +157,28 @@ func (s *Stage) progress(ctx context.Context, j job, token string) (spo.Progress
 	})
 }
 
-// decodePage decodes a page's log strings; an event that does not decode is counted, logged and
-// recorded as the job's last error, and skipped: it must not stop the job's other events.
-func (s *Stage) decodePage(jobID, token string, logs []string) ([]event, []string) {
+// decodePage decodes a page's log strings. An event that does not decode is counted, logged and
+// returned as a problem (the job then cannot succeed: what it said is unknown) and skipped: it
+// must not stop the job's other events. An event whose name is outside SharePoint's documented
+// set is returned in unknown, to be dead-lettered: it changes no job.
+func (s *Stage) decodePage(jobID, token string, logs []string) (events []event, problems, unknown []string) {
 	base, numeric := uint64(0), false
 	if token == "" {
 		numeric = true
 	} else if n, err := strconv.ParseUint(token, 10, 64); err == nil {
 		base, numeric = n, true
 	}
-	events := make([]event, 0, len(logs))
-	var problems []string
+	events = make([]event, 0, len(logs))
 	for i, l := range logs {
 		var seq uint64
 		if numeric {
 			seq = base + uint64(i) + 1
 		}
 		e, err := newEvent(jobID, []byte(l), seq)
+		if errors.Is(err, errUnknownEvent) {
+			unknown = append(unknown, l)
+			continue
+		}
 		if err != nil {
 			s.metrics.malformed.WithLabelValues(sourceLabel(amrpipev1.Source_SOURCE_PROGRESS_API)).Inc()
 			p := fmt.Sprintf("malformed event %d of the page after cursor %q skipped: %v", i+1, token, err)
@@ -173,7 +188,32 @@ func (s *Stage) decodePage(jobID, token string, logs []string) ([]event, []strin
 		}
 		events = append(events, e)
 	}
-	return events, problems
+	return events, problems, unknown
+}
+
+// pollDeadLettered is the dead-letter hook of the poll consumer: a job the relay stops following,
+// whatever the cause (a permanent error, retries exhausted, a poll that kept crashing), ends failed
+// with the reason, and the parser is told, so the job does not wait for an end that will never be
+// seen. It is idempotent.
+func (s *Stage) pollDeadLettered(ctx context.Context, msg jetstream.Msg, reason string) error {
+	var sj amrpipev1.SubmittedJob
+	if err := bus.Decode(msg, &sj); err != nil || topology.CheckToken(sj.GetJobId()) != nil {
+		return nil // not a job we can name: the dead letter is all there is to say
+	}
+	why := "the progress-relay stopped following the job: " + reason
+	if _, err := s.deps.Jobs.Fire(ctx, sj.GetJobId(), jobstore.Failed(why, true)); err != nil && !errors.Is(err, jobstore.ErrRefused) {
+		return err
+	}
+	return s.deps.JobChanged(ctx, sj.GetJobId(), "relay-gave-up", why)
+}
+
+// confirmEnd records that the progress API showed nothing after the job's end and tells the
+// parser, which may now complete the job.
+func (s *Stage) confirmEnd(ctx context.Context, jobID string) error {
+	if _, err := s.deps.Jobs.Fire(ctx, jobID, jobstore.EndConfirmed()); err != nil && !errors.Is(err, jobstore.ErrRefused) {
+		return err
+	}
+	return s.deps.JobChanged(ctx, jobID, "end-confirmed", "the progress API shows nothing after the job's end")
 }
 
 // pollFailed decides what a failed progress call means for the job.
@@ -206,13 +246,16 @@ func (s *Stage) pollFailed(ctx context.Context, j job, token string, err error) 
 			"the status of job %s expired at SharePoint (%d) before its JobEnd was read (cursor %q): later events and manifests are lost; resubmit its spec",
 			j.id, spo.CodeJobStatusExpired, token), false)
 	case v.Class == bus.ClassPermanent && isOurs(err):
-		// Our credentials or permissions, not the job: say so on the job, keep its state, and
-		// dead-letter the poll for a replay once the configuration is fixed.
+		// Our credentials or permissions, not the job: say so on the job and in /readyz, keep its
+		// state, and poll again later (not counted): fixing the configuration resumes every job,
+		// where a dead letter would have failed them all.
 		reason := fmt.Sprintf("GetMigrationJobProgress of job %s refused: %v", j.id, err)
+		s.refusedAt.Store(s.deps.Now().UnixNano())
+		s.log.ErrorContext(ctx, "SharePoint refuses the relay's credentials", "job", j.id, "err", err)
 		if _, uerr := s.deps.Jobs.Fire(ctx, j.id, jobstore.Note(reason)); uerr != nil && !errors.Is(uerr, jobstore.ErrRefused) {
 			return "error", uerr
 		}
-		return "failed", &bus.Permanent{Reason: reason}
+		return "refused", &bus.Later{After: s.cfg.PollInterval}
 	case v.Class == bus.ClassPermanent:
 		// A 500 is never retried: SharePoint says the call cannot succeed.
 		return "failed", s.markFailed(ctx, j.id, fmt.Sprintf("GetMigrationJobProgress of job %s failed permanently: %v", j.id, err), false)

@@ -2,6 +2,8 @@ package relay
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
@@ -122,10 +124,18 @@ func (s *Stage) queueMessage(ctx context.Context, qc *azqueue.QueueClient, m *az
 	}
 }
 
-// relayQueued decodes and relays one message text. outcome is "relayed", "duplicate",
+// relayQueued decodes, authenticates and relays one message text. outcome is "relayed",
+// "duplicate", "deferred" (an end: the progress API is the authoritative source of those),
 // "unknown_job" (leave it for now), "dead_letter" (with the reason) or "error" (leave it).
+//
+// Anyone holding the queue's Add SAS (handed to SharePoint) can post to it, so a message changes
+// a job only if it is SharePoint's: for an encrypted job it must come in an envelope that opens
+// with that job's key and names the same job as the event inside; a plain message, or one of
+// another job, is dead-lettered and changes nothing. A plaintext job's messages cannot be
+// authenticated: like every queue message they only move the state forward and wake the
+// decryptor; files and ends are taken from the progress API only.
 func (s *Stage) relayQueued(ctx context.Context, text string) (outcome, reason string) {
-	plain, err := amrevent.DecodeQueueMessage(text, func(jobID string) ([]byte, error) { return s.queueKey(ctx, jobID) })
+	qm, err := amrevent.DecodeQueueMessage(text, func(jobID string) ([]byte, error) { return s.queueKey(ctx, jobID) })
 	switch {
 	case errors.Is(err, errUnknownJob):
 		return "unknown_job", err.Error()
@@ -135,7 +145,7 @@ func (s *Stage) relayQueued(ctx context.Context, text string) (outcome, reason s
 		s.metrics.malformed.WithLabelValues(sourceLabel(amrpipev1.Source_SOURCE_QUEUE)).Inc()
 		return "dead_letter", "undecodable report-queue message: " + err.Error()
 	}
-	ev, err := amrevent.DecodeEvent(plain)
+	ev, err := amrevent.DecodeEvent(qm.Event)
 	if err != nil {
 		s.metrics.malformed.WithLabelValues(sourceLabel(amrpipev1.Source_SOURCE_QUEUE)).Inc()
 		return "dead_letter", "undecodable event in a report-queue message: " + err.Error()
@@ -145,14 +155,31 @@ func (s *Stage) relayQueued(ctx context.Context, text string) (outcome, reason s
 	if !guidRE.MatchString(jobID) {
 		return "dead_letter", fmt.Sprintf("report-queue event has no job id GUID (JobId %q)", truncate(jobID, 64))
 	}
-	if _, _, err := s.deps.Jobs.Job(ctx, jobID); errors.Is(err, jobstore.ErrNotFound) {
+	if qm.Encrypted && !strings.EqualFold(qm.EnvelopeJobID, jobID) {
+		return "dead_letter", fmt.Sprintf("the envelope of job %s carries an event of job %s: not relayed", truncate(qm.EnvelopeJobID, 64), jobID)
+	}
+	rec, _, err := s.deps.Jobs.Job(ctx, jobID)
+	if errors.Is(err, jobstore.ErrNotFound) {
 		return "unknown_job", fmt.Sprintf("%v: %s", errUnknownJob, jobID)
 	} else if err != nil {
 		return "error", err.Error()
 	}
-	e, err := newEvent(jobID, plain, 0)
+	if rec.GetEncrypted() && !qm.Encrypted {
+		s.metrics.unauthenticated.Inc()
+		return "dead_letter", fmt.Sprintf("a plain %s for encrypted job %s: not SharePoint's (its messages come in the job's envelope); it changed nothing",
+			truncate(ev.GetRawName(), 64), jobID)
+	}
+	e, err := newEvent(jobID, qm.Event, 0)
 	if err != nil {
 		return "dead_letter", "report-queue event cannot be relayed: " + err.Error()
+	}
+	if ends(e.ev.GetType()) {
+		return "deferred", ""
+	}
+	if up := e.ev.GetFinishManifestFileUpload(); up != nil {
+		if _, err := topology.ManifestFile(jobID, up.GetManifestFileName()); err != nil {
+			return "dead_letter", "report-queue event cannot be relayed: " + err.Error()
+		}
 	}
 	_, published, err := s.relay(ctx, jobID, amrpipev1.Source_SOURCE_QUEUE, []event{e}, nil, nil)
 	if err != nil {
@@ -192,6 +219,24 @@ func (s *Stage) queueKey(ctx context.Context, jobID string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %w", errRetryLater, err)
 	}
 	return key, nil
+}
+
+// deadLetterUnknown records an event of a job's progress log whose name is outside SharePoint's
+// documented set: it is kept for an operator on amr.dlq.progress-relay, and changes nothing.
+func (s *Stage) deadLetterUnknown(ctx context.Context, jobID, raw string) error {
+	sum := sha256.Sum256([]byte(raw))
+	id := hex.EncodeToString(sum[:8])
+	dl := &amrpipev1.DeadLetter{
+		Stage:   topology.StageRelay,
+		Subject: "progress/" + jobID,
+		Reason:  fmt.Sprintf("%v in the progress log of job %s: not relayed", errUnknownEvent, jobID),
+		Payload: []byte(truncate(raw, 4<<10)),
+		At:      timestamppb.New(s.deps.Now()),
+		MsgId:   id,
+	}
+	s.metrics.unknown.Inc()
+	_, err := bus.Publish(ctx, s.deps.Runtime.JS, topology.DLQSubject(topology.StageRelay), dl, topology.StageRelay+"/unknown/"+jobID+"/"+id)
+	return err
 }
 
 // deadLetterQueued records a queue message the relay gave up on (its text is ciphertext or a

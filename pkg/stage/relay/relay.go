@@ -20,6 +20,7 @@ import (
 	"errors"
 	"flag"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/amrpipe/amrpipe/pkg/crypto/keywrap"
@@ -113,6 +114,8 @@ type Stage struct {
 	queue   string
 	metrics *metrics
 	log     *slog.Logger
+	// refusedAt is when SharePoint last refused the relay's credentials (Unix ns; 0: never).
+	refusedAt atomic.Int64
 }
 
 // New checks the configuration: a SharePoint caller is required, and the key-encryption key when
@@ -135,14 +138,26 @@ func New(cfg Config, deps stage.Deps) (*Stage, error) {
 	if s.metrics, err = newMetrics(deps.Runtime.Registry); err != nil {
 		return nil, err
 	}
+	deps.Runtime.AddReadyCheck("sharepoint credentials", s.credentialsAccepted)
 	return s, nil
+}
+
+// credentialsAccepted fails readiness for ten minutes after SharePoint refused the relay's
+// credentials or permissions (401, 403, a refused token).
+func (s *Stage) credentialsAccepted(context.Context) error {
+	at := s.refusedAt.Load()
+	if at != 0 && s.deps.Now().Sub(time.Unix(0, at)) < 10*time.Minute {
+		return errors.New("SharePoint refused the relay's credentials at " + time.Unix(0, at).UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // Run polls jobs (and reads the report queue, when configured) until ctx ends, then drains. It
 // returns when both have stopped; the first error stops the other.
 func (s *Stage) Run(ctx context.Context) error {
 	parts := []func(context.Context) error{func(ctx context.Context) error {
-		return s.deps.Consume(ctx, stage.Consumer{Name: topology.ConsumerRelay, Handler: s.poll, Concurrency: s.cfg.Concurrency})
+		return s.deps.Consume(ctx, stage.Consumer{Name: topology.ConsumerRelay, Handler: s.poll, Concurrency: s.cfg.Concurrency,
+			OnDeadLetter: s.pollDeadLettered})
 	}}
 	if s.queue != "" {
 		parts = append(parts, s.readQueue)

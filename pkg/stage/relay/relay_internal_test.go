@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"slices"
@@ -55,7 +56,7 @@ var (
 
 // apply fires the transitions of a batch of events on r, as relay does through the job store.
 func apply(r *amrpipev1.JobRecord, events []event, problems []string, sj *amrpipev1.SubmittedJob, now time.Time) bool {
-	changed, _ := jobstore.Apply(r, now, transitions(r.GetJobId(), events, problems, sj, now)...)
+	changed, _ := jobstore.Apply(r, now, transitions(r.GetJobId(), amrpipev1.Source_SOURCE_PROGRESS_API, events, problems, sj, now)...)
 	return changed
 }
 
@@ -137,10 +138,17 @@ func TestEventName(t *testing.T) {
 		{"finishmanifestfileupload", "FinishManifestFileUpload"},
 		{"JobEnd", "JobEnd"},
 		{"JobLogFileCreate", "JobLogFileCreate"},
-		{"SomethingNew", "SomethingNew"},
+		{"SomethingNew", ""}, // outside SharePoint's set: never a subject
+		{"AmrpipeJobChanged", ""},
 	}
 	for _, tt := range tests {
 		e, err := newEvent(testJob, []byte(wire(tt.raw)), 0)
+		if tt.want == "" {
+			if !errors.Is(err, errUnknownEvent) {
+				t.Errorf("%s: name %q, %v; want refused as outside SharePoint's set", tt.raw, e.name, err)
+			}
+			continue
+		}
 		if err != nil || e.name != tt.want {
 			t.Errorf("%s: name %q, %v; want %q", tt.raw, e.name, err, tt.want)
 		}
@@ -157,14 +165,18 @@ func TestDecodePageSkipsWhatDoesNotDecode(t *testing.T) {
 		queued,
 		`{"Event":"JobStart","JobId":` + `"` + testJob + `"`, // cut short
 		strings.Replace(started, testJob, "00000000-0000-0000-0000-000000000009", 1),
-		wire("Job.End"), // not a subject token
+		wire("Job.End"),                     // not SharePoint's
+		wire(strings.Repeat("JobEnd", 900)), // 5 KB of name
 		progress,
 	}
-	events, problems := s.decodePage(testJob, "4", logs)
-	if len(events) != 2 || events[0].seq != 5 || events[1].seq != 9 {
-		t.Fatalf("events %v; want JobQueued as 5 and JobProgress as 9", events)
+	events, problems, unknown := s.decodePage(testJob, "4", logs)
+	if len(events) != 2 || events[0].seq != 5 || events[1].seq != 10 {
+		t.Fatalf("events %v; want JobQueued as 5 and JobProgress as 10", events)
 	}
-	if len(problems) != 3 || !strings.Contains(problems[1], "event of job") {
-		t.Fatalf("problems %q; want the three bad entries", problems)
+	if len(problems) != 3 || !strings.Contains(problems[1], "event of job") || !strings.Contains(problems[2], "over its bounds") {
+		t.Fatalf("problems %q; want the cut event, the other job's and the oversized name", problems)
+	}
+	if len(unknown) != 1 || !strings.Contains(unknown[0], "Job.End") {
+		t.Fatalf("unknown %q; want the name outside SharePoint's set", unknown)
 	}
 }

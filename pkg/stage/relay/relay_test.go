@@ -229,8 +229,13 @@ func TestQueueAndProgressAPIRelayEachEventOnce(t *testing.T) {
 	if n := testenv.Counter(t, rt, "amr_relay_events_total", nil); n != 0 {
 		t.Errorf("the last relay published %v events; all had been published", n)
 	}
-	if n := testenv.Counter(t, rt, "amr_relay_queue_messages_total", map[string]string{"outcome": "duplicate"}); int(n) != len(log)-bySource[amrpipev1.Source_SOURCE_QUEUE] {
-		t.Errorf("the last relay found %v duplicates in the queue, want the %d events the queue had not relayed", n, len(log)-bySource[amrpipev1.Source_SOURCE_QUEUE])
+	// The queue's JobEnd is left to the progress API, the authoritative source of ends.
+	ends := endEvents(log)
+	if n := testenv.Counter(t, rt, "amr_relay_queue_messages_total", map[string]string{"outcome": "duplicate"}); int(n) != len(log)-bySource[amrpipev1.Source_SOURCE_QUEUE]-ends {
+		t.Errorf("the last relay found %v duplicates in the queue, want the %d events the queue had not relayed", n, len(log)-bySource[amrpipev1.Source_SOURCE_QUEUE]-ends)
+	}
+	if n := testenv.Counter(t, rt, "amr_relay_queue_messages_total", map[string]string{"outcome": "deferred"}); int(n) != ends {
+		t.Errorf("the last relay deferred %v ends to the progress API, want %d", n, ends)
 	}
 }
 
@@ -266,9 +271,23 @@ func TestQueueAndProgressAPIAtOnce(t *testing.T) {
 	}
 	published := testenv.Counter(t, rt, "amr_relay_events_total", nil)
 	suppressed := testenv.Counter(t, rt, "amr_relay_duplicates_total", nil)
-	if int(published) != len(log) || int(suppressed) != len(log) {
-		t.Errorf("published %v and suppressed %v of %d events seen twice each", published, suppressed, len(log))
+	// Every event is seen twice but the queue's JobEnd, which is left to the progress API.
+	if ends := endEvents(log); int(published) != len(log) || int(suppressed) != len(log)-ends {
+		t.Errorf("published %v and suppressed %v of %d events seen twice each (%d ends once)", published, suppressed, len(log), ends)
 	}
+}
+
+// endEvents counts the events of a progress log that end a job.
+func endEvents(log []string) int {
+	n := 0
+	for _, l := range log {
+		for _, name := range []string{`"Event":"JobEnd"`, `"Event":"JobCancelled"`, `"Event":"JobFatalError"`} {
+			if strings.Contains(l, name) {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 func sameSet(got, want []string) bool {
@@ -323,7 +342,7 @@ func TestThrottledPollsWaitRetryAfter(t *testing.T) {
 
 func TestPermanentProgressErrorsEndTheFollowing(t *testing.T) {
 	t.Parallel()
-	failed, submitted := amrpipev1.JobState_JOB_STATE_FAILED, amrpipev1.JobState_JOB_STATE_SUBMITTED
+	failed := amrpipev1.JobState_JOB_STATE_FAILED
 	tests := []struct {
 		name   string
 		fault  server.Rule
@@ -333,8 +352,6 @@ func TestPermanentProgressErrorsEndTheFollowing(t *testing.T) {
 		{"job not found", server.Rule{Job: "not-found"}, failed, "no longer knows job"},
 		{"status expired", server.Rule{Job: "expire-status"}, failed, "expired at SharePoint"},
 		{"HTTP 500", server.Rule{Method: "GetMigrationJobProgress", Status: http.StatusInternalServerError, Times: 1}, failed, "failed permanently"},
-		// Our permissions, not the job: its state stays for a replay once they are fixed.
-		{"access denied", server.Rule{Method: "GetMigrationJobProgress", Status: http.StatusForbidden, Times: 1}, submitted, "refused"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -378,7 +395,34 @@ func TestPermanentProgressErrorsEndTheFollowing(t *testing.T) {
 	}
 }
 
-func TestQueuePoisonIsDeadLetteredAndDeleted(t *testing.T) {
+// TestRefusedCredentialsKeepTheJob: a 403 is about the relay's own permissions, not the job: the
+// job is not failed and its poll not dead-lettered (fixing the configuration resumes every job);
+// the job notes the refusal and the relay reports itself not ready.
+func TestRefusedCredentialsKeepTheJob(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e := testenv.StartWorld(t, storage, nil)
+	e.Faults(t, server.Rule{Method: "GetMigrationJobProgress", Status: http.StatusForbidden, Times: 2})
+	j := e.CreateJob(t, ctx, testenv.JobOptions{})
+	rt, _ := runRelay(t, e, "", nil)
+	e.Submit(t, ctx, j)
+	testenv.Eventually(t, 20*time.Second, "the refusal noted", func() bool {
+		return strings.Contains(job(t, ctx, e, j.ID).GetLastError(), "refused")
+	})
+	if err := rt.Ready(ctx); err == nil || !strings.Contains(err.Error(), "credentials") {
+		t.Errorf("Ready = %v, want not ready for the refused credentials", err)
+	}
+	waitEnded(t, e) // the refusals passed: the job is followed to its end
+	if rec := job(t, ctx, e, j.ID); rec.GetState() != amrpipev1.JobState_JOB_STATE_ENDED || !rec.GetEndConfirmed() {
+		t.Errorf("record %v; want ended and confirmed, not failed", rec)
+	}
+	if dl := e.NATS.DeadLetters(t, topology.StageRelay); len(dl) != 0 {
+		t.Errorf("dead letters %v; a refusal of our credentials must not dead-letter the job", dl)
+	}
+}
+
+func TestQueueForgeriesAndPoisonChangeNothing(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -388,24 +432,30 @@ func TestQueuePoisonIsDeadLetteredAndDeleted(t *testing.T) {
 	known := testenv.Job{ID: "6c1b0c1e-2b1a-4d5e-9f10-0a0b0c0d0e0f", SpecID: "spec-poison", Site: e.SimURL + testenv.Site, Container: "poison", Key: key}
 	e.PutKey(t, ctx, known.SpecID, key)
 	e.Record(t, ctx, known)
+	plainJob := testenv.Job{ID: "7d2c0c1e-2b1a-4d5e-9f10-0a0b0c0d0e0f", SpecID: "spec-plain", Site: e.SimURL + testenv.Site, Container: "poison"}
+	e.Record(t, ctx, plainJob)
 	unknown := "0f0e0d0c-0b0a-4010-9f5e-4d1a2b1e0c1b"
 
 	event := func(jobID, name string) []byte {
 		return []byte(`{"Event":"` + name + `","JobId":"` + jobID + `","Time":"12/04/2019 01:47:45.938","CorrelationId":"c-` + name + `"}`)
 	}
-	envelope := func(t *testing.T, k, plain []byte) []byte {
+	upload := func(jobID, name string) []byte {
+		return []byte(`{"Event":"FinishManifestFileUpload","JobId":"` + jobID + `","Time":"12/04/2019 01:47:45.938","ManifestFileName":"` + name + `"}`)
+	}
+	envelopeOf := func(t *testing.T, envJob string, k, plain []byte) []byte {
 		iv := bytes.Repeat([]byte{1}, 16)
 		ct, err := aescbc.Encrypt(k, iv, plain)
 		if err != nil {
 			t.Fatal(err)
 		}
-		env, err := json.Marshal(map[string]string{"Label": "Encrypted", "JobId": known.ID,
+		env, err := json.Marshal(map[string]string{"Label": "Encrypted", "JobId": envJob,
 			"IV": base64.StdEncoding.EncodeToString(iv), "Content": base64.StdEncoding.EncodeToString(ct)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return env
 	}
+	envelope := func(t *testing.T, k, plain []byte) []byte { return envelopeOf(t, known.ID, k, plain) }
 	messages := []struct {
 		name   string
 		text   string
@@ -415,7 +465,16 @@ func TestQueuePoisonIsDeadLetteredAndDeleted(t *testing.T) {
 		{"encrypted under another key", b64(envelope(t, bytes.Repeat([]byte{0x11}, 32), event(known.ID, "JobStart"))), "decrypt message of job"},
 		{"no job id", b64([]byte(`{"Event":"JobStart","JobId":"../x"}`)), "no job id GUID"},
 		{"a job nobody recorded", b64(event(unknown, "JobStart")), "another tool's job"},
+		// Forged: anyone with the queue's Add SAS can post these.
+		{"a plain JobEnd for an encrypted job", b64(event(known.ID, "JobEnd")), "not SharePoint's"},
+		{"a plain upload with a hostile name for an encrypted job", b64(upload(known.ID, "../x")), "not SharePoint's"},
+		{"an envelope of one job carrying another's event", b64(envelopeOf(t, known.ID, key, event(plainJob.ID, "JobStart"))), "carries an event of job"},
+		{"a 5 KB event name", b64(envelope(t, key, event(known.ID, strings.Repeat("JobEnd", 900)))), "over its bounds"},
+		{"a name outside SharePoint's set", b64(envelope(t, key, event(known.ID, "AmrpipeJobChanged"))), "outside SharePoint's documented set"},
+		{"a hostile name for a plaintext job", b64(upload(plainJob.ID, "../x")), "outside the folder"},
 		{"good", b64(envelope(t, key, event(known.ID, "JobQueued"))), ""},
+		// A plaintext job's JobEnd cannot be authenticated: it is left to the progress API.
+		{"a plain JobEnd for a plaintext job", b64(event(plainJob.ID, "JobEnd")), ""},
 	}
 	qc, err := e.Account(t, queue).QueueClient(queue)
 	if err != nil {
@@ -429,7 +488,7 @@ func TestQueuePoisonIsDeadLetteredAndDeleted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	runRelay(t, e, queue, func(c *relay.Config) { c.QueueMaxAttempts = 2 })
+	rt, _ := runRelay(t, e, queue, func(c *relay.Config) { c.QueueMaxAttempts = 2 })
 	testenv.Eventually(t, 20*time.Second, "the queue to be emptied", func() bool { return queueLen(t, ctx, e, queue) == 0 })
 
 	dls := e.NATS.DeadLetters(t, topology.StageRelay)
@@ -447,8 +506,18 @@ func TestQueuePoisonIsDeadLetteredAndDeleted(t *testing.T) {
 			t.Errorf("%s: dead letter %v, want one with a reason containing %q", m.name, found, m.reason)
 		}
 	}
-	if len(dls) != len(messages)-1 {
-		t.Errorf("%d dead letters, want %d", len(dls), len(messages)-1)
+	if len(dls) != len(messages)-2 {
+		t.Errorf("%d dead letters, want %d", len(dls), len(messages)-2)
+	}
+	// Nothing forged changed a job: none ended, failed, or expects a file.
+	for _, id := range []string{known.ID, plainJob.ID} {
+		rec := job(t, ctx, e, id)
+		if rec.GetJobEndSeen() || rec.GetEnded() != nil || rec.GetState() == amrpipev1.JobState_JOB_STATE_FAILED || len(rec.GetFilesAnnounced()) > 0 {
+			t.Errorf("job %s changed by forged messages: %v", id, rec)
+		}
+	}
+	if n := testenv.Counter(t, rt, "amr_relay_unauthenticated_messages_total", nil); n != 2 {
+		t.Errorf("%v unauthenticated messages counted, want 2", n)
 	}
 	for _, dl := range dls {
 		if strings.Contains(dl.String(), base64.StdEncoding.EncodeToString(key)) || bytes.Contains(dl.GetPayload(), key) {

@@ -1420,9 +1420,15 @@ type JobRecord struct {
 	ProbeDirectFiles int64 `protobuf:"varint,22,opt,name=probe_direct_files,json=probeDirectFiles,proto3" json:"probe_direct_files,omitempty"`
 	// encrypted says the job was created with an encryption key (set by the submitter): its
 	// manifests must decrypt with that key, and its queue messages must come in its envelope.
-	Encrypted     bool `protobuf:"varint,23,opt,name=encrypted,proto3" json:"encrypted,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Encrypted bool `protobuf:"varint,23,opt,name=encrypted,proto3" json:"encrypted,omitempty"`
+	// end_confirmed says SharePoint's progress API showed the job's end and nothing followed it (the
+	// relay stopped following the job): the evidence a successful completion needs.
+	EndConfirmed bool `protobuf:"varint,24,opt,name=end_confirmed,json=endConfirmed,proto3" json:"end_confirmed,omitempty"`
+	// malformed_events counts events of the job the progress API returned that did not decode: the
+	// job cannot be known complete, so it cannot succeed.
+	MalformedEvents int64 `protobuf:"varint,25,opt,name=malformed_events,json=malformedEvents,proto3" json:"malformed_events,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *JobRecord) Reset() {
@@ -1614,6 +1620,20 @@ func (x *JobRecord) GetEncrypted() bool {
 		return x.Encrypted
 	}
 	return false
+}
+
+func (x *JobRecord) GetEndConfirmed() bool {
+	if x != nil {
+		return x.EndConfirmed
+	}
+	return false
+}
+
+func (x *JobRecord) GetMalformedEvents() int64 {
+	if x != nil {
+		return x.MalformedEvents
+	}
+	return 0
 }
 
 // StoredToken is a list's change token for the next incremental pass: in KV amr_tokens.
@@ -1971,7 +1991,7 @@ const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
 	"\n" +
 	"ciphertext\x18\x03 \x01(\fR\n" +
 	"ciphertext\x124\n" +
-	"\aexpires\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\"\xe5\a\n" +
+	"\aexpires\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\"\xb5\b\n" +
 	"\tJobRecord\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12'\n" +
 	"\x04spec\x18\x02 \x01(\v2\x13.amrpipe.v1.JobSpecR\x04spec\x12*\n" +
@@ -1998,7 +2018,9 @@ const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
 	"\x06errors\x18\x14 \x03(\tR\x06errors\x12A\n" +
 	"\x10probe_subfolders\x18\x15 \x03(\v2\x16.amrpipe.v1.FolderSizeR\x0fprobeSubfolders\x12,\n" +
 	"\x12probe_direct_files\x18\x16 \x01(\x03R\x10probeDirectFiles\x12\x1c\n" +
-	"\tencrypted\x18\x17 \x01(\bR\tencrypted\x1a9\n" +
+	"\tencrypted\x18\x17 \x01(\bR\tencrypted\x12#\n" +
+	"\rend_confirmed\x18\x18 \x01(\bR\fendConfirmed\x12)\n" +
+	"\x10malformed_events\x18\x19 \x01(\x03R\x0fmalformedEvents\x1a9\n" +
 	"\vCountsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x87\x01\n" +
