@@ -1,6 +1,6 @@
 // Typed records parsed from an AMR export package (Manifest*.xml, UserGroup.xml,
 // SystemData.xml, ExportSettings.xml, RootObjectMap.xml, LookupListMap.xml,
-// Requirements.xml, ViewFormsList.xml). Formats: shared/docs/amr-protocol.md §4.
+// Requirements.xml, ViewFormsList.xml). Formats: docs/amr-protocol.md §4.
 //
 // Field numbers are stable: never renumber or reuse one; add new fields with new
 // numbers. Conventions used throughout:
