@@ -761,3 +761,69 @@ func TestDeadLetterHookRunsOnEveryDeadLetter(t *testing.T) {
 		})
 	}
 }
+
+// TestHandlerPastItsDeadlineIsGivenUp: a handler that ignores its context past the deadline is
+// left to finish on its own, counted as stuck (the runtime's readiness reads the count), and its
+// message handed back as a counted failure, until it is dead-lettered.
+func TestHandlerPastItsDeadlineIsGivenUp(t *testing.T) {
+	t.Parallel()
+	env := testenv.StartJetStream(t)
+	h := newHarness(t, env, 30*time.Second)
+	release := make(chan struct{})
+	var calls atomic.Int64
+	handler := func(ctx context.Context, msg jetstream.Msg) error {
+		calls.Add(1)
+		<-release // a read that ignores its context
+		return nil
+	}
+	var stuck atomic.Int64
+	o := h.options(t)
+	o.Concurrency, o.MaxFailures = 4, 2
+	o.HandlerTimeout, o.StuckGrace, o.Stuck = 50*time.Millisecond, 50*time.Millisecond, &stuck
+	h.publish(t, context.Background(), "p1")
+	stop := h.run(t, handler, o)
+	dl := h.deadLetter(t)
+	if !strings.Contains(dl.GetReason(), "deadline") || calls.Load() != 2 {
+		t.Fatalf("dead letter %q after %d calls; want the deadline given up on twice", dl.GetReason(), calls.Load())
+	}
+	if n := stuck.Load(); n != 2 {
+		t.Fatalf("stuck = %d, want the 2 handlers still running", n)
+	}
+	close(release)
+	waitFor(t, 5*time.Second, func() bool { return stuck.Load() == 0 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestUnsettledDeliveriesAreDeadLettered: deliveries that end without settlement (here: handlers
+// that never return, with AckWait redelivering the message meanwhile, as a crashed process or a
+// closed connection would) are counted, and the message is dead-lettered once they pass the
+// limit instead of coming back forever.
+func TestUnsettledDeliveriesAreDeadLettered(t *testing.T) {
+	t.Parallel()
+	env := testenv.StartJetStream(t)
+	h := newHarness(t, env, time.Second)
+	release := make(chan struct{})
+	defer close(release)
+	var calls atomic.Int64
+	handler := func(ctx context.Context, msg jetstream.Msg) error {
+		calls.Add(1)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	}
+	o := h.options(t)
+	o.Concurrency, o.KeepAlive, o.MaxUnsettled, o.DrainTimeout = 8, -1, 2, 100*time.Millisecond
+	h.publish(t, context.Background(), "p1")
+	h.run(t, handler, o)
+	dl := h.deadLetter(t)
+	if !strings.Contains(dl.GetReason(), "without being settled") {
+		t.Fatalf("dead letter reason %q", dl.GetReason())
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("the handler ran %d times, want 2: the third delivery is dead-lettered without it", n)
+	}
+}

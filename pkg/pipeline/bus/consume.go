@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -63,6 +64,20 @@ type ConsumeOptions struct {
 	// Classify turns a handler's error into a verdict; nil is the bus's own Classify. The stages
 	// pass their one translation of SharePoint, Azure and throttling errors (pkg/stage).
 	Classify func(error) Verdict
+	// HandlerTimeout is the deadline of one handler: its context ends then, and a handler that
+	// has not returned StuckGrace later is given up on (its message is handed back as a counted
+	// failure, the handler counted in Stuck until it returns). Zero: no deadline.
+	HandlerTimeout time.Duration
+	// StuckGrace is how long a handler may run on after its deadline. Default 30 s.
+	StuckGrace time.Duration
+	// Stuck, if set, counts the handlers given up on that are still running (the runtime's
+	// readiness reads it).
+	Stuck *atomic.Int64
+	// MaxUnsettled is how many deliveries in a row may end without the message being settled
+	// (the handler crashed the process, hung past its deadline, or lost its connection) before
+	// the message is dead-lettered without running the handler again. Default
+	// topology.MaxUnsettled; negative turns the check off.
+	MaxUnsettled int
 	// OnDeadLetter, if set, runs before every dead letter, whatever the cause (a permanent
 	// error, retries exhausted), with the reason the dead letter will carry: the stage ends what
 	// the message belonged to (marks its file failed, ends its job). It must be idempotent. When
@@ -90,6 +105,10 @@ func (o ConsumeOptions) withDefaults(cons jetstream.Consumer) (ConsumeOptions, e
 	o.DefaultRetryAfter = orDefault(o.DefaultRetryAfter, 10*time.Second)
 	o.DrainTimeout = orDefault(o.DrainTimeout, 30*time.Second)
 	o.LagInterval = orDefault(o.LagInterval, 15*time.Second)
+	o.StuckGrace = orDefault(o.StuckGrace, 30*time.Second)
+	if o.MaxUnsettled == 0 {
+		o.MaxUnsettled = topology.MaxUnsettled
+	}
 	if o.KeepAlive == 0 {
 		if info := cons.CachedInfo(); info != nil && info.Config.AckWait > 0 {
 			o.KeepAlive = info.Config.AckWait / 3
@@ -266,16 +285,27 @@ func (c *consumer) process(hctx context.Context, msg jetstream.Msg) {
 		))
 	defer span.End()
 
+	log := c.o.Logger.With("subject", msg.Subject(), "seq", meta.Sequence.Stream, "deliveries", meta.NumDelivered)
+	unsettled, poisoned := c.countUnsettled(ctx, meta, log)
+	if poisoned != "" {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+		defer cancel()
+		c.settle(sctx, msg, meta, Verdict{Class: ClassPermanent, Reason: poisoned}, nil)
+		return
+	}
 	c.o.Metrics.inFlight(c.o.Stage, 1)
 	stopKeepAlive := func() {}
 	if c.o.KeepAlive > 0 {
 		stopKeepAlive = KeepAlive(ctx, msg, c.o.KeepAlive)
 	}
 	start := time.Now()
-	err = c.call(ctx, msg)
+	err = c.callWithDeadline(ctx, msg, log)
 	stopKeepAlive()
 	c.o.Metrics.observe(c.o.Stage, time.Since(start))
 	c.o.Metrics.inFlight(c.o.Stage, -1)
+	if unsettled != "" {
+		defer c.failures.clear(context.WithoutCancel(ctx), unsettled, log) // settled, one way or the other
+	}
 
 	v := c.o.Classify(err)
 	if err != nil {
@@ -290,6 +320,66 @@ func (c *consumer) process(hctx context.Context, msg jetstream.Msg) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
 	c.settle(sctx, msg, meta, v, err)
+}
+
+// countUnsettled counts a redelivery in the failures bucket until the delivery is settled
+// (process clears the key): a count that keeps growing means deliveries that ended without
+// settlement (the handler crashed the process, or its connection closed). It returns the key to
+// clear, and the dead-letter reason once the count passes MaxUnsettled. Failing to count only
+// loses the check for this delivery.
+func (c *consumer) countUnsettled(ctx context.Context, meta *jetstream.MsgMetadata, log *slog.Logger) (key, poisoned string) {
+	if meta.NumDelivered <= 1 || c.o.MaxUnsettled < 0 {
+		return "", ""
+	}
+	key = "unsettled." + failureKey(c.o.Stage, meta)
+	n, err := c.failures.incr(ctx, key)
+	if err != nil {
+		log.Warn("count unsettled deliveries", "err", err)
+		return "", ""
+	}
+	// n counts this delivery and the redeliveries before it that never settled (the first
+	// delivery is not counted, so as to cost nothing on the happy path: n is at most one more
+	// than the deliveries that ended unsettled).
+	if n >= c.o.MaxUnsettled {
+		return key, fmt.Sprintf("delivered %d times in a row without being settled: its handler crashed, hung or lost its connection each time", n)
+	}
+	return key, ""
+}
+
+// callWithDeadline runs the handler under HandlerTimeout. A handler that ignores its context
+// past the deadline is left to finish on its own (counted in Stuck, and in /readyz) and its
+// message handed back as a failure, so one hung download or read cannot hold a message forever.
+func (c *consumer) callWithDeadline(ctx context.Context, msg jetstream.Msg, log *slog.Logger) error {
+	if c.o.HandlerTimeout <= 0 {
+		return c.call(ctx, msg)
+	}
+	hctx, cancel := context.WithTimeout(ctx, c.o.HandlerTimeout)
+	done := make(chan error, 1)
+	go func() {
+		defer cancel()
+		done <- c.call(hctx, msg)
+	}()
+	t := time.NewTimer(c.o.HandlerTimeout + c.o.StuckGrace)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+	}
+	c.stuck(1)
+	log.Error("handler stuck past its deadline; message handed back", "deadline", c.o.HandlerTimeout.String())
+	go func() {
+		<-done
+		c.stuck(-1)
+	}()
+	return &Retryable{Err: fmt.Errorf("handler still running %s after its %s deadline", c.o.StuckGrace, c.o.HandlerTimeout)}
+}
+
+func (c *consumer) stuck(delta int64) {
+	if c.o.Stuck != nil {
+		c.o.Stuck.Add(delta)
+	}
+	c.o.Metrics.stuckHandlers(c.o.Stage, delta)
 }
 
 // call runs the handler, turning a panic into a retryable failure.

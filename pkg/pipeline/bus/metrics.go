@@ -15,6 +15,7 @@ type Metrics struct {
 	latency    *prometheus.HistogramVec
 	pending    *prometheus.GaugeVec
 	ackPending *prometheus.GaugeVec
+	stuck      *prometheus.GaugeVec
 }
 
 // NewMetrics registers the stage metrics with reg:
@@ -25,6 +26,7 @@ type Metrics struct {
 //	amr_stage_handler_seconds{stage}         handler latency
 //	amr_stage_consumer_pending{stage}        messages not yet delivered (consumer lag)
 //	amr_stage_consumer_ack_pending{stage}    messages delivered and not yet settled
+//	amr_stage_handlers_stuck{stage}          handlers still running past their deadline
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	stage := []string{"stage"}
 	m := &Metrics{
@@ -44,8 +46,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		ackPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "amr_stage_consumer_ack_pending", Help: "Messages delivered to a stage and not yet settled (sampled).",
 		}, stage),
+		stuck: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "amr_stage_handlers_stuck", Help: "Handlers of a stage still running past their deadline (their messages were handed back).",
+		}, stage),
 	}
-	for _, c := range []prometheus.Collector{m.messages, m.inflight, m.latency, m.pending, m.ackPending} {
+	for _, c := range []prometheus.Collector{m.messages, m.inflight, m.latency, m.pending, m.ackPending, m.stuck} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register stage metrics: %w", err)
 		}
@@ -56,6 +61,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 func (m *Metrics) count(stage, outcome string) {
 	if m != nil {
 		m.messages.WithLabelValues(stage, outcome).Inc()
+	}
+}
+
+func (m *Metrics) stuckHandlers(stage string, delta int64) {
+	if m != nil {
+		m.stuck.WithLabelValues(stage).Add(float64(delta))
 	}
 }
 

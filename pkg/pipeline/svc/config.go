@@ -27,6 +27,8 @@ type Config struct {
 	OTel string
 	// DrainTimeout bounds how long work in flight may finish after SIGTERM (bus.ConsumeOptions).
 	DrainTimeout time.Duration
+	// HandlerTimeout is the deadline of one message's handler (bus.ConsumeOptions); 0: none.
+	HandlerTimeout time.Duration
 }
 
 // RegisterFlags registers the common flags on fs with c's current values as defaults.
@@ -44,6 +46,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", orString(c.LogLevel, "info"), "log level: debug, info, warn, error")
 	fs.StringVar(&c.OTel, "otel", orString(c.OTel, "auto"), "trace exporter: auto, otlp, stdout, none")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", orDuration(c.DrainTimeout, 30*time.Second), "time for work in flight to finish on shutdown")
+	fs.DurationVar(&c.HandlerTimeout, "handler-timeout", orDuration(c.HandlerTimeout, 10*time.Minute),
+		"deadline of one message's handler; a handler still running 30s after it is given up on (counted, and /readyz fails)")
 }
 
 func orString(s, def string) string {

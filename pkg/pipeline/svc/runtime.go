@@ -64,7 +64,8 @@ type Runtime struct {
 	Tracer *sdktrace.TracerProvider
 
 	signals  []os.Signal
-	ready    atomic.Bool // topology ensured
+	ready    atomic.Bool  // topology ensured
+	stuck    atomic.Int64 // handlers running past their deadline (bus.ConsumeOptions.Stuck)
 	checksMu sync.Mutex
 	checks   map[string]func(context.Context) error
 	listener net.Listener
@@ -202,6 +203,9 @@ func (r *Runtime) Ready(ctx context.Context) error {
 	if !r.ready.Load() {
 		return errors.New("topology not ensured")
 	}
+	if n := r.stuck.Load(); n > 0 {
+		return fmt.Errorf("%d handlers stuck past their deadline (-handler-timeout)", n)
+	}
 	r.checksMu.Lock()
 	defer r.checksMu.Unlock()
 	for name, check := range r.checks {
@@ -248,6 +252,8 @@ func (r *Runtime) ConsumeOptions(stage string) bus.ConsumeOptions {
 		TracerProvider: r.Tracer,
 		Logger:         r.Log,
 		DrainTimeout:   r.Config.DrainTimeout,
+		HandlerTimeout: r.Config.HandlerTimeout,
+		Stuck:          &r.stuck,
 	}
 }
 

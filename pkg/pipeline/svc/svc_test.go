@@ -54,7 +54,8 @@ func TestFlagsFromEnvironment(t *testing.T) {
 	if err := flagenv.Parse(fs, "decryptor", []string{"-log-level", "debug"}, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
 		t.Fatal(err)
 	}
-	want := svc.Config{NATSURL: "nats://a:4222,nats://b:4222", HTTPAddr: ":8080", Replicas: 3, LogLevel: "debug", OTel: "auto", DrainTimeout: 30 * time.Second}
+	want := svc.Config{NATSURL: "nats://a:4222,nats://b:4222", HTTPAddr: ":8080", Replicas: 3, LogLevel: "debug", OTel: "auto",
+		DrainTimeout: 30 * time.Second, HandlerTimeout: 10 * time.Minute}
 	if cfg != want {
 		t.Fatalf("config = %+v, want %+v", cfg, want)
 	}

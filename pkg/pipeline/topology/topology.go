@@ -127,12 +127,21 @@ func ManifestObject(jobID, file string) string { return jobID + "/" + file }
 // ErrBadToken is returned by CheckToken.
 var ErrBadToken = errors.New("not a valid subject token")
 
+// MaxTokenLen bounds a subject token, and so the ids and names that become subjects and KV keys
+// (job ids are 36 bytes, spec ids at most 128). NATS refuses a control line over 4 KiB and closes
+// the connection for good, so an unbounded name from outside could stop a stage.
+const MaxTokenLen = 128
+
 // CheckToken reports whether s can be one token of a subject (a job, plan or list id, a stage or
-// event name): not empty, no '.', no wildcard, no whitespace or control character. Callers check
-// ids that come from outside (plan ids, SharePoint event names) before building a subject.
+// event name): 1 to MaxTokenLen bytes, no '.', no wildcard, no whitespace or control character.
+// Callers check ids that come from outside (plan ids, SharePoint event names) before building a
+// subject.
 func CheckToken(s string) error {
 	if s == "" {
 		return fmt.Errorf("%w: empty", ErrBadToken)
+	}
+	if len(s) > MaxTokenLen {
+		return fmt.Errorf("%w: %d bytes, over %d (%q…)", ErrBadToken, len(s), MaxTokenLen, s[:32])
 	}
 	if i := strings.IndexFunc(s, func(r rune) bool {
 		return r == '.' || r == '*' || r == '>' || r <= ' ' || r == 0x7f
@@ -155,6 +164,9 @@ const (
 	// MaxFailures is the default number of non-throttled failures after which a stage
 	// dead-letters a message (enforced by pkg/pipeline/bus, not by MaxDeliver).
 	MaxFailures = 10
+	// MaxUnsettled is the default number of deliveries in a row that may end without settlement
+	// (a crash, a closed connection) before pkg/pipeline/bus dead-letters the message.
+	MaxUnsettled = 5
 )
 
 // Options shapes what Ensure creates.

@@ -234,6 +234,9 @@ func TestCheckToken(t *testing.T) {
 		{"a>", false},
 		{"a b", false},
 		{"tab\t", false},
+		{strings.Repeat("a", topology.MaxTokenLen), true},
+		{strings.Repeat("a", topology.MaxTokenLen+1), false},
+		{strings.Repeat("JobEnd", 700), false}, // a 4 KB name would close the NATS connection
 	}
 	for _, tt := range tests {
 		err := topology.CheckToken(tt.in)

@@ -61,3 +61,20 @@ func Signatures(rawURL string) []string {
 	}
 	return out
 }
+
+// RedactError returns err with its text redacted (Redact) and its chain kept, so that callers
+// can still match its types and sentinels (errors.As, errors.Is) while nothing prints a secret.
+func RedactError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &redactedError{text: Redact(err.Error()), err: err}
+}
+
+type redactedError struct {
+	text string
+	err  error
+}
+
+func (e *redactedError) Error() string { return e.text }
+func (e *redactedError) Unwrap() error { return e.err }

@@ -11,6 +11,7 @@ package decryptor
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -171,13 +172,20 @@ func (s *Stage) store(ctx context.Context, jobID, specID, blobName, file string)
 	if err != nil {
 		return nil, err
 	}
+	object := topology.ManifestObject(jobID, file)
+	if ready, ok := s.stored(ctx, object, jobID, specID, file); ok {
+		// Stored by an earlier delivery: never rewrite an object a parser may be reading.
+		s.metrics.manifests.WithLabelValues("reused").Inc()
+		return ready, nil
+	}
 
 	resp, err := s.deps.Storage.Blob().ServiceClient().NewContainerClient(container).NewBlobClient(blobName).DownloadStream(ctx, nil)
 	if err != nil {
 		if bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound) {
 			return nil, failure("not_found", &bus.Retryable{Err: fmt.Errorf("blob %s in container %s not found yet", blobName, container)})
 		}
-		return nil, failure("storage", &bus.Retryable{Err: fmt.Errorf("download %s: %s", blobName, sas.Redact(err.Error()))})
+		// Azure's own verdict (503 ServerBusy is throttling, not a failure) is stage.Verdict's.
+		return nil, failure("storage", fmt.Errorf("download %s: %w", blobName, sas.RedactError(err)))
 	}
 	defer func() {
 		if cerr := resp.Body.Close(); cerr != nil {
@@ -191,7 +199,6 @@ func (s *Stage) store(ctx context.Context, jobID, specID, blobName, file string)
 	}
 	sum := sha256.New()
 	out := &counter{r: io.TeeReader(plain, sum)}
-	object := topology.ManifestObject(jobID, file)
 	// Put streams in chunks and purges them if the reader fails, so a truncated or tampered
 	// blob leaves no object behind (and a good one from an earlier delivery stays).
 	if _, err := s.objects.Put(ctx, jetstream.ObjectMeta{Name: object, Description: "decrypted " + blobName,
@@ -214,6 +221,22 @@ func (s *Stage) store(ctx context.Context, jobID, specID, blobName, file string)
 		Sha256: hex.EncodeToString(sum.Sum(nil)),
 		SpecId: specID,
 	}, nil
+}
+
+// stored returns the ManifestReady of an object an earlier delivery stored whole (the object store
+// shows an object only once all its chunks are in), and false when there is none.
+func (s *Stage) stored(ctx context.Context, object, jobID, specID, file string) (*amrpipev1.ManifestReady, bool) {
+	info, err := s.objects.GetInfo(ctx, object)
+	if err != nil || info.Deleted {
+		return nil, false
+	}
+	digest, ok := strings.CutPrefix(info.Digest, "SHA-256=")
+	sum, derr := base64.URLEncoding.DecodeString(digest)
+	if !ok || derr != nil {
+		return nil, false
+	}
+	return &amrpipev1.ManifestReady{JobId: jobID, File: file, Object: object, Size: int64(info.Size),
+		Sha256: hex.EncodeToString(sum), SpecId: specID}, true
 }
 
 // jobKey returns the AES key of an encrypted job (nil for a plaintext one): the record says
@@ -272,7 +295,7 @@ func decryptFailure(blobName, specID string, err error) error {
 		return failure("bad_padding", &bus.Permanent{Reason: fmt.Sprintf(
 			"%s ends in invalid padding: truncated at a block boundary, tampered, or a wrong key; nothing was stored (%v)", blobName, err)})
 	}
-	return failure("storage", &bus.Retryable{Err: fmt.Errorf("decrypt %s: %s", blobName, sas.Redact(err.Error()))})
+	return failure("storage", fmt.Errorf("decrypt %s: %w", blobName, sas.RedactError(err)))
 }
 
 // counter counts the bytes read through it.

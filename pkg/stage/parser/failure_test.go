@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
@@ -121,5 +122,29 @@ func TestJobEndsBadly(t *testing.T) {
 				t.Errorf("a token was committed for a failed job (%v)", err)
 			}
 		})
+	}
+}
+
+// TestStalledJobEndsFailed: the end was seen and confirmed, but one announced file never arrives
+// (its upload event was lost, its decryption hangs): the watchdog fails the file once the job has
+// not changed for -stall-timeout, and the job ends failed, naming it, with no token.
+func TestStalledJobEndsFailed(t *testing.T) {
+	h := newHarness(t)
+	h.startParser(Config{StallTimeout: 300 * time.Millisecond, WatchInterval: 50 * time.Millisecond})
+	jobID := "44444444-dddd-4eee-8fff-000000000000"
+	spec := allSpec()
+	spec.TokenListId = listID
+	h.putJob(jobID, spec, "token", "Manifest.xml", "Manifest1.xml")
+	h.ready(h.putFile(jobID, "Manifest.xml", generated(t, 5, 20<<10)), jobID+"/Manifest.xml")
+	h.end(jobID, topology.EventJobEnd, "end-"+jobID)
+	rec := h.settled(jobID, inState(amrpipev1.JobState_JOB_STATE_FAILED))
+	if !slices.Contains(rec.GetFilesFailed(), "Manifest1.xml") || !strings.Contains(rec.GetLastError(), "Manifest1.xml") {
+		t.Fatalf("record %v; want Manifest1.xml failed by the watchdog", rec)
+	}
+	if sums := h.summaries(jobID); len(sums) != 1 || !sums[0].GetFailed() || sums[0].GetChangeToken() != "" {
+		t.Fatalf("summaries %v, want one failed summary without a token", sums)
+	}
+	if _, _, err := h.store.Token(context.Background(), listID); !errors.Is(err, jobstore.ErrNotFound) {
+		t.Errorf("a token was committed for a stalled job (%v)", err)
 	}
 }

@@ -18,6 +18,7 @@ type metrics struct {
 	summaries *prometheus.CounterVec
 	probes    prometheus.Counter
 	tokens    prometheus.Counter
+	stalled   prometheus.Counter
 }
 
 // newMetrics registers (an already registered series is shared: two parsers in one process):
@@ -33,6 +34,7 @@ type metrics struct {
 //	amr_parser_summaries_total{outcome}     job summaries published: done or failed
 //	amr_parser_probe_results_total          probe results published for the planner
 //	amr_parser_tokens_committed_total       change tokens stored for the next incremental pass
+//	amr_parser_jobs_stalled_total           jobs the watchdog ended: files announced and never parsed
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	counter := func(name, help string) prometheus.Counter {
 		return prometheus.NewCounter(prometheus.CounterOpts{Name: "amr_parser_" + name, Help: help})
@@ -53,10 +55,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "amr_parser_file_seconds", Help: "Time to parse and publish one package file.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 4, 8), // 10 ms .. ~2.7 min
 		}),
+		stalled: counter("jobs_stalled_total", "Jobs the watchdog ended: files announced and never parsed within -stall-timeout."),
 	}
 	if err := errors.Join(share(reg, &m.records), share(reg, &m.dropped), share(reg, &m.batches), share(reg, &m.files),
 		share(reg, &m.bytes), share(reg, &m.fileTime), share(reg, &m.summaries), share(reg, &m.probes),
-		share(reg, &m.tokens)); err != nil {
+		share(reg, &m.tokens), share(reg, &m.stalled)); err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 	return m, nil

@@ -79,6 +79,11 @@ type Config struct {
 	MaxPending int
 	// KeepAlive is the InProgress interval while a file is parsed (0: a third of AckWait).
 	KeepAlive time.Duration
+	// StallTimeout is how long a job whose end was seen may wait for announced files without
+	// changing before the watchdog fails those files and completes it.
+	StallTimeout time.Duration
+	// WatchInterval is how often the watchdog looks at the jobs.
+	WatchInterval time.Duration
 }
 
 // RegisterFlags adds the stage's flags.
@@ -89,6 +94,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxBatchBytes, "max-batch-bytes", c.MaxBatchBytes, "encoded record bytes per RecordBatch at most (capped by the server's max payload)")
 	fs.IntVar(&c.MaxPending, "max-pending", c.MaxPending, "record batches of one file awaiting acknowledgement at most")
 	fs.DurationVar(&c.KeepAlive, "keepalive", c.KeepAlive, "InProgress interval while a file is parsed (0: a third of AckWait)")
+	fs.DurationVar(&c.StallTimeout, "stall-timeout", c.StallTimeout, "a job whose end was seen and that waits this long for announced files without changing ends failed")
+	fs.DurationVar(&c.WatchInterval, "watch-interval", c.WatchInterval, "how often the watchdog looks for stalled jobs")
 }
 
 func (c *Config) defaults() {
@@ -103,6 +110,12 @@ func (c *Config) defaults() {
 	}
 	if c.MaxPending <= 0 {
 		c.MaxPending = DefaultMaxPending
+	}
+	if c.StallTimeout <= 0 {
+		c.StallTimeout = 2 * time.Hour
+	}
+	if c.WatchInterval <= 0 {
+		c.WatchInterval = time.Minute
 	}
 }
 
@@ -136,8 +149,8 @@ func New(cfg Config, deps stage.Deps) (*Stage, error) {
 }
 
 // Run binds the object store and the summary stream, then consumes package files and job ends
-// until ctx ends (then drains); the first consumer to fail stops the other. A file given up on
-// for any reason is recorded as failed on its job (fileDeadLettered).
+// and watches for stalled jobs until ctx ends (then drains); the first part to fail stops the
+// others. A file given up on for any reason is recorded as failed on its job (fileDeadLettered).
 func (s *Stage) Run(ctx context.Context) error {
 	var err error
 	if s.objects, err = s.deps.Runtime.JS.ObjectStore(ctx, topology.ObjectManifests); err != nil {
@@ -152,7 +165,8 @@ func (s *Stage) Run(ctx context.Context) error {
 	}
 	return stage.Group(ctx,
 		consume(stage.Consumer{Name: topology.ConsumerParser, Handler: s.handleManifest, OnDeadLetter: s.fileDeadLettered}),
-		consume(stage.Consumer{Name: topology.ConsumerParserEnd, Handler: s.handleEnd}))
+		consume(stage.Consumer{Name: topology.ConsumerParserEnd, Handler: s.handleEnd}),
+		s.watch)
 }
 
 func (s *Stage) span(ctx context.Context, name, jobID string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
