@@ -6,7 +6,7 @@ PKGS = ./...
 GOBIN_DIR := $(CURDIR)/bin/tools
 BINARIES := ./services/planner ./services/submitter ./services/progress-relay ./services/decryptor ./services/parser ./services/spsim ./cmd/amrctl
 
-.PHONY: all setup demo test test-short bench proto lint fmt vet build clean
+.PHONY: all setup demo test test-short bench fuzz proto lint fmt vet build clean
 
 all: build
 
@@ -31,6 +31,11 @@ test: setup
 ## test-short: unit tests only.
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
+
+## fuzz: run every fuzz target for FUZZTIME each (default 10m; FUZZ=regexp picks targets);
+## failing inputs stay in testdata/fuzz as regression tests.
+fuzz: setup
+	bash scripts/fuzz.sh
 
 ## bench: run the benchmarks and write the table to docs/benchmarks.md.
 bench: setup

@@ -1,7 +1,8 @@
 // Package jobstore is typed access to the pipeline's key-value buckets: job records (changed
 // only by the named transitions of the job lifecycle, lifecycle.go, each applied by
-// compare-and-set; watchable), progress cursors, seen-event markers, change tokens and wrapped
-// job keys. The buckets are created by topology.Ensure.
+// compare-and-set; watchable), progress cursors, seen-event markers, change tokens, wrapped job
+// keys, the planner's plannings, the submitter's submissions, and the status of a plan computed
+// from them. The buckets are created by topology.Ensure.
 package jobstore
 
 import (
@@ -30,10 +31,10 @@ var (
 
 // Store reads and writes the buckets. It is safe for concurrent use.
 type Store struct {
-	jobs, cursors, seen, tokens, keys jetstream.KeyValue
-	js                                jetstream.JetStream
-	now                               func() time.Time
-	metrics                           *transitionMetrics
+	jobs, cursors, seen, tokens, keys, plans, submissions jetstream.KeyValue
+	js                                                    jetstream.JetStream
+	now                                                   func() time.Time
+	metrics                                               *transitionMetrics
 }
 
 // Open binds the buckets; now is the clock (nil: time.Now).
@@ -51,6 +52,8 @@ func Open(ctx context.Context, js jetstream.JetStream, now func() time.Time) (*S
 		{topology.BucketSeen, &s.seen},
 		{topology.BucketTokens, &s.tokens},
 		{topology.BucketKeys, &s.keys},
+		{topology.BucketPlans, &s.plans},
+		{topology.BucketSubmissions, &s.submissions},
 	} {
 		kv, err := js.KeyValue(ctx, b.name)
 		if err != nil {

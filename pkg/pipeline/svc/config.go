@@ -4,6 +4,7 @@ import (
 	"flag"
 	"time"
 
+	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/nats-io/nats.go"
 )
 
@@ -29,6 +30,10 @@ type Config struct {
 	DrainTimeout time.Duration
 	// HandlerTimeout is the deadline of one message's handler (bus.ConsumeOptions); 0: none.
 	HandlerTimeout time.Duration
+	// MaxFailures and RetryMaxDelay shape the retries of a failing message (bus.ConsumeOptions):
+	// counted failures before its dead letter, and the longest back-off between two tries.
+	MaxFailures   int
+	RetryMaxDelay time.Duration
 }
 
 // RegisterFlags registers the common flags on fs with c's current values as defaults.
@@ -46,6 +51,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", orString(c.LogLevel, "info"), "log level: debug, info, warn, error")
 	fs.StringVar(&c.OTel, "otel", orString(c.OTel, "auto"), "trace exporter: auto, otlp, stdout, none")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", orDuration(c.DrainTimeout, 30*time.Second), "time for work in flight to finish on shutdown")
+	fs.IntVar(&c.MaxFailures, "max-failures", max(c.MaxFailures, topology.MaxFailures), "failures of a message (throttling not counted) before it is dead-lettered")
+	fs.DurationVar(&c.RetryMaxDelay, "retry-max-delay", orDuration(c.RetryMaxDelay, 5*time.Minute), "longest back-off between two tries of a failing message")
 	fs.DurationVar(&c.HandlerTimeout, "handler-timeout", orDuration(c.HandlerTimeout, 10*time.Minute),
 		"deadline of one message's handler; a handler still running 30s after it is given up on (counted, and /readyz fails)")
 }

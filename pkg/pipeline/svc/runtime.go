@@ -254,6 +254,8 @@ func (r *Runtime) ConsumeOptions(stage string) bus.ConsumeOptions {
 		DrainTimeout:   r.Config.DrainTimeout,
 		HandlerTimeout: r.Config.HandlerTimeout,
 		Stuck:          &r.stuck,
+		MaxFailures:    r.Config.MaxFailures,
+		MaxDelay:       r.Config.RetryMaxDelay,
 	}
 }
 

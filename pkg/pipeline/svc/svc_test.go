@@ -55,7 +55,7 @@ func TestFlagsFromEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := svc.Config{NATSURL: "nats://a:4222,nats://b:4222", HTTPAddr: ":8080", Replicas: 3, LogLevel: "debug", OTel: "auto",
-		DrainTimeout: 30 * time.Second, HandlerTimeout: 10 * time.Minute}
+		DrainTimeout: 30 * time.Second, HandlerTimeout: 10 * time.Minute, MaxFailures: 10, RetryMaxDelay: 5 * time.Minute}
 	if cfg != want {
 		t.Fatalf("config = %+v, want %+v", cfg, want)
 	}

@@ -5,8 +5,13 @@
 //
 // # Size rules
 //
-// A node's size is its number of items below it, SMTotalFileCount + SMTotalFolderCount
-// (the node itself not included).
+// A node's size (Node.Items) is the number of files below it, at any depth: SharePoint's
+// SMTotalFileCount, or the folder's StorageMetrics.TotalFileCount. Microsoft's thresholds come with
+// that file count ("Utilize SMTotalFileCount … to get the file count in folders", AMR-INTRO), and
+// SharePoint has no recursive folder count (docs/amr-protocol.md §6.2, §7.4). A list root is sized by
+// the list's ItemCount (files, folders and items at any depth), which is at least its file count. The
+// rules themselves do not depend on the unit; Items+1 per URL (the node itself) is only an estimate
+// of the objects a job returns, which also holds folders and list items.
 //
 //   - Items < Small: the node joins a multi-URL batch (CreateSPAsyncReadJobWithMultiUrl) with
 //     other small nodes of the same web. A batch holds at most MaxURLsPerJob URLs (SharePoint
@@ -14,11 +19,12 @@
 //     Large, so a batch is never bigger than the largest single job). A batch always takes at
 //     least one URL, and a batch of one URL is submitted as a single-URL job.
 //   - Small <= Items <= Large: one job on the node, IncludeDirectDescendantsOnly=false.
-//   - Items > Large, or unknown (a Sizer may not know a library root's totals): a probe job on
+//   - Items > Large, or unknown (a Sizer may get no file count from SharePoint): a probe job on
 //     the node with IncludeDirectDescendantsOnly=true. Its parsed output comes back as a
 //     ProbeResult and Continue plans each direct subfolder by the same rules, recursively. A
-//     subfolder the parser found no totals for is sized through Sizer.Resolve (one folder REST
-//     call), or probed in turn when Continue has no Sizer.
+//     subfolder the parser found no file count for (whether AMR writes SMTotalFileCount into the
+//     manifest is not documented) is sized through Sizer.Resolve (folder REST calls), or probed in
+//     turn when Continue has no Sizer.
 //
 // Batches are packed greedily in URL order (siblings stay together) after sorting by web and
 // URL, so the output does not depend on the order of the targets.

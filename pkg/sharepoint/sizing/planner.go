@@ -59,8 +59,9 @@ type Node struct {
 	ListID  string
 	ListURL string // absolute URL of the list root; equal to URL for KindList
 	Kind    Kind
-	// Items counts the files and folders below the node (SMTotalFileCount+SMTotalFolderCount),
-	// or UnknownItems.
+	// Items is the node's size: the number of files below it at any depth (SMTotalFileCount, or
+	// StorageMetrics.TotalFileCount), a list root's ItemCount, or UnknownItems. See the package
+	// documentation.
 	Items int64
 }
 
@@ -170,7 +171,7 @@ type JobSpec struct {
 // ProbeResult is a probe job's parsed output: the probed node's direct subfolders.
 type ProbeResult struct {
 	Job JobSpec
-	// Subfolders with URL and Items (SMTotalFileCount+SMTotalFolderCount, or UnknownItems, in
+	// Subfolders with URL and Items (the files below each, SMTotalFileCount, or UnknownItems, in
 	// which case Continue asks the Sizer). WebURL and ListID may be left empty.
 	Subfolders []Node
 }

@@ -126,7 +126,9 @@ func (p *Planner) sizeJobs(ctx context.Context, s scope, nodes []Node, sz Sizer)
 }
 
 // children lists n's direct subfolders through the Sizer, and estimates what a shallow job on n
-// emits: n and its direct files (-1 when a total is unknown).
+// emits: n and its direct files (-1 when a total is unknown). The estimate counts each subfolder as
+// Items+1; with sizes in files (the package documentation) it undercounts by the number of
+// subfolders, and an estimate below 1 reads as unknown.
 func (p *Planner) children(ctx context.Context, n Node, sz Sizer) ([]Node, int64, error) {
 	if sz == nil {
 		return nil, 0, errNoSizer

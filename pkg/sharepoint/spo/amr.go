@@ -289,8 +289,10 @@ type Progress struct {
 	NextToken string
 }
 
-// GetMigrationJobProgress returns the events after nextToken ("" means "0", the start). Do not
-// retry a 500 (pkg/stage.Verdict makes it permanent).
+// GetMigrationJobProgress returns the events after nextToken ("" means "0", the start). It sends
+// Accept: application/json;odata=verbose, the header Microsoft documents as required for this
+// call, and parses the nometadata shape too. Do not retry a 500 (pkg/stage.Verdict makes it
+// permanent).
 func (c *Client) GetMigrationJobProgress(ctx context.Context, site, jobID, nextToken string) (Progress, error) {
 	cl, err := newCall("GetMigrationJobProgress", "get migration job progress", site)
 	if err != nil {
@@ -307,7 +309,7 @@ func (c *Client) GetMigrationJobProgress(ctx context.Context, site, jobID, nextT
 	if isDigits(nextToken) {
 		tok = nextToken // the documented form: nextToken=0
 	}
-	cl.verb = http.MethodGet
+	cl.verb, cl.accept = http.MethodGet, odataVerbose // the header the documentation requires
 	cl.url = fmt.Sprintf("%s/_api/site/%s(jobId='%s',nextToken=%s)", cl.site, cl.method, id, tok)
 	var resp struct {
 		Logs      stringList  `json:"Logs"`

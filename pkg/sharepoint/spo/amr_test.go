@@ -246,10 +246,10 @@ func TestResponseShapes(t *testing.T) {
 		},
 		{
 			name:       "FolderTotals",
-			nometadata: `{"SMTotalFileCount":7,"SMTotalFolderCount":2,"SMTotalSize":1048576}`,
-			verbose:    `{"d":{"__metadata":{"type":"SP.Data.Shared_x0020_DocumentsItem"},"SMTotalFileCount":{"__metadata":{"type":"SP.FieldLookupValue"},"LookupId":7,"LookupValue":"7"},"SMTotalFolderCount":"2","SMTotalSize":"1048576"}}`,
+			nometadata: `{"ItemCount":3,"StorageMetrics":{"TotalFileCount":7,"TotalSize":1048576,"TotalFileStreamSize":1000000,"LastModified":"2024-01-17T16:01:48Z"}}`,
+			verbose:    `{"d":{"__metadata":{"type":"SP.Folder"},"ItemCount":3,"StorageMetrics":{"__metadata":{"type":"SP.StorageMetrics"},"TotalFileCount":"7","TotalSize":"1048576"}}}`,
 			call:       func(c *spo.Client, site string) (any, error) { return c.FolderTotals(context.Background(), site, "/x") },
-			want:       spo.Totals{FileCount: 7, FolderCount: 2, Size: 1048576, Known: true},
+			want:       spo.Totals{FileCount: 7, Size: 1048576, ItemCount: 3, Known: true, Source: spo.SourceStorageMetrics},
 		},
 	}
 	for _, tt := range tests {
@@ -384,6 +384,44 @@ func TestProgressTokenForms(t *testing.T) {
 		if want := cmpOr(tt.token, "0"); p.NextToken != want {
 			t.Errorf("token %q: NextToken = %q, want %q", tt.token, p.NextToken, want)
 		}
+	}
+}
+
+// TestAcceptHeaders: GetMigrationJobProgress asks for odata=verbose, the header its documentation
+// lists as required; every other call asks for nometadata. Both answer shapes parse either way.
+func TestAcceptHeaders(t *testing.T) {
+	tests := []struct {
+		name, body, want string
+		call             func(c *spo.Client, site string) error
+	}{
+		{"progress", `{"d":{"GetMigrationJobProgress":{"Logs":{"results":[]},"NextToken":"3"}}}`, "application/json;odata=verbose",
+			func(c *spo.Client, site string) error {
+				_, err := c.GetMigrationJobProgress(context.Background(), site, jobID, "")
+				return err
+			}},
+		{"progress answered in nometadata", `{"Logs":[],"NextToken":"3"}`, "application/json;odata=verbose",
+			func(c *spo.Client, site string) error {
+				_, err := c.GetMigrationJobProgress(context.Background(), site, jobID, "")
+				return err
+			}},
+		{"status", `{"value":4}`, "application/json;odata=nometadata",
+			func(c *spo.Client, site string) error {
+				_, err := c.GetMigrationJobStatus(context.Background(), site, jobID)
+				return err
+			}},
+		{"lists", `{"value":[]}`, "application/json;odata=nometadata",
+			func(c *spo.Client, site string) error { _, err := c.Lists(context.Background(), site); return err }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sp := newFake(t, reply(200, tt.body))
+			if err := tt.call(newClient(t, nil), sp.site()); err != nil {
+				t.Fatal(err)
+			}
+			if got := sp.requests()[0].Header.Get("Accept"); got != tt.want {
+				t.Errorf("Accept = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
 

@@ -25,6 +25,9 @@ const (
 	// maxPages bounds how many continuation links a collection call follows.
 	maxPages  = 1000
 	odataJSON = "application/json;odata=nometadata"
+	// odataVerbose is what GetMigrationJobProgress's documentation lists as its required Accept
+	// header (docs/amr-protocol.md §1.4, §7.4 row 9).
+	odataVerbose = "application/json;odata=verbose"
 )
 
 // Options configures New.
@@ -62,9 +65,10 @@ type Observation struct {
 	Duration         time.Duration // from sending the request to reading the whole body
 }
 
-// Client calls SharePoint Online's REST API. It makes exactly one HTTP attempt per call (plus
-// continuation pages of a collection): retries belong to the caller, which shares a throttling
-// budget per host across replicas. A Client is safe for concurrent use.
+// Client calls SharePoint Online's REST API. It makes one HTTP attempt per call (plus continuation
+// pages of a collection, and FolderTotals' documented fallbacks for fields a tenant does not
+// have): retries belong to the caller, which shares a throttling budget per host across replicas.
+// A Client is safe for concurrent use.
 type Client struct {
 	http          *http.Client
 	tokens        TokenSource
@@ -103,7 +107,8 @@ type call struct {
 	site    string // normalised site or web URL, safe to print
 	verb    string // HTTP method
 	url     string
-	body    any // nil: no body
+	body    any    // nil: no body
+	accept  string // Accept header; "" is odataJSON
 	secrets []string
 }
 
@@ -174,7 +179,11 @@ func (c *Client) do(ctx context.Context, cl *call) ([]byte, error) {
 	cl.secrets = append(cl.secrets, token)
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("User-Agent", c.userAgent)
-	req.Header.Set("Accept", odataJSON)
+	accept := cl.accept
+	if accept == "" {
+		accept = odataJSON
+	}
+	req.Header.Set("Accept", accept)
 	if body != nil {
 		req.Header.Set("Content-Type", odataJSON)
 	}

@@ -4,8 +4,9 @@
 // and verbose) in answers, and works against any base URL: a tenant over https or the simulator
 // on loopback over http.
 //
-// Every call makes one HTTP attempt and returns a typed error; retrying is the caller's job,
-// because the stages share one throttling budget per host across replicas:
+// Every call makes one HTTP attempt (FolderTotals aside, which asks again without a field the
+// tenant refuses, see docs/amr-protocol.md §7.5) and returns a typed error; retrying is the
+// caller's job, because the stages share one throttling budget per host across replicas:
 //
 //	c, err := spo.New(spo.Options{Tokens: tokens, UserAgent: "ISV|Contoso|amrpipe/1.0"})
 //	info, err := c.CreateSPAsyncReadJob(ctx, "https://contoso.sharepoint.com/sites/hr", spo.ReadJobRequest{

@@ -54,7 +54,7 @@ var codes = []codeEntry{
 	{CodeOperationCanceled, ErrOperationCanceled,
 		"the job was cancelled (client request, or a change-token job over 10 minutes) [AMR-REF, EVENTS]"},
 	{CodeJobNotFound, ErrJobNotFound,
-		"GetMigrationJobProgress / status / delete of an unknown job; HTTP 500 [PROGRESS]"},
+		"GetMigrationJobProgress of an unknown job; HTTP 500 [PROGRESS] (status answers None for one)"},
 	{CodeJobStatusExpired, ErrJobStatusExpired,
 		"the job's status is older than the retention (< 5 days); HTTP 500 [PROGRESS]"},
 	{CodeAccessDenied, ErrAccessDenied,

@@ -2,7 +2,9 @@ package spo
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -34,15 +36,30 @@ type Folder struct {
 	UniqueID  string
 }
 
-// Totals are a folder's recursive SMTotal* figures.
+// Totals are what SharePoint says about the files below a folder, for sizing it.
 type Totals struct {
-	FileCount   int64 // SMTotalFileCount: every file below the folder
-	FolderCount int64 // SMTotalFolderCount: every folder below it
-	Size        int64 // SMTotalSize, bytes
-	// Known is false when SharePoint gave no SMTotalFileCount (library root folders have no
-	// list item, hence no totals); the other two read 0 when absent.
+	// FileCount counts every file below the folder, at any depth: the folder's
+	// StorageMetrics.TotalFileCount, or its list item's SMTotalFileCount when StorageMetrics gave
+	// none (docs/amr-protocol.md §7.5). Meaningful only when Known.
+	FileCount int64
+	// Size is the bytes of those files (StorageMetrics.TotalSize); 0 when SharePoint gave none.
+	Size int64
+	// ItemCount counts the folder's direct children, files and folders (SP.Folder.ItemCount); 0
+	// when SharePoint gave none.
+	ItemCount int64
+	// Known is false when SharePoint gave no file count (neither field exists on the tenant, or it
+	// refused both): the folder's size is unknown, never zero.
 	Known bool
+	// Source names the field FileCount came from: SourceStorageMetrics or SourceSMTotalFileCount;
+	// "" when unknown.
+	Source string
 }
+
+// Where Totals.FileCount came from.
+const (
+	SourceStorageMetrics   = "StorageMetrics"
+	SourceSMTotalFileCount = "SMTotalFileCount"
+)
 
 const (
 	webSelect    = "$select=Id,Title,ServerRelativeUrl,Url"
@@ -111,7 +128,7 @@ func (f wireFolder) folder() Folder {
 
 // Folder returns the folder at a server-relative path ("/sites/hr/Shared Documents/2024").
 func (c *Client) Folder(ctx context.Context, web, serverRelPath string) (Folder, error) {
-	cl, err := newGet("GetFolderByServerRelativeUrl", "get folder", web, folderPath(serverRelPath)+"?"+folderSelect)
+	cl, err := newGet("GetFolderByServerRelativePath", "get folder", web, folderPath(serverRelPath)+"?"+folderSelect)
 	if err != nil {
 		return Folder{}, err
 	}
@@ -139,24 +156,101 @@ func (c *Client) Subfolders(ctx context.Context, web, serverRelPath string) ([]F
 	return out, nil
 }
 
-// FolderTotals returns the recursive file and folder counts and size under a folder, read from
-// its list item's SMTotal* fields, which SharePoint sends as numbers, numeric strings or lookup
-// objects.
+// FolderTotals returns the number and size of the files below a folder and its direct children.
+// It asks for the folder's StorageMetrics ($expand, as SharePoint requires), and only when that
+// gives no file count, for the folder item's SMTotalFileCount. Both are optional: SharePoint
+// refuses a whole request naming a field or property it does not have (HTTP 400, "The field or
+// property 'X' does not exist.", docs/amr-protocol.md §5.4), so such a 400 is answered by asking
+// once more without the optional field, and the totals are reported unknown rather than failing.
+// Any other error, another 400 included, is returned as is.
 func (c *Client) FolderTotals(ctx context.Context, web, serverRelPath string) (Totals, error) {
-	cl, err := newGet("ListItemAllFields", "get folder totals", web,
-		folderPath(serverRelPath)+"/ListItemAllFields?$select=SMTotalFileCount,SMTotalFolderCount,SMTotalSize")
+	var f struct {
+		ItemCount count `json:"ItemCount"`
+		Metrics   *struct {
+			TotalFileCount count `json:"TotalFileCount"`
+			TotalSize      count `json:"TotalSize"`
+		} `json:"StorageMetrics"`
+	}
+	rel := folderPath(serverRelPath)
+	q := fieldQuery{required: []string{"ItemCount"}, optional: []string{"StorageMetrics"}, expand: true}
+	if err := c.getOptional(ctx, "GetFolderByServerRelativePath", "get folder storage metrics", web, rel, q, &f); err != nil {
+		return Totals{}, err
+	}
+	t := Totals{ItemCount: f.ItemCount.N}
+	if f.Metrics != nil && f.Metrics.TotalFileCount.Known {
+		t.FileCount, t.Size, t.Known, t.Source = f.Metrics.TotalFileCount.N, f.Metrics.TotalSize.N, true, SourceStorageMetrics
+		return t, nil
+	}
+	var item struct {
+		Files count `json:"SMTotalFileCount"`
+	}
+	q = fieldQuery{optional: []string{"SMTotalFileCount"}}
+	if err := c.getOptional(ctx, "ListItemAllFields", "get folder item totals", web, rel+"/ListItemAllFields", q, &item); err != nil {
+		return Totals{}, err
+	}
+	if item.Files.Known {
+		t.FileCount, t.Known, t.Source = item.Files.N, true, SourceSMTotalFileCount
+	}
+	return t, nil
+}
+
+// fieldQuery is a $select of fields SharePoint must have (required) and fields it may not have
+// (optional); with expand, the optional ones are navigation properties, expanded too.
+type fieldQuery struct {
+	required, optional []string
+	expand             bool
+}
+
+func (q fieldQuery) query(withOptional bool) string {
+	sel := q.required
+	if withOptional {
+		sel = append(slices.Clone(sel), q.optional...)
+	}
+	s := "?$select=" + strings.Join(sel, ",")
+	if withOptional && q.expand {
+		s += "&$expand=" + strings.Join(q.optional, ",")
+	}
+	return s
+}
+
+// getOptional fetches one object with q's fields into v. If SharePoint answers 400 naming one of
+// the optional fields, it asks once more with the required fields only (v then holds no optional
+// field); with no required field there is nothing to ask, and v stays empty.
+func (c *Client) getOptional(ctx context.Context, method, op, web, rel string, q fieldQuery, v any) error {
+	cl, err := newGet(method, op, web, rel+q.query(true))
 	if err != nil {
-		return Totals{}, err
+		return err
 	}
-	var w struct {
-		Files   count `json:"SMTotalFileCount"`
-		Folders count `json:"SMTotalFolderCount"`
-		Size    count `json:"SMTotalSize"`
+	err = c.get(ctx, cl, v)
+	if err == nil || !refusesField(err, q.optional) {
+		return err
 	}
-	if err := c.get(ctx, cl, &w); err != nil {
-		return Totals{}, err
+	if len(q.required) == 0 {
+		return nil
 	}
-	return Totals{FileCount: w.Files.N, FolderCount: w.Folders.N, Size: w.Size.N, Known: w.Files.Known}, nil
+	if cl, err = newGet(method, op, web, rel+q.query(false)); err != nil {
+		return err
+	}
+	return c.get(ctx, cl, v)
+}
+
+// refusesField reports whether err is SharePoint's HTTP 400 refusing one of fields: "The field or
+// property 'X' does not exist." (code -1, Microsoft.SharePoint.SPException), or "The query to field
+// 'X' is not valid." for a lookup field that would need $expand (docs/amr-protocol.md §5.4). The
+// field is matched by its quoted name, case-insensitively, so a localised message matches too; a
+// 400 that names no optional field is not a refusal of one.
+func refusesField(err error, fields []string) bool {
+	var se *Error
+	if !errors.As(err, &se) || se.Status != http.StatusBadRequest {
+		return false
+	}
+	msg := strings.ToLower(se.Message)
+	for _, f := range fields {
+		if strings.Contains(msg, "'"+strings.ToLower(f)+"'") {
+			return true
+		}
+	}
+	return false
 }
 
 // newGet starts a GET of web + rel.
@@ -169,9 +263,12 @@ func newGet(method, op, web, rel string) (*call, error) {
 	return cl, nil
 }
 
+// folderPath addresses a folder through the ResourcePath API with its decoded server-relative
+// path, the form Microsoft requires for names holding '%' or '#' (docs/amr-protocol.md §7.4 row 8);
+// the literal is percent-encoded for the URL, so SharePoint sees the decoded path once decoded.
 func folderPath(serverRelPath string) string {
 	if !strings.HasPrefix(serverRelPath, "/") {
 		serverRelPath = "/" + serverRelPath
 	}
-	return "/_api/web/GetFolderByServerRelativeUrl(" + odataString(serverRelPath) + ")"
+	return "/_api/web/GetFolderByServerRelativePath(DecodedUrl=" + odataString(serverRelPath) + ")"
 }

@@ -1,10 +1,13 @@
 package spo_test
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -13,7 +16,7 @@ import (
 
 func TestFolderRequestPaths(t *testing.T) {
 	const sel = "?$select=Name,ServerRelativeUrl,ItemCount,UniqueId"
-	const fn = "/sites/hr/team/_api/web/GetFolderByServerRelativeUrl("
+	const fn = "/sites/hr/team/_api/web/GetFolderByServerRelativePath(DecodedUrl="
 	tests := []struct {
 		name string
 		call func(c *spo.Client, web string) error
@@ -59,8 +62,8 @@ func TestFolderRequestPaths(t *testing.T) {
 				_, err := c.FolderTotals(context.Background(), web, "/sites/hr/team/Lib/a&b+c")
 				return err
 			},
-			uri:  fn + "'/sites/hr/team/Lib/a&b+c')/ListItemAllFields?$select=SMTotalFileCount,SMTotalFolderCount,SMTotalSize",
-			path: fn + "'/sites/hr/team/Lib/a&b+c')/ListItemAllFields",
+			uri:  fn + "'/sites/hr/team/Lib/a&b+c')?$select=ItemCount,StorageMetrics&$expand=StorageMetrics",
+			path: fn + "'/sites/hr/team/Lib/a&b+c')",
 		},
 	}
 	for _, tt := range tests {
@@ -89,30 +92,169 @@ func TestFolderRequestPaths(t *testing.T) {
 	}
 }
 
+// totalsFake answers the folder (StorageMetrics) request with folder and the folder item
+// (ListItemAllFields) request with item; a status of 0 is 200.
+func totalsFake(t *testing.T, folder, item reply2) *fakeSP {
+	t.Helper()
+	return newFake(t, func(w http.ResponseWriter, r *http.Request, b []byte) {
+		rp := folder
+		if strings.HasSuffix(r.URL.Path, "/ListItemAllFields") {
+			rp = item
+		}
+		if strings.Contains(r.URL.RawQuery, "StorageMetrics") && rp.refused != "" {
+			reply(400, rp.refused)(w, r, b)
+			return
+		}
+		reply(cmp.Or(rp.status, 200), rp.body)(w, r, b)
+	})
+}
+
+// reply2 is an answer of totalsFake: body with status, or refused (a 400 body) when the request
+// names StorageMetrics.
+type reply2 struct {
+	status        int
+	body, refused string
+}
+
 func TestFolderTotalsForms(t *testing.T) {
+	const path = "/sites/hr/_api/web/GetFolderByServerRelativePath(DecodedUrl='/sites/hr/Lib/a')"
+	metrics := path + "?$select=ItemCount,StorageMetrics&$expand=StorageMetrics"
+	item := path + "/ListItemAllFields?$select=SMTotalFileCount"
 	tests := []struct {
-		name, body string
-		want       spo.Totals
+		name         string
+		folder, item string
+		want         spo.Totals
+		wantURIs     []string
 	}{
-		{"numbers", `{"SMTotalFileCount":12,"SMTotalFolderCount":3,"SMTotalSize":4096}`, spo.Totals{FileCount: 12, FolderCount: 3, Size: 4096, Known: true}},
-		{"numeric strings", `{"SMTotalFileCount":"12","SMTotalFolderCount":" 3 ","SMTotalSize":"9007199254740993"}`, spo.Totals{FileCount: 12, FolderCount: 3, Size: 9007199254740993, Known: true}},
-		{"lookup objects", `{"SMTotalFileCount":{"LookupId":5,"LookupValue":"12"},"SMTotalFolderCount":{"LookupId":3,"LookupValue":"3"},"SMTotalSize":{"LookupId":4096,"LookupValue":"4096"}}`, spo.Totals{FileCount: 12, FolderCount: 3, Size: 4096, Known: true}},
-		{"lookup without value", `{"SMTotalFileCount":{"LookupId":12}}`, spo.Totals{FileCount: 12, Known: true}},
-		{"float-encoded", `{"SMTotalFileCount":1.2e3}`, spo.Totals{FileCount: 1200, Known: true}},
-		{"root folder: no totals", `{}`, spo.Totals{}},
-		{"nulls", `{"SMTotalFileCount":null,"SMTotalFolderCount":null,"SMTotalSize":null}`, spo.Totals{}},
-		{"garbage", `{"SMTotalFileCount":"many","SMTotalFolderCount":true}`, spo.Totals{}},
-		{"verbose, deferred lookup", `{"d":{"SMTotalFileCount":{"__deferred":{"uri":"x"}},"SMTotalSize":"10"}}`, spo.Totals{Size: 10}},
+		{"storage metrics", `{"ItemCount":31,"StorageMetrics":{"TotalFileCount":40,"TotalSize":4096,"LastModified":"2024-01-17T16:01:48Z"}}`, "",
+			spo.Totals{FileCount: 40, Size: 4096, ItemCount: 31, Known: true, Source: spo.SourceStorageMetrics}, []string{metrics}},
+		{"verbose, Int64 as strings", `{"d":{"__metadata":{"type":"SP.Folder"},"ItemCount":"31","StorageMetrics":{"__metadata":{"type":"SP.StorageMetrics"},"TotalFileCount":"40","TotalSize":"9007199254740993"}}}`, "",
+			spo.Totals{FileCount: 40, Size: 9007199254740993, ItemCount: 31, Known: true, Source: spo.SourceStorageMetrics}, []string{metrics}},
+		{"empty folder", `{"ItemCount":0,"StorageMetrics":{"TotalFileCount":0,"TotalSize":0}}`, "",
+			spo.Totals{Known: true, Source: spo.SourceStorageMetrics}, []string{metrics}},
+		{"no metrics: the item's SMTotalFileCount", `{"ItemCount":31}`, `{"SMTotalFileCount":12}`,
+			spo.Totals{FileCount: 12, ItemCount: 31, Known: true, Source: spo.SourceSMTotalFileCount}, []string{metrics, item}},
+		{"null file count: the item's lookup value", `{"ItemCount":31,"StorageMetrics":{"TotalFileCount":null}}`, `{"SMTotalFileCount":{"LookupId":5,"LookupValue":"12"}}`,
+			spo.Totals{FileCount: 12, ItemCount: 31, Known: true, Source: spo.SourceSMTotalFileCount}, []string{metrics, item}},
+		{"lookup without value", `{}`, `{"SMTotalFileCount":{"LookupId":12}}`,
+			spo.Totals{FileCount: 12, Known: true, Source: spo.SourceSMTotalFileCount}, []string{metrics, item}},
+		{"float-encoded", `{"StorageMetrics":{"TotalFileCount":1.2e3}}`, "",
+			spo.Totals{FileCount: 1200, Known: true, Source: spo.SourceStorageMetrics}, []string{metrics}},
+		{"nothing known", `{"ItemCount":2}`, `{}`, spo.Totals{ItemCount: 2}, []string{metrics, item}},
+		{"nulls", `{"ItemCount":null,"StorageMetrics":null}`, `{"SMTotalFileCount":null}`, spo.Totals{}, []string{metrics, item}},
+		{"garbage", `{"StorageMetrics":{"TotalFileCount":"many"}}`, `{"SMTotalFileCount":true}`, spo.Totals{}, []string{metrics, item}},
+		{"verbose, deferred", `{"d":{"StorageMetrics":{"__deferred":{"uri":"x"}}}}`, `{"d":{"SMTotalFileCount":{"__deferred":{"uri":"x"}}}}`,
+			spo.Totals{}, []string{metrics, item}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sp := newFake(t, reply(200, tt.body))
+			sp := totalsFake(t, reply2{body: tt.folder}, reply2{body: tt.item})
 			got, err := newClient(t, nil).FolderTotals(context.Background(), sp.site(), "/sites/hr/Lib/a")
 			if err != nil {
 				t.Fatal(err)
 			}
 			if got != tt.want {
 				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+			if uris := requestURIs(sp); !slices.Equal(uris, tt.wantURIs) {
+				t.Errorf("requests\n got %q\nwant %q", uris, tt.wantURIs)
+			}
+		})
+	}
+}
+
+func requestURIs(sp *fakeSP) []string {
+	var out []string
+	for _, r := range sp.requests() {
+		out = append(out, r.URI)
+	}
+	return out
+}
+
+// SharePoint's answer to a $select naming a field or property the entity does not have
+// (docs/amr-protocol.md §5.4), in both OData shapes, and its lookup-field variant.
+func notExist(field string) string {
+	return `{"odata.error":{"code":"-1, Microsoft.SharePoint.SPException","message":{"lang":"en-US","value":"The field or property '` + field + `' does not exist."}}}`
+}
+
+func notExistVerbose(field string) string {
+	return `{"error":{"code":"-1, Microsoft.SharePoint.SPException","message":{"lang":"en-US","value":"The field or property '` + field + `' does not exist."}}}`
+}
+
+const lookupRefused = `{"odata.error":{"code":"-1, Microsoft.SharePoint.SPException","message":{"lang":"en-US","value":"The query to field 'SMTotalFileCount' is not valid. The $select query string must specify the target fields and the $expand query string must contains SMTotalFileCount."}}}`
+
+// TestFolderTotalsDropsARefusedOptionalField: SharePoint's 400 for a field it does not have is
+// answered by asking once more without it, and the totals are unknown rather than an error; any
+// other error, another 400 included, is returned after one request.
+func TestFolderTotalsDropsARefusedOptionalField(t *testing.T) {
+	const path = "/sites/hr/_api/web/GetFolderByServerRelativePath(DecodedUrl='/sites/hr/Lib/a')"
+	metrics := path + "?$select=ItemCount,StorageMetrics&$expand=StorageMetrics"
+	itemCount := path + "?$select=ItemCount"
+	item := path + "/ListItemAllFields?$select=SMTotalFileCount"
+	tests := []struct {
+		name         string
+		folder, item reply2
+		want         spo.Totals
+		wantURIs     []string
+		wantStatus   int // the *spo.Error's status; 0: no error
+	}{
+		{name: "no StorageMetrics: asked again without it, then SMTotalFileCount",
+			folder: reply2{refused: notExist("StorageMetrics"), body: `{"ItemCount":3}`}, item: reply2{body: `{"SMTotalFileCount":12}`},
+			want:     spo.Totals{FileCount: 12, ItemCount: 3, Known: true, Source: spo.SourceSMTotalFileCount},
+			wantURIs: []string{metrics, itemCount, item}},
+		{name: "neither field: totals unknown, no error",
+			folder: reply2{refused: notExist("StorageMetrics"), body: `{"ItemCount":3}`}, item: reply2{status: 400, body: notExist("SMTotalFileCount")},
+			want: spo.Totals{ItemCount: 3}, wantURIs: []string{metrics, itemCount, item}},
+		{name: "verbose refusal",
+			folder: reply2{refused: notExistVerbose("StorageMetrics"), body: `{"d":{"ItemCount":"3"}}`}, item: reply2{status: 400, body: notExistVerbose("SMTotalFileCount")},
+			want: spo.Totals{ItemCount: 3}, wantURIs: []string{metrics, itemCount, item}},
+		{name: "lookup field that wants $expand: unknown",
+			folder: reply2{body: `{"ItemCount":3}`}, item: reply2{status: 400, body: lookupRefused},
+			want: spo.Totals{ItemCount: 3}, wantURIs: []string{metrics, item}},
+		{name: "localised refusal naming the field",
+			folder: reply2{refused: `{"odata.error":{"code":"-1, Microsoft.SharePoint.SPException","message":{"lang":"de-DE","value":"Das Feld oder die Eigenschaft 'StorageMetrics' ist nicht vorhanden."}}}`, body: `{"ItemCount":3}`},
+			item:   reply2{body: `{"SMTotalFileCount":5}`},
+			want:   spo.Totals{FileCount: 5, ItemCount: 3, Known: true, Source: spo.SourceSMTotalFileCount}, wantURIs: []string{metrics, itemCount, item}},
+		{name: "another 400 is not retried",
+			folder:     reply2{status: 400, body: `{"odata.error":{"code":"-1, Microsoft.SharePoint.SPException","message":{"lang":"en-US","value":"Invalid request."}}}`},
+			wantURIs:   []string{metrics},
+			wantStatus: 400},
+		{name: "a 400 refusing a required field is not retried",
+			folder: reply2{status: 400, body: notExist("ItemCount")}, wantURIs: []string{metrics}, wantStatus: 400},
+		{name: "a 400 without a body is not retried",
+			folder: reply2{status: 400}, wantURIs: []string{metrics}, wantStatus: 400},
+		{name: "refused again without the field: the error, after one retry",
+			folder: reply2{refused: notExist("StorageMetrics"), status: 400, body: notExist("ItemCount")}, wantURIs: []string{metrics, itemCount}, wantStatus: 400},
+		{name: "another 400 of the folder item is returned",
+			folder: reply2{body: `{}`}, item: reply2{status: 400, body: `{"odata.error":{"code":"-1, Microsoft.SharePoint.SPException","message":{"value":"Bad query."}}}`},
+			wantURIs: []string{metrics, item}, wantStatus: 400},
+		{name: "missing folder", folder: reply2{status: 404, body: `{"odata.error":{"code":"-2147024894, System.IO.FileNotFoundException","message":{"value":"File Not Found."}}}`},
+			wantURIs: []string{metrics}, wantStatus: 404},
+		{name: "throttled", folder: reply2{status: 429}, wantURIs: []string{metrics}, wantStatus: 429},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sp := totalsFake(t, tt.folder, tt.item)
+			var observed []int
+			c := newClient(t, func(o spo.Observation) { observed = append(observed, o.Status) })
+			got, err := c.FolderTotals(context.Background(), sp.site(), "/sites/hr/Lib/a")
+			var se *spo.Error
+			switch {
+			case tt.wantStatus == 0 && err != nil:
+				t.Fatalf("err = %v, want totals", err)
+			case tt.wantStatus != 0 && (!errors.As(err, &se) || se.Status != tt.wantStatus):
+				t.Fatalf("err = %v, want an *spo.Error with status %d", err, tt.wantStatus)
+			case got != tt.want:
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+			if uris := requestURIs(sp); !slices.Equal(uris, tt.wantURIs) {
+				t.Errorf("requests\n got %q\nwant %q", uris, tt.wantURIs)
+			}
+			if len(observed) != len(tt.wantURIs) {
+				t.Errorf("observer saw %d responses, want one per request (%d)", len(observed), len(tt.wantURIs))
+			}
+			if err != nil && strings.Contains(err.Error(), testToken) {
+				t.Errorf("error text carries the token: %v", err)
 			}
 		})
 	}

@@ -251,7 +251,7 @@ func TestEmitPolicies(t *testing.T) {
 		}
 		lid := probeSpec().GetListIds()[0]
 		wantFolders := map[string]string{
-			web + "/Docs/2019": "1200000/12/false " + web + " " + lid,
+			web + "/Docs/2019": "1200000/0/false " + web + " " + lid,
 			web + "/Docs/2020": "900/0/false " + web + " " + lid,
 			web + "/Docs/Misc": "-1/-1/true " + web + " " + lid,
 		}

@@ -7,14 +7,13 @@ import (
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
-// Names of the hidden folder fields that carry SharePoint's totals below a folder.
-const (
-	fieldTotalFiles   = "SMTotalFileCount"
-	fieldTotalFolders = "SMTotalFolderCount"
-)
+// fieldTotalFiles is the hidden field of a folder's list item that counts the files below the
+// folder, the count Microsoft's sizing guidance names (docs/amr-protocol.md §6.2). SharePoint has
+// no recursive folder count.
+const fieldTotalFiles = "SMTotalFileCount"
 
 // probeScan collects, while a probe job's file is parsed, what the planner needs: the probed
-// folder's direct subfolders with their totals, and the number of its direct files and items.
+// folder's direct subfolders with their file totals, and the number of its direct files and items.
 // A subfolder's SPFolder and its list item (which carries the totals) may lie in different
 // package files, so the job store merges scans by URL (jobstore.FileParsed).
 type probeScan struct {
@@ -89,22 +88,19 @@ func (s *probeScan) directChild(path string) (string, bool) {
 	return "", false
 }
 
-// setTotals takes SMTotalFileCount and SMTotalFolderCount from a folder's fields. A folder with
-// a file count but no folder count is taken to have no subfolders.
+// setTotals takes SMTotalFileCount from a folder's fields: a folder's size is the number of files
+// below it, so Folders is 0 once Files is known. Whether AMR writes the field into the manifest is
+// not documented (docs/amr-protocol.md §4.1): a folder without it stays totals_unknown (Files and
+// Folders -1), and the planner sizes it through the folder REST calls.
 func setTotals(f *amrpipev1.FolderSize, fields []*amrpipev1.Field) {
-	files, folders := int64(-1), int64(-1)
 	for _, fd := range fields {
-		switch {
-		case strings.EqualFold(fd.GetName(), fieldTotalFiles):
-			files = count(fd.GetValue())
-		case strings.EqualFold(fd.GetName(), fieldTotalFolders):
-			folders = count(fd.GetValue())
+		if !strings.EqualFold(fd.GetName(), fieldTotalFiles) {
+			continue
+		}
+		if files := count(fd.GetValue()); files >= 0 {
+			f.Files, f.Folders, f.TotalsUnknown = files, 0, false
 		}
 	}
-	if files < 0 {
-		return
-	}
-	f.Files, f.Folders, f.TotalsUnknown = files, max(folders, 0), false
 }
 
 // count reads a total as SharePoint may write it: "40", "40.0000000000000" or a lookup "1;#40".

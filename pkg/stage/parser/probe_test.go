@@ -31,6 +31,40 @@ func TestCount(t *testing.T) {
 	}
 }
 
+// TestSetTotals reads a folder's size from its list item's fields: SMTotalFileCount alone, in
+// the forms SharePoint may write it; a folder without a readable file count stays unknown.
+func TestSetTotals(t *testing.T) {
+	field := func(name, value string) *amrpipev1.Field {
+		return &amrpipev1.Field{Name: name, Value: value, Type: "Lookup"}
+	}
+	unknown := &amrpipev1.FolderSize{Files: -1, Folders: -1, TotalsUnknown: true}
+	tests := []struct {
+		name   string
+		fields []*amrpipev1.Field
+		want   *amrpipev1.FolderSize
+	}{
+		{"number", []*amrpipev1.Field{field("SMTotalFileCount", "40")}, &amrpipev1.FolderSize{Files: 40}},
+		{"lookup value", []*amrpipev1.Field{field("smtotalfilecount", "7;#40")}, &amrpipev1.FolderSize{Files: 40}},
+		{"size beside it", []*amrpipev1.Field{field("SMTotalSize", "4096"), field("SMTotalFileCount", "0")}, &amrpipev1.FolderSize{}},
+		// No field of SharePoint counts the folders below a folder; a name that looks like one
+		// changes nothing.
+		{"folder count is no field", []*amrpipev1.Field{field("SMTotalFileCount", "40"), field("SMTotalFolderCount", "12")},
+			&amrpipev1.FolderSize{Files: 40}},
+		{"no file count", []*amrpipev1.Field{field("SMTotalFolderCount", "12"), field("Title", "x")}, unknown},
+		{"not a number", []*amrpipev1.Field{field("SMTotalFileCount", "many")}, unknown},
+		{"no fields", nil, unknown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := &amrpipev1.FolderSize{Files: -1, Folders: -1, TotalsUnknown: true}
+			setTotals(got, tt.fields)
+			if !proto.Equal(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func probeSpec() *amrpipev1.JobSpec {
 	return &amrpipev1.JobSpec{SpecId: "probe-spec", PlanId: "plan", WebUrl: web, Urls: []string{web + "/Docs"},
 		Emit: amrpipev1.Emit_EMIT_PROBE, Probe: true, ListIds: []string{"e42a303c-995d-4237-8ce7-3545c41be140"},
@@ -60,7 +94,7 @@ func scanFile(t *testing.T, spec *amrpipev1.JobSpec, name string) *probeScan {
 func TestProbeScan(t *testing.T) {
 	spec := probeSpec()
 	want := &amrpipev1.ProbeResult{Spec: spec, JobId: "job", DirectFiles: 2, Subfolders: []*amrpipev1.FolderSize{
-		{Url: web + "/Docs/2019", WebUrl: web, ListId: spec.GetListIds()[0], Files: 1200000, Folders: 12},
+		{Url: web + "/Docs/2019", WebUrl: web, ListId: spec.GetListIds()[0], Files: 1200000, Folders: 0},
 		{Url: web + "/Docs/2020", WebUrl: web, ListId: spec.GetListIds()[0], Files: 900, Folders: 0},
 		{Url: web + "/Docs/Misc", WebUrl: web, ListId: spec.GetListIds()[0], Files: -1, Folders: -1, TotalsUnknown: true},
 	}}

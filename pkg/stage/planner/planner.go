@@ -220,8 +220,9 @@ func (s *Stage) probe(ctx context.Context, pr *amrpipev1.ProbeResult) error {
 		}
 		res := sizing.ProbeResult{Job: SpecFromProto(spec)}
 		for _, f := range pr.GetSubfolders() {
-			n := sizing.Node{URL: f.GetUrl(), WebURL: f.GetWebUrl(), ListID: f.GetListId(), Items: f.GetFiles() + f.GetFolders()}
-			if f.GetTotalsUnknown() || f.GetFiles() < 0 || f.GetFolders() < 0 {
+			// A node's size is its file count (SMTotalFileCount), as SharePoint's thresholds are.
+			n := sizing.Node{URL: f.GetUrl(), WebURL: f.GetWebUrl(), ListID: f.GetListId(), Items: f.GetFiles()}
+			if f.GetTotalsUnknown() || f.GetFiles() < 0 {
 				n.Items = sizing.UnknownItems
 			}
 			res.Subfolders = append(res.Subfolders, n)

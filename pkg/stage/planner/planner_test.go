@@ -204,17 +204,18 @@ func TestProbeResultContinuesThePlan(t *testing.T) {
 	}
 	probe := planned[0]
 
-	// The parser's result: the library's direct subfolders with SharePoint's totals, one of them
-	// without totals (the planner sizes it through SharePoint).
+	// The parser's result: the library's direct subfolders with their file counts (SMTotalFileCount;
+	// SharePoint counts no folders below a folder, so Folders is 0), one of them without totals
+	// (the planner sizes it through SharePoint, by StorageMetrics).
 	pr := &amrpipev1.ProbeResult{Spec: probe, JobId: "6a0f8a52-9b0e-4b8e-9d51-0c1a2b3c4d5e"}
 	var nodes []sizing.Node
 	for i, f := range h.subfolders(docs) {
-		fs := &amrpipev1.FolderSize{Url: h.url(f.ServerRelativeURL), Files: f.SMTotalFileCount, Folders: f.SMTotalFolderCount}
+		fs := &amrpipev1.FolderSize{Url: h.url(f.ServerRelativeURL), Files: f.SMTotalFileCount}
 		if i == 0 {
-			fs.Files, fs.Folders, fs.TotalsUnknown = 0, 0, true
+			fs.Files, fs.Folders, fs.TotalsUnknown = -1, -1, true
 		}
 		pr.Subfolders = append(pr.Subfolders, fs)
-		nodes = append(nodes, sizing.Node{URL: fs.GetUrl(), Items: f.SMTotalFileCount + f.SMTotalFolderCount})
+		nodes = append(nodes, sizing.Node{URL: fs.GetUrl(), Items: f.SMTotalFileCount})
 	}
 	h.publish(topology.SubjectPlanProbe, pr, "probe/"+probe.GetSpecId())
 	h.settle()
@@ -305,7 +306,7 @@ func TestThrottledFolderCallsDelayWithoutDeadLetter(t *testing.T) {
 	// Three 429s with Retry-After 1 s on the folder calls, and a handler that waits at most
 	// 200 ms: the planner hands the plan back (Nak with delay) until the host may be called.
 	h := startWaiting(t, tenant.SmallProfile(), Config{Planner: sizing.Config{Small: 100, Large: 1000}}, 200*time.Millisecond,
-		server.Rule{Method: "GetFolderByServerRelativeUrl", Status: 429, RetryAfter: "1", Times: 3})
+		server.Rule{Method: "GetFolderByServerRelativePath", Status: 429, RetryAfter: "1", Times: 3})
 	docs := h.list("Documents").RootFolderURL
 	req := &amrpipev1.PlanRequest{PlanId: "slow", SiteUrl: h.siteURL, Targets: []string{h.url(docs + "/Big"), h.url(docs + "/Empty")}}
 	h.publish(topology.SubjectPlanSubmit, req, "plan/slow")

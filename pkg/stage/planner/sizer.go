@@ -13,10 +13,10 @@ import (
 )
 
 // Sizer implements sizing.Sizer over SharePoint's folder REST calls: the web of a URL (found by
-// walking Subwebs down from the site), the list containing it (Lists), and its totals
-// (FolderTotals, SMTotalFileCount + SMTotalFolderCount; a list root's ItemCount). Every call goes
-// through the shared SharePoint caller (stage.Call). It caches what it learns, so make one per
-// plan; it is not safe for concurrent use.
+// walking Subwebs down from the site), the list containing it (Lists), and its size: for a folder
+// the files below it (FolderTotals: StorageMetrics.TotalFileCount, else SMTotalFileCount), for a
+// list root the list's ItemCount. Every call goes through the shared SharePoint caller
+// (stage.Call). It caches what it learns, so make one per plan; it is not safe for concurrent use.
 type Sizer struct {
 	sp     *stage.SharePoint
 	origin string // scheme://host[:port] of the site
@@ -71,8 +71,8 @@ func (s *Sizer) Resolve(ctx context.Context, rawURL string) (sizing.Node, error)
 	}
 	n := sizing.Node{URL: loc.url, WebURL: s.webURL(loc.web), ListID: loc.list.ID, ListURL: s.origin + strings.TrimRight(loc.list.RootFolderURL, "/")}
 	if samePath(loc.path, loc.list.RootFolderURL) {
-		// A list root has no list item, hence no SMTotal* fields; the list's ItemCount counts
-		// every file, folder and item in it.
+		// A list root has no list item; the list's ItemCount counts every file, folder and item
+		// in it at any depth (docs/amr-protocol.md §7.3 C9): at least its file count.
 		n.Kind, n.Items, n.ListURL = sizing.KindList, loc.list.ItemCount, loc.url
 	} else {
 		n.Kind = sizing.KindFolder
@@ -107,7 +107,10 @@ func (s *Sizer) Children(ctx context.Context, rawURL string) ([]sizing.Node, err
 	return kids, nil
 }
 
-// totals returns a folder's SMTotalFileCount + SMTotalFolderCount, or sizing.UnknownItems.
+// totals returns a folder's size for the sizing rules: the number of files below it, the count
+// Microsoft's thresholds come with (docs/amr-protocol.md §6.2), or sizing.UnknownItems when
+// SharePoint gave none. It is never less than the folder's direct children (ItemCount): a folder
+// of a generic list holds items, not files, and a file count may leave them out.
 func (s *Sizer) totals(ctx context.Context, web, path string) (int64, error) {
 	t, err := do(ctx, s, func(ctx context.Context) (spo.Totals, error) { return s.sp.Client.FolderTotals(ctx, web, path) })
 	if err != nil {
@@ -116,7 +119,7 @@ func (s *Sizer) totals(ctx context.Context, web, path string) (int64, error) {
 	if !t.Known {
 		return sizing.UnknownItems, nil
 	}
-	return t.FileCount + t.FolderCount, nil
+	return max(t.FileCount, t.ItemCount), nil
 }
 
 // locate finds the web and the list of a URL in the site.

@@ -119,7 +119,6 @@ type Stage struct {
 	account storage.Config // the manifest container and report queue
 	log     *slog.Logger
 	m       metrics
-	subs    jetstream.KeyValue // bound by Run
 }
 
 // New checks the configuration: the KEK unless -encrypt=false, a storage account with a manifest
@@ -153,13 +152,10 @@ func New(cfg Config, deps stage.Deps) (*Stage, error) {
 	return s, nil
 }
 
-// Run binds the submissions bucket and handles specs until ctx ends.
+// Run handles specs until ctx ends.
 func (s *Stage) Run(ctx context.Context) error {
-	var err error
-	if s.subs, err = s.deps.Runtime.JS.KeyValue(ctx, topology.BucketSubmissions); err != nil {
-		return fmt.Errorf("bind bucket %s: %w", topology.BucketSubmissions, err)
-	}
-	return s.deps.Consume(ctx, stage.Consumer{Name: topology.ConsumerSubmitter, Handler: s.handle, Concurrency: s.cfg.Concurrency})
+	return s.deps.Consume(ctx, stage.Consumer{Name: topology.ConsumerSubmitter, Handler: s.handle, Concurrency: s.cfg.Concurrency,
+		OnDeadLetter: s.specDeadLettered})
 }
 
 // handle submits one spec (see the package documentation for the steps).
@@ -172,7 +168,7 @@ func (s *Stage) handle(ctx context.Context, msg jetstream.Msg) error {
 		return &bus.Permanent{Reason: sas.Redact(fmt.Sprintf("spec %q: %v", spec.GetSpecId(), err))}
 	}
 	log := s.log.With("spec_id", spec.GetSpecId(), "plan_id", spec.GetPlanId())
-	done, err := s.submission(ctx, spec.GetSpecId())
+	done, err := s.deps.Jobs.Submission(ctx, spec.GetSpecId())
 	if err != nil {
 		return err
 	}
@@ -209,22 +205,6 @@ func (s *Stage) handle(ctx context.Context, msg jetstream.Msg) error {
 		ChangeToken: info.CurrentChangeToken,
 		Submitted:   timestamppb.New(s.deps.Now()),
 	}}}, log)
-}
-
-// submission returns what was stored for the spec, or nil.
-func (s *Stage) submission(ctx context.Context, specID string) (*amrpipev1.Submission, error) {
-	e, err := s.subs.Get(ctx, specID)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get submission of spec %s: %w", specID, err)
-	}
-	sub := &amrpipev1.Submission{}
-	if err := proto.Unmarshal(e.Value(), sub); err != nil {
-		return nil, fmt.Errorf("decode submission of spec %s: %w", specID, err)
-	}
-	return sub, nil
 }
 
 // jobKey returns the spec's AES-256 key, stored wrapped before it is used: a fresh one, or the
@@ -347,29 +327,31 @@ func (s *Stage) settle(ctx context.Context, specID string, sub *amrpipev1.Submis
 // store writes the outcome create-once, retrying briefly (losing it orphans a job), and
 // returns the stored one.
 func (s *Stage) store(ctx context.Context, specID string, sub *amrpipev1.Submission) (*amrpipev1.Submission, error) {
-	data, err := proto.Marshal(sub)
-	if err != nil {
-		return nil, fmt.Errorf("encode submission of spec %s: %w", specID, err)
-	}
 	for attempt := 0; ; attempt++ {
-		_, err = s.subs.Create(ctx, specID, data)
+		won, err := s.deps.Jobs.PutSubmission(ctx, specID, sub)
 		if err == nil {
-			return sub, nil
-		}
-		if errors.Is(err, jetstream.ErrKeyExists) {
-			won, gerr := s.submission(ctx, specID)
-			if gerr == nil && won != nil {
-				return won, nil
-			}
-			err = errors.Join(err, gerr)
+			return won, nil
 		}
 		if attempt == 5 {
-			return nil, fmt.Errorf("store submission of spec %s: %w", specID, err)
+			return nil, err
 		}
 		if serr := backoff.Sleep(ctx, backoff.Delay(200*time.Millisecond, 5*time.Second, attempt)); serr != nil {
-			return nil, fmt.Errorf("store submission of spec %s: %w (last: %w)", specID, serr, err)
+			return nil, fmt.Errorf("%w (last: %w)", serr, err)
 		}
 	}
+}
+
+// specDeadLettered is the submitter's dead-letter hook: a spec given up on (SharePoint refused
+// the create call with a 500, the request cannot be made, retries ran out) is recorded as failed
+// with the reason, so its plan shows itself incomplete (jobstore.PlanStatus) instead of just
+// having one job fewer. An outcome stored before stands.
+func (s *Stage) specDeadLettered(ctx context.Context, msg jetstream.Msg, reason string) error {
+	spec := &amrpipev1.JobSpec{}
+	if err := bus.Decode(msg, spec); err != nil || !specIDRE.MatchString(spec.GetSpecId()) {
+		return nil // not a spec we can name: the dead letter is all there is to say
+	}
+	_, err := s.deps.Jobs.PutSubmission(ctx, spec.GetSpecId(), &amrpipev1.Submission{Outcome: &amrpipev1.Submission_Failed{Failed: reason}})
+	return err
 }
 
 // announce makes sure what a submission says has happened downstream: for a job, its JobRecord
@@ -383,6 +365,9 @@ func (s *Stage) announce(ctx context.Context, specID string, sub *amrpipev1.Subm
 		return nil
 	}
 	job := sub.GetJob()
+	if sub.GetFailed() != "" {
+		return &bus.Permanent{Reason: "the spec was given up on before: " + sub.GetFailed()}
+	}
 	if job == nil {
 		return &bus.Permanent{Reason: "stored submission has no outcome"}
 	}

@@ -43,8 +43,11 @@ type Main struct {
 	MaxManifestMiB int
 	Admin          bool
 	FaultsPath     string
-	Storage        storage.Config
-	LogLevel       string
+	// ManifestFolderTotals writes SMTotalFileCount and SMTotalSize into folder items of the
+	// manifests (server.Config.ManifestFolderTotals); off by default.
+	ManifestFolderTotals bool
+	Storage              storage.Config
+	LogLevel             string
 
 	// Lookup reads the environment (the SPSIM_* fallbacks and SPSIM_STORAGE_KEY); nil is
 	// os.LookupEnv.
@@ -81,6 +84,8 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.IntVar(&m.MaxManifestMiB, "max-manifest-mib", 25, "manifest split size in MiB")
 	fs.BoolVar(&m.Admin, "admin", false, "serve the test-only /_spsim/ admin API")
 	fs.StringVar(&m.FaultsPath, "faults", "", "JSON file of faults to inject from the start")
+	fs.BoolVar(&m.ManifestFolderTotals, "manifest-folder-totals", false,
+		"write SMTotalFileCount and SMTotalSize into folder items of the manifests (undocumented for AMR)")
 	fs.StringVar(&m.Storage.BlobURL, "storage-blob-url", "", "blob endpoint ProvisionMigrationContainers creates containers in, e.g. Azurite's")
 	fs.StringVar(&m.Storage.Account, "storage-account", "devstoreaccount1", "storage account name")
 	fs.StringVar(&m.LogLevel, "log-level", "info", "debug, info, warn or error")
@@ -111,7 +116,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	cfg := server.Config{Tenant: t, Token: m.Token, Rate: m.Rate, Workers: m.Workers,
-		MaxManifestBytes: m.MaxManifestMiB << 20, Admin: m.Admin, Logger: log}
+		MaxManifestBytes: m.MaxManifestMiB << 20, Admin: m.Admin, ManifestFolderTotals: m.ManifestFolderTotals, Logger: log}
 	if m.Storage.BlobURL != "" {
 		if cfg.Storage, err = storage.Open(m.Storage); err != nil {
 			return err

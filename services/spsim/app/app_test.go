@@ -28,7 +28,7 @@ func TestParseFlags(t *testing.T) {
 			name: "defaults",
 			check: func(t *testing.T, m *Main) {
 				if m.Listen != "127.0.0.1:8787" || m.Token != "spsim-dev-token" || m.Profile != "default" ||
-					m.Rate != 400 || m.Workers != 4 || m.MaxManifestMiB != 25 || m.Admin ||
+					m.Rate != 400 || m.Workers != 4 || m.MaxManifestMiB != 25 || m.Admin || m.ManifestFolderTotals ||
 					m.Storage.Account != "devstoreaccount1" || m.Storage.Key != "" || m.LogLevel != "info" {
 					t.Errorf("defaults: %+v", m)
 				}
@@ -37,10 +37,11 @@ func TestParseFlags(t *testing.T) {
 		{
 			name: "flags",
 			args: []string{"-listen", "127.0.0.1:0", "-token", "t", "-profile", "small", "-seed", "7", "-rate", "0",
-				"-workers", "2", "-max-manifest-mib", "1", "-admin", "-faults", "f.json", "-log-level", "debug"},
+				"-workers", "2", "-max-manifest-mib", "1", "-admin", "-faults", "f.json", "-log-level", "debug", "-manifest-folder-totals"},
 			check: func(t *testing.T, m *Main) {
 				if m.Listen != "127.0.0.1:0" || m.Token != "t" || m.Profile != "small" || m.Seed != 7 || m.Rate != 0 ||
-					m.Workers != 2 || m.MaxManifestMiB != 1 || !m.Admin || m.FaultsPath != "f.json" || m.LogLevel != "debug" {
+					m.Workers != 2 || m.MaxManifestMiB != 1 || !m.Admin || m.FaultsPath != "f.json" || m.LogLevel != "debug" ||
+					!m.ManifestFolderTotals {
 					t.Errorf("flags: %+v", m)
 				}
 			},

@@ -60,6 +60,10 @@ type Options struct {
 	ChangeToken      string             // CurrentChangeToken of the job, ExportSettings/@ExportChangeToken
 	Targets          []Root             // the job's URLs
 	Rand             io.Reader          // IV source; nil means crypto/rand
+	// FolderTotals writes the hidden SMTotalFileCount and SMTotalSize fields into each folder's
+	// list item. Microsoft tells readers to size folders by SMTotalFileCount, but no public AMR
+	// output shows the field in Manifest.xml (docs/amr-protocol.md §4.1), so it is off by default.
+	FolderTotals bool
 }
 
 // Writer builds the package of one job. It is not safe for concurrent use.

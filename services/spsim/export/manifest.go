@@ -2,6 +2,7 @@ package export
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -236,9 +237,10 @@ func (w *Writer) writeListItem(o *tenant.Object) {
 		w.extended(o)
 	})
 	w.endOpen()
-	// Fields as the tenant gives them; a folder's item carries the hidden SMTotalFileCount and
-	// SMTotalFolderCount there.
-	writeEntries(w, ind3, "Fields", "Field", o.Fields, func(f *tenant.Field) {
+	// Fields as the tenant gives them. A folder's item also carries the hidden SMTotalFileCount
+	// and SMTotalSize when Options.FolderTotals asks for them: whether AMR writes them is not
+	// documented (docs/amr-protocol.md §4.1, §7.4 row 7), so by default it does not.
+	writeEntries(w, ind3, "Fields", "Field", w.fields(o), func(f *tenant.Field) {
 		w.attrEnc("Name", f.Name)
 		w.attrEnc("Value", f.Value)
 		w.attr("Type", f.Type)
@@ -260,6 +262,17 @@ func (w *Writer) writeListItem(o *tenant.Object) {
 
 // writeEntries writes the collection element coll (at indent) holding one empty element entry per
 // item, whose attributes attrs writes; an empty collection is written as <coll />.
+// fields are a list item's Fields as written: the tenant's, plus a folder's totals when
+// Options.FolderTotals is set (lookup-type fields, as public field inventories list them).
+func (w *Writer) fields(o *tenant.Object) []tenant.Field {
+	if !w.opts.FolderTotals || o.DocType != "Folder" || o.IsDeleted {
+		return o.Fields
+	}
+	return append(slices.Clone(o.Fields),
+		tenant.Field{Name: "SMTotalFileCount", Type: "Lookup", Value: strconv.FormatInt(o.SMTotalFileCount, 10)},
+		tenant.Field{Name: "SMTotalSize", Type: "Lookup", Value: strconv.FormatInt(o.SMTotalSize, 10)})
+}
+
 func writeEntries[T any](w *Writer, indent, coll, entry string, items []T, attrs func(*T)) {
 	if !w.emptyOrOpen(indent, coll, len(items)) {
 		return

@@ -100,6 +100,48 @@ func TestPackageFilesAreWellFormed(t *testing.T) {
 	}
 }
 
+// TestFolderTotalsOnlyWhenAsked: a folder's list item carries SMTotalFileCount and SMTotalSize only
+// with Options.FolderTotals (whether AMR writes them is not documented), never a folder count, and
+// a file's item never carries them.
+func TestFolderTotalsOnlyWhenAsked(t *testing.T) {
+	objs := fixtureObjects()
+	tests := []struct {
+		name   string
+		totals bool
+		id     string // the list item
+		want   []string
+	}{
+		{"folder, default", false, "9c1d2e3f-0000-4000-8000-000000000001", nil},
+		{"folder, totals asked", true, "9c1d2e3f-0000-4000-8000-000000000001", []string{"SMTotalFileCount=1", "SMTotalSize=17662"}},
+		{"file, totals asked", true, "9c1d2e3f-0000-4000-8000-000000000002", []string{"Title=Quarterly \"numbers\"", "Pages=12"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := fixtureOptions()
+			opts.FolderTotals = tt.totals
+			els, err := parseXML(writePackage(t, opts, objs, nil, nil).get(t, jobID+"/Manifest.xml").data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			in := false
+			for _, e := range els {
+				switch {
+				case e.name == "ListItem" && e.depth == 2:
+					id, _ := e.attr("Id")
+					in = id == tt.id
+				case in && e.name == "Field":
+					name, _ := e.attr("Name")
+					got = append(got, name+"="+e.decodedAttr("Value"))
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("fields %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestManifestContent(t *testing.T) {
 	objs := fixtureObjects()
 	sink := writePackage(t, fixtureOptions(), objs, nil, nil)
@@ -145,7 +187,6 @@ func TestManifestContent(t *testing.T) {
 		{"ListItem", "Name", "Q1 & Q2 <draft>.docx", "DirName", "sites/hr/Shared Documents/Reports"},
 		{"ListItem", "Name", "Q1 & Q2 <draft>.docx", "ModerationStatus", "Approved"},
 		{"ListItem", "Name", "Reports", "DocId", folderID},
-		{"Field", "Name", "SMTotalFileCount", "Value", "2"},
 		{"Field", "Name", "Title", "Value", `Quarterly "numbers"`},
 		{"DocumentLibrary", "Id", libID, "BaseTemplate", "DocumentLibrary"},
 		{"List", "Id", listID, "BaseType", "GenericList"},

@@ -143,7 +143,10 @@ func (f *faultSet) take(pred func(*liveRule) bool) *Rule {
 	return nil
 }
 
-// write answers the request with the fault.
+// write answers the request with the fault. A 401 carries SharePoint's flat token error, a 429 or
+// 503 only its status and headers (no public source shows the body of a throttled REST answer,
+// docs/amr-protocol.md §7.4 row 19), unless the rule gives a code or message; any other status an
+// OData error body, with the rule's code or a default of the simulator's own.
 func (r *Rule) write(w http.ResponseWriter, req *http.Request) {
 	if r.RetryAfter != "" {
 		w.Header().Set("Retry-After", r.RetryAfter)
@@ -153,15 +156,22 @@ func (r *Rule) write(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("RateLimit-Remaining", "0")
 		w.Header().Set("RateLimit-Reset", r.RateLimitReset)
 	}
+	custom := r.Code != 0 || r.Message != ""
+	switch {
+	case r.Status == http.StatusUnauthorized && !custom:
+		writeUnauthorized(w, req)
+		return
+	case (r.Status == http.StatusTooManyRequests || r.Status == http.StatusServiceUnavailable) && !custom:
+		w.WriteHeader(r.Status)
+		return
+	}
 	e := spError{Code: r.Code, Type: "Microsoft.SharePoint.SPException", Message: r.Message}
 	if e.Code == 0 {
 		switch r.Status {
-		case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-			e.Code, e.Type = -2147024860, "Microsoft.SharePoint.SPQueryThrottledException"
 		case http.StatusForbidden, http.StatusUnauthorized:
 			e.Code, e.Type = codeAccessDenied, "System.UnauthorizedAccessException"
 		default:
-			e.Code = -2146233088
+			e.Code = -2146233088 // the simulator's own: SharePoint's code for such a failure is unknown
 		}
 	}
 	if e.Message == "" {

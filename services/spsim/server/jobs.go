@@ -355,6 +355,7 @@ func (s *Server) export(ctx context.Context, j *job) (*jobStats, error) {
 		ReadOptions:      j.opts,
 		ChangeToken:      j.changeToken,
 		Targets:          roots,
+		FolderTotals:     s.cfg.ManifestFolderTotals,
 	})
 	if err != nil {
 		return st, err

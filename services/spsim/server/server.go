@@ -43,7 +43,11 @@ type Config struct {
 	Faults []Rule
 	// ProgressPageSize caps the events one GetMigrationJobProgress answer carries (default 200).
 	ProgressPageSize int
-	Logger           *slog.Logger
+	// ManifestFolderTotals writes SMTotalFileCount and SMTotalSize into each folder's list item in
+	// the manifests. Off by default: no public AMR output shows them there (amr-protocol.md §4.1),
+	// so without it the planner sizes a probe's subfolders through the folder REST calls.
+	ManifestFolderTotals bool
+	Logger               *slog.Logger
 	// HTTPClient is used for uploads and queue messages; nil means a default client.
 	HTTPClient *http.Client
 }
@@ -130,7 +134,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.authorized(r) {
-		writeError(w, r, http.StatusUnauthorized, spError{Code: -2147024891, Type: "System.UnauthorizedAccessException", Message: "Access denied. Invalid or missing bearer token."})
+		writeUnauthorized(w, r)
 		return
 	}
 	method := methodName(rest)
@@ -260,6 +264,17 @@ func writeError(w http.ResponseWriter, r *http.Request, status int, e spError) {
 		key = "error"
 	}
 	writeJSON(w, r, status, map[string]any{key: body})
+}
+
+// writeUnauthorized answers a missing or wrong bearer token as SharePoint answers a token it
+// cannot validate: HTTP 401 with a flat {"error_description":…} body, not an OData error
+// (docs/amr-protocol.md §1.4, §5.2), and an x-ms-diagnostics header. The body is real output
+// (SharePoint/sp-dev-docs#5889); the header value is one quoted in SharePoint/sp-dev-docs#7152.
+// What SharePoint sends for a request without any token is not documented; the simulator answers
+// it the same way.
+func writeUnauthorized(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("x-ms-diagnostics", `3000006;reason="Token contains invalid signature.";category="invalid_client"`)
+	writeJSON(w, r, http.StatusUnauthorized, map[string]string{"error_description": "Invalid issuer or signature."})
 }
 
 // readBody decodes a JSON request body into v; an empty body leaves v untouched.

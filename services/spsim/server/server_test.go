@@ -302,8 +302,8 @@ func newAESKey(t *testing.T) []byte {
 }
 
 // smallFolders picks folders under one library with fewer than 10K files each until they hold at
-// least minItems items: what the planner would batch into one multi-URL job.
-func smallFolders(t *testing.T, tn *tenant.Tenant, libraryRoot string, minItems int64) []string {
+// least minFiles files: what the planner would batch into one multi-URL job.
+func smallFolders(t *testing.T, tn *tenant.Tenant, libraryRoot string, minFiles int64) []string {
 	t.Helper()
 	var urls []string
 	var total int64
@@ -314,20 +314,20 @@ func smallFolders(t *testing.T, tn *tenant.Tenant, libraryRoot string, minItems 
 			t.Fatal(err)
 		}
 		for _, f := range subs {
-			if total >= minItems || len(urls) == 5000 {
+			if total >= minFiles || len(urls) == 5000 {
 				return
 			}
 			if f.SMTotalFileCount < 10000 {
 				urls = append(urls, f.ServerRelativeURL)
-				total += f.SMTotalFileCount + f.SMTotalFolderCount
+				total += f.SMTotalFileCount
 				continue
 			}
 			walk(f.ServerRelativeURL)
 		}
 	}
 	walk(libraryRoot)
-	if total < minItems {
-		t.Fatalf("library %s has only %d items in small folders, want %d", libraryRoot, total, minItems)
+	if total < minFiles {
+		t.Fatalf("library %s has only %d files in small folders, want %d", libraryRoot, total, minFiles)
 	}
 	return urls
 }

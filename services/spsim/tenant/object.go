@@ -64,14 +64,16 @@ type Object struct {
 	Title        string    // lists only
 	BaseTemplate int       // lists only: 101 library, 100 generic list
 	ItemCount    int       // lists and folders: direct children
-	// SMTotalFileCount and SMTotalFolderCount are set on folders and list roots: every file (folder)
-	// below, recursively.
-	SMTotalFileCount   int64
-	SMTotalFolderCount int64
-	Fields             []Field   // list items: field values
-	Versions           []Version // files and list items, when IncludeVersions
-	Extended           []Attr    // extra attributes, when IncludeExtendedMetadata
-	IsDeleted          bool      // incremental reads: the object was deleted since the token
+	// SMTotalFileCount and SMTotalSize are set on folders, their list items and list roots: every
+	// file below, recursively, and its bytes. Whether AMR writes them into a folder item's Fields is
+	// not documented (docs/amr-protocol.md §4.1), so they are not Fields: the export writes them only
+	// when asked to (export.Options.FolderTotals).
+	SMTotalFileCount int64
+	SMTotalSize      int64
+	Fields           []Field   // list items: field values
+	Versions         []Version // files and list items, when IncludeVersions
+	Extended         []Attr    // extra attributes, when IncludeExtendedMetadata
+	IsDeleted        bool      // incremental reads: the object was deleted since the token
 	// Roles and RoleAssignments are set only on the DeploymentRoles and DeploymentRoleAssignments
 	// objects that IncludePermission adds.
 	Roles           []Role

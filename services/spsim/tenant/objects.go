@@ -128,7 +128,7 @@ func (t *Tenant) folderCounts(f *folderRef, snap int64) counts {
 }
 
 func (c counts) folder() Folder {
-	return Folder{ItemCount: int(c.direct), SMTotalFileCount: c.files, SMTotalFolderCount: c.folders, SMTotalSize: c.size}
+	return Folder{ItemCount: int(c.direct), SMTotalFileCount: c.files, SMTotalSize: c.size}
 }
 
 func (t *Tenant) listObject(l *listNode, c counts, opts *ReadOptions) *Object {
@@ -142,7 +142,7 @@ func (t *Tenant) listObject(l *listNode, c counts, opts *ReadOptions) *Object {
 		WebURL: l.web.url, ServerURL: l.url, WebRelURL: l.webRel, RootFolderID: l.rootID,
 		ScopeID: l.scopeID, Author: t.userAt(l.site, l.hash), ModifiedBy: t.userAt(l.site, l.hash),
 		Created: created, Modified: t.epoch.Add(-time.Hour), Title: l.spec.Title, BaseTemplate: l.spec.Template,
-		ItemCount: int(c.direct), SMTotalFileCount: c.files, SMTotalFolderCount: c.folders,
+		ItemCount: int(c.direct), SMTotalFileCount: c.files, SMTotalSize: c.size,
 	}
 	if opts.IncludeExtendedMetadata {
 		o.Extended = []Attr{
@@ -163,15 +163,10 @@ func (t *Tenant) folderObjects(f *folderRef, c counts, opts *ReadOptions) (*Obje
 		Type: TypeFolder, ID: f.id, ParentID: f.parentID, Name: f.name, SiteID: l.site.id, WebID: l.web.id,
 		WebURL: l.web.url, ListID: l.id, ServerURL: f.url, WebRelURL: webRel(l.web, f.url), IntID: int(f.intID),
 		ScopeID: f.scope, Author: author, ModifiedBy: author, Created: created, Modified: modified, Version: "1.0",
-		ItemCount: int(c.direct), SMTotalFileCount: c.files, SMTotalFolderCount: c.folders,
+		ItemCount: int(c.direct), SMTotalFileCount: c.files, SMTotalSize: c.size,
 	}
 	item := *folder
 	item.Type, item.ID, item.DocType, item.DocID, item.ContentType = TypeListItem, guid(mix(f.hash, saltItem)), "Folder", f.id, l.ctFolder
-	item.Fields = []Field{
-		{Name: "SMTotalFileCount", Type: "Lookup", Value: strconv.FormatInt(c.files, 10)},
-		{Name: "SMTotalFolderCount", Type: "Lookup", Value: strconv.FormatInt(c.folders, 10)},
-		{Name: "SMTotalSize", Type: "Lookup", Value: strconv.FormatInt(c.size, 10)},
-	}
 	if opts.IncludeExtendedMetadata {
 		item.Extended = []Attr{{"_ModerationStatus", "0"}}
 	}

@@ -104,7 +104,7 @@ func TestProfileValidation(t *testing.T) {
 // well over 200K items in all.
 func TestDefaultProfileTiers(t *testing.T) {
 	tn := newTenant(t, DefaultProfile())
-	var sizes []int64 // items below each folder (files and folders)
+	var sizes []int64 // files below each folder, the size the planner compares with its thresholds
 	var total int64
 	var walk func(url string)
 	walk = func(url string) {
@@ -113,7 +113,7 @@ func TestDefaultProfileTiers(t *testing.T) {
 			t.Fatalf("Subfolders(%s): %v", url, err)
 		}
 		for _, f := range subs {
-			sizes = append(sizes, f.SMTotalFileCount+f.SMTotalFolderCount)
+			sizes = append(sizes, f.SMTotalFileCount)
 			walk(f.ServerRelativeURL)
 		}
 	}

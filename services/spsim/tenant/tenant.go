@@ -40,16 +40,21 @@ type List struct {
 	RootFolderURL string
 }
 
-// Folder is a folder (or a list's root folder) with its sizes: ItemCount counts direct children,
-// SMTotalFileCount and SMTotalFolderCount everything below, SMTotalSize the bytes of every file below.
+// Folder is a folder (or a list's root folder) with what SharePoint reports about it: ItemCount
+// counts its direct children (files and folders), FolderChildCount its direct subfolders,
+// SMTotalFileCount every file below it (StorageMetrics.TotalFileCount), SMTotalSize their bytes
+// (StorageMetrics.TotalSize). SharePoint has no recursive folder count, so neither has the model.
+// Modified is the folder's own last change, which the simulator reports as
+// StorageMetrics.LastModified (SharePoint's is the content's; see services/spsim/README.md).
 type Folder struct {
-	ID                 string
-	Name               string
-	ServerRelativeURL  string
-	ItemCount          int
-	SMTotalFileCount   int64
-	SMTotalFolderCount int64
-	SMTotalSize        int64
+	ID                string
+	Name              string
+	ServerRelativeURL string
+	ItemCount         int
+	FolderChildCount  int
+	SMTotalFileCount  int64
+	SMTotalSize       int64
+	Modified          time.Time
 }
 
 // TargetKind is what a URL resolved to; the values are SharePoint's SPDeploymentObjectType names,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Resolve resolves a list, library, folder or file URL (server-relative or absolute, encoded or
@@ -68,6 +69,14 @@ func (t *Tenant) Folder(serverRelURL string) (Folder, error) {
 func (t *Tenant) publicFolder(f *folderRef, snap int64) Folder {
 	out := t.folderCounts(f, snap).folder()
 	out.ID, out.Name, out.ServerRelativeURL = f.id, f.name, f.url
+	for _, ch := range f.spec.children {
+		out.FolderChildCount += int(ch.count)
+	}
+	if f.isRoot() {
+		out.Modified = t.epoch.Add(-time.Hour) // the list's, as listObject writes it
+	} else {
+		_, out.Modified = pastTimes(f.hash, t.epoch) // as folderObjects writes it
+	}
 	return out
 }
 

@@ -56,7 +56,7 @@ func planCommand(connect connectFunc) *cobra.Command {
 	f.BoolVar(&incr, "incremental", false, "use stored change tokens when fresh")
 	_ = submit.MarkFlagRequired("site")
 	_ = submit.MarkFlagRequired("target")
-	plan.AddCommand(submit)
+	plan.AddCommand(submit, planStatusCommand(connect))
 	return plan
 }
 

@@ -1716,7 +1716,9 @@ type PlannedSpecs struct {
 	SpecIds []string               `protobuf:"bytes,2,rep,name=spec_ids,json=specIds,proto3" json:"spec_ids,omitempty"`
 	Planned *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=planned,proto3" json:"planned,omitempty"`
 	// published is set once every spec was published: a later redelivery publishes nothing.
-	Published     bool `protobuf:"varint,4,opt,name=published,proto3" json:"published,omitempty"`
+	Published bool `protobuf:"varint,4,opt,name=published,proto3" json:"published,omitempty"`
+	// failed is why the planning was dead-lettered (then there are no specs): the plan is incomplete.
+	Failed        string `protobuf:"bytes,5,opt,name=failed,proto3" json:"failed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1779,6 +1781,13 @@ func (x *PlannedSpecs) GetPublished() bool {
 	return false
 }
 
+func (x *PlannedSpecs) GetFailed() string {
+	if x != nil {
+		return x.Failed
+	}
+	return ""
+}
+
 // Submission is what the submitter made of a job spec: in KV amr_submissions under the spec id,
 // written once, right after SharePoint answered, so a redelivered spec creates no second job.
 type Submission struct {
@@ -1787,6 +1796,7 @@ type Submission struct {
 	//
 	//	*Submission_Job
 	//	*Submission_Replan
+	//	*Submission_Failed
 	Outcome       isSubmission_Outcome `protobuf_oneof:"outcome"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1847,6 +1857,15 @@ func (x *Submission) GetReplan() *PlanRequest {
 	return nil
 }
 
+func (x *Submission) GetFailed() string {
+	if x != nil {
+		if x, ok := x.Outcome.(*Submission_Failed); ok {
+			return x.Failed
+		}
+	}
+	return ""
+}
+
 type isSubmission_Outcome interface {
 	isSubmission_Outcome()
 }
@@ -1861,9 +1880,261 @@ type Submission_Replan struct {
 	Replan *PlanRequest `protobuf:"bytes,2,opt,name=replan,proto3,oneof"`
 }
 
+type Submission_Failed struct {
+	// failed is why the spec was dead-lettered without a job (SharePoint refused the create call
+	// with a 500, the request was invalid…): the plan is incomplete.
+	Failed string `protobuf:"bytes,3,opt,name=failed,proto3,oneof"`
+}
+
 func (*Submission_Job) isSubmission_Outcome() {}
 
 func (*Submission_Replan) isSubmission_Outcome() {}
+
+func (*Submission_Failed) isSubmission_Outcome() {}
+
+// PlanStatus is what became of a plan: its plannings (the plan's and its probe results'), every
+// spec with its outcome, and its jobs' states. It is computed from the stored plannings,
+// submissions and job records (jobstore.PlanStatus) for amrctl and dashboards.
+type PlanStatus struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	PlanId string                 `protobuf:"bytes,1,opt,name=plan_id,json=planId,proto3" json:"plan_id,omitempty"`
+	Specs  []*SpecStatus          `protobuf:"bytes,2,rep,name=specs,proto3" json:"specs,omitempty"`
+	// planning_failed are the reasons a planning of the plan or of one of its probe results was
+	// dead-lettered.
+	PlanningFailed []string `protobuf:"bytes,3,rep,name=planning_failed,json=planningFailed,proto3" json:"planning_failed,omitempty"`
+	// complete: the plan was planned, every spec has an outcome and every job is done or failed.
+	Complete bool `protobuf:"varint,4,opt,name=complete,proto3" json:"complete,omitempty"`
+	// failed: a planning or a spec was dead-lettered, or a job failed: the export is incomplete.
+	Failed       bool  `protobuf:"varint,5,opt,name=failed,proto3" json:"failed,omitempty"`
+	SpecsPending int64 `protobuf:"varint,6,opt,name=specs_pending,json=specsPending,proto3" json:"specs_pending,omitempty"`
+	SpecsFailed  int64 `protobuf:"varint,7,opt,name=specs_failed,json=specsFailed,proto3" json:"specs_failed,omitempty"`
+	JobsLive     int64 `protobuf:"varint,8,opt,name=jobs_live,json=jobsLive,proto3" json:"jobs_live,omitempty"`
+	JobsDone     int64 `protobuf:"varint,9,opt,name=jobs_done,json=jobsDone,proto3" json:"jobs_done,omitempty"`
+	JobsFailed   int64 `protobuf:"varint,10,opt,name=jobs_failed,json=jobsFailed,proto3" json:"jobs_failed,omitempty"`
+	// objects and records are the jobs' exported objects (SharePoint's count) and published records.
+	Objects       int64 `protobuf:"varint,11,opt,name=objects,proto3" json:"objects,omitempty"`
+	Records       int64 `protobuf:"varint,12,opt,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlanStatus) Reset() {
+	*x = PlanStatus{}
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlanStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlanStatus) ProtoMessage() {}
+
+func (x *PlanStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlanStatus.ProtoReflect.Descriptor instead.
+func (*PlanStatus) Descriptor() ([]byte, []int) {
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PlanStatus) GetPlanId() string {
+	if x != nil {
+		return x.PlanId
+	}
+	return ""
+}
+
+func (x *PlanStatus) GetSpecs() []*SpecStatus {
+	if x != nil {
+		return x.Specs
+	}
+	return nil
+}
+
+func (x *PlanStatus) GetPlanningFailed() []string {
+	if x != nil {
+		return x.PlanningFailed
+	}
+	return nil
+}
+
+func (x *PlanStatus) GetComplete() bool {
+	if x != nil {
+		return x.Complete
+	}
+	return false
+}
+
+func (x *PlanStatus) GetFailed() bool {
+	if x != nil {
+		return x.Failed
+	}
+	return false
+}
+
+func (x *PlanStatus) GetSpecsPending() int64 {
+	if x != nil {
+		return x.SpecsPending
+	}
+	return 0
+}
+
+func (x *PlanStatus) GetSpecsFailed() int64 {
+	if x != nil {
+		return x.SpecsFailed
+	}
+	return 0
+}
+
+func (x *PlanStatus) GetJobsLive() int64 {
+	if x != nil {
+		return x.JobsLive
+	}
+	return 0
+}
+
+func (x *PlanStatus) GetJobsDone() int64 {
+	if x != nil {
+		return x.JobsDone
+	}
+	return 0
+}
+
+func (x *PlanStatus) GetJobsFailed() int64 {
+	if x != nil {
+		return x.JobsFailed
+	}
+	return 0
+}
+
+func (x *PlanStatus) GetObjects() int64 {
+	if x != nil {
+		return x.Objects
+	}
+	return 0
+}
+
+func (x *PlanStatus) GetRecords() int64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+// SpecStatus is one spec of a plan and what became of it.
+type SpecStatus struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	SpecId string                 `protobuf:"bytes,1,opt,name=spec_id,json=specId,proto3" json:"spec_id,omitempty"`
+	// job_id is the AMR job created for it, if any.
+	JobId string   `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	State JobState `protobuf:"varint,3,opt,name=state,proto3,enum=amrpipe.v1.JobState" json:"state,omitempty"`
+	// error is the spec's dead-letter reason, or its job's last error.
+	Error string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	// replan_id is the plan published instead (a change token SharePoint rejected).
+	ReplanId      string `protobuf:"bytes,5,opt,name=replan_id,json=replanId,proto3" json:"replan_id,omitempty"`
+	Probe         bool   `protobuf:"varint,6,opt,name=probe,proto3" json:"probe,omitempty"`
+	Objects       int64  `protobuf:"varint,7,opt,name=objects,proto3" json:"objects,omitempty"`
+	Records       int64  `protobuf:"varint,8,opt,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SpecStatus) Reset() {
+	*x = SpecStatus{}
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SpecStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SpecStatus) ProtoMessage() {}
+
+func (x *SpecStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SpecStatus.ProtoReflect.Descriptor instead.
+func (*SpecStatus) Descriptor() ([]byte, []int) {
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SpecStatus) GetSpecId() string {
+	if x != nil {
+		return x.SpecId
+	}
+	return ""
+}
+
+func (x *SpecStatus) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *SpecStatus) GetState() JobState {
+	if x != nil {
+		return x.State
+	}
+	return JobState_JOB_STATE_UNSPECIFIED
+}
+
+func (x *SpecStatus) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *SpecStatus) GetReplanId() string {
+	if x != nil {
+		return x.ReplanId
+	}
+	return ""
+}
+
+func (x *SpecStatus) GetProbe() bool {
+	if x != nil {
+		return x.Probe
+	}
+	return false
+}
+
+func (x *SpecStatus) GetObjects() int64 {
+	if x != nil {
+		return x.Objects
+	}
+	return 0
+}
+
+func (x *SpecStatus) GetRecords() int64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
 
 var File_amrpipe_v1_pipeline_proto protoreflect.FileDescriptor
 
@@ -2028,17 +2299,45 @@ const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
 	"\alist_id\x18\x01 \x01(\tR\x06listId\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x122\n" +
 	"\x06issued\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x06issued\x12\x15\n" +
-	"\x06job_id\x18\x04 \x01(\tR\x05jobId\"\x96\x01\n" +
+	"\x06job_id\x18\x04 \x01(\tR\x05jobId\"\xae\x01\n" +
 	"\fPlannedSpecs\x12\x17\n" +
 	"\aplan_id\x18\x01 \x01(\tR\x06planId\x12\x19\n" +
 	"\bspec_ids\x18\x02 \x03(\tR\aspecIds\x124\n" +
 	"\aplanned\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\aplanned\x12\x1c\n" +
-	"\tpublished\x18\x04 \x01(\bR\tpublished\"x\n" +
+	"\tpublished\x18\x04 \x01(\bR\tpublished\x12\x16\n" +
+	"\x06failed\x18\x05 \x01(\tR\x06failed\"\x92\x01\n" +
 	"\n" +
 	"Submission\x12,\n" +
 	"\x03job\x18\x01 \x01(\v2\x18.amrpipe.v1.SubmittedJobH\x00R\x03job\x121\n" +
-	"\x06replan\x18\x02 \x01(\v2\x17.amrpipe.v1.PlanRequestH\x00R\x06replanB\t\n" +
-	"\aoutcome*R\n" +
+	"\x06replan\x18\x02 \x01(\v2\x17.amrpipe.v1.PlanRequestH\x00R\x06replan\x12\x18\n" +
+	"\x06failed\x18\x03 \x01(\tH\x00R\x06failedB\t\n" +
+	"\aoutcome\"\x87\x03\n" +
+	"\n" +
+	"PlanStatus\x12\x17\n" +
+	"\aplan_id\x18\x01 \x01(\tR\x06planId\x12,\n" +
+	"\x05specs\x18\x02 \x03(\v2\x16.amrpipe.v1.SpecStatusR\x05specs\x12'\n" +
+	"\x0fplanning_failed\x18\x03 \x03(\tR\x0eplanningFailed\x12\x1a\n" +
+	"\bcomplete\x18\x04 \x01(\bR\bcomplete\x12\x16\n" +
+	"\x06failed\x18\x05 \x01(\bR\x06failed\x12#\n" +
+	"\rspecs_pending\x18\x06 \x01(\x03R\fspecsPending\x12!\n" +
+	"\fspecs_failed\x18\a \x01(\x03R\vspecsFailed\x12\x1b\n" +
+	"\tjobs_live\x18\b \x01(\x03R\bjobsLive\x12\x1b\n" +
+	"\tjobs_done\x18\t \x01(\x03R\bjobsDone\x12\x1f\n" +
+	"\vjobs_failed\x18\n" +
+	" \x01(\x03R\n" +
+	"jobsFailed\x12\x18\n" +
+	"\aobjects\x18\v \x01(\x03R\aobjects\x12\x18\n" +
+	"\arecords\x18\f \x01(\x03R\arecords\"\xe5\x01\n" +
+	"\n" +
+	"SpecStatus\x12\x17\n" +
+	"\aspec_id\x18\x01 \x01(\tR\x06specId\x12\x15\n" +
+	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12*\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x14.amrpipe.v1.JobStateR\x05state\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12\x1b\n" +
+	"\treplan_id\x18\x05 \x01(\tR\breplanId\x12\x14\n" +
+	"\x05probe\x18\x06 \x01(\bR\x05probe\x12\x18\n" +
+	"\aobjects\x18\a \x01(\x03R\aobjects\x12\x18\n" +
+	"\arecords\x18\b \x01(\x03R\arecords*R\n" +
 	"\x04Emit\x12\x14\n" +
 	"\x10EMIT_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bEMIT_ALL\x10\x01\x12\x0e\n" +
@@ -2071,7 +2370,7 @@ func file_amrpipe_v1_pipeline_proto_rawDescGZIP() []byte {
 }
 
 var file_amrpipe_v1_pipeline_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_amrpipe_v1_pipeline_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_amrpipe_v1_pipeline_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_amrpipe_v1_pipeline_proto_goTypes = []any{
 	(Emit)(0),                     // 0: amrpipe.v1.Emit
 	(Source)(0),                   // 1: amrpipe.v1.Source
@@ -2092,47 +2391,51 @@ var file_amrpipe_v1_pipeline_proto_goTypes = []any{
 	(*StoredToken)(nil),           // 16: amrpipe.v1.StoredToken
 	(*PlannedSpecs)(nil),          // 17: amrpipe.v1.PlannedSpecs
 	(*Submission)(nil),            // 18: amrpipe.v1.Submission
-	nil,                           // 19: amrpipe.v1.JobSummary.CountsEntry
-	nil,                           // 20: amrpipe.v1.DeadLetter.HeadersEntry
-	nil,                           // 21: amrpipe.v1.JobRecord.CountsEntry
-	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
-	(*MigrationEvent)(nil),        // 23: amrpipe.v1.MigrationEvent
-	(*Record)(nil),                // 24: amrpipe.v1.Record
+	(*PlanStatus)(nil),            // 19: amrpipe.v1.PlanStatus
+	(*SpecStatus)(nil),            // 20: amrpipe.v1.SpecStatus
+	nil,                           // 21: amrpipe.v1.JobSummary.CountsEntry
+	nil,                           // 22: amrpipe.v1.DeadLetter.HeadersEntry
+	nil,                           // 23: amrpipe.v1.JobRecord.CountsEntry
+	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
+	(*MigrationEvent)(nil),        // 25: amrpipe.v1.MigrationEvent
+	(*Record)(nil),                // 26: amrpipe.v1.Record
 }
 var file_amrpipe_v1_pipeline_proto_depIdxs = []int32{
 	3,  // 0: amrpipe.v1.PlanRequest.options:type_name -> amrpipe.v1.ReadOptions
-	22, // 1: amrpipe.v1.PlanRequest.submitted:type_name -> google.protobuf.Timestamp
+	24, // 1: amrpipe.v1.PlanRequest.submitted:type_name -> google.protobuf.Timestamp
 	3,  // 2: amrpipe.v1.JobSpec.options:type_name -> amrpipe.v1.ReadOptions
 	0,  // 3: amrpipe.v1.JobSpec.emit:type_name -> amrpipe.v1.Emit
 	5,  // 4: amrpipe.v1.ProbeResult.spec:type_name -> amrpipe.v1.JobSpec
 	6,  // 5: amrpipe.v1.ProbeResult.subfolders:type_name -> amrpipe.v1.FolderSize
 	5,  // 6: amrpipe.v1.SubmittedJob.spec:type_name -> amrpipe.v1.JobSpec
-	22, // 7: amrpipe.v1.SubmittedJob.submitted:type_name -> google.protobuf.Timestamp
+	24, // 7: amrpipe.v1.SubmittedJob.submitted:type_name -> google.protobuf.Timestamp
 	1,  // 8: amrpipe.v1.RelayedEvent.source:type_name -> amrpipe.v1.Source
-	23, // 9: amrpipe.v1.RelayedEvent.event:type_name -> amrpipe.v1.MigrationEvent
-	24, // 10: amrpipe.v1.RecordBatch.records:type_name -> amrpipe.v1.Record
-	19, // 11: amrpipe.v1.JobSummary.counts:type_name -> amrpipe.v1.JobSummary.CountsEntry
-	22, // 12: amrpipe.v1.JobSummary.ended:type_name -> google.protobuf.Timestamp
-	20, // 13: amrpipe.v1.DeadLetter.headers:type_name -> amrpipe.v1.DeadLetter.HeadersEntry
-	22, // 14: amrpipe.v1.DeadLetter.at:type_name -> google.protobuf.Timestamp
-	22, // 15: amrpipe.v1.WrappedKey.expires:type_name -> google.protobuf.Timestamp
+	25, // 9: amrpipe.v1.RelayedEvent.event:type_name -> amrpipe.v1.MigrationEvent
+	26, // 10: amrpipe.v1.RecordBatch.records:type_name -> amrpipe.v1.Record
+	21, // 11: amrpipe.v1.JobSummary.counts:type_name -> amrpipe.v1.JobSummary.CountsEntry
+	24, // 12: amrpipe.v1.JobSummary.ended:type_name -> google.protobuf.Timestamp
+	22, // 13: amrpipe.v1.DeadLetter.headers:type_name -> amrpipe.v1.DeadLetter.HeadersEntry
+	24, // 14: amrpipe.v1.DeadLetter.at:type_name -> google.protobuf.Timestamp
+	24, // 15: amrpipe.v1.WrappedKey.expires:type_name -> google.protobuf.Timestamp
 	5,  // 16: amrpipe.v1.JobRecord.spec:type_name -> amrpipe.v1.JobSpec
 	2,  // 17: amrpipe.v1.JobRecord.state:type_name -> amrpipe.v1.JobState
-	22, // 18: amrpipe.v1.JobRecord.submitted:type_name -> google.protobuf.Timestamp
-	22, // 19: amrpipe.v1.JobRecord.started:type_name -> google.protobuf.Timestamp
-	22, // 20: amrpipe.v1.JobRecord.updated:type_name -> google.protobuf.Timestamp
-	22, // 21: amrpipe.v1.JobRecord.ended:type_name -> google.protobuf.Timestamp
-	21, // 22: amrpipe.v1.JobRecord.counts:type_name -> amrpipe.v1.JobRecord.CountsEntry
+	24, // 18: amrpipe.v1.JobRecord.submitted:type_name -> google.protobuf.Timestamp
+	24, // 19: amrpipe.v1.JobRecord.started:type_name -> google.protobuf.Timestamp
+	24, // 20: amrpipe.v1.JobRecord.updated:type_name -> google.protobuf.Timestamp
+	24, // 21: amrpipe.v1.JobRecord.ended:type_name -> google.protobuf.Timestamp
+	23, // 22: amrpipe.v1.JobRecord.counts:type_name -> amrpipe.v1.JobRecord.CountsEntry
 	6,  // 23: amrpipe.v1.JobRecord.probe_subfolders:type_name -> amrpipe.v1.FolderSize
-	22, // 24: amrpipe.v1.StoredToken.issued:type_name -> google.protobuf.Timestamp
-	22, // 25: amrpipe.v1.PlannedSpecs.planned:type_name -> google.protobuf.Timestamp
+	24, // 24: amrpipe.v1.StoredToken.issued:type_name -> google.protobuf.Timestamp
+	24, // 25: amrpipe.v1.PlannedSpecs.planned:type_name -> google.protobuf.Timestamp
 	8,  // 26: amrpipe.v1.Submission.job:type_name -> amrpipe.v1.SubmittedJob
 	4,  // 27: amrpipe.v1.Submission.replan:type_name -> amrpipe.v1.PlanRequest
-	28, // [28:28] is the sub-list for method output_type
-	28, // [28:28] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	20, // 28: amrpipe.v1.PlanStatus.specs:type_name -> amrpipe.v1.SpecStatus
+	2,  // 29: amrpipe.v1.SpecStatus.state:type_name -> amrpipe.v1.JobState
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_amrpipe_v1_pipeline_proto_init() }
@@ -2145,6 +2448,7 @@ func file_amrpipe_v1_pipeline_proto_init() {
 	file_amrpipe_v1_pipeline_proto_msgTypes[15].OneofWrappers = []any{
 		(*Submission_Job)(nil),
 		(*Submission_Replan)(nil),
+		(*Submission_Failed)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2152,7 +2456,7 @@ func file_amrpipe_v1_pipeline_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_amrpipe_v1_pipeline_proto_rawDesc), len(file_amrpipe_v1_pipeline_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   19,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,93 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
+)
+
+// errIncomplete is the error of `plan status` for a plan that ended incomplete: a planning or a
+// spec was dead-lettered, or a job failed.
+var errIncomplete = errors.New("the plan is incomplete")
+
+func planStatusCommand(connect connectFunc) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status PLAN_ID",
+		Short: "What became of a plan: its specs, jobs, dead letters; fails when the plan is incomplete",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			nc, js, err := connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			store, err := jobstore.Open(cmd.Context(), js, time.Now)
+			if err != nil {
+				return err
+			}
+			st, err := store.PlanStatus(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				data, err := protojson.MarshalOptions{Multiline: true, EmitUnpopulated: true}.Marshal(st)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), string(data))
+			} else if err := writePlanStatus(cmd.OutOrStdout(), st); err != nil {
+				return err
+			}
+			if st.GetFailed() {
+				return fmt.Errorf("plan %s: %w", st.GetPlanId(), errIncomplete)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	return cmd
+}
+
+// writePlanStatus prints a plan's totals, then one line per spec.
+func writePlanStatus(out io.Writer, st *amrpipev1.PlanStatus) error {
+	state := "running"
+	switch {
+	case st.GetComplete() && st.GetFailed():
+		state = "ended incomplete"
+	case st.GetComplete():
+		state = "complete"
+	case st.GetFailed():
+		state = "running, incomplete"
+	}
+	fmt.Fprintf(out, "plan %s: %s\n", st.GetPlanId(), state)
+	fmt.Fprintf(out, "specs %d: %d pending, %d dead-lettered; jobs: %d live, %d done, %d failed; %d objects, %d records\n",
+		len(st.GetSpecs()), st.GetSpecsPending(), st.GetSpecsFailed(), st.GetJobsLive(), st.GetJobsDone(), st.GetJobsFailed(),
+		st.GetObjects(), st.GetRecords())
+	for _, r := range st.GetPlanningFailed() {
+		fmt.Fprintf(out, "planning dead-lettered: %s\n", r)
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "SPEC\tJOB\tSTATE\tOBJECTS\tRECORDS\tERROR")
+	for _, s := range st.GetSpecs() {
+		job, state := s.GetJobId(), jobstore.StateName(s.GetState())
+		switch {
+		case job == "" && s.GetReplanId() != "":
+			job, state = "re-planned as "+s.GetReplanId(), "-"
+		case job == "" && s.GetError() != "":
+			job, state = "-", "dead-lettered"
+		case job == "":
+			job, state = "-", "pending"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%s\n", s.GetSpecId(), job, state, s.GetObjects(), s.GetRecords(), s.GetError())
+	}
+	return w.Flush()
+}
