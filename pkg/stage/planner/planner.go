@@ -95,7 +95,6 @@ type Stage struct {
 	deps    stage.Deps
 	log     *slog.Logger
 	planner *sizing.Planner
-	store   planStore // bound by Run
 	m       metrics
 }
 
@@ -143,14 +142,25 @@ func New(cfg Config, deps stage.Deps) (*Stage, error) {
 	return s, nil
 }
 
-// Run binds the plans bucket and handles plans and probe results until ctx ends.
+// Run handles plans and probe results until ctx ends.
 func (s *Stage) Run(ctx context.Context) error {
-	pkv, err := s.deps.Runtime.JS.KeyValue(ctx, topology.BucketPlans)
-	if err != nil {
-		return fmt.Errorf("bind bucket %s: %w", topology.BucketPlans, err)
+	return s.deps.Consume(ctx, stage.Consumer{Name: topology.ConsumerPlanner, Handler: s.handle, Concurrency: s.cfg.Concurrency,
+		OnDeadLetter: s.planDeadLettered})
+}
+
+// planDeadLettered is the planner's dead-letter hook: a plan or probe result given up on is
+// recorded as a failed planning with the reason, so the plan shows itself incomplete
+// (jobstore.PlanStatus). A planning stored before stands.
+func (s *Stage) planDeadLettered(ctx context.Context, msg jetstream.Msg, reason string) error {
+	req, pr := &amrpipev1.PlanRequest{}, &amrpipev1.ProbeResult{}
+	switch {
+	case bus.Decode(msg, req) == nil && msg.Subject() == topology.SubjectPlanSubmit && topology.CheckToken(req.GetPlanId()) == nil:
+		return s.deps.Jobs.FailPlanning(ctx, jobstore.PlanIndex(req.GetPlanId()), req.GetPlanId(), reason)
+	case bus.Decode(msg, pr) == nil && msg.Subject() == topology.SubjectPlanProbe && pr.GetSpec().GetSpecId() != "" &&
+		topology.CheckToken(pr.GetSpec().GetPlanId()) == nil:
+		return s.deps.Jobs.FailPlanning(ctx, jobstore.ProbeIndex(pr.GetSpec().GetSpecId()), pr.GetSpec().GetPlanId(), reason)
 	}
-	s.store = planStore{kv: pkv, now: s.deps.Now}
-	return s.deps.Consume(ctx, stage.Consumer{Name: topology.ConsumerPlanner, Handler: s.handle, Concurrency: s.cfg.Concurrency})
+	return nil // not a plan we can name: the dead letter is all there is to say
 }
 
 // handle dispatches on the payload type (the Amr-Type header, else the subject).
@@ -185,7 +195,7 @@ func (s *Stage) plan(ctx context.Context, req *amrpipev1.PlanRequest) error {
 	if tenant == "" {
 		tenant = hostOf(req.GetSiteUrl())
 	}
-	return s.once(ctx, "plan", planIndex(req.GetPlanId()), req.GetPlanId(), func(ctx context.Context) ([]*amrpipev1.JobSpec, error) {
+	return s.once(ctx, "plan", jobstore.PlanIndex(req.GetPlanId()), req.GetPlanId(), func(ctx context.Context) ([]*amrpipev1.JobSpec, error) {
 		sz, err := NewSizer(s.deps.SharePoint, req.GetSiteUrl())
 		if err != nil {
 			return nil, &bus.Permanent{Reason: err.Error()}
@@ -213,7 +223,7 @@ func (s *Stage) probe(ctx context.Context, pr *amrpipev1.ProbeResult) error {
 	if err := checkProbe(spec); err != nil {
 		return &bus.Permanent{Reason: sas.Redact(fmt.Sprintf("probe result of job %q: %v", pr.GetJobId(), err))}
 	}
-	return s.once(ctx, "probe", probeIndex(spec.GetSpecId()), spec.GetPlanId(), func(ctx context.Context) ([]*amrpipev1.JobSpec, error) {
+	return s.once(ctx, "probe", jobstore.ProbeIndex(spec.GetSpecId()), spec.GetPlanId(), func(ctx context.Context) ([]*amrpipev1.JobSpec, error) {
 		sz, err := NewSizer(s.deps.SharePoint, spec.GetSiteUrl())
 		if err != nil {
 			return nil, &bus.Permanent{Reason: err.Error()}
@@ -238,7 +248,8 @@ func (s *Stage) probe(ctx context.Context, pr *amrpipev1.ProbeResult) error {
 // once returns the stored planning under index, or plans, stores and returns it, and publishes
 // it unless a previous delivery did.
 func (s *Stage) once(ctx context.Context, source, index, planID string, plan func(context.Context) ([]*amrpipev1.JobSpec, error)) error {
-	out, err := s.store.load(ctx, index)
+	jobs := s.deps.Jobs
+	out, err := jobs.Planning(ctx, index)
 	if err != nil {
 		return err
 	}
@@ -248,19 +259,22 @@ func (s *Stage) once(ctx context.Context, source, index, planID string, plan fun
 		if err != nil {
 			return err
 		}
-		if out, err = s.store.save(ctx, index, planID, specs); err != nil {
+		if out, err = jobs.SavePlanning(ctx, index, planID, specs); err != nil {
 			return err
 		}
 		outcome = "planned"
 	}
-	log := s.log.With("plan_id", planID, "index", index, "specs", len(out.specs))
-	if out.index.GetPublished() {
+	log := s.log.With("plan_id", planID, "index", index, "specs", len(out.Specs))
+	if reason := out.Index.GetFailed(); reason != "" {
+		return &bus.Permanent{Reason: "planned before and dead-lettered: " + reason}
+	}
+	if out.Index.GetPublished() {
 		log.Info("planned and published before; nothing to do")
 		s.m.plans.WithLabelValues(source, outcome).Inc()
 		return nil
 	}
 	subject := topology.SpecSubject(planID)
-	for _, spec := range out.specs {
+	for _, spec := range out.Specs {
 		ack, err := bus.Publish(ctx, s.deps.Runtime.JS, subject, spec, spec.GetSpecId())
 		if err != nil {
 			return fmt.Errorf("publish spec %s: %w", spec.GetSpecId(), err)
@@ -269,7 +283,7 @@ func (s *Stage) once(ctx context.Context, source, index, planID string, plan fun
 			s.m.specs.WithLabelValues(SpecKind(spec)).Inc()
 		}
 	}
-	if err := s.store.markPublished(ctx, index, out); err != nil {
+	if err := jobs.MarkPublished(ctx, index, out); err != nil {
 		return err
 	}
 	s.m.plans.WithLabelValues(source, outcome).Inc()

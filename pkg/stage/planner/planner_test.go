@@ -182,8 +182,11 @@ func TestRedeliveryRepublishesTheFirstPlanning(t *testing.T) {
 	// An earlier delivery planned (when the tenant looked different: one job less) and died
 	// before publishing. The redelivery must publish that planning, not a new one.
 	earlier := h.want(req, nil, nil)[1:]
-	ps := planStore{kv: h.env.KV(t, topology.BucketPlans), now: time.Now}
-	if _, err := ps.save(context.Background(), planIndex("crashed"), "crashed", earlier); err != nil {
+	store, err := jobstore.Open(context.Background(), h.env.JS, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.SavePlanning(context.Background(), jobstore.PlanIndex("crashed"), "crashed", earlier); err != nil {
 		t.Fatal(err)
 	}
 	h.publish(topology.SubjectPlanSubmit, req, "plan/crashed")
@@ -281,6 +284,10 @@ func TestInvalidInputIsDeadLetteredWithAReason(t *testing.T) {
 		h.publish(topology.SubjectPlanSubmit, tt.req, "plan/"+id)
 	}
 	h.settle()
+	store, err := jobstore.Open(context.Background(), h.env.JS, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	byID := map[string]*amrpipev1.DeadLetter{}
 	for _, dl := range h.env.DeadLetters(t, topology.StagePlanner) {
 		byID[dl.GetMsgId()] = dl
@@ -296,6 +303,14 @@ func TestInvalidInputIsDeadLetteredWithAReason(t *testing.T) {
 			}
 			if n := len(h.specs(fmt.Sprintf("bad%d", i))); n != 0 {
 				t.Fatalf("%d specs published for an invalid plan", n)
+			}
+			if tt.raw != nil {
+				return // no plan id to report on
+			}
+			// The plan reports itself failed, with the reason (amrctl plan status).
+			st, err := store.PlanStatus(context.Background(), fmt.Sprintf("bad%d", i))
+			if err != nil || !st.GetFailed() || len(st.GetPlanningFailed()) != 1 || !strings.Contains(st.GetPlanningFailed()[0], tt.wantReason) {
+				t.Fatalf("plan status %v, %v; want the planning failed with %q", st, err, tt.wantReason)
 			}
 		})
 	}

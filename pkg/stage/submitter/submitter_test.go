@@ -21,6 +21,7 @@ import (
 
 	"github.com/amrpipe/amrpipe/pkg/crypto/aescbc"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
@@ -421,5 +422,47 @@ func TestInvalidSASIsDeadLetteredWithoutSecrets(t *testing.T) {
 	}
 	if n := h.creates(0); n != 0 {
 		t.Fatalf("%d create calls with an invalid SAS", n)
+	}
+}
+
+// TestSpecRefusedWithA500LeavesThePlanIncomplete: SharePoint answers a create call with a 500
+// (never retried); the spec is dead-lettered and recorded as failed with the reason, so the plan
+// says it is incomplete instead of just having one job fewer.
+func TestSpecRefusedWithA500LeavesThePlanIncomplete(t *testing.T) {
+	t.Parallel()
+	h := start(t, Config{}, server.Rule{Method: "CreateSPAsyncReadJob", Status: http.StatusInternalServerError, Times: 1})
+	ctx := context.Background()
+	refused, accepted := h.spec("spec-refused"), h.spec("spec-accepted")
+	store, err := jobstore.Open(ctx, h.e.NATS.JS, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The planner's planning of plan1, as it stores it before publishing.
+	if _, err := store.SavePlanning(ctx, jobstore.PlanIndex("plan1"), "plan1", []*amrpipev1.JobSpec{refused, accepted}); err != nil {
+		t.Fatal(err)
+	}
+	h.submit(refused, "")
+	h.submit(accepted, "")
+	sub := h.submission(refused.GetSpecId())
+	if !strings.Contains(sub.GetFailed(), "HTTP 500") {
+		t.Fatalf("submission %v; want the spec recorded as failed with the 500", sub)
+	}
+	if n := h.creates(http.StatusInternalServerError); n != 1 {
+		t.Fatalf("%d create calls answered 500, want 1 (a 500 is never retried)", n)
+	}
+	st, err := store.PlanStatus(ctx, "plan1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.GetFailed() || st.GetSpecsFailed() != 1 || len(st.GetSpecs()) != 2 {
+		t.Fatalf("plan status %v; want one of two specs failed and the plan incomplete", st)
+	}
+	for _, s := range st.GetSpecs() {
+		if s.GetSpecId() == refused.GetSpecId() && !strings.Contains(s.GetError(), "HTTP 500") {
+			t.Errorf("spec %s status %v, want its reason", s.GetSpecId(), s)
+		}
+		if s.GetSpecId() == accepted.GetSpecId() && s.GetJobId() == "" {
+			t.Errorf("spec %s has no job", s.GetSpecId())
+		}
 	}
 }

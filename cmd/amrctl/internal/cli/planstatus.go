@@ -14,9 +14,9 @@ import (
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
-// errIncomplete is the error of `plan status` for a plan that ended incomplete: a planning or a
+// ErrIncomplete is the error of `plan status` for a plan that ended incomplete: a planning or a
 // spec was dead-lettered, or a job failed.
-var errIncomplete = errors.New("the plan is incomplete")
+var ErrIncomplete = errors.New("the plan is incomplete")
 
 func planStatusCommand(connect connectFunc) *cobra.Command {
 	var asJSON bool
@@ -48,7 +48,7 @@ func planStatusCommand(connect connectFunc) *cobra.Command {
 				return err
 			}
 			if st.GetFailed() {
-				return fmt.Errorf("plan %s: %w", st.GetPlanId(), errIncomplete)
+				return fmt.Errorf("plan %s: %w", st.GetPlanId(), ErrIncomplete)
 			}
 			return nil
 		},

@@ -1,7 +1,9 @@
 package devstack_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -10,6 +12,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/amrpipe/amrpipe/cmd/amrctl/internal/cli"
 	"github.com/amrpipe/amrpipe/cmd/amrctl/internal/devstack"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
@@ -132,6 +135,11 @@ func checkExactlyOnce(t *testing.T, s *devstack.Stack, p *amrpipev1.PlanRequest)
 		t.Errorf("jobs by kind %v: want every planner tier (2+ probes, multi-URL, single, one security job)", kinds)
 	}
 	t.Logf("%d jobs %v, %d records in %d batches, %d content objects", len(jobs), kinds, got.Records, got.Batches, len(want))
+	if p.GetPlanId() != "" {
+		if out, err := planStatus(t, s, p.GetPlanId()); err != nil || !strings.Contains(out, ": complete") {
+			t.Errorf("plan status: %v\n%s", err, out)
+		}
+	}
 	return got
 }
 
@@ -280,4 +288,20 @@ func TestEndToEndRefusedManifestFailsTheJobInsteadOfHangingIt(t *testing.T) {
 	if failed != 1 {
 		t.Fatalf("%d failed jobs, want exactly the one whose upload was truncated", failed)
 	}
+	// The plan says it is incomplete, and `amrctl plan status` fails with the reason.
+	out, err := planStatus(t, s, p.GetPlanId())
+	if !errors.Is(err, cli.ErrIncomplete) || !strings.Contains(out, "ended incomplete") || !strings.Contains(out, "truncated") {
+		t.Fatalf("plan status: %v\n%s", err, out)
+	}
+}
+
+// planStatus runs `amrctl plan status` against the stack and returns its output and error.
+func planStatus(t *testing.T, s *devstack.Stack, planID string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	root := cli.Root()
+	root.SetOut(&out)
+	root.SetArgs([]string{"--nats-url", s.NATS.ClientURL(), "plan", "status", planID})
+	err := root.Execute()
+	return out.String(), err
 }
