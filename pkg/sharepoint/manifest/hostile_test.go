@@ -43,6 +43,8 @@ func TestHostileInput(t *testing.T) {
 		{name: "depth bound from options", doc: "<SPObjects><a><b/></a></SPObjects>", class: ErrLimit, at: "<b/>", opts: Options{MaxDepth: 2}},
 		{name: "10 MB attribute", doc: `<SPObjects><SPObject Id="` + strings.Repeat("x", 10<<20) + `"/></SPObjects>`, class: ErrLimit, at: "xxx", refMisses: true},
 		{name: "token larger than MaxTokenBytes", doc: `<SPObjects><SPObject` + strings.Repeat(` A="xxxxxxxxxx"`, 1000) + `/></SPObjects>`, class: ErrLimit, at: "<SPObject A", opts: Options{MaxTokenBytes: 4096, BufferSize: 1024}, refMisses: true},
+		{name: "children bound from options", doc: `<SPObjects><SPObject ObjectType="DeploymentRoleAssignments"><RoleAssignments><RoleAssignment ScopeId="s"><Assignment RoleId="1" PrincipalId="1"/><Assignment RoleId="1" PrincipalId="2"/><Assignment RoleId="1" PrincipalId="3"/></RoleAssignment></RoleAssignments></SPObject></SPObjects>`, class: ErrLimit, at: `<Assignment RoleId="1" PrincipalId="3"`, opts: Options{MaxChildren: 2}},
+		{name: "children bound on versions", doc: `<SPObjects><SPObject ObjectType="SPListItem"><ListItem Id="1"><Versions><ListItem Id="1"/><ListItem Id="1"/></Versions></ListItem></SPObject></SPObjects>`, class: ErrLimit, at: `<ListItem Id="1"/></Versions>`, opts: Options{MaxChildren: 1}},
 		{name: "truncated", doc: `<SPObjects><SPObject Id="a"><File Url="x"`, class: ErrMalformed, at: "<File"},
 		{name: "truncated between tags", doc: `<SPObjects><SPObject Id="a">`, class: ErrMalformed, at: "\x00"},
 		{name: "empty input", doc: ``, class: ErrMalformed, at: "\x00"},
@@ -279,4 +281,48 @@ func TestEncodedAttributesLongList(t *testing.T) {
 	if extra := recs[0].GetFile().GetExtra(); len(extra) != n || extra["a19999"] != "B" {
 		t.Errorf("%d extra attributes, a19999 = %q", len(extra), extra["a19999"])
 	}
+}
+
+// TestHugeCollectionStopsAtTheDefaultBound feeds a RoleAssignment with two
+// million Assignments (one used 643 MB before the bound): the parser refuses it
+// at the default MaxChildren instead of collecting them all.
+func TestHugeCollectionStopsAtTheDefaultBound(t *testing.T) {
+	const head = `<SPObjects><SPObject ObjectType="DeploymentRoleAssignments"><RoleAssignments><RoleAssignment ScopeId="s">`
+	const entry = `<Assignment RoleId="1073741829" PrincipalId="7"/>`
+	const n = 2_000_000
+	doc := io.MultiReader(strings.NewReader(head), &repeatReader{s: entry, n: n},
+		strings.NewReader(`</RoleAssignment></RoleAssignments></SPObject></SPObjects>`))
+	p := NewParser(doc, Options{})
+	_, err := p.Next()
+	var se *SyntaxError
+	if !errors.As(err, &se) || !errors.Is(err, ErrLimit) {
+		t.Fatalf("err = %v, want a limit error", err)
+	}
+	if want := int64(len(head) + 100_000*len(entry)); se.Offset != want {
+		t.Errorf("stopped at offset %d, want %d (the 100,001st assignment): %v", se.Offset, want, err)
+	}
+}
+
+// repeatReader yields s n times without holding the result in memory.
+type repeatReader struct {
+	s   string
+	n   int
+	off int
+}
+
+func (r *repeatReader) Read(b []byte) (int, error) {
+	w := 0
+	for w < len(b) && r.n > 0 {
+		c := copy(b[w:], r.s[r.off:])
+		w += c
+		r.off += c
+		if r.off == len(r.s) {
+			r.off = 0
+			r.n--
+		}
+	}
+	if w == 0 {
+		return 0, io.EOF
+	}
+	return w, nil
 }

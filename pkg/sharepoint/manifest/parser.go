@@ -35,6 +35,12 @@ type Options struct {
 	// MaxTokenBytes bounds one start tag with all its attributes, and so the
 	// read window (default 4 MiB).
 	MaxTokenBytes int
+	// MaxChildren bounds the entries of one collection inside a record (a
+	// RoleAssignment's Assignments, an item's Versions or Fields), and so the
+	// memory one record can take (default 100,000: twice SharePoint's largest
+	// documented per-object collection, 50,000 versions of an item; a scope's
+	// principals are limited to 5,000).
+	MaxChildren int
 	// BufferSize is the initial read window (default 128 KiB).
 	BufferSize int
 	// StdlibXML makes the parser tokenize with encoding/xml instead of its own
@@ -54,6 +60,9 @@ func (o Options) withDefaults() Options {
 		o.MaxTokenBytes = 4 << 20
 	}
 	o.MaxTokenBytes = min(o.MaxTokenBytes, 1<<30) // offsets in a token are int32
+	if o.MaxChildren <= 0 {
+		o.MaxChildren = 100_000
+	}
 	if o.BufferSize <= 0 {
 		o.BufferSize = 128 << 10
 	}
@@ -434,13 +443,16 @@ func (p *Parser) skip() error {
 // children calls fn for each child start tag of the element just read, up to
 // its end tag; fn must consume the child (build it or skip it).
 func (p *Parser) children(fn func(*token) error) error {
-	for {
+	for n := 0; ; n++ {
 		tok, err := p.next()
 		if err != nil {
 			return err
 		}
 		if tok.kind == tokEnd {
 			return nil
+		}
+		if n == p.opts.MaxChildren {
+			return p.syntaxErr(ErrLimit, tok.off, fmt.Sprintf("element %s: more than MaxChildren %d entries in one collection", clip(tok.name), p.opts.MaxChildren))
 		}
 		if err := fn(tok); err != nil {
 			return err
