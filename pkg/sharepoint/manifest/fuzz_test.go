@@ -22,6 +22,12 @@ func FuzzParse(f *testing.F) {
 		if err != nil && (!errors.As(err, &se) || se.Offset < 0 || se.Offset > int64(len(data))) {
 			t.Fatalf("error without a valid offset: %v", err)
 		}
+		// The same input under tight collection and depth bounds: still only
+		// typed errors inside the input.
+		if _, err := parseAll(data, Options{MaxChildren: 2, MaxDepth: 6, BufferSize: 256}); err != nil &&
+			(!errors.As(err, &se) || se.Offset < 0 || se.Offset > int64(len(data))) {
+			t.Fatalf("bounded parse: error without a valid offset: %v", err)
+		}
 
 		opts := Options{MaxTokenBytes: 64 << 10, BufferSize: 256}.withDefaults()
 		want, refErr := collectTokens(newStdSource(bytes.NewReader(data), opts).next)
