@@ -81,6 +81,9 @@ type Consumer struct {
 	KeepAlive time.Duration
 	// OnDeadLetter, if set, runs before every dead letter of this consumer (bus.ConsumeOptions).
 	OnDeadLetter func(ctx context.Context, msg jetstream.Msg, reason string) error
+	// ThrottleBudget, if set, is how long after its publication a message may be throttled
+	// without counting (bus.ConsumeOptions); zero waits throttling out, as SharePoint's must be.
+	ThrottleBudget time.Duration
 }
 
 // Consume binds the durable consumer and consumes it until ctx ends, with the stage's name,
@@ -95,6 +98,7 @@ func (d Deps) Consume(ctx context.Context, c Consumer) error {
 	o.Concurrency = c.Concurrency
 	o.KeepAlive = c.KeepAlive
 	o.OnDeadLetter = c.OnDeadLetter
+	o.ThrottleBudget = c.ThrottleBudget
 	return bus.Consume(ctx, cons, c.Handler, o)
 }
 

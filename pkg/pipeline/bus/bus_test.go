@@ -388,6 +388,31 @@ amr_stage_messages_total{outcome="throttled",stage=%[1]q} 4
 	}
 }
 
+// TestThrottlingPastTheBudgetCounts: a storm that never ends (Azure Storage answering 503 for
+// one blob) dead-letters the message once it is older than the budget, instead of hanging it.
+func TestThrottlingPastTheBudgetCounts(t *testing.T) {
+	t.Parallel()
+	env := testenv.StartJetStream(t)
+	h := newHarness(t, env, 30*time.Second)
+	handler, deliveries := recordingHandler(1000, func() error {
+		return &bus.Throttled{RetryAfter: 20 * time.Millisecond, Err: errors.New("503 ServerBusy")}
+	})
+	o := h.options(t)
+	o.MaxFailures = 3
+	o.ThrottleBudget = 300 * time.Millisecond
+	h.publish(t, context.Background(), "p1")
+	h.run(t, handler, o)
+	dl := h.deadLetter(t)
+	h.settled(t)
+	got := deliveries()
+	if age := got[len(got)-1].at.Sub(got[0].at); age < o.ThrottleBudget {
+		t.Errorf("dead-lettered %s after the first try, before the budget %s", age, o.ThrottleBudget)
+	}
+	if !strings.Contains(dl.GetReason(), "failed 3 times") || !strings.Contains(dl.GetReason(), "503 ServerBusy") {
+		t.Fatalf("dead letter reason %q", dl.GetReason())
+	}
+}
+
 func TestRetryableDeadLettersAtTheLimit(t *testing.T) {
 	t.Parallel()
 	env := testenv.StartJetStream(t)

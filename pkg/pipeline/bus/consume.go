@@ -44,6 +44,11 @@ type ConsumeOptions struct {
 	BaseDelay, MaxDelay time.Duration
 	// DefaultRetryAfter is the delay of a throttled failure that named none. Default 10 s.
 	DefaultRetryAfter time.Duration
+	// ThrottleBudget is how long after its publication a message may be throttled without
+	// counting: past it a throttled try counts as a failure (waiting at least what the service
+	// asked), so a storm that never ends dead-letters the message instead of hanging it. Zero
+	// waits throttling out forever.
+	ThrottleBudget time.Duration
 	// DrainTimeout bounds how long in-flight handlers may run on after ctx ends before their
 	// context is cancelled too. Default 30 s.
 	DrainTimeout time.Duration
@@ -409,22 +414,16 @@ func (c *consumer) settle(ctx context.Context, msg jetstream.Msg, meta *jetstrea
 			err = msg.DoubleAck(ctx)
 		}
 	case ClassThrottled:
-		err = msg.NakWithDelay(orDefault(v.Delay, c.o.DefaultRetryAfter))
+		if c.o.ThrottleBudget <= 0 || time.Since(meta.Timestamp) <= c.o.ThrottleBudget {
+			err = msg.NakWithDelay(orDefault(v.Delay, c.o.DefaultRetryAfter))
+			break
+		}
+		herr = fmt.Errorf("throttled %s after publication: %w", time.Since(meta.Timestamp).Round(time.Second), herr)
+		outcome, err = c.countFailure(ctx, msg, meta, key, v.Delay, herr, log)
 	case ClassLater:
 		err = msg.NakWithDelay(max(v.Delay, 0))
 	case ClassRetryable:
-		n, cerr := c.failures.incr(ctx, key)
-		if cerr != nil {
-			// Without the count, retry rather than guess: a dead letter is not undone.
-			log.Warn("count failure", "err", cerr)
-			n = int(min(meta.NumDelivered, uint64(c.o.MaxFailures-1)))
-		}
-		if n < c.o.MaxFailures {
-			log.Info("retry", "failures", n, "err", herr)
-			err = msg.NakWithDelay(backoff.Delay(c.o.BaseDelay, c.o.MaxDelay, n-1))
-			break
-		}
-		outcome, err = c.deadLetter(ctx, msg, meta, fmt.Sprintf("failed %d times, last: %v", n, herr), log)
+		outcome, err = c.countFailure(ctx, msg, meta, key, 0, herr, log)
 	case ClassPermanent:
 		outcome, err = c.deadLetter(ctx, msg, meta, v.Reason, log)
 	}
@@ -433,6 +432,22 @@ func (c *consumer) settle(ctx context.Context, msg jetstream.Msg, meta *jetstrea
 		outcome = "settle_error"
 	}
 	c.o.Metrics.count(c.o.Stage, outcome)
+}
+
+// countFailure counts a failed try: the message comes back after the back-off (or the wait
+// asked for, if longer) until MaxFailures, then it is dead-lettered.
+func (c *consumer) countFailure(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, key string, wait time.Duration, herr error, log *slog.Logger) (string, error) {
+	n, cerr := c.failures.incr(ctx, key)
+	if cerr != nil {
+		// Without the count, retry rather than guess: a dead letter is not undone.
+		log.Warn("count failure", "err", cerr)
+		n = int(min(meta.NumDelivered, uint64(c.o.MaxFailures-1)))
+	}
+	if n < c.o.MaxFailures {
+		log.Info("retry", "failures", n, "err", herr)
+		return ClassRetryable.String(), msg.NakWithDelay(max(wait, backoff.Delay(c.o.BaseDelay, c.o.MaxDelay, n-1)))
+	}
+	return c.deadLetter(ctx, msg, meta, fmt.Sprintf("failed %d times, last: %v", n, herr), log)
 }
 
 // deadLetter runs the stage's OnDeadLetter, publishes the message to amr.dlq.<stage> and

@@ -55,6 +55,10 @@ type Config struct {
 	// KeepAlive is the InProgress interval while a file is downloaded and decrypted (0: a third
 	// of the consumer's AckWait).
 	KeepAlive time.Duration
+	// ThrottleBudget is how long after a file's announcement Azure Storage may throttle its
+	// download (503 ServerBusy) without the tries counting as failures; past it they count,
+	// so a storm that never ends fails the file instead of hanging its job.
+	ThrottleBudget time.Duration
 }
 
 // RegisterFlags adds the stage's flags.
@@ -64,6 +68,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	}
 	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "package files decrypted at once")
 	fs.DurationVar(&c.KeepAlive, "keepalive", c.KeepAlive, "InProgress interval during a long download (0: a third of AckWait)")
+	if c.ThrottleBudget <= 0 {
+		c.ThrottleBudget = time.Hour
+	}
+	fs.DurationVar(&c.ThrottleBudget, "throttle-budget", c.ThrottleBudget,
+		"how long after its announcement a file's download may be throttled by Azure Storage without counting as failures")
 }
 
 // Stage is a decryptor.
@@ -102,7 +111,7 @@ func (s *Stage) Run(ctx context.Context) error {
 		return fmt.Errorf("decryptor: bind object store %s: %w", topology.ObjectManifests, err)
 	}
 	return s.deps.Consume(ctx, stage.Consumer{Name: topology.ConsumerDecryptor, Handler: s.handle,
-		Concurrency: s.cfg.Concurrency, KeepAlive: s.cfg.KeepAlive, OnDeadLetter: s.refuse})
+		Concurrency: s.cfg.Concurrency, KeepAlive: s.cfg.KeepAlive, OnDeadLetter: s.refuse, ThrottleBudget: s.cfg.ThrottleBudget})
 }
 
 // handle decrypts the file one FinishManifestFileUpload event names.
