@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/amrpipe/amrpipe/pkg/pipeline/promreg"
 )
 
 // transitionMetrics count what Fire did; nil counts nothing.
@@ -26,19 +28,8 @@ func (s *Store) Instrument(reg prometheus.Registerer) error {
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "amr_job_transitions_refused_total",
 			Help: "Job lifecycle transitions refused by the job's state (a late or foreign event)."}, []string{"transition", "from"}),
 	}
-	for _, c := range []**prometheus.CounterVec{&m.moved, &m.refused} {
-		err := reg.Register(*c)
-		var are prometheus.AlreadyRegisteredError
-		switch {
-		case errors.As(err, &are):
-			existing, ok := are.ExistingCollector.(*prometheus.CounterVec)
-			if !ok {
-				return fmt.Errorf("job store metrics: %w", err)
-			}
-			*c = existing
-		case err != nil:
-			return fmt.Errorf("job store metrics: %w", err)
-		}
+	if err := errors.Join(promreg.Share(reg, &m.moved), promreg.Share(reg, &m.refused)); err != nil {
+		return fmt.Errorf("job store: %w", err)
 	}
 	s.metrics = m
 	return nil

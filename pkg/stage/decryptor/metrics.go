@@ -2,9 +2,10 @@ package decryptor
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/amrpipe/amrpipe/pkg/pipeline/promreg"
 )
 
 // metrics are the decryptor's own counters, besides the bus stage metrics.
@@ -37,34 +38,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "amr_decryptor_errors_total", Help: "Failed attempts by class.",
 		}, []string{"class"}),
 	}
-	var err error
-	if m.manifests, err = register(reg, m.manifests); err != nil {
-		return nil, err
-	}
-	if m.duplicates, err = register(reg, m.duplicates); err != nil {
-		return nil, err
-	}
-	if m.bytes, err = register(reg, m.bytes); err != nil {
-		return nil, err
-	}
-	if m.errors, err = register(reg, m.errors); err != nil {
+	if err := errors.Join(promreg.Share(reg, &m.manifests), promreg.Share(reg, &m.duplicates), promreg.Share(reg, &m.bytes),
+		promreg.Share(reg, &m.errors)); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under its name (two stages of
-// one kind in one process, as in tests).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	if err != nil {
-		return c, fmt.Errorf("register metrics: %w", err)
-	}
-	return c, nil
 }

@@ -2,9 +2,10 @@ package parser
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/amrpipe/amrpipe/pkg/pipeline/promreg"
 )
 
 // metrics are the parser's own series, besides the bus stage metrics.
@@ -57,26 +58,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		stalled: counter("jobs_stalled_total", "Jobs the watchdog ended: files announced and never parsed within -stall-timeout."),
 	}
-	if err := errors.Join(share(reg, &m.records), share(reg, &m.dropped), share(reg, &m.batches), share(reg, &m.files),
-		share(reg, &m.bytes), share(reg, &m.fileTime), share(reg, &m.summaries), share(reg, &m.probes),
-		share(reg, &m.tokens), share(reg, &m.stalled)); err != nil {
-		return nil, fmt.Errorf("register metrics: %w", err)
+	if err := errors.Join(promreg.Share(reg, &m.records), promreg.Share(reg, &m.dropped), promreg.Share(reg, &m.batches), promreg.Share(reg, &m.files),
+		promreg.Share(reg, &m.bytes), promreg.Share(reg, &m.fileTime), promreg.Share(reg, &m.summaries), promreg.Share(reg, &m.probes),
+		promreg.Share(reg, &m.tokens), promreg.Share(reg, &m.stalled)); err != nil {
+		return nil, err
 	}
 	return m, nil
-}
-
-// share registers *c; when a parser in the same process registered the series already, *c
-// becomes that one, so both count into it.
-func share[C prometheus.Collector](reg prometheus.Registerer, c *C) error {
-	err := reg.Register(*c)
-	var are prometheus.AlreadyRegisteredError
-	if !errors.As(err, &are) {
-		return err
-	}
-	existing, ok := are.ExistingCollector.(C)
-	if !ok {
-		return fmt.Errorf("%w (of another type)", err)
-	}
-	*c = existing
-	return nil
 }

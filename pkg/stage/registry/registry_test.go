@@ -3,11 +3,11 @@ package registry_test
 import (
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/amrpipe/amrpipe/internal/docgen"
 	"github.com/amrpipe/amrpipe/pkg/stage"
 	"github.com/amrpipe/amrpipe/pkg/stage/registry"
 )
@@ -26,26 +26,7 @@ func TestReadmesDocumentEveryFlag(t *testing.T) {
 	for _, d := range registry.All() {
 		t.Run(d.Name, func(t *testing.T) {
 			path := filepath.Join("..", "..", "..", "services", d.Name, "README.md")
-			data, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := string(data)
-			i, j := strings.Index(s, begin), strings.Index(s, end)
-			if i < 0 || j < i {
-				t.Fatalf("%s has no generated flag section (markers %q … %q)", path, begin, end)
-			}
-			want := s[:i+len(begin)] + d.FlagsMarkdown() + s[j:]
-			if want == s {
-				return
-			}
-			if *update {
-				if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			t.Errorf("%s: the flag section differs from the stage table; run go test ./pkg/stage/registry -update", path)
+			docgen.Section(t, path, begin, end, d.FlagsMarkdown(), *update, "go test ./pkg/stage/registry -update")
 		})
 	}
 }
@@ -85,26 +66,7 @@ func TestArchitectureDocListsTheStages(t *testing.T) {
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", d.Name, ticks(d.Consumers), ticks(d.Publishes), strings.Join(uses, ", "), d.Summary)
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(data)
-	i, j := strings.Index(s, begin), strings.Index(s, end)
-	if i < 0 || j < i {
-		t.Fatalf("%s has no stage table markers", path)
-	}
-	want := s[:i+len(begin)] + b.String() + s[j:]
-	if want == s {
-		return
-	}
-	if *update {
-		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	t.Errorf("the stage table in %s differs from the registry; run go test ./pkg/stage/registry -update", path)
+	docgen.Section(t, path, begin, end, b.String(), *update, "go test ./pkg/stage/registry -update")
 }
 
 func ticks(ss []string) string {

@@ -2,11 +2,11 @@ package relay
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/amrpipe/amrpipe/pkg/pipeline/promreg"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
@@ -44,41 +44,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		polls:      counter("amr_relay_polls_total", "GetMigrationJobProgress polls of a job, by outcome.", "outcome"),
 		queue:      counter("amr_relay_queue_messages_total", "Report-queue messages handled, by outcome.", "outcome"),
 	}
-	for _, c := range []**prometheus.CounterVec{&m.events, &m.duplicates, &m.malformed, &m.polls, &m.queue} {
-		err := reg.Register(*c)
-		var are prometheus.AlreadyRegisteredError
-		switch {
-		case errors.As(err, &are):
-			// Two relays in one process (tests): share the counters.
-			existing, ok := are.ExistingCollector.(*prometheus.CounterVec)
-			if !ok {
-				return nil, fmt.Errorf("register metrics: %w", err)
-			}
-			*c = existing
-		case err != nil:
-			return nil, fmt.Errorf("register metrics: %w", err)
-		}
-	}
-	for _, c := range []struct {
-		c          *prometheus.Counter
-		name, help string
-	}{
-		{&m.unauthenticated, "amr_relay_unauthenticated_messages_total", "Plain report-queue messages for encrypted jobs: not SharePoint's, dead-lettered."},
-		{&m.unknown, "amr_relay_unknown_events_total", "Progress-log events with a name outside SharePoint's documented set, dead-lettered."},
-	} {
-		*c.c = prometheus.NewCounter(prometheus.CounterOpts{Name: c.name, Help: c.help})
-		err := reg.Register(*c.c)
-		var are prometheus.AlreadyRegisteredError
-		switch {
-		case errors.As(err, &are):
-			existing, ok := are.ExistingCollector.(prometheus.Counter)
-			if !ok {
-				return nil, fmt.Errorf("register metrics: %w", err)
-			}
-			*c.c = existing
-		case err != nil:
-			return nil, fmt.Errorf("register metrics: %w", err)
-		}
+	m.unauthenticated = prometheus.NewCounter(prometheus.CounterOpts{Name: "amr_relay_unauthenticated_messages_total",
+		Help: "Plain report-queue messages for encrypted jobs: not SharePoint's, dead-lettered."})
+	m.unknown = prometheus.NewCounter(prometheus.CounterOpts{Name: "amr_relay_unknown_events_total",
+		Help: "Progress-log events with a name outside SharePoint's documented set, dead-lettered."})
+	if err := errors.Join(promreg.Share(reg, &m.events), promreg.Share(reg, &m.duplicates), promreg.Share(reg, &m.malformed),
+		promreg.Share(reg, &m.polls), promreg.Share(reg, &m.queue), promreg.Share(reg, &m.unauthenticated),
+		promreg.Share(reg, &m.unknown)); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
