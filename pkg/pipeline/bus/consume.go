@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/backoff"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/flagenv"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 )
 
@@ -105,12 +106,12 @@ func (o ConsumeOptions) withDefaults(cons jetstream.Consumer) (ConsumeOptions, e
 	if o.MaxFailures <= 0 {
 		o.MaxFailures = topology.MaxFailures
 	}
-	o.BaseDelay = orDefault(o.BaseDelay, time.Second)
-	o.MaxDelay = orDefault(o.MaxDelay, 5*time.Minute)
-	o.DefaultRetryAfter = orDefault(o.DefaultRetryAfter, 10*time.Second)
-	o.DrainTimeout = orDefault(o.DrainTimeout, 30*time.Second)
-	o.LagInterval = orDefault(o.LagInterval, 15*time.Second)
-	o.StuckGrace = orDefault(o.StuckGrace, 30*time.Second)
+	o.BaseDelay = flagenv.Or(o.BaseDelay, time.Second)
+	o.MaxDelay = flagenv.Or(o.MaxDelay, 5*time.Minute)
+	o.DefaultRetryAfter = flagenv.Or(o.DefaultRetryAfter, 10*time.Second)
+	o.DrainTimeout = flagenv.Or(o.DrainTimeout, 30*time.Second)
+	o.LagInterval = flagenv.Or(o.LagInterval, 15*time.Second)
+	o.StuckGrace = flagenv.Or(o.StuckGrace, 30*time.Second)
 	if o.MaxUnsettled == 0 {
 		o.MaxUnsettled = topology.MaxUnsettled
 	}
@@ -132,13 +133,6 @@ func (o ConsumeOptions) withDefaults(cons jetstream.Consumer) (ConsumeOptions, e
 	}
 	o.Logger = o.Logger.With("stage", o.Stage)
 	return o, nil
-}
-
-func orDefault(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
 }
 
 // settleTimeout bounds the Ack, Nak, Term and dead-letter calls, which run even while draining.
@@ -415,7 +409,7 @@ func (c *consumer) settle(ctx context.Context, msg jetstream.Msg, meta *jetstrea
 		}
 	case ClassThrottled:
 		if c.o.ThrottleBudget <= 0 || time.Since(meta.Timestamp) <= c.o.ThrottleBudget {
-			err = msg.NakWithDelay(orDefault(v.Delay, c.o.DefaultRetryAfter))
+			err = msg.NakWithDelay(flagenv.Or(v.Delay, c.o.DefaultRetryAfter))
 			break
 		}
 		herr = fmt.Errorf("throttled %s after publication: %w", time.Since(meta.Timestamp).Round(time.Second), herr)

@@ -47,3 +47,12 @@ func Usage(fs *flag.FlagSet, prefix string) {
 		f.Usage = fmt.Sprintf("%s (env %s)", f.Usage, EnvName(prefix, f.Name))
 	})
 }
+
+// Or is v, or def when v is zero or negative: a configuration value left unset takes its
+// default (cmp.Or for strings).
+func Or[T ~int | ~int64 | ~float64](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}

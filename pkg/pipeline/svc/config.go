@@ -1,11 +1,14 @@
 package svc
 
 import (
+	"cmp"
 	"flag"
 	"time"
 
-	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/nats-io/nats.go"
+
+	"github.com/amrpipe/amrpipe/pkg/pipeline/flagenv"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 )
 
 // Config is what every service is configured with. RegisterFlags binds it to flags, which
@@ -48,25 +51,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.NATSCreds, "nats-creds", c.NATSCreds, "NATS credentials file")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "listen address of /healthz, /readyz and /metrics")
 	fs.IntVar(&c.Replicas, "replicas", max(c.Replicas, 1), "replicas of JetStream streams and buckets (3 in a cluster)")
-	fs.StringVar(&c.LogLevel, "log-level", orString(c.LogLevel, "info"), "log level: debug, info, warn, error")
-	fs.StringVar(&c.OTel, "otel", orString(c.OTel, "auto"), "trace exporter: auto, otlp, stdout, none")
-	fs.DurationVar(&c.DrainTimeout, "drain-timeout", orDuration(c.DrainTimeout, 30*time.Second), "time for work in flight to finish on shutdown")
+	fs.StringVar(&c.LogLevel, "log-level", cmp.Or(c.LogLevel, "info"), "log level: debug, info, warn, error")
+	fs.StringVar(&c.OTel, "otel", cmp.Or(c.OTel, "auto"), "trace exporter: auto, otlp, stdout, none")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", flagenv.Or(c.DrainTimeout, 30*time.Second), "time for work in flight to finish on shutdown")
 	fs.IntVar(&c.MaxFailures, "max-failures", max(c.MaxFailures, topology.MaxFailures), "failures of a message (throttling not counted) before it is dead-lettered")
-	fs.DurationVar(&c.RetryMaxDelay, "retry-max-delay", orDuration(c.RetryMaxDelay, 5*time.Minute), "longest back-off between two tries of a failing message")
-	fs.DurationVar(&c.HandlerTimeout, "handler-timeout", orDuration(c.HandlerTimeout, 10*time.Minute),
+	fs.DurationVar(&c.RetryMaxDelay, "retry-max-delay", flagenv.Or(c.RetryMaxDelay, 5*time.Minute), "longest back-off between two tries of a failing message")
+	fs.DurationVar(&c.HandlerTimeout, "handler-timeout", flagenv.Or(c.HandlerTimeout, 10*time.Minute),
 		"deadline of one message's handler; a handler still running 30s after it is given up on (counted, and /readyz fails)")
-}
-
-func orString(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
-func orDuration(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
 }

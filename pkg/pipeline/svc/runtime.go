@@ -13,6 +13,7 @@
 package svc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -36,6 +37,7 @@ import (
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/backoff"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/flagenv"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 )
 
@@ -95,15 +97,15 @@ func New(ctx context.Context, cfg Config, o Options) (*Runtime, error) {
 	if o.Signals == nil {
 		o.Signals = []os.Signal{syscall.SIGINT, syscall.SIGTERM}
 	}
-	cfg.DrainTimeout = orDuration(cfg.DrainTimeout, 30*time.Second)
-	log, err := newLogger(o.LogOutput, orString(cfg.LogLevel, "info"), cfg.Name)
+	cfg.DrainTimeout = flagenv.Or(cfg.DrainTimeout, 30*time.Second)
+	log, err := newLogger(o.LogOutput, cmp.Or(cfg.LogLevel, "info"), cfg.Name)
 	if err != nil {
 		return nil, err
 	}
 	r := &Runtime{Config: cfg, Log: log, signals: o.Signals, checks: map[string]func(context.Context) error{},
 		serveErr: make(chan error, 1), closed: make(chan struct{})}
 
-	r.Tracer, err = newTracerProvider(ctx, cfg.Name, orString(cfg.OTel, "auto"), o.Lookup, o.TraceOutput)
+	r.Tracer, err = newTracerProvider(ctx, cfg.Name, cmp.Or(cfg.OTel, "auto"), o.Lookup, o.TraceOutput)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +145,7 @@ func (r *Runtime) connect() error {
 	if r.Config.NATSCreds != "" {
 		opts = append(opts, nats.UserCredentials(r.Config.NATSCreds))
 	}
-	nc, err := nats.Connect(orString(r.Config.NATSURL, nats.DefaultURL), opts...)
+	nc, err := nats.Connect(cmp.Or(r.Config.NATSURL, nats.DefaultURL), opts...)
 	if err != nil {
 		return fmt.Errorf("connect to nats: %w", err)
 	}
@@ -157,7 +159,7 @@ func (r *Runtime) connect() error {
 }
 
 func (r *Runtime) serveHTTP() error {
-	ln, err := net.Listen("tcp", orString(r.Config.HTTPAddr, ":8080"))
+	ln, err := net.Listen("tcp", cmp.Or(r.Config.HTTPAddr, ":8080"))
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", r.Config.HTTPAddr, err)
 	}

@@ -19,12 +19,12 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/flagenv"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/sas"
@@ -56,37 +56,16 @@ type Config struct {
 // RegisterFlags binds the configuration to flags.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	p := &c.Planner
-	fs.Int64Var(&p.Small, "small", orInt64(p.Small, sizing.DefaultSmall), "folders with fewer items are batched into multi-URL jobs")
-	fs.Int64Var(&p.Large, "large", orInt64(p.Large, sizing.DefaultLarge), "folders with more items get a shallow probe job")
-	fs.IntVar(&p.MaxURLsPerJob, "max-urls", orInt(p.MaxURLsPerJob, spo.MaxURLsPerJob), "most URLs in one multi-URL job (SharePoint allows 5000)")
+	fs.Int64Var(&p.Small, "small", flagenv.Or(p.Small, sizing.DefaultSmall), "folders with fewer items are batched into multi-URL jobs")
+	fs.Int64Var(&p.Large, "large", flagenv.Or(p.Large, sizing.DefaultLarge), "folders with more items get a shallow probe job")
+	fs.IntVar(&p.MaxURLsPerJob, "max-urls", flagenv.Or(p.MaxURLsPerJob, spo.MaxURLsPerJob), "most URLs in one multi-URL job (SharePoint allows 5000)")
 	fs.Int64Var(&p.MaxItemsPerBatch, "max-batch-items", p.MaxItemsPerBatch, "most items in one multi-URL job (0: -large)")
 	fs.Int64Var(&p.IncrementalMaxItems, "incremental-max-items", p.IncrementalMaxItems,
 		"read lists larger than this in full instead of incrementally (change-token jobs over 10 min are cancelled); 0: no limit")
-	fs.DurationVar(&p.TokenMaxAge, "token-max-age", orDuration(p.TokenMaxAge, sizing.DefaultTokenMaxAge), "older change tokens are not used")
+	fs.DurationVar(&p.TokenMaxAge, "token-max-age", flagenv.Or(p.TokenMaxAge, sizing.DefaultTokenMaxAge), "older change tokens are not used")
 	fs.BoolVar(&p.ListLargeFolders, "list-large-folders", p.ListLargeFolders,
 		"split large folders by listing their subfolders (REST) instead of a shallow probe job through AMR")
-	fs.IntVar(&c.Concurrency, "concurrency", orInt(c.Concurrency, 4), "plans planned at once")
-}
-
-func orInt64(v, def int64) int64 {
-	if v == 0 {
-		return def
-	}
-	return v
-}
-
-func orInt(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
-}
-
-func orDuration(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
+	fs.IntVar(&c.Concurrency, "concurrency", flagenv.Or(c.Concurrency, 4), "plans planned at once")
 }
 
 // Stage is the planner.

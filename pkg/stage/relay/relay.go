@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/amrpipe/amrpipe/pkg/crypto/keywrap"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/flagenv"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/stage"
 )
@@ -84,26 +85,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 }
 
 func (c *Config) defaults() {
-	orDuration(&c.PollInterval, time.Minute)
-	orDuration(&c.NotFoundGrace, 5*time.Minute)
-	orDuration(&c.QueueInterval, 8*time.Second)
-	orDuration(&c.QueueVisibility, 30*time.Second)
+	c.PollInterval = flagenv.Or(c.PollInterval, time.Minute)
+	c.NotFoundGrace = flagenv.Or(c.NotFoundGrace, 5*time.Minute)
+	c.QueueInterval = flagenv.Or(c.QueueInterval, 8*time.Second)
+	c.QueueVisibility = flagenv.Or(c.QueueVisibility, 30*time.Second)
 	c.StatusFallback = max(c.StatusFallback, 0)
-	if c.MaxPages <= 0 {
-		c.MaxPages = 50
-	}
-	if c.Concurrency <= 0 {
-		c.Concurrency = 16
-	}
-	if c.QueueMaxAttempts <= 0 {
-		c.QueueMaxAttempts = 20
-	}
-}
-
-func orDuration(d *time.Duration, def time.Duration) {
-	if *d <= 0 {
-		*d = def
-	}
+	c.MaxPages = flagenv.Or(c.MaxPages, 50)
+	c.Concurrency = flagenv.Or(c.Concurrency, 16)
+	c.QueueMaxAttempts = flagenv.Or(c.QueueMaxAttempts, 20)
 }
 
 // Stage is a progress-relay.

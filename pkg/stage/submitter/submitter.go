@@ -46,6 +46,7 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/crypto/keywrap"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/backoff"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/flagenv"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/sas"
@@ -80,7 +81,7 @@ type Config struct {
 // RegisterFlags binds the configuration to flags.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(encryptFlag{&c.Plaintext}, "encrypt", "encrypt manifests and queue messages with a fresh AES-256 key per job (key-encryption key in "+keywrap.EnvKEK+")")
-	fs.DurationVar(&c.KeyTTL, "key-ttl", orDuration(c.KeyTTL, 7*24*time.Hour), "validity of a job's wrapped key")
+	fs.DurationVar(&c.KeyTTL, "key-ttl", flagenv.Or(c.KeyTTL, 7*24*time.Hour), "validity of a job's wrapped key")
 	if c.Concurrency <= 0 {
 		c.Concurrency = 4
 	}
@@ -105,13 +106,6 @@ func (f encryptFlag) Set(s string) error {
 
 func (f encryptFlag) IsBoolFlag() bool { return true }
 
-func orDuration(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
-}
-
 // Stage is the submitter.
 type Stage struct {
 	cfg     Config
@@ -125,7 +119,7 @@ type Stage struct {
 // container, and a queue URL when a report queue is named.
 func New(cfg Config, deps stage.Deps) (*Stage, error) {
 	cfg.Concurrency = max(cfg.Concurrency, 1)
-	cfg.KeyTTL = orDuration(cfg.KeyTTL, 7*24*time.Hour)
+	cfg.KeyTTL = flagenv.Or(cfg.KeyTTL, 7*24*time.Hour)
 	switch {
 	case deps.SharePoint == nil:
 		return nil, errors.New("submitter: no SharePoint client")
