@@ -52,6 +52,9 @@ func (r *Runner) check(ctx context.Context) error {
 	if err := r.checkDeadLetters(ctx, js, jobs); err != nil {
 		return err
 	}
+	if err := r.checkSummaries(ctx, js, jobs); err != nil {
+		return err
+	}
 	r.checkProcesses()
 	return nil
 }
@@ -68,6 +71,7 @@ func (r *Runner) checkJobs(jobs []*amrpipev1.JobRecord) {
 		id, urls := j.GetJobId(), describe(j.GetSpec())
 		victim := r.victimSpec(j.GetSpec())
 		if victim {
+			r.victimJob[id] = true
 			victimJobs++
 			r.rep.VictimJobs = append(r.rep.VictimJobs, id+" ("+urls+")")
 		}
@@ -311,6 +315,7 @@ func (r *Runner) checkDeadLetters(ctx context.Context, js jetstream.JetStream, j
 		}
 		r.rep.DeadLetters[dl.GetStage()][kind]++
 	}
+	r.checkUnexpectedDeadLetters(dls, forgeries)
 	events, err := testenv.ReadMessages(ctx, js, topology.StreamEvents, topology.EventSubject("*", "*"), func() *amrpipev1.RelayedEvent { return &amrpipev1.RelayedEvent{} })
 	if err != nil {
 		return err
@@ -343,6 +348,53 @@ func (r *Runner) checkDeadLetters(ctx context.Context, js jetstream.JetStream, j
 	for _, j := range jobs {
 		if slices.Contains(j.GetFilesAnnounced(), ForgedFile) {
 			r.violate("job %s expects %s, which only a forged upload named", j.GetJobId(), ForgedFile)
+		}
+	}
+	return nil
+}
+
+// checkUnexpectedDeadLetters: the only dead letters are the relay's of the forgeries (and of the
+// queue messages of a job an interrupted submission left unrecorded, which the relay gives up on as
+// another tool's) and the decryptor's of the victims' blobs.
+func (r *Runner) checkUnexpectedDeadLetters(dls []*amrpipev1.DeadLetter, forgeries []Forgery) {
+	for _, dl := range dls {
+		switch dl.GetStage() {
+		case topology.StageRelay:
+			if slices.ContainsFunc(forgeries, func(f Forgery) bool { return string(dl.GetPayload()) == f.Text }) ||
+				strings.Contains(dl.GetReason(), "another tool's job") {
+				continue
+			}
+		case topology.StageDecryptor:
+			if jobID, err := topology.SubjectJob(dl.GetSubject()); err == nil && r.victimJob[jobID] {
+				continue
+			}
+		}
+		r.violate("unexpected dead letter of %s (%s): %s", dl.GetStage(), dl.GetSubject(), oneLine(dl.GetReason(), 400))
+	}
+}
+
+// checkSummaries: every final job has one summary, failed exactly when the job FAILED, and a DONE
+// job's summary counts its records.
+func (r *Runner) checkSummaries(ctx context.Context, js jetstream.JetStream, jobs []*amrpipev1.JobRecord) error {
+	sums, err := testenv.ReadMessages(ctx, js, topology.StreamDone, topology.DoneSubject("*"), func() *amrpipev1.JobSummary { return &amrpipev1.JobSummary{} })
+	if err != nil {
+		return err
+	}
+	byJob := map[string][]*amrpipev1.JobSummary{}
+	for _, sm := range sums {
+		byJob[sm.GetJobId()] = append(byJob[sm.GetJobId()], sm)
+	}
+	r.rep.Summaries = len(sums)
+	for _, j := range jobs {
+		got := byJob[j.GetJobId()]
+		failed := j.GetState() == amrpipev1.JobState_JOB_STATE_FAILED
+		switch {
+		case len(got) != 1:
+			r.violate("job %s (%s) has %d summaries, want 1", j.GetJobId(), jobstore.StateName(j.GetState()), len(got))
+		case got[0].GetFailed() != failed:
+			r.violate("job %s ended %s, its summary says failed=%t", j.GetJobId(), jobstore.StateName(j.GetState()), got[0].GetFailed())
+		case !failed && got[0].GetRecords() != j.GetRecords():
+			r.violate("DONE job %s counts %d records, its summary %d", j.GetJobId(), j.GetRecords(), got[0].GetRecords())
 		}
 	}
 	return nil

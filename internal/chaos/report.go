@@ -53,8 +53,8 @@ type Report struct {
 	Records, Batches int
 	// DeadLetters counts the dead letters per stage and kind of reason.
 	DeadLetters map[string]map[string]int
-	// Tokens counts the change tokens committed.
-	Tokens int
+	// Tokens counts the change tokens committed; Summaries the job summaries on AMR_DONE.
+	Tokens, Summaries int
 
 	// Violations are the checks that failed; none for a passing run.
 	Violations []string
@@ -104,7 +104,7 @@ func (r *Report) Markdown() string {
 	}
 	row(&b, "content objects", fmt.Sprintf("expected %d, delivered %d, missing under FAILED jobs %d, missing elsewhere %d, duplicated %d, unexpected %d",
 		r.Expected, r.Delivered, r.MissingUnderFailed, r.Missing, r.Duplicated, r.Unexpected))
-	row(&b, "records downstream", fmt.Sprintf("%d in %d batches", r.Records, r.Batches))
+	row(&b, "records downstream", fmt.Sprintf("%d in %d batches; %d job summaries, one per job", r.Records, r.Batches, r.Summaries))
 	for _, st := range r.dlqStages() {
 		n := 0
 		for _, c := range r.DeadLetters[st] {

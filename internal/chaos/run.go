@@ -34,6 +34,8 @@ type Runner struct {
 	tenant  *tenant.Tenant
 	plans   []*amrpipev1.PlanRequest
 	victims []string // lower-case server-relative URLs whose jobs' blobs fail for good
+	// victimJob are the jobs reading them (known once the run is checked).
+	victimJob map[string]bool
 
 	mu        sync.Mutex
 	rep       *Report
@@ -43,7 +45,7 @@ type Runner struct {
 
 // NewRunner prepares a run of cfg in dir.
 func NewRunner(cfg Config, dir string) *Runner {
-	return &Runner{cfg: cfg, dir: dir, rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 0x636861_6f73)),
+	return &Runner{cfg: cfg, dir: dir, victimJob: map[string]bool{}, rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 0x636861_6f73)),
 		rep: &Report{Mode: cfg.Mode, Seed: cfg.Seed, Dir: dir, Kills: map[string]int{}}}
 }
 
