@@ -89,7 +89,7 @@ func (r *Report) Markdown() string {
 	if r.VictimFile != "" {
 		which = r.VictimFile
 	}
-	row(&b, "persistent 503: "+which+" of the jobs reading", fmt.Sprintf("%s (%d jobs: %s)", list(r.VictimURLs), len(r.VictimJobs), list(r.VictimJobs)))
+	row(&b, "persistent 503: "+which+" of the jobs reading", fmt.Sprintf("%s; jobs: %s", list(r.VictimURLs), list(r.VictimJobs)))
 	row(&b, "persistent 503 answers", fmt.Sprintf("%d on %d blobs (%s)", r.Persistent503, len(r.PersistentBlobs), r.blobNames()))
 	kinds := map[string]int{}
 	for _, f := range r.Forged {

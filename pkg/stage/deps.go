@@ -100,7 +100,7 @@ func (d Deps) Consume(ctx context.Context, c Consumer) error {
 		return err
 	})
 	if err != nil {
-		return err
+		return Stopped(ctx, err)
 	}
 	o := d.Runtime.ConsumeOptions(d.Name)
 	o.Classify = Verdict
@@ -109,6 +109,15 @@ func (d Deps) Consume(ctx context.Context, c Consumer) error {
 	o.OnDeadLetter = c.OnDeadLetter
 	o.ThrottleBudget = c.ThrottleBudget
 	return bus.Consume(ctx, cons, c.Handler, o)
+}
+
+// Stopped is nil when ctx ended, else err: what a stage returns when what it opens as it starts
+// fails, since a stage may be stopped at any time, while it starts too, and that is no error.
+func Stopped(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 // Group runs fns until the first returns, then cancels the others and waits for them; it

@@ -165,6 +165,9 @@ func Consume(ctx context.Context, cons jetstream.Consumer, handler Handler, o Co
 	}
 	failures, err := bindFailures(ctx, o.JS, o.Logger)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started
+		}
 		return err
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(o.Prefetch))

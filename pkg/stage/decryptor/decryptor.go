@@ -112,7 +112,7 @@ func (s *Stage) Run(ctx context.Context) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("decryptor: %w", err)
+		return stage.Stopped(ctx, fmt.Errorf("decryptor: %w", err))
 	}
 	return s.deps.Consume(ctx, stage.Consumer{Name: topology.ConsumerDecryptor, Handler: s.handle,
 		Concurrency: s.cfg.Concurrency, KeepAlive: s.cfg.KeepAlive, OnDeadLetter: s.refuse, ThrottleBudget: s.cfg.ThrottleBudget})

@@ -162,7 +162,7 @@ func (s *Stage) Run(ctx context.Context) error {
 			return err
 		})
 	if err != nil {
-		return fmt.Errorf("parser: %w", err)
+		return stage.Stopped(ctx, fmt.Errorf("parser: %w", err))
 	}
 	consume := func(c stage.Consumer) func(context.Context) error {
 		c.Concurrency, c.KeepAlive = s.cfg.Concurrency, s.cfg.KeepAlive
