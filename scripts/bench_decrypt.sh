@@ -38,7 +38,7 @@ awk -v b="$size" -v ns="$best_ns" -v rss="$best_rss" -v impl="$ossl enc -d" -v i
 	'BEGIN { printf "| decrypt AES-256-CBC | %s | %s | %.0f | - | %.1f |\n", impl, input, b / (ns / 1e9) / 1e6, rss / 1024 }'
 
 # Go: one test binary, each path in its own process so its RSS is its own.
-go test -c -o "$work/aescbc.test" ./pkg/aescbc
+go test -c -o "$work/aescbc.test" ./pkg/crypto/aescbc
 for path in aesni stdlib; do
 	/usr/bin/time -f %M -o "$work/rss" "$work/aescbc.test" -test.run '^$' \
 		-test.bench "^BenchmarkDecryptFile/${path}\$" -test.benchtime 1x -test.count "$RUNS" \
