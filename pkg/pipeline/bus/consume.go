@@ -138,12 +138,21 @@ func (o ConsumeOptions) withDefaults(cons jetstream.Consumer) (ConsumeOptions, e
 // settleTimeout bounds the Ack, Nak, Term and dead-letter calls, which run even while draining.
 const settleTimeout = 10 * time.Second
 
+// BackpressureBase and BackpressureMax space the tries of a message whose handler met a full
+// store (Verdict.Backpressure): 2 s doubling with each delivery up to 1 min, so a short burst
+// resumes quickly and a long stall costs one try a minute per waiting message.
+const (
+	BackpressureBase = 2 * time.Second
+	BackpressureMax  = time.Minute
+)
+
 // Consume pull-consumes from cons and runs handler on each message with o.Concurrency
 // handlers at a time, until ctx ends or the consumer goes away. Each message gets a span (a
 // child of the publisher's trace context) and is settled from the handler's error:
 //
 //   - nil: Ack (DoubleAck unless FastAck).
-//   - Throttled: NakWithDelay(RetryAfter); not counted as a failure.
+//   - Throttled: NakWithDelay(RetryAfter); not counted as a failure. A full store of ours
+//     (Full) is throttled too, waited out with a growing delay and no ThrottleBudget.
 //   - Later: NakWithDelay(After); not a failure.
 //   - Retryable: counted in the amr_failures bucket, then NakWithDelay with exponential
 //     back-off, or OnDeadLetter, Term and dead letter once MaxFailures is reached.
@@ -408,6 +417,10 @@ func (c *consumer) settle(ctx context.Context, msg jetstream.Msg, meta *jetstrea
 			err = msg.DoubleAck(ctx)
 		}
 	case ClassThrottled:
+		if v.Backpressure {
+			err = msg.NakWithDelay(max(v.Delay, backoff.Delay(BackpressureBase, BackpressureMax, int(meta.NumDelivered)-1)))
+			break
+		}
 		if c.o.ThrottleBudget <= 0 || time.Since(meta.Timestamp) <= c.o.ThrottleBudget {
 			err = msg.NakWithDelay(flagenv.Or(v.Delay, c.o.DefaultRetryAfter))
 			break
