@@ -162,6 +162,12 @@ func Verify(ctx context.Context, js jetstream.JetStream, o Options) error {
 	for _, cfg := range Streams(o) {
 		want[cfg.Name] = cfg
 	}
+	if none, err := nothingApplied(ctx, js, o); err != nil || none {
+		if err == nil {
+			err = fmt.Errorf("the topology is not applied (none of its streams exists): %w", ErrMissing)
+		}
+		return err
+	}
 	for _, st := range Stores(o) {
 		s, err := js.Stream(ctx, st.Stream)
 		switch {
@@ -204,6 +210,21 @@ func Verify(ctx context.Context, js jetstream.JetStream, o Options) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// nothingApplied reports whether no stream of the topology exists (the usual state of a new
+// deployment, said in one line rather than one per stream).
+func nothingApplied(ctx context.Context, js jetstream.JetStream, o Options) (bool, error) {
+	for _, st := range Stores(o) {
+		_, err := js.Stream(ctx, st.Stream)
+		if err == nil {
+			return false, nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return false, fmt.Errorf("verify %s %s: %w", st.Kind, st.Name, err)
+		}
+	}
+	return true, nil
 }
 
 // verifyDownstream checks that AMR_RECORDS has a durable consumer to keep records for.

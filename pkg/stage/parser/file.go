@@ -84,10 +84,20 @@ func (s *Stage) handleManifest(ctx context.Context, msg jetstream.Msg) error {
 	if err != nil {
 		return err
 	}
+	s.deleteObject(ctx, object)
 	s.countFile(out, "parsed")
 	s.log.InfoContext(ctx, "file parsed", "job", jobID, "file", file, "kind", out.kind.String(), "records", out.parsed,
 		"published", out.verdicts[publish], "batches", out.batches, "bytes", ready.GetSize(), "seconds", time.Since(start).Seconds())
 	return s.complete(ctx, updated)
+}
+
+// deleteObject removes a parsed file's decrypted object: the object store is bounded, and only
+// readers free it (its TTL, topology.ManifestTTL, removes what nobody parses). Failing to is
+// harmless (the TTL takes it later), so it only logs.
+func (s *Stage) deleteObject(ctx context.Context, object string) {
+	if err := s.objects.Delete(ctx, object); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		s.log.WarnContext(ctx, "delete parsed object", "object", object, "err", err)
+	}
 }
 
 // repeat is the outcome of a file handled before.
