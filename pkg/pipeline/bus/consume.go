@@ -138,6 +138,15 @@ func (o ConsumeOptions) withDefaults(cons jetstream.Consumer) (ConsumeOptions, e
 // settleTimeout bounds the Ack, Nak, Term and dead-letter calls, which run even while draining.
 const settleTimeout = 10 * time.Second
 
+// pullExpiry and pullHeartbeat shape the pull requests: a pull request lives on the consumer's
+// leader, so when that server dies the client only learns it from missing heartbeats (two of
+// them) and pulls again from the new leader. The client's defaults (30 s, 15 s) paused a stage
+// 30 s after every leader change; these cost one small request every 10 s per idle consumer.
+const (
+	pullExpiry    = 10 * time.Second
+	pullHeartbeat = 2 * time.Second
+)
+
 // BackpressureBase and BackpressureMax space the tries of a message whose handler met a full
 // store (Verdict.Backpressure): 2 s doubling with each delivery up to 1 min, so a short burst
 // resumes quickly and a long stall costs one try a minute per waiting message.
@@ -176,7 +185,7 @@ func Consume(ctx context.Context, cons jetstream.Consumer, handler Handler, o Co
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(o.Prefetch))
+	it, err := cons.Messages(jetstream.PullMaxMessages(o.Prefetch), jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", o.Stage, err)
 	}
@@ -357,14 +366,23 @@ func (c *consumer) countUnsettled(ctx context.Context, meta *jetstream.MsgMetada
 // callWithDeadline runs the handler under HandlerTimeout. A handler that ignores its context
 // past the deadline is left to finish on its own (counted in Stuck, and in /readyz) and its
 // message handed back as a failure, so one hung download or read cannot hold a message forever.
+//
+// The handler's context is cancelled at the deadline rather than given one: the NATS client
+// bounds a JetStream request or publish by its default timeout only under a context without a
+// deadline, and a request lost while a cluster's leader changes must cost that timeout, not the
+// rest of the handler's deadline.
 func (c *consumer) callWithDeadline(ctx context.Context, msg jetstream.Msg, log *slog.Logger) error {
 	if c.o.HandlerTimeout <= 0 {
 		return c.call(ctx, msg)
 	}
-	hctx, cancel := context.WithTimeout(ctx, c.o.HandlerTimeout)
+	hctx, cancel := context.WithCancelCause(ctx)
+	deadline := time.AfterFunc(c.o.HandlerTimeout, func() {
+		cancel(fmt.Errorf("handler deadline of %s: %w", c.o.HandlerTimeout, context.DeadlineExceeded))
+	})
 	done := make(chan error, 1)
 	go func() {
-		defer cancel()
+		defer cancel(nil)
+		defer deadline.Stop()
 		done <- c.call(hctx, msg)
 	}()
 	t := time.NewTimer(c.o.HandlerTimeout + c.o.StuckGrace)

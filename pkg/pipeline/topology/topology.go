@@ -360,6 +360,26 @@ func DownstreamConsumer(name string) ConsumerSpec {
 	}}
 }
 
+// ReaderConsumer is the configuration of an ephemeral reader of AMR_RECORDS that must neither
+// hold records back nor take them from the downstream consumers (amrctl tail, the JSONL sink of
+// amrctl dev): no acknowledgements (a record delivered counts as read for it), every record from
+// the start, removed by the server a minute after its reader went away. Its replica count is the
+// stream's (zero: inherited), because JetStream requires it of an interest stream's consumers, so
+// an ordered consumer (always one replica) cannot read an R3 records stream.
+func ReaderConsumer(filters ...string) jetstream.ConsumerConfig {
+	cfg := jetstream.ConsumerConfig{
+		AckPolicy:         jetstream.AckNonePolicy,
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		InactiveThreshold: time.Minute,
+	}
+	if len(filters) == 1 {
+		cfg.FilterSubject = filters[0]
+	} else {
+		cfg.FilterSubjects = filters
+	}
+	return cfg
+}
+
 // DownstreamConsumers returns the downstream consumers of o (DefaultDownstream unless named).
 func DownstreamConsumers(o Options) []ConsumerSpec {
 	var out []ConsumerSpec

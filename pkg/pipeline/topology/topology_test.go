@@ -557,8 +557,8 @@ func TestRecordsKeptUntilEveryDownstreamConsumerRead(t *testing.T) {
 			t.Fatalf("%s read %d records, want 5", name, n)
 		}
 	}
-	// An ordered reader (amrctl tail) holds nothing back and takes nothing away.
-	oc, err := env.JS.OrderedConsumer(ctx, topology.StreamRecords, jetstream.OrderedConsumerConfig{})
+	// A reader (amrctl tail) holds nothing back and takes nothing away.
+	oc, err := env.JS.CreateConsumer(ctx, topology.StreamRecords, topology.ReaderConsumer(topology.RecordSubject("*")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,9 @@
-// Package devstack runs the whole of amrpipe in one process: an embedded NATS JetStream server,
-// Azurite, the SharePoint simulator and the five stages of the stage table, each replica the very
-// program its binary runs (stage.Main), configured by flags and environment as a deployment
-// configures it, with its own runtime and NATS connection. `amrctl dev` and the end-to-end tests
-// use it.
+// Package devstack runs the whole of amrpipe in one process: an embedded NATS JetStream server
+// (or a given cluster), Azurite, the SharePoint simulator and the five stages of the stage table,
+// each replica the very program its binary runs (stage.Main), configured by flags and environment
+// as a deployment configures it, with its own runtime and NATS connection. The stack applies the
+// topology once, as `amrctl topology apply` would, and the stages verify it. `amrctl dev` and the
+// end-to-end tests use it.
 package devstack
 
 import (
@@ -42,6 +43,11 @@ const simToken = "devstack-token"
 
 // Options configures a stack.
 type Options struct {
+	// NATSURL is a running NATS server or cluster to use (URLs comma-separated, as -nats-url
+	// takes them); empty starts an embedded server.
+	NATSURL string
+	// StreamReplicas is the replica count of the topology (3 on a 3-node cluster; default 1).
+	StreamReplicas int
 	// Profile is the simulated tenant.
 	Profile tenant.Profile
 	// Rate is the simulator's export speed per job in objects/s; 0 is unlimited.
@@ -70,8 +76,10 @@ type Options struct {
 
 // Stack is a running in-process amrpipe.
 type Stack struct {
-	opts    Options
+	opts Options
+	// NATS is the embedded server; nil when Options.NATSURL named another.
 	NATS    *testenv.NATSServer
+	natsURL string
 	Azurite *testenv.Azurite
 	Tenant  *tenant.Tenant
 	Sim     *server.Server
@@ -116,8 +124,12 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 			s = nil
 		}
 	}()
-	if s.NATS, err = testenv.StartNATS(testenv.NATSOptions{}); err != nil {
-		return nil, err
+	s.natsURL = opts.NATSURL
+	if s.natsURL == "" {
+		if s.NATS, err = testenv.StartNATS(testenv.NATSOptions{}); err != nil {
+			return nil, err
+		}
+		s.natsURL = s.NATS.ClientURL()
 	}
 	if s.Azurite, err = testenv.StartAzurite(ctx, testenv.AzuriteOptions{}); err != nil {
 		return nil, err
@@ -129,13 +141,11 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	if err := s.startSimulator(); err != nil {
 		return nil, err
 	}
-	if s.Conn, err = nats.Connect(s.NATS.ClientURL(), nats.Name("devstack")); err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
-	}
-	if s.JS, err = jetstream.New(s.Conn); err != nil {
+	if s.Conn, s.JS, err = s.connect("devstack"); err != nil {
 		return nil, err
 	}
-	if err := topology.Ensure(ctx, s.JS, topology.Options{}); err != nil {
+	// Applied once, as `amrctl topology apply` does; every stage verifies it.
+	if err := topology.Ensure(ctx, s.JS, topology.Options{Replicas: opts.StreamReplicas}); err != nil {
 		return nil, err
 	}
 	if s.Store, err = jobstore.Open(ctx, s.JS, time.Now); err != nil {
@@ -183,8 +193,8 @@ func (s *Stack) startSimulator() error {
 // args are the command line of a stage's replica: the shared flags of the parts it uses, then
 // its own, as a deployment would set them.
 func (s *Stack) args(d stage.Def) []string {
-	args := []string{"-nats-url", s.NATS.ClientURL(), "-http-addr", "127.0.0.1:0", "-log-level", s.opts.LogLevel,
-		"-otel", "none", "-drain-timeout", "5s"}
+	args := []string{"-nats-url", s.natsURL, "-http-addr", "127.0.0.1:0", "-log-level", s.opts.LogLevel,
+		"-otel", "none", "-drain-timeout", "5s", "-replicas", strconv.Itoa(max(s.opts.StreamReplicas, 1))}
 	if d.Uses&stage.UsesSharePoint != 0 {
 		args = append(args, "-sp-user-agent", "ISV|amrpipe|amrpipe-dev/0.1", "-sp-timeout", "1m")
 	}
@@ -279,9 +289,15 @@ func (r *replica) stop() error {
 // Connect opens another connection to the stack's JetStream, for a consumer that should not share
 // the stack's own connection (a downstream sink reading hundreds of megabytes).
 func (s *Stack) Connect() (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(s.NATS.ClientURL(), nats.Name("devstack-consumer"))
+	return s.connect("devstack-consumer")
+}
+
+// connect connects to every server of the stack's NATS, reconnecting for as long as it takes
+// (a cluster node may be down).
+func (s *Stack) connect(name string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(s.natsURL, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect: %w", err)
+		return nil, nil, fmt.Errorf("connect to %s: %w", s.natsURL, err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -290,6 +306,9 @@ func (s *Stack) Connect() (*nats.Conn, jetstream.JetStream, error) {
 	}
 	return nc, js, nil
 }
+
+// NATSURL is the stack's NATS URL(s), as -nats-url takes them.
+func (s *Stack) NATSURL() string { return s.natsURL }
 
 // SiteURL is the absolute URL of a server-relative path on the simulator.
 func (s *Stack) SiteURL(path string) string { return s.SimURL + path }

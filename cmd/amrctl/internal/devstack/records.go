@@ -30,10 +30,11 @@ func (s *Stack) Records(ctx context.Context) (*Downstream, error) {
 		return nil, err
 	}
 	defer nc.Close()
-	cons, err := js.OrderedConsumer(ctx, topology.StreamRecords, jetstream.OrderedConsumerConfig{})
+	cons, err := js.CreateConsumer(ctx, topology.StreamRecords, topology.ReaderConsumer(topology.RecordSubject("*")))
 	if err != nil {
 		return nil, fmt.Errorf("records consumer: %w", err)
 	}
+	defer func() { _ = js.DeleteConsumer(context.WithoutCancel(ctx), topology.StreamRecords, cons.CachedInfo().Name) }()
 	info, err := cons.Info(ctx)
 	if err != nil {
 		return nil, err
