@@ -177,6 +177,15 @@ func (c *Cluster) StreamLeader(stream string) int {
 	return -1
 }
 
+// StepDownStream asks stream's leader to hand its leadership to another server.
+func (c *Cluster) StepDownStream(stream string) error {
+	i := c.StreamLeader(stream)
+	if i < 0 {
+		return fmt.Errorf("stream %s has no leader", stream)
+	}
+	return c.Server(i).JetStreamStepdownStream(server.DEFAULT_GLOBAL_ACCOUNT, stream)
+}
+
 // WaitMetaLeader waits until a meta leader is elected and every running server is current with
 // it, and returns the leader's index.
 func (c *Cluster) WaitMetaLeader(timeout time.Duration) (int, error) {

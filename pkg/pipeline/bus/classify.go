@@ -93,14 +93,16 @@ type Verdict struct {
 	Delay time.Duration
 	// Reason is the dead-letter reason of a permanent failure.
 	Reason string
-	// Backpressure marks a throttled verdict because one of our own stores is full (Full): it is
-	// waited out however long it lasts (no ThrottleBudget), with a delay growing with the
-	// message's deliveries, since only readers elsewhere can end it.
+	// Backpressure marks a throttled verdict because our own JetStream cannot take a write now:
+	// a store is full (Full) or JetStream is unavailable (Unavailable). It is waited out however
+	// long it lasts (no ThrottleBudget), with a delay growing with the message's deliveries,
+	// since only readers making room, or the cluster electing a leader, can end it.
 	Backpressure bool
 }
 
 // Classify reads the bus's own verdicts: the wrappers of this package win, in the order
-// Permanent, a full store (Full: throttled, back-pressure), Throttled, Later, Retryable; context
+// Permanent, a full store or an unavailable JetStream (Full, Unavailable: throttled,
+// back-pressure), Throttled, Later, Retryable; context
 // cancellation and any other error is retryable,
 // so that unknown trouble is retried a bounded number of times and then dead-lettered rather
 // than lost. It knows nothing of SharePoint or Azure: the stages translate those errors in one
@@ -113,8 +115,8 @@ func Classify(err error) Verdict {
 }
 
 // Own returns the verdict of an error marked with one of this package's wrappers, of a nil error
-// (ClassAck) and of JetStream refusing a write to a full store (Full: throttled, back-pressure),
-// and false for any other error.
+// (ClassAck) and of JetStream refusing a write to a full store or being unavailable (Full,
+// Unavailable: throttled, back-pressure), and false for any other error.
 func Own(err error) (Verdict, bool) {
 	if err == nil {
 		return Verdict{Class: ClassAck}, true
@@ -123,7 +125,7 @@ func Own(err error) (Verdict, bool) {
 	if errors.As(err, &perm) {
 		return Verdict{Class: ClassPermanent, Reason: err.Error()}, true
 	}
-	if Full(err) { // before Retryable: a stage may have wrapped the refusal as one
+	if Full(err) || Unavailable(err) { // before Retryable: a stage may have wrapped the refusal as one
 		return Verdict{Class: ClassThrottled, Backpressure: true}, true
 	}
 	var thr *Throttled

@@ -129,12 +129,57 @@ func killLeader(ctx context.Context, t *testing.T, c *testenv.Cluster, m *progre
 	return k
 }
 
+// target is a server to shut down: what it leads, and which server leads it now (-1: none).
+type target struct {
+	what   string
+	leader func() int
+}
+
+func streamLeader(c *testenv.Cluster, stream string) target {
+	return target{"leader of " + stream, func() int { return c.StreamLeader(stream) }}
+}
+
+// recordsLeaderApart is the leader of AMR_RECORDS once it is not the meta leader: leaderships
+// gather on the server that stays up while the others restart, so the stream's leader is asked
+// to step down first if it leads the meta group too, and the stream's own failover is tested
+// apart from the meta group's.
+func recordsLeaderApart(t *testing.T, c *testenv.Cluster) target {
+	t.Helper()
+	if c.StreamLeader(topology.StreamRecords) == c.MetaLeader() {
+		if err := c.StepDownStream(topology.StreamRecords); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, time.Minute, "a leader of AMR_RECORDS apart from the meta leader", func() bool {
+			l := c.StreamLeader(topology.StreamRecords)
+			return l >= 0 && l != c.MetaLeader()
+		})
+	}
+	return target{"leader of " + topology.StreamRecords + " (not the meta leader)", func() int { return c.StreamLeader(topology.StreamRecords) }}
+}
+
+// liveJobs counts the jobs that are neither done nor failed.
+func liveJobs(ctx context.Context, t *testing.T, s *devstack.Stack) (live, all int) {
+	t.Helper()
+	jobs, err := s.Jobs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range jobs {
+		if j.GetState() != amrpipev1.JobState_JOB_STATE_DONE && j.GetState() != amrpipev1.JobState_JOB_STATE_FAILED {
+			live++
+		}
+	}
+	return live, len(jobs)
+}
+
 // TestClusterExportSurvivesLeaderKills runs an export on a 3-node JetStream cluster (every stream,
 // bucket and object store R3; every stage connected with the three URLs) and, while jobs run,
 // shuts down the JetStream meta leader, then the leader of AMR_RECORDS (each restarted once the
 // export moved again). Downstream must then hold every object of the ground truth exactly once,
 // and every job must be done. With AMRPIPE_CLUSTER=full (make cluster) it runs two replicas of
-// every stage and adds kills of the leaders of AMR_EVENTS and of the job records.
+// every stage at half the export speed, adds the leader of a stream that does not lead the meta
+// group, and kills the meta leader and the leader of AMR_MANIFESTS again while the jobs the probes
+// planned (the biggest) export.
 func TestClusterExportSurvivesLeaderKills(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end on a 3-node JetStream cluster")
@@ -154,7 +199,7 @@ func TestClusterExportSurvivesLeaderKills(t *testing.T) {
 	m := monitorRecords(t, c.URL())
 	p := plan(s, "cluster", false)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	if err := s.Submit(ctx, p); err != nil {
 		t.Fatal(err)
@@ -162,49 +207,52 @@ func TestClusterExportSurvivesLeaderKills(t *testing.T) {
 	if _, err := m.movedSince(ctx, 0); err != nil {
 		t.Fatalf("no records: %v", err)
 	}
-	kills := []struct {
-		what   string
-		leader func() int
-	}{
-		{"meta leader", c.MetaLeader},
-		{"leader of " + topology.StreamRecords, func() int { return c.StreamLeader(topology.StreamRecords) }},
-	}
-	if full {
-		kills = append(kills,
-			struct {
-				what   string
-				leader func() int
-			}{"leader of " + topology.StreamEvents, func() int { return c.StreamLeader(topology.StreamEvents) }},
-			struct {
-				what   string
-				leader func() int
-			}{"leader of " + topology.KVStream(topology.BucketJobs), func() int { return c.StreamLeader(topology.KVStream(topology.BucketJobs)) }},
-		)
-	}
-	for _, k := range kills {
-		jobs, err := s.Jobs(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		live := 0
-		for _, j := range jobs {
-			if j.GetState() != amrpipev1.JobState_JOB_STATE_DONE && j.GetState() != amrpipev1.JobState_JOB_STATE_FAILED {
-				live++
-			}
-		}
-		i := k.leader()
+	kill := func(tg target) {
+		t.Helper()
+		live, all := liveJobs(ctx, t, s)
+		i := tg.leader()
 		if i < 0 {
-			t.Fatalf("no %s to shut down", k.what)
+			t.Logf("no %s to shut down", tg.what)
+			return
 		}
-		got := killLeader(ctx, t, c, m, k.what, i, k.leader)
+		got := killLeader(ctx, t, c, m, tg.what, i, tg.leader)
 		t.Logf("shut down %s %s (meta leader too: %v) with %d of %d jobs live: new leader after %s, records again after %s, restarted after %s",
-			k.what, got.server, got.alsoMeta, live, len(jobs), got.election.Round(time.Millisecond), got.pause.Round(time.Millisecond),
+			tg.what, got.server, got.alsoMeta, live, all, got.election.Round(time.Millisecond), got.pause.Round(time.Millisecond),
 			got.restartedAfter.Round(time.Millisecond))
 		if live == 0 {
-			t.Errorf("every job had ended before the %s was shut down: the kill tested nothing", k.what)
+			t.Errorf("every job had ended before the %s was shut down: the kill tested nothing", tg.what)
 		}
 	}
+	firstJobs := map[string]bool{}
+	jobs, err := s.Jobs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range jobs {
+		firstJobs[j.GetJobId()] = true
+	}
+	kill(target{"meta leader", c.MetaLeader})
+	kill(streamLeader(c, topology.StreamRecords))
+	if full {
+		kill(recordsLeaderApart(t, c))
+		// The probes' jobs come once the first jobs are parsed: the biggest of the export.
+		testenv.Eventually(t, 5*time.Minute, "a job the probes planned running", func() bool {
+			jobs, err := s.Jobs(ctx)
+			if err != nil {
+				return false
+			}
+			for _, j := range jobs {
+				if !firstJobs[j.GetJobId()] && j.GetState() == amrpipev1.JobState_JOB_STATE_RUNNING {
+					return true
+				}
+			}
+			return false
+		})
+		kill(target{"meta leader", c.MetaLeader})
+		kill(streamLeader(c, topology.StreamManifests))
+	}
 	if err := s.WaitIdle(ctx); err != nil {
+		diagnose(t, c)
 		t.Fatal(err)
 	}
 	checkExactlyOnce(t, s, p)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -46,8 +47,9 @@ func fullStream(t *testing.T, env *testenv.JetStream) (jetstream.Stream, string)
 }
 
 // TestFullStoreIsThrottled: every way a write meets a full store (a publish, an asynchronous
-// publish's acknowledgement, a key-value write) is recognised, and judged throttled
-// back-pressure, whatever wraps it; other JetStream errors are not.
+// publish's acknowledgement, a key-value write), and JetStream being unavailable while a leader
+// is elected, is recognised and judged throttled back-pressure, whatever wraps it; other
+// JetStream errors are not.
 func TestFullStoreIsThrottled(t *testing.T) {
 	t.Parallel()
 	env := testenv.StartJetStream(t)
@@ -76,16 +78,21 @@ func TestFullStoreIsThrottled(t *testing.T) {
 	_, missing := env.JS.Stream(ctx, "NOPE")
 
 	tests := []struct {
-		name string
-		err  error
-		full bool
+		name              string
+		err               error
+		full, unavailable bool
 	}{
-		{"publish", pubErr, true},
-		{"async publish, wrapped as the parser does", &bus.Retryable{Err: fmt.Errorf("records of Manifest.xml: %w", asyncErr)}, true},
-		{"key-value put", fmt.Errorf("store job: %w", kvErr), true},
-		{"no stream", otherErr, false},
-		{"stream not found", missing, false},
-		{"plain error", errors.New("maximum bytes exceeded"), false}, // only JetStream's own answer counts
+		{"publish", pubErr, true, false},
+		{"async publish, wrapped as the parser does", &bus.Retryable{Err: fmt.Errorf("records of Manifest.xml: %w", asyncErr)}, true, false},
+		{"key-value put", fmt.Errorf("store job: %w", kvErr), true, false},
+		// What a publish meets while a stream's leader is being elected.
+		{"no stream answers", otherErr, false, true},
+		{"no responders", fmt.Errorf("get job: %w", nats.ErrNoResponders), false, true},
+		{"cluster temporarily unavailable", fmt.Errorf("purge: %w", &jetstream.APIError{Code: 503, ErrorCode: 10008}), false, true},
+		{"cluster temporarily unavailable, older API", fmt.Errorf("open object: %w", &nats.APIError{Code: 503, ErrorCode: 10008}), false, true},
+		{"stream not found", missing, false, false},
+		{"a timeout says nothing of whose fault it was", fmt.Errorf("publish: %w", context.DeadlineExceeded), false, false},
+		{"plain error", errors.New("maximum bytes exceeded"), false, false}, // only JetStream's own answer counts
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,12 +102,12 @@ func TestFullStoreIsThrottled(t *testing.T) {
 			if got := bus.Full(tt.err); got != tt.full {
 				t.Fatalf("Full(%v) = %v, want %v", tt.err, got, tt.full)
 			}
-			v := bus.Classify(tt.err)
-			if tt.full && (v.Class != bus.ClassThrottled || !v.Backpressure) {
-				t.Fatalf("Classify(%v) = %+v, want throttled back-pressure", tt.err, v)
+			if got := bus.Unavailable(tt.err); got != tt.unavailable {
+				t.Fatalf("Unavailable(%v) = %v, want %v", tt.err, got, tt.unavailable)
 			}
-			if !tt.full && v.Backpressure {
-				t.Fatalf("Classify(%v) = %+v: back-pressure without a full store", tt.err, v)
+			v := bus.Classify(tt.err)
+			if back := tt.full || tt.unavailable; back != (v.Class == bus.ClassThrottled && v.Backpressure) {
+				t.Fatalf("Classify(%v) = %+v, want back-pressure %v", tt.err, v, back)
 			}
 		})
 	}

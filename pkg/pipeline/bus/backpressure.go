@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -15,6 +16,8 @@ const (
 	codeMemoryResourcesExceeded  = 10028 // "insufficient memory resources available"
 	codeStorageResourcesExceeded = 10047 // "insufficient storage resources available"
 	codeStreamStoreFailed        = 10077 // "{err}": the stream's own limit, below
+	codeClusterNotAvailable      = 10008 // "JetStream system temporarily unavailable"
+	codeClusterNotLeader         = 10009 // "JetStream cluster can not handle request"
 )
 
 // Full reports whether err is JetStream refusing a publish or a key-value or object write
@@ -35,4 +38,24 @@ func Full(err error) bool {
 		return strings.Contains(d, "maximum bytes exceeded") || strings.Contains(d, "maximum messages exceeded")
 	}
 	return false
+}
+
+// Unavailable reports whether err is JetStream itself being unable to take a request for now: no
+// stream or service answered (a leader being elected after a server died), the cluster said it
+// is temporarily unavailable or has no leader for the request, or the connection is down and
+// reconnecting. The request was never judged, so it is not the message's failure: Own classifies
+// it as throttled, like a full store, and the message waits until JetStream is back. A request
+// that timed out is not among these: a timeout does not say whose fault it was.
+func Unavailable(err error) bool {
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionReconnecting) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && (apiErr.ErrorCode == codeClusterNotAvailable || apiErr.ErrorCode == codeClusterNotLeader) {
+		return true
+	}
+	// The object store's reads still go through the older API, with its own error type.
+	var oldErr *nats.APIError
+	return errors.As(err, &oldErr) && (oldErr.ErrorCode == codeClusterNotAvailable || oldErr.ErrorCode == codeClusterNotLeader)
 }
