@@ -6,7 +6,7 @@ PKGS = ./...
 GOBIN_DIR := $(CURDIR)/bin/tools
 BINARIES := ./services/planner ./services/submitter ./services/progress-relay ./services/decryptor ./services/parser ./services/spsim ./cmd/amrctl
 
-.PHONY: all setup demo test test-short bench fuzz proto lint fmt vet build clean
+.PHONY: all setup demo test test-short cluster bench fuzz proto lint fmt vet build clean
 
 all: build
 
@@ -27,6 +27,11 @@ demo: setup
 test: setup
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+## cluster: the export on a 3-node JetStream cluster with leader kills, in full (two replicas of
+## every stage, five kills), three times in a row; `make test` runs a shorter form.
+cluster: setup
+	AMRPIPE_CLUSTER=full $(GO) test -race -count=3 -timeout 60m -v -run TestClusterExportSurvivesLeaderKills ./cmd/amrctl/internal/devstack/
 
 ## test-short: unit tests only.
 test-short:
