@@ -6,7 +6,7 @@ PKGS = ./...
 GOBIN_DIR := $(CURDIR)/bin/tools
 BINARIES := ./services/planner ./services/submitter ./services/progress-relay ./services/decryptor ./services/parser ./services/spsim ./cmd/amrctl
 
-.PHONY: all setup demo test test-short chaos bench fuzz proto lint fmt vet build clean
+.PHONY: all setup demo test test-short chaos cluster bench fuzz proto lint fmt vet build clean
 
 all: build
 
@@ -31,6 +31,11 @@ test: setup
 ## test-short: unit tests only.
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
+
+## cluster: the export on a 3-node JetStream cluster with leader kills, in full (two replicas of
+## every stage, five kills), three times in a row; `make test` runs a shorter form.
+cluster: setup
+	AMRPIPE_CLUSTER=full $(GO) test -race -count=3 -timeout 60m -v -run TestClusterExportSurvivesLeaderKills ./cmd/amrctl/internal/devstack/
 
 ## chaos: the chaos suite in full mode (docs/chaos.md): the five services, nats-server and the
 ## simulator as processes, about 420K content objects exported while stage processes are killed

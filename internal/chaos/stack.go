@@ -74,7 +74,7 @@ func StartStack(ctx context.Context, cfg Config, dir, bin string, victim func(co
 		return nil, err
 	}
 	// The harness rides out the nats-server restart too.
-	if s.Conn, s.JS, s.Store, err = testenv.OpenPipeline(ctx, s.URL, "chaos-harness", nats.MaxReconnects(-1),
+	if s.Conn, s.JS, s.Store, err = testenv.OpenPipeline(ctx, s.URL, "chaos-harness", 1, nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond)); err != nil {
 		return nil, err
 	}

@@ -134,7 +134,7 @@ func TestEveryStageRunsAndSaysWhatItLacks(t *testing.T) {
 			}
 			m := stage.NewMain(d)
 			m.Options = svc.Options{Lookup: env(tt.vars), LogOutput: io.Discard}
-			args := append([]string{"-nats-url", srv.ClientURL(), "-http-addr", "127.0.0.1:0", "-log-level", "error", "-otel", "none"}, tt.args...)
+			args := append([]string{"-nats-url", srv.ClientURL(), "-http-addr", "127.0.0.1:0", "-log-level", "error", "-otel", "none", "-apply-topology"}, tt.args...)
 			if err := m.ParseFlags(args); err != nil {
 				t.Fatal(err)
 			}

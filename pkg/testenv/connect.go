@@ -28,14 +28,14 @@ func Connect(url, name string, opts ...nats.Option) (*nats.Conn, jetstream.JetSt
 	return nc, js, nil
 }
 
-// OpenPipeline connects (Connect), ensures the topology (one replica) and opens the job store: a
-// harness's own view of the pipeline.
-func OpenPipeline(ctx context.Context, url, name string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream, *jobstore.Store, error) {
+// OpenPipeline connects (Connect), applies the topology with replicas (0: one), as `amrctl
+// topology apply` does, and opens the job store: a harness's own view of the pipeline.
+func OpenPipeline(ctx context.Context, url, name string, replicas int, opts ...nats.Option) (*nats.Conn, jetstream.JetStream, *jobstore.Store, error) {
 	nc, js, err := Connect(url, name, opts...)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if err := topology.Ensure(ctx, js, topology.Options{}); err != nil {
+	if err := topology.Ensure(ctx, js, topology.Options{Replicas: replicas}); err != nil {
 		nc.Close()
 		return nil, nil, nil, err
 	}

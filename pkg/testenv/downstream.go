@@ -31,10 +31,15 @@ type Downstream struct {
 // stream may hold hundreds of megabytes.
 func Records(ctx context.Context, js jetstream.JetStream) (*Downstream, error) {
 	d := &Downstream{Content: map[Object]int{}, From: map[Object][]string{}, ByJob: map[string]int{}}
-	cons, err := js.OrderedConsumer(ctx, topology.StreamRecords, jetstream.OrderedConsumerConfig{})
+	// A reader that neither holds records back nor takes them from the declared consumers, and
+	// that can read an R3 stream (an ordered consumer cannot).
+	cons, err := js.CreateConsumer(ctx, topology.StreamRecords, topology.ReaderConsumer(topology.RecordSubject("*")))
 	if err != nil {
 		return nil, fmt.Errorf("records consumer: %w", err)
 	}
+	defer func() {
+		_ = js.DeleteConsumer(context.WithoutCancel(ctx), topology.StreamRecords, cons.CachedInfo().Name)
+	}()
 	info, err := cons.Info(ctx)
 	if err != nil {
 		return nil, err

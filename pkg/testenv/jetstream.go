@@ -25,9 +25,16 @@ type JetStream struct {
 	JS     jetstream.JetStream
 }
 
-// StartJetStream starts the server, ensures the topology (one replica) and connects; everything is closed
+// StartJetStream starts the server, applies the topology (one replica) and connects; everything is closed
 // when the test ends.
 func StartJetStream(t testing.TB) *JetStream {
+	t.Helper()
+	return StartJetStreamWith(t, topology.Options{})
+}
+
+// StartJetStreamWith is StartJetStream applying the topology with o (size limits, downstream
+// consumers).
+func StartJetStreamWith(t testing.TB, o topology.Options) *JetStream {
 	t.Helper()
 	srv, err := StartNATS(NATSOptions{})
 	if err != nil {
@@ -42,7 +49,7 @@ func StartJetStream(t testing.TB) *JetStream {
 	e.Conn, e.JS = e.Connect(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := topology.Ensure(ctx, e.JS, topology.Options{}); err != nil {
+	if err := topology.Ensure(ctx, e.JS, o); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -74,8 +81,8 @@ func (e *JetStream) KV(t testing.TB, bucket string) jetstream.KeyValue {
 }
 
 // Runtime starts a service runtime on the server (its own connection, like a replica), with
-// the topology ensured, logging at debug level to log (nil: nowhere); it is closed when the test
-// ends.
+// the topology verified as a service does, logging at debug level to log (nil: nowhere); it is
+// closed when the test ends.
 func (e *JetStream) Runtime(t testing.TB, name string, log io.Writer) *svc.Runtime {
 	t.Helper()
 	if log == nil {

@@ -49,6 +49,9 @@ func StartNATS(opts NATSOptions) (*NATSServer, error) {
 		StoreDir:   s.storeDir,
 		NoLog:      true,
 		NoSigs:     true,
+		// JetStream reserves every stream's size limit against this budget (an accounting, not
+		// disk taken); the default, 75% of the free disk, would refuse the topology on a small disk.
+		JetStreamMaxStore: serverStoreLimit,
 	})
 	if err != nil {
 		s.removeDir()

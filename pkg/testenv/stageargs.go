@@ -31,6 +31,8 @@ type StageFlags struct {
 	Plaintext bool
 	// PollInterval is the relay's progress polling interval.
 	PollInterval time.Duration
+	// Replicas is the topology's replica count the stage verifies (0: one).
+	Replicas int
 }
 
 // StageArgs is the command line of a replica of stage d: the shared flags of the parts it uses,
@@ -40,7 +42,8 @@ func StageArgs(d stage.Def, f StageFlags) []string {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	args := []string{"-nats-url", f.NATSURL, "-http-addr", addr, "-log-level", f.LogLevel, "-otel", "none", "-drain-timeout", "5s"}
+	args := []string{"-nats-url", f.NATSURL, "-http-addr", addr, "-log-level", f.LogLevel, "-otel", "none", "-drain-timeout", "5s",
+		"-replicas", strconv.Itoa(max(f.Replicas, 1))}
 	if d.Uses&stage.UsesSharePoint != 0 {
 		args = append(args, "-sp-user-agent", "ISV|amrpipe|amrpipe-dev/0.1", "-sp-timeout", "1m")
 	}

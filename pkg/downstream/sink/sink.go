@@ -76,16 +76,20 @@ func (s *JSONL) Close() error {
 	return errors.Join(s.w.Flush(), s.f.Close())
 }
 
-// Consume feeds every record batch of the records stream to fn, through an ordered (ephemeral)
-// consumer from the start of the stream, until ctx ends. fn's message id argument is the batch's
-// Nats-Msg-Id, the key a downstream consumer de-duplicates on.
+// Consume feeds every record batch of the records stream to fn, through an ephemeral reader
+// (topology.ReaderConsumer: it holds no record back from the downstream consumers) from the start
+// of the stream, until ctx ends. fn's message id argument is the batch's Nats-Msg-Id, the key a
+// downstream consumer de-duplicates on.
 func Consume(ctx context.Context, js jetstream.JetStream, fn func(msgID string, b *amrpipev1.RecordBatch) error) error {
-	cons, err := js.OrderedConsumer(ctx, topology.StreamRecords, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{topology.RecordSubject("*")},
-	})
+	cons, err := js.CreateConsumer(ctx, topology.StreamRecords, topology.ReaderConsumer(topology.RecordSubject("*")))
 	if err != nil {
 		return fmt.Errorf("records consumer: %w", err)
 	}
+	defer func() { // else the server removes it a minute later
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = js.DeleteConsumer(dctx, topology.StreamRecords, cons.CachedInfo().Name)
+	}()
 	// Bounded by bytes, not messages: record batches are up to ~1 MB each.
 	it, err := cons.Messages(jetstream.PullMaxBytes(8 << 20))
 	if err != nil {

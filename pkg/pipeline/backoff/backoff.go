@@ -6,6 +6,7 @@ package backoff
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -42,12 +43,16 @@ func Sleep(ctx context.Context, d time.Duration) error {
 
 // Retry runs fn until it returns nil or ctx ends, waiting Delay(base, maxDelay, n) after the nth
 // failure; failed, if not nil, hears of each failure and the wait before the next try. When ctx
-// ends it returns ctx's error joined with fn's last.
+// ends it returns ctx's error joined with fn's last; an error fn marks Permanent is returned at
+// once, unmarked.
 func Retry(ctx context.Context, base, maxDelay time.Duration, fn func(context.Context) error, failed func(err error, wait time.Duration)) error {
 	for n := 0; ; n++ {
 		err := fn(ctx)
 		if err == nil {
 			return nil
+		}
+		if p := (permanent{}); errors.As(err, &p) {
+			return p.err
 		}
 		wait := Delay(base, maxDelay, n)
 		if failed != nil {
@@ -58,3 +63,11 @@ func Retry(ctx context.Context, base, maxDelay time.Duration, fn func(context.Co
 		}
 	}
 }
+
+// Permanent marks err as one Retry must not retry (a configuration that cannot work).
+func Permanent(err error) error { return permanent{err} }
+
+type permanent struct{ err error }
+
+func (p permanent) Error() string { return p.err.Error() }
+func (p permanent) Unwrap() error { return p.err }

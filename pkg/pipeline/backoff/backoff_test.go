@@ -69,3 +69,18 @@ func TestRetryEndsWithItsContext(t *testing.T) {
 		t.Fatalf("Retry = %v, want the context's end and the last failure", err)
 	}
 }
+
+func TestRetryStopsAtAPermanentError(t *testing.T) {
+	bad := errors.New("replicas would be lowered")
+	tries := 0
+	err := backoff.Retry(context.Background(), time.Millisecond, time.Millisecond, func(context.Context) error {
+		tries++
+		if tries < 3 {
+			return errors.New("not yet")
+		}
+		return backoff.Permanent(bad)
+	}, nil)
+	if err != bad || tries != 3 {
+		t.Fatalf("Retry = %v after %d tries, want the permanent error itself after 3", err, tries)
+	}
+}

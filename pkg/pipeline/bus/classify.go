@@ -93,10 +93,17 @@ type Verdict struct {
 	Delay time.Duration
 	// Reason is the dead-letter reason of a permanent failure.
 	Reason string
+	// Backpressure marks a throttled verdict because our own JetStream cannot take a write now:
+	// a store is full (Full) or JetStream is unavailable (Unavailable). It is waited out however
+	// long it lasts (no ThrottleBudget), with a delay growing with the message's deliveries,
+	// since only readers making room, or the cluster electing a leader, can end it.
+	Backpressure bool
 }
 
 // Classify reads the bus's own verdicts: the wrappers of this package win, in the order
-// Permanent, Throttled, Later, Retryable; context cancellation and any other error is retryable,
+// Permanent, a full store or an unavailable JetStream (Full, Unavailable: throttled,
+// back-pressure), Throttled, Later, Retryable; context
+// cancellation and any other error is retryable,
 // so that unknown trouble is retried a bounded number of times and then dead-lettered rather
 // than lost. It knows nothing of SharePoint or Azure: the stages translate those errors in one
 // place (pkg/stage's Verdict) and hand that function to Consume as ConsumeOptions.Classify.
@@ -107,8 +114,9 @@ func Classify(err error) Verdict {
 	return Verdict{Class: ClassRetryable}
 }
 
-// Own returns the verdict of an error marked with one of this package's wrappers (and of a nil
-// error: ClassAck), and false for any other error.
+// Own returns the verdict of an error marked with one of this package's wrappers, of a nil error
+// (ClassAck) and of JetStream refusing a write to a full store or being unavailable (Full,
+// Unavailable: throttled, back-pressure), and false for any other error.
 func Own(err error) (Verdict, bool) {
 	if err == nil {
 		return Verdict{Class: ClassAck}, true
@@ -116,6 +124,9 @@ func Own(err error) (Verdict, bool) {
 	var perm *Permanent
 	if errors.As(err, &perm) {
 		return Verdict{Class: ClassPermanent, Reason: err.Error()}, true
+	}
+	if Full(err) || Unavailable(err) { // before Retryable: a stage may have wrapped the refusal as one
+		return Verdict{Class: ClassThrottled, Backpressure: true}, true
 	}
 	var thr *Throttled
 	if errors.As(err, &thr) {

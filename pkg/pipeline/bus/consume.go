@@ -138,12 +138,30 @@ func (o ConsumeOptions) withDefaults(cons jetstream.Consumer) (ConsumeOptions, e
 // settleTimeout bounds the Ack, Nak, Term and dead-letter calls, which run even while draining.
 const settleTimeout = 10 * time.Second
 
+// pullExpiry and pullHeartbeat shape the pull requests: a pull request lives on the consumer's
+// leader, so when that server dies the client only learns it from missing heartbeats (two of
+// them) and pulls again from the new leader. The client's defaults (30 s, 15 s) paused a stage
+// 30 s after every leader change; these cost one small request every 10 s per idle consumer.
+const (
+	pullExpiry    = 10 * time.Second
+	pullHeartbeat = 2 * time.Second
+)
+
+// BackpressureBase and BackpressureMax space the tries of a message whose handler met a full
+// store (Verdict.Backpressure): 2 s doubling with each delivery up to 1 min, so a short burst
+// resumes quickly and a long stall costs one try a minute per waiting message.
+const (
+	BackpressureBase = 2 * time.Second
+	BackpressureMax  = time.Minute
+)
+
 // Consume pull-consumes from cons and runs handler on each message with o.Concurrency
 // handlers at a time, until ctx ends or the consumer goes away. Each message gets a span (a
 // child of the publisher's trace context) and is settled from the handler's error:
 //
 //   - nil: Ack (DoubleAck unless FastAck).
-//   - Throttled: NakWithDelay(RetryAfter); not counted as a failure.
+//   - Throttled: NakWithDelay(RetryAfter); not counted as a failure. A full store of ours
+//     (Full) is throttled too, waited out with a growing delay and no ThrottleBudget.
 //   - Later: NakWithDelay(After); not a failure.
 //   - Retryable: counted in the amr_failures bucket, then NakWithDelay with exponential
 //     back-off, or OnDeadLetter, Term and dead letter once MaxFailures is reached.
@@ -170,7 +188,7 @@ func Consume(ctx context.Context, cons jetstream.Consumer, handler Handler, o Co
 		}
 		return err
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(o.Prefetch))
+	it, err := cons.Messages(jetstream.PullMaxMessages(o.Prefetch), jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", o.Stage, err)
 	}
@@ -351,14 +369,23 @@ func (c *consumer) countUnsettled(ctx context.Context, meta *jetstream.MsgMetada
 // callWithDeadline runs the handler under HandlerTimeout. A handler that ignores its context
 // past the deadline is left to finish on its own (counted in Stuck, and in /readyz) and its
 // message handed back as a failure, so one hung download or read cannot hold a message forever.
+//
+// The handler's context is cancelled at the deadline rather than given one: the NATS client
+// bounds a JetStream request or publish by its default timeout only under a context without a
+// deadline, and a request lost while a cluster's leader changes must cost that timeout, not the
+// rest of the handler's deadline.
 func (c *consumer) callWithDeadline(ctx context.Context, msg jetstream.Msg, log *slog.Logger) error {
 	if c.o.HandlerTimeout <= 0 {
 		return c.call(ctx, msg)
 	}
-	hctx, cancel := context.WithTimeout(ctx, c.o.HandlerTimeout)
+	hctx, cancel := context.WithCancelCause(ctx)
+	deadline := time.AfterFunc(c.o.HandlerTimeout, func() {
+		cancel(fmt.Errorf("handler deadline of %s: %w", c.o.HandlerTimeout, context.DeadlineExceeded))
+	})
 	done := make(chan error, 1)
 	go func() {
-		defer cancel()
+		defer cancel(nil)
+		defer deadline.Stop()
 		done <- c.call(hctx, msg)
 	}()
 	t := time.NewTimer(c.o.HandlerTimeout + c.o.StuckGrace)
@@ -411,6 +438,10 @@ func (c *consumer) settle(ctx context.Context, msg jetstream.Msg, meta *jetstrea
 			err = msg.DoubleAck(ctx)
 		}
 	case ClassThrottled:
+		if v.Backpressure {
+			err = msg.NakWithDelay(max(v.Delay, backoff.Delay(BackpressureBase, BackpressureMax, int(meta.NumDelivered)-1)))
+			break
+		}
 		if c.o.ThrottleBudget <= 0 || time.Since(meta.Timestamp) <= c.o.ThrottleBudget {
 			err = msg.NakWithDelay(flagenv.Or(v.Delay, c.o.DefaultRetryAfter))
 			break

@@ -22,8 +22,16 @@ type Config struct {
 	NATSCreds string
 	// HTTPAddr serves /healthz, /readyz and /metrics.
 	HTTPAddr string
-	// Replicas of the streams and buckets topology.Ensure creates: 1 embedded, 3 in production.
+	// Replicas of the streams and buckets: the least Verify accepts, and what ApplyTopology
+	// applies: 1 embedded, 3 in production.
 	Replicas int
+	// ApplyTopology makes the service apply the topology (topology.Ensure) before verifying it,
+	// as `amrctl topology apply` does: for the embedded stack and tests; production applies it
+	// once with amrctl. Either way nothing is ever lowered.
+	ApplyTopology bool
+	// StreamMetricsInterval is how often the fill of every stream is sampled into the
+	// amr_stream_* metrics (one STREAM.LIST request); 0 turns the sampling off.
+	StreamMetricsInterval time.Duration
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
 	// OTel selects the trace exporter: auto (OTLP/gRPC when OTEL_EXPORTER_OTLP_ENDPOINT or
@@ -50,7 +58,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "NATS server URL(s), comma-separated")
 	fs.StringVar(&c.NATSCreds, "nats-creds", c.NATSCreds, "NATS credentials file")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "listen address of /healthz, /readyz and /metrics")
-	fs.IntVar(&c.Replicas, "replicas", max(c.Replicas, 1), "replicas of JetStream streams and buckets (3 in a cluster)")
+	fs.IntVar(&c.Replicas, "replicas", max(c.Replicas, 1), "replicas of JetStream streams and buckets (3 in a cluster): the least accepted, and what -apply-topology applies")
+	fs.BoolVar(&c.ApplyTopology, "apply-topology", c.ApplyTopology, "apply the topology (create what is missing, never lower anything) instead of only verifying it; production runs amrctl topology apply")
+	fs.DurationVar(&c.StreamMetricsInterval, "stream-metrics-interval", flagenv.Or(c.StreamMetricsInterval, time.Minute),
+		"how often the fill of every stream is sampled into the amr_stream_* metrics (0: never)")
 	fs.StringVar(&c.LogLevel, "log-level", cmp.Or(c.LogLevel, "info"), "log level: debug, info, warn, error")
 	fs.StringVar(&c.OTel, "otel", cmp.Or(c.OTel, "auto"), "trace exporter: auto, otlp, stdout, none")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", flagenv.Or(c.DrainTimeout, 30*time.Second), "time for work in flight to finish on shutdown")

@@ -66,7 +66,7 @@ type Runtime struct {
 	Tracer *sdktrace.TracerProvider
 
 	signals  []os.Signal
-	ready    atomic.Bool  // topology ensured
+	ready    atomic.Bool  // topology verified
 	stuck    atomic.Int64 // handlers running past their deadline (bus.ConsumeOptions.Stuck)
 	checksMu sync.Mutex
 	checks   map[string]func(context.Context) error
@@ -80,7 +80,8 @@ type Runtime struct {
 
 // New connects to NATS (retrying in the background while the server is away), sets up logging,
 // tracing and metrics, and starts serving /healthz, /readyz and /metrics on cfg.HTTPAddr. The
-// runtime is not ready until EnsureTopology succeeded.
+// runtime is not ready until EnsureTopology succeeded. With cfg.StreamMetricsInterval set, Run
+// samples the fill of the topology's streams (amr_stream_* metrics).
 func New(ctx context.Context, cfg Config, o Options) (*Runtime, error) {
 	if cfg.Name == "" {
 		return nil, errors.New("svc: no service name")
@@ -114,12 +115,22 @@ func New(ctx context.Context, cfg Config, o Options) (*Runtime, error) {
 	if r.Metrics, err = bus.NewMetrics(r.Registry); err != nil {
 		return nil, errors.Join(err, r.shutdownTracer())
 	}
+	streams, err := newStreamMetrics(r.Registry)
+	if err != nil {
+		return nil, errors.Join(err, r.shutdownTracer())
+	}
 	if err := r.connect(); err != nil {
 		return nil, errors.Join(err, r.shutdownTracer())
 	}
 	if err := r.serveHTTP(); err != nil {
 		r.Conn.Close()
 		return nil, errors.Join(err, r.shutdownTracer())
+	}
+	if cfg.StreamMetricsInterval > 0 {
+		r.Go("stream-metrics", func(ctx context.Context) error {
+			streams.run(ctx, r.JS, cfg.StreamMetricsInterval, r.Log)
+			return nil
+		})
 	}
 	return r, nil
 }
@@ -177,7 +188,7 @@ func (r *Runtime) serveHTTP() error {
 // Addr is the address /healthz, /readyz and /metrics are served on.
 func (r *Runtime) Addr() net.Addr { return r.listener.Addr() }
 
-// Handler serves /healthz (the process is alive), /readyz (NATS connected, topology ensured,
+// Handler serves /healthz (the process is alive), /readyz (NATS connected, topology verified,
 // every added check passing; 503 with the reason otherwise) and /metrics.
 func (r *Runtime) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -203,7 +214,7 @@ func (r *Runtime) Ready(ctx context.Context) error {
 		return fmt.Errorf("nats %s", r.Conn.Status())
 	}
 	if !r.ready.Load() {
-		return errors.New("topology not ensured")
+		return errors.New("topology not verified")
 	}
 	if n := r.stuck.Load(); n > 0 {
 		return fmt.Errorf("%d handlers stuck past their deadline (-handler-timeout)", n)
@@ -225,11 +236,25 @@ func (r *Runtime) AddReadyCheck(name string, check func(context.Context) error) 
 	r.checks[name] = check
 }
 
-// EnsureTopology creates or updates the pipeline's streams, buckets and consumers, retrying
-// while NATS is unreachable, until it succeeds (the runtime becomes ready) or ctx ends.
+// EnsureTopology verifies the pipeline's streams, buckets and consumers (topology.Verify),
+// applying them first when the service was started with -apply-topology (topology.Ensure). It
+// retries while NATS is unreachable or something is missing (another service or `amrctl topology
+// apply` may be about to create it) until it succeeds (the runtime becomes ready) or ctx ends,
+// and fails at once when the topology is configured in a way the pipeline cannot use, or when
+// applying it would lower a replica count or a size limit: the service refuses to start rather
+// than run on, or turn, a topology it does not fit.
 func (r *Runtime) EnsureTopology(ctx context.Context) error {
-	err := r.Retry(ctx, "ensure topology", func(ctx context.Context) error {
-		return topology.Ensure(ctx, r.JS, topology.Options{Replicas: r.Config.Replicas})
+	o := topology.Options{Replicas: r.Config.Replicas}
+	err := r.retry(ctx, "verify topology", 30*time.Second, func(ctx context.Context) error {
+		err := r.ensureTopology(ctx, o)
+		switch {
+		case errors.Is(err, topology.ErrLower), errors.Is(err, topology.ErrMismatch):
+			r.Log.Error("refusing to start", "err", err)
+			return backoff.Permanent(fmt.Errorf("refusing to start: %w", err))
+		case errors.Is(err, topology.ErrMissing):
+			return fmt.Errorf("waiting for the topology (run amrctl topology apply, or start one service with -apply-topology): %w", err)
+		}
+		return err
 	})
 	if err != nil {
 		return err
@@ -245,8 +270,13 @@ func (r *Runtime) EnsureTopology(ctx context.Context) error {
 // service starts). The bound on a try matters: a request sent as the server went down is lost,
 // and its reply would be waited for as long as ctx lasts.
 func (r *Runtime) Retry(ctx context.Context, what string, fn func(context.Context) error) error {
+	return r.retry(ctx, what, 10*time.Second, fn)
+}
+
+// retry is Retry with each try bounded by within; an error marked backoff.Permanent ends it.
+func (r *Runtime) retry(ctx context.Context, what string, within time.Duration, fn func(context.Context) error) error {
 	try := func(ctx context.Context) error {
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, within)
 		defer cancel()
 		return fn(ctx)
 	}
@@ -257,6 +287,18 @@ func (r *Runtime) Retry(ctx context.Context, what string, fn func(context.Contex
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
+}
+
+func (r *Runtime) ensureTopology(ctx context.Context, o topology.Options) error {
+	if r.Config.ApplyTopology {
+		if err := topology.Ensure(ctx, r.JS, o); err != nil {
+			if errors.Is(err, topology.ErrLower) {
+				return fmt.Errorf("this service was started with -apply-topology -replicas %d: %w", o.Replicas, err)
+			}
+			return err
+		}
+	}
+	return topology.Verify(ctx, r.JS, o)
 }
 
 // ConsumeOptions returns bus options for stage wired to this runtime: JetStream, metrics,

@@ -55,7 +55,8 @@ func TestFlagsFromEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := svc.Config{NATSURL: "nats://a:4222,nats://b:4222", HTTPAddr: ":8080", Replicas: 3, LogLevel: "debug", OTel: "auto",
-		DrainTimeout: 30 * time.Second, HandlerTimeout: 10 * time.Minute, MaxFailures: 10, RetryMaxDelay: 5 * time.Minute}
+		DrainTimeout: 30 * time.Second, HandlerTimeout: 10 * time.Minute, MaxFailures: 10, RetryMaxDelay: 5 * time.Minute,
+		StreamMetricsInterval: time.Minute}
 	if cfg != want {
 		t.Fatalf("config = %+v, want %+v", cfg, want)
 	}
@@ -94,6 +95,7 @@ func startRuntime(t *testing.T, url string, otel string, traces io.Writer) (*svc
 	logs := &syncBuffer{}
 	rt, err := svc.New(context.Background(), svc.Config{
 		Name: "test-svc", NATSURL: url, HTTPAddr: "127.0.0.1:0", LogLevel: "debug", OTel: otel, DrainTimeout: 2 * time.Second,
+		ApplyTopology: true,
 	}, svc.Options{LogOutput: logs, TraceOutput: traces, Lookup: func(string) (string, bool) { return "", false }, Signals: []os.Signal{}})
 	if err != nil {
 		t.Fatal(err)
@@ -285,5 +287,149 @@ func TestConsumeThroughRuntime(t *testing.T) {
 	_, body := get(t, rt, "/metrics")
 	if !strings.Contains(body, `amr_stage_messages_total{outcome="ack",stage="planner"} 1`) {
 		t.Fatalf("/metrics lacks the planner's ack:\n%s", body)
+	}
+}
+
+// verifyingRuntime is a service runtime that only verifies the topology, as services do by
+// default.
+func verifyingRuntime(t *testing.T, url string, mod func(*svc.Config)) (*svc.Runtime, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	cfg := svc.Config{Name: "verifier", NATSURL: url, HTTPAddr: "127.0.0.1:0", LogLevel: "debug", OTel: "none", DrainTimeout: 2 * time.Second}
+	if mod != nil {
+		mod(&cfg)
+	}
+	rt, err := svc.New(context.Background(), cfg, svc.Options{LogOutput: logs, Lookup: func(string) (string, bool) { return "", false }, Signals: []os.Signal{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rt.Close() })
+	return rt, logs
+}
+
+// TestServiceWaitsForTheTopology: a service without -apply-topology creates nothing; it waits,
+// not ready, until someone applies the topology, then becomes ready.
+func TestServiceWaitsForTheTopology(t *testing.T) {
+	srv := startNATS(t)
+	rt, logs := verifyingRuntime(t, srv.ClientURL(), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- rt.EnsureTopology(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "waiting for the topology") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no word of the missing topology in the log:\n%s", logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, _ := get(t, rt, "/readyz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz = %d while the topology is missing", code)
+	}
+	if _, err := rt.JS.Stream(ctx, topology.StreamRecords); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("a verifying service created the records stream: %v", err)
+	}
+	// amrctl topology apply, from elsewhere.
+	other, _ := startRuntime(t, srv.ClientURL(), "none", nil)
+	if err := other.EnsureTopology(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("EnsureTopology once applied: %v", err)
+	}
+	if code, body := get(t, rt, "/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz = %d %q after the topology was applied", code, body)
+	}
+}
+
+// TestServiceRefusesATopologyItDoesNotFit: a service refuses to start, with the reason, when
+// applying its topology would shrink a limit set by the operator, or when what exists is
+// configured in a way it cannot work with.
+func TestServiceRefusesATopologyItDoesNotFit(t *testing.T) {
+	srv := startNATS(t)
+	nc, js := (&testenv.JetStream{Server: srv}).Connect(t)
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := topology.Ensure(ctx, js, topology.Options{MaxBytes: map[string]int64{topology.StreamRecords: 10 * topology.GiB}}); err != nil {
+		t.Fatal(err)
+	}
+	rt, _ := verifyingRuntime(t, srv.ClientURL(), func(c *svc.Config) { c.ApplyTopology = true })
+	err := rt.EnsureTopology(ctx)
+	if !errors.Is(err, topology.ErrLower) {
+		t.Fatalf("a service applying 6 GiB over 10 GiB = %v, want ErrLower", err)
+	}
+	for _, want := range []string{"refusing to start", "-apply-topology", "stream AMR_RECORDS has a size limit of 10 GiB", "amrctl topology apply"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("refusal %q does not say %q", err, want)
+		}
+	}
+	// Verifying only, it starts: limits are the operator's.
+	plain, _ := verifyingRuntime(t, srv.ClientURL(), nil)
+	if err := plain.EnsureTopology(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A consumer changed underneath: refused at once, not waited for.
+	spec, err := topology.Consumer(topology.ConsumerDecryptor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Config.AckWait = time.Second
+	if _, err := js.UpdateConsumer(ctx, spec.Stream, spec.Config); err != nil {
+		t.Fatal(err)
+	}
+	late, _ := verifyingRuntime(t, srv.ClientURL(), nil)
+	if err := late.EnsureTopology(ctx); !errors.Is(err, topology.ErrMismatch) || !strings.Contains(err.Error(), "consumer decryptor") {
+		t.Fatalf("EnsureTopology with a changed consumer = %v", err)
+	}
+}
+
+// TestStreamFillMetrics: the runtime exports each stream's bytes, messages and limit.
+func TestStreamFillMetrics(t *testing.T) {
+	srv := startNATS(t)
+	rt, _ := verifyingRuntime(t, srv.ClientURL(), func(c *svc.Config) {
+		c.ApplyTopology, c.StreamMetricsInterval = true, 50*time.Millisecond
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := rt.EnsureTopology(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.Publish(ctx, rt.JS, topology.SubjectPlanSubmit, &amrpipev1.PlanRequest{PlanId: "p1"}, "plan/p1"); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	runErr := make(chan error, 1)
+	go func() { runErr <- rt.Run(runCtx) }()
+	defer func() {
+		stop()
+		if err := <-runErr; err != nil {
+			t.Error(err)
+		}
+	}()
+	want := []string{
+		`amr_stream_messages{stream="AMR_PLANS"} 1`,
+		`amr_stream_max_bytes{stream="AMR_RECORDS"} 6.442450944e+09`,
+		`amr_stream_max_bytes{stream="KV_amr_jobs"} 1.073741824e+09`,
+		`amr_stream_max_bytes{stream="OBJ_amr_manifests"} 2.147483648e+09`,
+		`amr_stream_consumers{stream="AMR_RECORDS"} 1`,
+		`amr_stream_bytes{stream="AMR_PLANS"}`,
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, body := get(t, rt, "/metrics")
+		missing := ""
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				missing = w
+			}
+		}
+		if missing == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks %s:\n%s", missing, body)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

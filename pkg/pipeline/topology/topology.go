@@ -151,7 +151,8 @@ func CheckToken(s string) error {
 	return nil
 }
 
-// Retention periods and windows (docs/pipeline.md).
+// Retention periods and windows (docs/pipeline.md). Lifetimes come from lifetimes.go; week and
+// month are no rule and kept only so that older code still compiles.
 const (
 	week  = 7 * 24 * time.Hour
 	month = 30 * 24 * time.Hour
@@ -169,18 +170,39 @@ const (
 	MaxUnsettled = 5
 )
 
-// Options shapes what Ensure creates.
+// Options shapes what Ensure creates and what Verify expects.
 type Options struct {
 	// Replicas of every stream, bucket and object store: 1 for the embedded server, 3 in a
-	// production cluster. Zero means 1.
+	// production cluster. Zero means 1. Verify takes it as the least a stream must have.
 	Replicas int
 	// Storage is file storage unless set to jetstream.MemoryStorage (tests, never production).
 	Storage jetstream.StorageType
+	// MaxBytes overrides the size limit (DefaultMaxBytes) of streams, buckets and object stores
+	// by name (AMR_RECORDS, amr_jobs, ...).
+	MaxBytes map[string]int64
+	// Downstream names the durable consumers of AMR_RECORDS that downstream systems read with;
+	// records are kept until every one of them acknowledged them. Nil means
+	// []string{DefaultDownstream}.
+	Downstream []string
+	// AllowLower lets Ensure lower the replicas and size limits of what exists (amrctl topology
+	// apply --allow-lower); without it Ensure refuses (*LowerError). Services never set it.
+	AllowLower bool
 }
 
 func (o Options) replicas() int { return max(o.Replicas, 1) }
 
-// Streams returns the configuration of every stream.
+func (o Options) downstream() []string {
+	if o.Downstream == nil {
+		return []string{DefaultDownstream}
+	}
+	return o.Downstream
+}
+
+// Streams returns the configuration of every stream. Each has a size limit and refuses new
+// messages when full (DiscardNew): its publishers are throttled until space frees (pkg/pipeline/bus
+// classifies the refusal), so nothing is dropped to make room. Work queues keep a message until
+// it is done, never for a fixed age; AMR_RECORDS keeps a record until every downstream consumer
+// acknowledged it (interest retention, docs/pipeline.md says why).
 func Streams(o Options) []jetstream.StreamConfig {
 	stream := func(name string, retention jetstream.RetentionPolicy, maxAge, dups time.Duration, subjects ...string) jetstream.StreamConfig {
 		return jetstream.StreamConfig{
@@ -191,45 +213,79 @@ func Streams(o Options) []jetstream.StreamConfig {
 			Duplicates: dups,
 			Storage:    o.Storage,
 			Replicas:   o.replicas(),
-			Discard:    jetstream.DiscardOld,
+			Discard:    jetstream.DiscardNew,
+			MaxBytes:   o.maxBytes(name),
 		}
 	}
-	wq, lim := jetstream.WorkQueuePolicy, jetstream.LimitsPolicy
+	wq, lim, interest := jetstream.WorkQueuePolicy, jetstream.LimitsPolicy, jetstream.InterestPolicy
 	return []jetstream.StreamConfig{
-		stream(StreamPlans, wq, week, defaultDuplicates, SubjectPlanSubmit, SubjectPlanProbe),
-		stream(StreamSpecs, wq, week, defaultDuplicates, prefixSpecs+".*"),
-		stream(StreamJobs, wq, week, defaultDuplicates, prefixJobs+".*"),
-		stream(StreamEvents, lim, week, longDuplicates, prefixEvents+".*.*"),
-		stream(StreamManifests, wq, week, defaultDuplicates, prefixManifests+".*"),
-		stream(StreamRecords, lim, week, longDuplicates, prefixRecords+".*"),
-		stream(StreamDone, lim, month, defaultDuplicates, prefixDone+".*"),
-		stream(StreamDLQ, lim, month, defaultDuplicates, prefixDLQ+".*"),
+		stream(StreamPlans, wq, 0, defaultDuplicates, SubjectPlanSubmit, SubjectPlanProbe),
+		stream(StreamSpecs, wq, 0, defaultDuplicates, prefixSpecs+".*"),
+		stream(StreamJobs, wq, 0, defaultDuplicates, prefixJobs+".*"),
+		stream(StreamEvents, lim, EventsMaxAge, longDuplicates, prefixEvents+".*.*"),
+		stream(StreamManifests, wq, 0, defaultDuplicates, prefixManifests+".*"),
+		stream(StreamRecords, interest, 0, longDuplicates, prefixRecords+".*"),
+		stream(StreamDone, lim, JobRecordTTL, defaultDuplicates, prefixDone+".*"),
+		stream(StreamDLQ, lim, DLQMaxAge, defaultDuplicates, prefixDLQ+".*"),
 	}
 }
 
-// Buckets returns the configuration of every key-value bucket.
+// Buckets returns the configuration of every key-value bucket (JetStream makes key-value
+// buckets refuse writes when full, as the streams do).
 func Buckets(o Options) []jetstream.KeyValueConfig {
 	bucket := func(name string, ttl time.Duration) jetstream.KeyValueConfig {
-		return jetstream.KeyValueConfig{Bucket: name, TTL: ttl, History: 1, Storage: o.Storage, Replicas: o.replicas()}
+		return jetstream.KeyValueConfig{Bucket: name, TTL: ttl, History: 1, Storage: o.Storage, Replicas: o.replicas(),
+			MaxBytes: o.maxBytes(name)}
 	}
 	return []jetstream.KeyValueConfig{
-		bucket(BucketKeys, week),
-		bucket(BucketJobs, month),
-		bucket(BucketCursors, week),
-		bucket(BucketSeen, week),
-		bucket(BucketTokens, 0),
-		bucket(BucketThrottle, time.Hour),
-		bucket(BucketFailures, week),
-		bucket(BucketPlans, week),
-		bucket(BucketSubmissions, month),
+		bucket(BucketKeys, JobStateTTL),
+		bucket(BucketJobs, JobRecordTTL),
+		bucket(BucketCursors, JobStateTTL),
+		bucket(BucketSeen, JobStateTTL),
+		bucket(BucketTokens, TokenTTL),
+		bucket(BucketThrottle, ThrottleTTL),
+		bucket(BucketFailures, FailureTTL),
+		bucket(BucketPlans, JobRecordTTL),
+		bucket(BucketSubmissions, JobRecordTTL),
 	}
 }
 
 // ObjectStores returns the configuration of every object store.
 func ObjectStores(o Options) []jetstream.ObjectStoreConfig {
 	return []jetstream.ObjectStoreConfig{
-		{Bucket: ObjectManifests, TTL: 24 * time.Hour, Storage: o.Storage, Replicas: o.replicas()},
+		{Bucket: ObjectManifests, TTL: ManifestTTL, Storage: o.Storage, Replicas: o.replicas(), MaxBytes: o.maxBytes(ObjectManifests)},
 	}
+}
+
+// KVStream and ObjectStream are the names of the streams JetStream keeps a bucket and an object
+// store in (for their size metrics and for purging by subject).
+func KVStream(bucket string) string     { return "KV_" + bucket }
+func ObjectStream(bucket string) string { return "OBJ_" + bucket }
+
+// Store is one stream of the topology as JetStream stores it: a stream, or the stream behind a
+// bucket or an object store.
+type Store struct {
+	// Kind is "stream", "bucket" or "object store".
+	Kind string
+	// Name is the operator's name: the stream's, the bucket's or the object store's.
+	Name string
+	// Stream is JetStream's stream name (Name, KV_<bucket> or OBJ_<bucket>).
+	Stream string
+}
+
+// Stores lists every stream, bucket and object store with its JetStream stream name.
+func Stores(o Options) []Store {
+	var out []Store
+	for _, s := range Streams(o) {
+		out = append(out, Store{"stream", s.Name, s.Name})
+	}
+	for _, b := range Buckets(o) {
+		out = append(out, Store{"bucket", b.Bucket, KVStream(b.Bucket)})
+	}
+	for _, b := range ObjectStores(o) {
+		out = append(out, Store{"object store", b.Bucket, ObjectStream(b.Bucket)})
+	}
+	return out
 }
 
 // ConsumerSpec is a durable consumer and the stream it reads.
@@ -282,6 +338,55 @@ func Consumer(name string) (ConsumerSpec, error) {
 		}
 	}
 	return ConsumerSpec{}, fmt.Errorf("unknown consumer %q", name)
+}
+
+// DefaultDownstream is the durable consumer of AMR_RECORDS that downstream systems read with
+// when the topology names no other (Options.Downstream).
+const DefaultDownstream = "downstream"
+
+// DownstreamConsumer is the spec of a downstream durable consumer of AMR_RECORDS: pull, explicit
+// ack, every record from the start. The topology creates it so that records published before its
+// reader first connects are kept for it (interest retention drops what no consumer wants).
+func DownstreamConsumer(name string) ConsumerSpec {
+	return ConsumerSpec{Stream: StreamRecords, Config: jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   "downstream reader of metadata records; records are kept until it acknowledged them",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       AckWait,
+		MaxDeliver:    -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		MaxAckPending: 1000,
+		FilterSubject: RecordSubject("*"),
+	}}
+}
+
+// ReaderConsumer is the configuration of an ephemeral reader of AMR_RECORDS that must neither
+// hold records back nor take them from the downstream consumers (amrctl tail, the JSONL sink of
+// amrctl dev): no acknowledgements (a record delivered counts as read for it), every record from
+// the start, removed by the server a minute after its reader went away. Its replica count is the
+// stream's (zero: inherited), because JetStream requires it of an interest stream's consumers, so
+// an ordered consumer (always one replica) cannot read an R3 records stream.
+func ReaderConsumer(filters ...string) jetstream.ConsumerConfig {
+	cfg := jetstream.ConsumerConfig{
+		AckPolicy:         jetstream.AckNonePolicy,
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		InactiveThreshold: time.Minute,
+	}
+	if len(filters) == 1 {
+		cfg.FilterSubject = filters[0]
+	} else {
+		cfg.FilterSubjects = filters
+	}
+	return cfg
+}
+
+// DownstreamConsumers returns the downstream consumers of o (DefaultDownstream unless named).
+func DownstreamConsumers(o Options) []ConsumerSpec {
+	var out []ConsumerSpec
+	for _, name := range o.downstream() {
+		out = append(out, DownstreamConsumer(name))
+	}
+	return out
 }
 
 // ManifestChunkSize is the chunk size of decrypted manifests in the object store: larger than the

@@ -236,11 +236,14 @@ func (s *Stage) store(ctx context.Context, jobID, specID, blobName, file string)
 	}, nil
 }
 
-// stored returns the ManifestReady of an object an earlier delivery stored whole (the object store
-// shows an object only once all its chunks are in), and false when there is none.
+// stored returns the ManifestReady of an object an earlier delivery stored whole, and false when
+// there is none. The object store writes an object's description after its chunks and purges the
+// chunks when a write fails, but the description of a write whose acknowledgements were lost (a
+// cluster's leader changing under it) can stay without them: an object is whole only when all
+// the chunks it describes are there.
 func (s *Stage) stored(ctx context.Context, object, jobID, specID, file string) (*amrpipev1.ManifestReady, bool) {
 	info, err := s.objects.GetInfo(ctx, object)
-	if err != nil || info.Deleted {
+	if err != nil || info.Deleted || !s.whole(ctx, info) {
 		return nil, false
 	}
 	digest, ok := strings.CutPrefix(info.Digest, "SHA-256=")
@@ -250,6 +253,28 @@ func (s *Stage) stored(ctx context.Context, object, jobID, specID, file string) 
 	}
 	return &amrpipev1.ManifestReady{JobId: jobID, File: file, Object: object, Size: int64(info.Size),
 		Sha256: hex.EncodeToString(sum), SpecId: specID}, true
+}
+
+// whole reports whether every chunk info describes is stored (one request; false when it cannot
+// tell, so the file is decrypted and stored again).
+func (s *Stage) whole(ctx context.Context, info *jetstream.ObjectInfo) bool {
+	if info.Chunks == 0 {
+		return true
+	}
+	st, err := s.deps.Runtime.JS.Stream(ctx, topology.ObjectStream(topology.ObjectManifests))
+	if err != nil {
+		return false
+	}
+	chunks := fmt.Sprintf("$O.%s.C.%s", topology.ObjectManifests, info.NUID)
+	si, err := st.Info(ctx, jetstream.WithSubjectFilter(chunks))
+	if err != nil {
+		return false
+	}
+	if n := si.State.Subjects[chunks]; n != uint64(info.Chunks) {
+		s.log.WarnContext(ctx, "stored object incomplete; storing it again", "object", info.Name, "chunks", info.Chunks, "found", n)
+		return false
+	}
+	return true
 }
 
 // jobKey returns the AES key of an encrypted job (nil for a plaintext one): the record says

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"google.golang.org/protobuf/proto"
@@ -386,5 +388,53 @@ func putEncrypted(t testing.TB, ctx context.Context, e *testenv.World, container
 	ivText := base64.StdEncoding.EncodeToString(iv)
 	if _, err := acct.Blob().UploadBuffer(ctx, containerName, name, ct, &azblob.UploadBufferOptions{Metadata: map[string]*string{"IV": &ivText}}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestIncompleteObjectIsStoredAgain: an object whose description outlived its chunks (an object
+// store write whose acknowledgements were lost while a cluster's leader changed: the client purges
+// the chunks, the description can stay) is not taken for stored: the redelivered upload decrypts
+// and stores it again, whole.
+func TestIncompleteObjectIsStoredAgain(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e := testenv.StartWorld(t, storage, nil)
+	rt := runDecryptor(t, e)
+	j := e.CreateJob(t, ctx, testenv.JobOptions{})
+	e.Record(t, ctx, j)
+	ups := relayUploads(t, ctx, e, j.ID, j.SpecID, e.Log(t, ctx, j))
+	idle(t, ctx, e)
+
+	u := ups[0]
+	_, file, _ := strings.Cut(u.name, "/")
+	name := topology.ManifestObject(j.ID, file)
+	obs, err := e.NATS.JS.ObjectStore(ctx, topology.ObjectManifests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := obs.GetInfo(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.NATS.JS.Stream(ctx, topology.ObjectStream(topology.ObjectManifests))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Purge(ctx, jetstream.WithPurgeSubject("$O."+topology.ObjectManifests+".C."+info.NUID)); err != nil {
+		t.Fatal(err)
+	}
+
+	publishEvent(t, ctx, e, j.ID, u.msg, u.msg.GetEventId()+"-again")
+	idle(t, ctx, e)
+	got, err := object(t, ctx, e, name)
+	if want := blob(t, ctx, j, u.name); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("object %s after the redelivery: %d bytes (%v), want the %d bytes of the blob", name, len(got), err, len(want))
+	}
+	if n := testenv.Counter(t, rt, "amr_decryptor_manifests_total", map[string]string{"mode": "decrypted"}); int(n) != len(ups)+1 {
+		t.Errorf("amr_decryptor_manifests_total{mode=decrypted} = %v, want %d (the incomplete one again)", n, len(ups)+1)
+	}
+	if n := testenv.Counter(t, rt, "amr_decryptor_manifests_total", map[string]string{"mode": "reused"}); n != 0 {
+		t.Errorf("amr_decryptor_manifests_total{mode=reused} = %v, want 0", n)
 	}
 }

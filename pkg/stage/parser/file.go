@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -84,10 +85,20 @@ func (s *Stage) handleManifest(ctx context.Context, msg jetstream.Msg) error {
 	if err != nil {
 		return err
 	}
+	s.deleteObject(ctx, object)
 	s.countFile(out, "parsed")
 	s.log.InfoContext(ctx, "file parsed", "job", jobID, "file", file, "kind", out.kind.String(), "records", out.parsed,
 		"published", out.verdicts[publish], "batches", out.batches, "bytes", ready.GetSize(), "seconds", time.Since(start).Seconds())
 	return s.complete(ctx, updated)
+}
+
+// deleteObject removes a parsed file's decrypted object: the object store is bounded, and only
+// readers free it (its TTL, topology.ManifestTTL, removes what nobody parses). Failing to is
+// harmless (the TTL takes it later), so it only logs.
+func (s *Stage) deleteObject(ctx context.Context, object string) {
+	if err := s.objects.Delete(ctx, object); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		s.log.WarnContext(ctx, "delete parsed object", "object", object, "err", err)
+	}
 }
 
 // repeat is the outcome of a file handled before.
@@ -120,7 +131,9 @@ func (s *Stage) parse(ctx context.Context, rec *amrpipev1.JobRecord, file, objec
 	if spec == nil {
 		return nil, &bus.Retryable{Err: fmt.Errorf("job %s has no spec recorded yet", rec.GetJobId())}
 	}
-	obj, err := s.objects.Get(ctx, object)
+	ctx, cancel := context.WithCancel(ctx) // the object's reads end with the parse
+	defer cancel()
+	obj, err := openObject(ctx, cancel, s.objects, object)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil, &bus.Permanent{Reason: fmt.Sprintf("%s: object %s is missing from %s (expired or never stored)", file, object, topology.ObjectManifests)}
 	}
@@ -144,6 +157,9 @@ func (s *Stage) parse(ctx context.Context, rec *amrpipev1.JobRecord, file, objec
 	s.metrics.batches.Add(float64(out.batches))
 	var se *manifest.SyntaxError
 	switch {
+	case errors.As(err, &se) && !verified(obj):
+		return out, &bus.Retryable{Err: fmt.Errorf("%s: parse error at byte offset %d on bytes that fail the object's digest check (a bad read, not a bad file): %w",
+			file, se.Offset, err)}
 	case errors.As(err, &se):
 		return out, &bus.Permanent{Reason: sas.Redact(fmt.Sprintf("%s: parse error at byte offset %d (line %d): %s", file, se.Offset, se.Line, se.Msg)), Err: se.Err}
 	case err != nil:
@@ -160,6 +176,35 @@ func (s *Stage) parse(ctx context.Context, rec *amrpipev1.JobRecord, file, objec
 		s.metrics.records.WithLabelValues(t).Add(float64(n))
 	}
 	return out, nil
+}
+
+// objectOpenTimeout bounds opening an object: the object store's Get creates a consumer with a
+// request that has no deadline of its own, and a request lost while the JetStream meta leader
+// changes would otherwise hold the file until the handler's deadline.
+const objectOpenTimeout = 30 * time.Second
+
+// openObject opens an object for reading under ctx, cancelling ctx (with cancel) when the open
+// takes longer than objectOpenTimeout; the reads then go on under ctx.
+func openObject(ctx context.Context, cancel context.CancelFunc, objects jetstream.ObjectStore, name string) (jetstream.ObjectResult, error) {
+	timer := time.AfterFunc(objectOpenTimeout, cancel)
+	obj, err := objects.Get(ctx, name)
+	if !timer.Stop() && err == nil {
+		_ = obj.Close()
+		return nil, fmt.Errorf("no answer after %s", objectOpenTimeout)
+	}
+	if err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("no answer after %s: %w", objectOpenTimeout, err)
+	}
+	return obj, err
+}
+
+// verified reads the rest of an object after a parse error: the client checks the object's
+// SHA-256 once it has read it all, so a file is poison only if the bytes that failed to parse
+// were the object's own; a read that went wrong (a cluster's leader changing under the read
+// was seen to hand the parser bytes from the middle of a file) is retried instead.
+func verified(obj jetstream.ObjectResult) bool {
+	_, err := io.Copy(io.Discard, obj)
+	return err == nil
 }
 
 // sameContent checks the object against the digest the decryptor announced: another content

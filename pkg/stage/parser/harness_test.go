@@ -37,15 +37,21 @@ type harness struct {
 func newHarness(t testing.TB) *harness {
 	t.Helper()
 	h := &harness{t: t, env: testenv.StartJetStream(t)}
+	h.open()
+	return h
+}
+
+// open binds the job store and the object store on the harness's server.
+func (h *harness) open() {
+	h.t.Helper()
 	ctx := context.Background()
 	var err error
 	if h.store, err = jobstore.Open(ctx, h.env.JS, nil); err != nil {
-		t.Fatal(err)
+		h.t.Fatal(err)
 	}
 	if h.objects, err = h.env.JS.ObjectStore(ctx, topology.ObjectManifests); err != nil {
-		t.Fatal(err)
+		h.t.Fatal(err)
 	}
-	return h
 }
 
 // logBuffer collects a replica's log; it is printed when the test fails.

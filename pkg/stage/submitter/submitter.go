@@ -72,7 +72,8 @@ func Def() stage.Def {
 type Config struct {
 	// Plaintext turns job encryption off (flag -encrypt=false). The zero Config encrypts.
 	Plaintext bool
-	// KeyTTL is how long a job key stays usable (the wrapped key's expiry). Default 7 days.
+	// KeyTTL is how long a job key stays usable (the wrapped key's expiry). Default
+	// topology.KeyLifetime: as long as the job's manifests can exist, so no live job outlives it.
 	KeyTTL time.Duration
 	// Concurrency is how many specs are submitted at once. Default 4.
 	Concurrency int
@@ -81,7 +82,7 @@ type Config struct {
 // RegisterFlags binds the configuration to flags.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(encryptFlag{&c.Plaintext}, "encrypt", "encrypt manifests and queue messages with a fresh AES-256 key per job (key-encryption key in "+keywrap.EnvKEK+")")
-	fs.DurationVar(&c.KeyTTL, "key-ttl", flagenv.Or(c.KeyTTL, 7*24*time.Hour), "validity of a job's wrapped key")
+	fs.DurationVar(&c.KeyTTL, "key-ttl", flagenv.Or(c.KeyTTL, topology.KeyLifetime), "validity of a job's wrapped key (as long as its manifests can exist at SharePoint)")
 	if c.Concurrency <= 0 {
 		c.Concurrency = 4
 	}
@@ -119,7 +120,7 @@ type Stage struct {
 // container, and a queue URL when a report queue is named.
 func New(cfg Config, deps stage.Deps) (*Stage, error) {
 	cfg.Concurrency = max(cfg.Concurrency, 1)
-	cfg.KeyTTL = flagenv.Or(cfg.KeyTTL, 7*24*time.Hour)
+	cfg.KeyTTL = flagenv.Or(cfg.KeyTTL, topology.KeyLifetime)
 	switch {
 	case deps.SharePoint == nil:
 		return nil, errors.New("submitter: no SharePoint client")

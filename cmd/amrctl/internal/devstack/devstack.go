@@ -1,8 +1,9 @@
-// Package devstack runs the whole of amrpipe in one process: an embedded NATS JetStream server,
-// Azurite, the SharePoint simulator and the five stages of the stage table, each replica the very
-// program its binary runs (stage.Main), configured by flags and environment as a deployment
-// configures it, with its own runtime and NATS connection. `amrctl dev` and the end-to-end tests
-// use it.
+// Package devstack runs the whole of amrpipe in one process: an embedded NATS JetStream server
+// (or a given cluster), Azurite, the SharePoint simulator and the five stages of the stage table,
+// each replica the very program its binary runs (stage.Main), configured by flags and environment
+// as a deployment configures it, with its own runtime and NATS connection. The stack applies the
+// topology once, as `amrctl topology apply` would, and the stages verify it. `amrctl dev` and the
+// end-to-end tests use it.
 package devstack
 
 import (
@@ -39,6 +40,11 @@ const simToken = "devstack-token"
 
 // Options configures a stack.
 type Options struct {
+	// NATSURL is a running NATS server or cluster to use (URLs comma-separated, as -nats-url
+	// takes them); empty starts an embedded server.
+	NATSURL string
+	// StreamReplicas is the replica count of the topology (3 on a 3-node cluster; default 1).
+	StreamReplicas int
 	// Profile is the simulated tenant.
 	Profile tenant.Profile
 	// Rate is the simulator's export speed per job in objects/s; 0 is unlimited.
@@ -67,8 +73,10 @@ type Options struct {
 
 // Stack is a running in-process amrpipe.
 type Stack struct {
-	opts    Options
+	opts Options
+	// NATS is the embedded server; nil when Options.NATSURL named another.
 	NATS    *testenv.NATSServer
+	natsURL string
 	Azurite *testenv.Azurite
 	Tenant  *tenant.Tenant
 	Sim     *server.Server
@@ -113,8 +121,12 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 			s = nil
 		}
 	}()
-	if s.NATS, err = testenv.StartNATS(testenv.NATSOptions{}); err != nil {
-		return nil, err
+	s.natsURL = opts.NATSURL
+	if s.natsURL == "" {
+		if s.NATS, err = testenv.StartNATS(testenv.NATSOptions{}); err != nil {
+			return nil, err
+		}
+		s.natsURL = s.NATS.ClientURL()
 	}
 	if s.Azurite, err = testenv.StartAzurite(ctx, testenv.AzuriteOptions{}); err != nil {
 		return nil, err
@@ -126,7 +138,8 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	if err := s.startSimulator(); err != nil {
 		return nil, err
 	}
-	if s.Conn, s.JS, s.Store, err = testenv.OpenPipeline(ctx, s.NATS.ClientURL(), "devstack"); err != nil {
+	// Applied once, as `amrctl topology apply` does; every stage verifies it.
+	if s.Conn, s.JS, s.Store, err = testenv.OpenPipeline(ctx, s.natsURL, "devstack", opts.StreamReplicas, reconnectForever()...); err != nil {
 		return nil, err
 	}
 	kek := make([]byte, keywrap.KeySize)
@@ -171,8 +184,9 @@ func (s *Stack) startSimulator() error {
 
 // args are the command line of a stage's replica, as a deployment would set it.
 func (s *Stack) args(d stage.Def) []string {
-	return testenv.StageArgs(d, testenv.StageFlags{NATSURL: s.NATS.ClientURL(), LogLevel: s.opts.LogLevel, Storage: s.Storage,
-		Small: s.opts.Small, Large: s.opts.Large, Plaintext: s.opts.Plaintext, PollInterval: s.opts.PollInterval})
+	return testenv.StageArgs(d, testenv.StageFlags{NATSURL: s.natsURL, LogLevel: s.opts.LogLevel, Storage: s.Storage,
+		Small: s.opts.Small, Large: s.opts.Large, Plaintext: s.opts.Plaintext, PollInterval: s.opts.PollInterval,
+		Replicas: s.opts.StreamReplicas})
 }
 
 // env is the environment of every replica: the secrets, which are never flags.
@@ -240,8 +254,16 @@ func (r *replica) stop() error {
 // Connect opens another connection to the stack's JetStream, for a consumer that should not share
 // the stack's own connection (a downstream sink reading hundreds of megabytes).
 func (s *Stack) Connect() (*nats.Conn, jetstream.JetStream, error) {
-	return testenv.Connect(s.NATS.ClientURL(), "devstack-consumer")
+	return testenv.Connect(s.natsURL, "devstack-consumer", reconnectForever()...)
 }
+
+// reconnectForever keeps a harness's connection through a cluster node's restart.
+func reconnectForever() []nats.Option {
+	return []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
+}
+
+// NATSURL is the stack's NATS URL(s), as -nats-url takes them.
+func (s *Stack) NATSURL() string { return s.natsURL }
 
 // SiteURL is the absolute URL of a server-relative path on the simulator.
 func (s *Stack) SiteURL(path string) string { return s.SimURL + path }

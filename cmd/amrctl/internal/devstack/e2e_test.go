@@ -32,7 +32,7 @@ func start(t *testing.T, mod func(*devstack.Options)) *devstack.Stack {
 	if mod != nil {
 		mod(&opts)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	s, err := devstack.Start(ctx, opts)
 	if err != nil {
@@ -277,7 +277,7 @@ func planStatus(t *testing.T, s *devstack.Stack, planID string) (string, error) 
 	var out bytes.Buffer
 	root := cli.Root()
 	root.SetOut(&out)
-	root.SetArgs([]string{"--nats-url", s.NATS.ClientURL(), "plan", "status", planID})
+	root.SetArgs([]string{"--nats-url", s.NATSURL(), "plan", "status", planID})
 	err := root.Execute()
 	return out.String(), err
 }

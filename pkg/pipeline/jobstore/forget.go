@@ -1,0 +1,69 @@
+package jobstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
+)
+
+// ErrLive is returned by Forget for a job that is not final: its state is still needed.
+var ErrLive = errors.New("job is not final")
+
+// Forget removes what was kept to follow a final job: its wrapped key (amr_keys, under the spec
+// id of its record), its progress cursor (amr_cursors) and every seen-event marker of it
+// (amr_seen, keys "<jobID>.<eventID>"), each with one purge request by subject on the bucket's
+// stream, which leaves no delete markers behind. The record, plannings, submission and summary
+// stay (topology.JobRecordTTL). A job without a record (expired, or never recorded) is forgotten
+// too; a job that is not final is refused with ErrLive, since forgetting its markers would
+// relay its events again. Forget is idempotent; the relay calls it once it stops following a
+// final job (docs/pipeline.md, "Lifetimes").
+func (s *Store) Forget(ctx context.Context, jobID string) error {
+	if err := topology.CheckToken(jobID); err != nil {
+		return fmt.Errorf("forget job: %w", err)
+	}
+	rec, _, err := s.Job(ctx, jobID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		rec = nil
+	case err != nil:
+		return fmt.Errorf("forget job %s: %w", jobID, err)
+	case !Final(rec):
+		return fmt.Errorf("forget job %s (%s): %w", jobID, StateName(rec.GetState()), ErrLive)
+	}
+	purges := []struct{ bucket, subject string }{
+		{topology.BucketCursors, kvSubject(topology.BucketCursors, jobID)},
+		{topology.BucketSeen, kvSubject(topology.BucketSeen, jobID) + ".>"},
+	}
+	if spec := rec.GetSpec().GetSpecId(); spec != "" {
+		if !validKey(spec) {
+			return fmt.Errorf("forget job %s: spec id %q is no key", jobID, spec)
+		}
+		purges = append(purges, struct{ bucket, subject string }{topology.BucketKeys, kvSubject(topology.BucketKeys, spec)})
+	}
+	for _, p := range purges {
+		st, err := s.js.Stream(ctx, topology.KVStream(p.bucket))
+		if err != nil {
+			return fmt.Errorf("forget job %s: bucket %s: %w", jobID, p.bucket, err)
+		}
+		if err := st.Purge(ctx, jetstream.WithPurgeSubject(p.subject)); err != nil {
+			return fmt.Errorf("forget job %s: purge %s: %w", jobID, p.subject, err)
+		}
+	}
+	return nil
+}
+
+// kvSubject is the subject a key of a bucket is stored under.
+func kvSubject(bucket, key string) string { return "$KV." + bucket + "." + key }
+
+// validKey reports a key JetStream's key-value store accepts (so never a wildcard).
+func validKey(k string) bool {
+	return k != "" && !strings.HasPrefix(k, ".") && !strings.HasSuffix(k, ".") &&
+		strings.IndexFunc(k, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-/_=.", r))
+		}) < 0
+}
