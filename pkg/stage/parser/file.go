@@ -52,6 +52,9 @@ func (s *Stage) handleManifest(ctx context.Context, msg jetstream.Msg) error {
 	if done := s.already(rec, file); done != nil {
 		// A redelivery: the file was folded in (parsed or failed) before. The job may still
 		// wait for its completion if the previous attempt stopped right after the fold.
+		if done.err == nil {
+			s.cleanUp(ctx, jobID, file, object)
+		}
 		if err := s.complete(ctx, rec); err != nil {
 			return err
 		}
@@ -62,6 +65,9 @@ func (s *Stage) handleManifest(ctx context.Context, msg jetstream.Msg) error {
 	defer span.End()
 	start := time.Now()
 	out, err := s.parse(ctx, rec, file, object, &ready)
+	if errors.Is(err, errObjectGone) {
+		return s.objectGone(ctx, msg, rec, file, err)
+	}
 	if out != nil {
 		span.SetAttributes(attribute.Int64("amr.records", out.parsed), attribute.Int64("amr.published", out.verdicts[publish]),
 			attribute.Int64("amr.bytes", ready.GetSize()))
@@ -84,10 +90,23 @@ func (s *Stage) handleManifest(ctx context.Context, msg jetstream.Msg) error {
 	if err != nil {
 		return err
 	}
+	s.cleanUp(ctx, jobID, file, object)
 	s.countFile(out, "parsed")
 	s.log.InfoContext(ctx, "file parsed", "job", jobID, "file", file, "kind", out.kind.String(), "records", out.parsed,
-		"published", out.verdicts[publish], "batches", out.batches, "bytes", ready.GetSize(), "seconds", time.Since(start).Seconds())
+		"published", out.verdicts[publish], "batches", out.batches, "sent", out.sent, "bytes", ready.GetSize(), "seconds", time.Since(start).Seconds())
 	return s.complete(ctx, updated)
+}
+
+// cleanUp removes what a parsed file leaves: its progress entry and its decrypted copy (the object
+// store is a cache of Azure, not the store of record; a redelivery stops at the job record). A
+// failure costs storage until the TTLs, nothing else, so it is only logged.
+func (s *Stage) cleanUp(ctx context.Context, jobID, file, object string) {
+	if err := s.progress.remove(ctx, jobID, file); err != nil {
+		s.log.WarnContext(ctx, "remove parse progress", "job", jobID, "file", file, "err", err)
+	}
+	if err := s.objects.Delete(ctx, object); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		s.log.WarnContext(ctx, "delete decrypted file", "job", jobID, "file", file, "err", err)
+	}
 }
 
 // repeat is the outcome of a file handled before.
@@ -113,35 +132,50 @@ func (s *Stage) already(rec *amrpipev1.JobRecord, file string) *repeat {
 	return nil
 }
 
-// parse opens the object and publishes its records; every error that a retry cannot cure is
-// a *bus.Permanent.
+// parse opens the object and publishes its records from where an earlier parse of the file left
+// them; every error that a retry cannot cure is a *bus.Permanent, and a missing object is
+// errObjectGone.
 func (s *Stage) parse(ctx context.Context, rec *amrpipev1.JobRecord, file, object string, ready *amrpipev1.ManifestReady) (*fileOutput, error) {
 	spec := rec.GetSpec()
 	if spec == nil {
 		return nil, &bus.Retryable{Err: fmt.Errorf("job %s has no spec recorded yet", rec.GetJobId())}
 	}
-	obj, err := s.objects.Get(ctx, object)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return nil, &bus.Permanent{Reason: fmt.Sprintf("%s: object %s is missing from %s (expired or never stored)", file, object, topology.ObjectManifests)}
-	}
+	obj, err := openObject(ctx, s.deps.Runtime.JS, s.objects, topology.ObjectManifests, object)
 	if err != nil {
-		return nil, fmt.Errorf("open object %s: %w", object, err)
+		return nil, err
 	}
 	defer func() {
 		if cerr := obj.Close(); cerr != nil {
 			s.log.DebugContext(ctx, "close object", "object", object, "err", cerr)
 		}
 	}()
-	if err := sameContent(obj, ready); err != nil {
+	if err := sameContent(obj.Info(), ready); err != nil {
 		return nil, err
 	}
+	fr := framing{jobID: rec.GetJobId(), specID: spec.GetSpecId(), file: file, size: s.cfg.BatchSize, maxBytes: s.maxBytes,
+		content: ready.GetSha256()}
+	rp, prog, err := s.progress.begin(ctx, fr)
+	if err != nil {
+		return nil, err
+	}
+	if rp.resumed {
+		s.metrics.resumed.Inc()
+		s.log.InfoContext(ctx, "resuming a file", "job", fr.jobID, "file", file, "from_sequence", rp.mark.next, "batch", rp.mark.batch,
+			"complete", rp.mark.complete, "on_stream_ahead", len(rp.skip))
+	}
 	pub := bus.NewAsyncPublisher(s.deps.Runtime.JS, bus.AsyncOptions{MaxPending: s.cfg.MaxPending})
-	fr := framing{jobID: rec.GetJobId(), specID: spec.GetSpecId(), file: file, size: s.cfg.BatchSize, maxBytes: s.maxBytes}
-	out, err := parseAndPublish(ctx, obj, newPolicy(spec), newProbeScan(spec), fr, pub)
+	out, err := parseAndPublish(ctx, obj, newPolicy(spec), newProbeScan(spec), fr, rp, pub, prog)
 	// Every batch must have landed before the file counts as parsed; after a parse error the
 	// landed ones are what the dead letter leaves downstream.
 	cerr := pub.Close(ctx)
-	s.metrics.batches.Add(float64(out.batches))
+	// A parse that stops early records how far it got for the next one; a complete one is folded
+	// next and its entry deleted.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	if perr := prog.close(fctx, err != nil || cerr != nil); perr != nil {
+		s.log.WarnContext(ctx, "write parse progress", "job", fr.jobID, "file", file, "err", perr)
+	}
+	cancel()
+	s.metrics.batches.Add(float64(out.sent))
 	var se *manifest.SyntaxError
 	switch {
 	case errors.As(err, &se):
@@ -164,11 +198,10 @@ func (s *Stage) parse(ctx context.Context, rec *amrpipev1.JobRecord, file, objec
 
 // sameContent checks the object against the digest the decryptor announced: another content
 // means the object was replaced since (a stale announcement), which a retry will not change.
-func sameContent(obj jetstream.ObjectResult, ready *amrpipev1.ManifestReady) error {
-	info, ierr := obj.Info()
+func sameContent(info *jetstream.ObjectInfo, ready *amrpipev1.ManifestReady) error {
 	want, herr := hex.DecodeString(ready.GetSha256())
-	if ierr != nil || herr != nil || len(want) == 0 {
-		return nil // nothing to compare with; the read still verifies the object's own digest
+	if herr != nil || len(want) == 0 {
+		return nil // nothing to compare with
 	}
 	got, ok := strings.CutPrefix(info.Digest, "SHA-256=")
 	if d, err := base64.URLEncoding.DecodeString(got); ok && err == nil && string(d) != string(want) {
@@ -197,6 +230,11 @@ func (s *Stage) fileDeadLettered(ctx context.Context, msg jetstream.Msg, reason 
 		reason = file + ": " + reason
 	}
 	updated, err := s.store.Fire(ctx, jobID, jobstore.FileFailed(file, reason))
+	if err == nil || errors.Is(err, jobstore.ErrRefused) {
+		if perr := s.progress.remove(ctx, jobID, file); perr != nil {
+			s.log.WarnContext(ctx, "remove parse progress", "job", jobID, "file", file, "err", perr)
+		}
+	}
 	if errors.Is(err, jobstore.ErrRefused) {
 		s.log.InfoContext(ctx, "failed file of a job that does not take it", "job", jobID, "file", file, "err", err)
 		return nil

@@ -84,6 +84,12 @@ type Config struct {
 	StallTimeout time.Duration
 	// WatchInterval is how often the watchdog looks at the jobs.
 	WatchInterval time.Duration
+	// ProgressInterval is the most often a file's publish progress is written to
+	// amr_parse_progress while it is parsed.
+	ProgressInterval time.Duration
+	// RedecryptPoll is how often a file whose decrypted copy is gone from the object store looks
+	// for it again while the decryptor decrypts it anew.
+	RedecryptPoll time.Duration
 }
 
 // RegisterFlags adds the stage's flags.
@@ -96,6 +102,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.KeepAlive, "keepalive", c.KeepAlive, "InProgress interval while a file is parsed (0: a third of AckWait)")
 	fs.DurationVar(&c.StallTimeout, "stall-timeout", c.StallTimeout, "a job whose end was seen and that waits this long for announced files without changing ends failed")
 	fs.DurationVar(&c.WatchInterval, "watch-interval", c.WatchInterval, "how often the watchdog looks for stalled jobs")
+	fs.DurationVar(&c.ProgressInterval, "progress-interval", c.ProgressInterval,
+		"most often a file's publish progress is recorded while it is parsed (a re-parse resumes there)")
+	fs.DurationVar(&c.RedecryptPoll, "redecrypt-poll", c.RedecryptPoll,
+		"how often a file whose decrypted copy expired looks for it again while the decryptor decrypts it anew")
 }
 
 func (c *Config) defaults() {
@@ -117,20 +127,28 @@ func (c *Config) defaults() {
 	if c.WatchInterval <= 0 {
 		c.WatchInterval = time.Minute
 	}
+	if c.ProgressInterval <= 0 {
+		c.ProgressInterval = 250 * time.Millisecond
+	}
+	if c.RedecryptPoll <= 0 {
+		c.RedecryptPoll = 10 * time.Second
+	}
 }
 
 // Stage is a parser.
 type Stage struct {
-	cfg      Config
-	deps     stage.Deps
-	store    *jobstore.Store
-	now      func() time.Time
-	objects  jetstream.ObjectStore // bound by Run
-	done     jetstream.Stream      // bound by Run
-	maxBytes int
-	metrics  *metrics
-	log      *slog.Logger
-	tracer   trace.Tracer
+	cfg       Config
+	deps      stage.Deps
+	store     *jobstore.Store
+	now       func() time.Time
+	objects   jetstream.ObjectStore // bound by Run
+	done      jetstream.Stream      // bound by Run
+	manifests jetstream.Stream      // bound by Run
+	progress  *progressStore        // bound by Run
+	maxBytes  int
+	metrics   *metrics
+	log       *slog.Logger
+	tracer    trace.Tracer
 }
 
 // New builds the stage; Run binds the object store and the summary stream.
@@ -159,6 +177,14 @@ func (s *Stage) Run(ctx context.Context) error {
 	if s.done, err = s.deps.Runtime.JS.Stream(ctx, topology.StreamDone); err != nil {
 		return fmt.Errorf("parser: bind stream %s: %w", topology.StreamDone, err)
 	}
+	if s.manifests, err = s.deps.Runtime.JS.Stream(ctx, topology.StreamManifests); err != nil {
+		return fmt.Errorf("parser: bind stream %s: %w", topology.StreamManifests, err)
+	}
+	kv, err := s.deps.Runtime.JS.KeyValue(ctx, topology.BucketParseProgress)
+	if err != nil {
+		return fmt.Errorf("parser: bind bucket %s: %w", topology.BucketParseProgress, err)
+	}
+	s.progress = &progressStore{kv: kv, js: s.deps.Runtime.JS, interval: s.cfg.ProgressInterval, log: s.log}
 	consume := func(c stage.Consumer) func(context.Context) error {
 		c.Concurrency, c.KeepAlive = s.cfg.Concurrency, s.cfg.KeepAlive
 		return func(ctx context.Context) error { return s.deps.Consume(ctx, c) }
