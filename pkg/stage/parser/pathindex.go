@@ -16,22 +16,22 @@ import (
 // the index keys every listed path by its folded form and its byte length: a lookup folds path
 // once and tries each segment end.
 type pathIndex struct {
+	// paths is the list itself: a few paths are scanned, which costs less than folding.
+	paths []string
 	// any is the position of "/" in the list (every path that starts with '/' is at or below the
 	// host root), or -1.
 	any int
-	// first maps a folded path and its byte length to its first position in the list.
-	first map[foldKey]int
+	// first maps the byte length of a listed path, then its folded form, to its first position in
+	// the list: under compares byte prefixes, and a rune and its fold may differ in length ('K'
+	// and 'K', 's' and 'ſ').
+	first map[int]map[string]int
 }
 
-// foldKey is a path in folded form with the byte length of the path as written: under compares
-// byte prefixes, and a rune and its fold may differ in length ('K' and 'K', 's' and 'ſ').
-type foldKey struct {
-	folded string
-	n      int
-}
+// scanBelow is the number of paths up to which lookup scans the list.
+const scanBelow = 8
 
 func newPathIndex(paths []string) *pathIndex {
-	x := &pathIndex{any: -1, first: make(map[foldKey]int, len(paths))}
+	x := &pathIndex{paths: paths, any: -1, first: map[int]map[string]int{}}
 	for i, p := range paths {
 		if p == "/" {
 			if x.any < 0 {
@@ -39,9 +39,14 @@ func newPathIndex(paths []string) *pathIndex {
 			}
 			continue
 		}
-		k := foldKey{string(appendFolded(nil, p)), len(p)}
-		if _, ok := x.first[k]; !ok {
-			x.first[k] = i
+		byFold := x.first[len(p)]
+		if byFold == nil {
+			byFold = map[string]int{}
+			x.first[len(p)] = byFold
+		}
+		k := string(appendFolded(nil, p))
+		if _, ok := byFold[k]; !ok {
+			byFold[k] = i
 		}
 	}
 	return x
@@ -49,15 +54,30 @@ func newPathIndex(paths []string) *pathIndex {
 
 // lookup returns the position in the list of the first path that path is at or below.
 func (x *pathIndex) lookup(path string) (int, bool) {
+	if len(x.paths) <= scanBelow {
+		for i, r := range x.paths {
+			if under(path, r) {
+				return i, true
+			}
+		}
+		return -1, false
+	}
+	return x.indexed(path)
+}
+
+// indexed is lookup through the index.
+func (x *pathIndex) indexed(path string) (int, bool) {
 	best := -1
 	if x.any >= 0 && len(path) > 0 && path[0] == '/' {
 		best = x.any
 	}
 	if len(x.first) > 0 {
-		// Fold path once; ends[i] is the folded length of path[:i] for each segment end i.
-		folded, ends := foldWithEnds(path)
+		var fb [256]byte
+		var eb [16]segmentEnd
+		folded, ends := foldWithEnds(fb[:0], eb[:0], path)
 		for _, e := range ends {
-			if i, ok := x.first[foldKey{folded[:e.folded], e.n}]; ok && (best < 0 || i < best) {
+			// The lookup by string(folded[...]) does not allocate.
+			if i, ok := x.first[e.n][string(folded[:e.folded])]; ok && (best < 0 || i < best) {
 				best = i
 			}
 		}
@@ -68,11 +88,9 @@ func (x *pathIndex) lookup(path string) (int, bool) {
 // segmentEnd is a place path may match a listed path: path[:n], folded to folded[:folded].
 type segmentEnd struct{ n, folded int }
 
-// foldWithEnds folds path and lists its segment ends (before each '/' but the first byte, and the
-// end of path).
-func foldWithEnds(path string) (string, []segmentEnd) {
-	buf := make([]byte, 0, len(path))
-	ends := make([]segmentEnd, 0, 8)
+// foldWithEnds appends path folded to buf and its segment ends (before each '/' but the first
+// byte, and the end of path) to ends.
+func foldWithEnds(buf []byte, ends []segmentEnd, path string) ([]byte, []segmentEnd) {
 	for i := 0; i < len(path); {
 		c := path[i]
 		if c == '/' && i > 0 {
@@ -90,7 +108,7 @@ func foldWithEnds(path string) (string, []segmentEnd) {
 	if len(path) > 0 {
 		ends = append(ends, segmentEnd{len(path), len(buf)})
 	}
-	return string(buf), ends
+	return buf, ends
 }
 
 // appendFolded appends the folded form of s: each rune replaced by the smallest rune of its
