@@ -197,6 +197,7 @@ type assembler struct {
 	subject string
 	head    int         // room for the header fields before the records
 	free    chan []byte // payload buffers the stream acknowledged
+	grown   int         // the largest payload so far: the size to give a new buffer
 	scratch []byte
 
 	// The open batch.
@@ -210,7 +211,7 @@ type assembler struct {
 
 func newAssembler(fr framing, rp *resumePoint, pub publisher, prog *fileProgress) *assembler {
 	a := &assembler{fr: fr, rp: rp, pub: pub, prog: prog, subject: topology.RecordSubject(fr.jobID),
-		free: make(chan []byte, 8), from: rp.mark.next, number: rp.mark.batch}
+		free: make(chan []byte, DefaultMaxPending), from: rp.mark.next, number: rp.mark.batch}
 	if rp.old != nil {
 		a.old = *rp.old
 	}
@@ -229,13 +230,15 @@ func (a *assembler) framingAt(from uint64) *framing {
 	return &a.fr
 }
 
+// newBuffer returns a payload buffer with the room for the header: an acknowledged one, else a new
+// one as large as the largest payload so far (a batch of a few records does not zero 768 KiB).
 func (a *assembler) newBuffer() []byte {
 	select {
 	case b := <-a.free:
 		return b[:a.head]
 	default:
 	}
-	return make([]byte, a.head, a.head+a.fr.maxBytes+headerSize(a.fr.specID)+64)
+	return make([]byte, a.head, max(a.grown, 64<<10))
 }
 
 // run frames what comes in until in is closed; it returns the first publish error.
@@ -295,6 +298,7 @@ func (a *assembler) send(ctx context.Context, to uint64, last bool) error {
 			return err
 		}
 		buf := a.buf
+		a.grown = max(a.grown, cap(buf))
 		err = a.pub.PublishMsg(ctx, msg, func(ack *jetstream.PubAck, err error) {
 			if err != nil {
 				return // the client library may still hold buf (a retry): leave it to it
