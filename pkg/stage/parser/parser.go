@@ -7,9 +7,10 @@
 // commits the job's change token and marks the job DONE.
 //
 // Exactly once, crash at any line:
-//   - Batches have fixed boundaries (a record count and a byte bound, both from configuration)
-//     and the message id "<jobID>/<file>/<batch>", so parsing a file again republishes the same
-//     batches, which the stream's 2 h duplicate window drops.
+//   - A batch's message id names the range of record sequences it holds and the framing that
+//     made it ("<jobID>/<file>/<framing>/<from>-<to>"), and amr_parse_progress records how far a
+//     file's batches are acknowledged: parsing a file again, however much later and with whatever
+//     batch size, publishes only what is not on the stream yet (progress.go).
 //   - A file is acknowledged only after every batch is acknowledged, and is folded into the
 //     JobRecord (files_parsed, records, counts, probe folders) with compare-and-set, once: a
 //     file already listed is not counted again.
@@ -49,7 +50,8 @@ func Def() stage.Def {
 		Name:      topology.StageParser,
 		Summary:   "streams package files into typed records, applies the job's emission policy, closes the job with its summary and commits its change token",
 		Consumers: []string{topology.ConsumerParser, topology.ConsumerParserEnd},
-		Publishes: []string{topology.RecordSubject("<jobID>"), topology.DoneSubject("<jobID>"), topology.SubjectPlanProbe},
+		Publishes: []string{topology.RecordSubject("<jobID>"), topology.DoneSubject("<jobID>"), topology.SubjectPlanProbe,
+			topology.EventSubject("<jobID>", topology.EventManifestExpired)},
 	}, New)
 }
 
@@ -68,12 +70,11 @@ type Config struct {
 	// Concurrency is how many package files are parsed at once (each keeps about two cores busy
 	// with parsing and encoding). End events are handled with the same concurrency.
 	Concurrency int
-	// BatchSize is the most records per RecordBatch. Batch boundaries, and so message ids, follow
-	// from it: change it only while no job is being parsed, or a file parsed again afterwards is
-	// framed differently (consumers de-duplicating on records, not batches, are unaffected).
+	// BatchSize is the most records per RecordBatch. It may change at any time: a file parsed again
+	// resumes after its acknowledged batches and frames the rest anew, under ids of the new framing.
 	BatchSize int
 	// MaxBatchBytes bounds the encoded records of one batch; it is lowered to the server's max
-	// payload less headroom. The same caution as BatchSize applies.
+	// payload less headroom.
 	MaxBatchBytes int
 	// MaxPending bounds the batches of one file awaiting their acknowledgement.
 	MaxPending int
@@ -96,7 +97,7 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.defaults()
 	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "package files parsed at once")
-	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "records per RecordBatch (fixes batch boundaries and message ids; change only when idle)")
+	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "records per RecordBatch at most")
 	fs.IntVar(&c.MaxBatchBytes, "max-batch-bytes", c.MaxBatchBytes, "encoded record bytes per RecordBatch at most (capped by the server's max payload)")
 	fs.IntVar(&c.MaxPending, "max-pending", c.MaxPending, "record batches of one file awaiting acknowledgement at most")
 	fs.DurationVar(&c.KeepAlive, "keepalive", c.KeepAlive, "InProgress interval while a file is parsed (0: a third of AckWait)")
