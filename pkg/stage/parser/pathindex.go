@@ -44,7 +44,8 @@ func newPathIndex(paths []string) *pathIndex {
 			byFold = map[string]int{}
 			x.first[len(p)] = byFold
 		}
-		k := string(appendFolded(nil, p))
+		folded, _ := foldWithEnds(nil, nil, p)
+		k := string(folded)
 		if _, ok := byFold[k]; !ok {
 			byFold[k] = i
 		}
@@ -89,7 +90,9 @@ func (x *pathIndex) indexed(path string) (int, bool) {
 type segmentEnd struct{ n, folded int }
 
 // foldWithEnds appends path folded to buf and its segment ends (before each '/' but the first
-// byte, and the end of path) to ends.
+// byte, and the end of path) to ends. The folded form replaces each rune with the smallest rune of
+// its simple case-folding orbit, so two strings are equal under strings.EqualFold exactly when
+// their folded forms are equal; bytes that are not UTF-8 become U+FFFD, as EqualFold reads them.
 func foldWithEnds(buf []byte, ends []segmentEnd, path string) ([]byte, []segmentEnd) {
 	for i := 0; i < len(path); {
 		c := path[i]
@@ -109,23 +112,6 @@ func foldWithEnds(buf []byte, ends []segmentEnd, path string) ([]byte, []segment
 		ends = append(ends, segmentEnd{len(path), len(buf)})
 	}
 	return buf, ends
-}
-
-// appendFolded appends the folded form of s: each rune replaced by the smallest rune of its
-// simple case-folding orbit, so two strings are equal under strings.EqualFold exactly when their
-// folded forms are equal. Bytes that are not UTF-8 become U+FFFD, as EqualFold reads them.
-func appendFolded(dst []byte, s string) []byte {
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			dst = append(dst, foldASCII(c))
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		dst = utf8.AppendRune(dst, foldRune(r))
-		i += size
-	}
-	return dst
 }
 
 // foldASCII is foldRune for ASCII: the smallest rune of an ASCII letter's orbit is its upper case
