@@ -162,7 +162,7 @@ func (s *Stage) process(ctx context.Context, msg jetstream.Msg) error {
 		return err
 	}
 	if again {
-		s.log.InfoContext(ctx, "manifest decrypted again", "job", jobID, "file", file, "bytes", ready.GetSize())
+		s.log.InfoContext(ctx, "expired manifest in the object store again", "job", jobID, "file", file, "bytes", ready.GetSize())
 		return nil // the parser holds the file's ManifestReady and looks for the object again
 	}
 	ack, err := bus.Publish(ctx, s.deps.Runtime.JS, topology.ManifestSubject(jobID), ready, jobID+"/"+file)
