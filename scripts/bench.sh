@@ -3,15 +3,22 @@
 # tokenizer with the same extraction vs Python lxml.etree.iterparse, on
 # generated ~25 MB and ~250 MB manifests, each run as its own process under
 # /usr/bin/time -v for peak RSS; plus the decrypt rows of
-# scripts/bench_decrypt.sh when that script exists. Prints the table and writes
-# docs/benchmarks.md.
+# scripts/bench_decrypt.sh when that script exists; plus the parser stage's Go
+# benchmarks (parse-and-publish on an embedded JetStream, the Emit policy against
+# the number of a job's URLs), medians and ranges over GO_BENCH_COUNT runs,
+# beside the same benchmarks of the code at BASE when it is set. Prints the
+# tables and writes docs/benchmarks.md.
 #
 # Environment: RUNS (runs per cell, best kept; default 3), SIZES (bytes,
-# default "25000000 250000000"), BENCH_DIR (work dir; default a temp dir).
+# default "25000000 250000000"), BENCH_DIR (work dir; default a temp dir),
+# GO_BENCH_COUNT (runs of each Go benchmark; default 5), BASE (a git ref: the
+# code "before", e.g. main; default none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-3}
+GO_BENCH_COUNT=${GO_BENCH_COUNT:-5}
+BASE=${BASE:-}
 SIZES=${SIZES:-"25000000 250000000"}
 PY=/usr/bin/python3 # python3 on PATH may be a pyenv build without lxml
 OUT=docs/benchmarks.md
@@ -195,6 +202,64 @@ has taken anywhere from 0.85 s to 1.6 s of CPU within a few minutes (about 290 d
 because CPU time grows when the other hyperthread of the core is busy. The ratios between the rows
 of one run hold much better than the absolute numbers; the 250 MB/s target is met in quiet
 moments (the `BenchmarkParse` figure is 280–320 MB/s then) and missed in busy ones.
+EOF
+# The parser stage's Go benchmarks. Before and after run in turns (one run of each, GO_BENCH_COUNT
+# times), so that a busy spell of the shared machine falls on both.
+go test -c -o "$work/parser-after.test" ./pkg/stage/parser
+sides=(after)
+if [ -n "$BASE" ]; then
+	base_sha=$(git rev-parse --short "$BASE")
+	rm -rf "$work/base" && mkdir -p "$work/base"
+	git archive "$BASE" | tar -x -C "$work/base"
+	(cd "$work/base" && go test -c -o "$work/parser-before.test" ./pkg/stage/parser)
+	sides=(before after)
+fi
+load_go0=$(cut -d' ' -f1-3 /proc/loadavg)
+for side in "${sides[@]}"; do : >"$work/pp-$side.txt"; done
+for ((r = 1; r <= GO_BENCH_COUNT; r++)); do
+	for side in "${sides[@]}"; do
+		(cd pkg/stage/parser && "$work/parser-$side.test" -test.run '^$' -test.bench '^(BenchmarkParseAndPublish|BenchmarkParseOnly)$' \
+			-test.benchtime 3x) >>"$work/pp-$side.txt"
+	done
+done
+(cd pkg/stage/parser && "$work/parser-after.test" -test.run '^$' -test.bench '^BenchmarkEmission' -test.count "$GO_BENCH_COUNT") >"$work/em-after.txt"
+load_go1=$(cut -d' ' -f1-3 /proc/loadavg)
+before_flag=()
+before_label="(no BASE given: the code as it is)"
+if [ -n "$BASE" ]; then
+	before_flag=(-before "$work/pp-before.txt")
+	before_label="before = \`$BASE\` ($base_sha), after = the working tree"
+fi
+pp_table=$("$work/amrbench" gotable "${before_flag[@]}" -units 'records/s,records/cpu-s,MB/s' "$work/pp-after.txt")
+em_table=$("$work/amrbench" gotable -units 'ms/job,records/job,MB/s' "$work/em-after.txt")
+echo "$pp_table"
+echo "$em_table"
+
+cat >>"$OUT" <<EOF
+
+## Parse and publish (pkg/stage/parser)
+
+\`BenchmarkParseAndPublish\` runs the parser stage from \`ManifestReady\` to the last acknowledged
+record batch, on an embedded JetStream (file storage) in the same process: four 8 MiB
+\`Manifest.xml\` parts written by \`manifestgen\` (SPFile, SPListItem and SPFolder objects shaped like
+AMR output, ~2.1 KB of XML per record, about 3,950 records per part) are in the object store before
+the clock starts; a job is done when its four files are folded into the job record, which happens
+only after every batch was acknowledged; three jobs per run. \`records/s\` is records published per
+wall-clock second on the machine's 2 CPUs, \`records/cpu-s\` per CPU-second of the whole process
+(parser, NATS client and embedded server; user + system time). \`BenchmarkParseOnly\` is the ceiling:
+the same parts parsed two at a time, records discarded. Median and range (min–max) of
+$GO_BENCH_COUNT runs; $before_label; before and after ran in turns.
+Load average before / after: $load_go0 / $load_go1.
+
+$pp_table
+
+\`BenchmarkEmissionURLs\` parses and frames (publishing to nothing) the simulator's export of a job
+with 5,000 URLs, one per folder of a library, and of a job with one URL, the library, which yields
+the same 5,000 folders and files (\`records/job\`): the time per job must not depend on the number of
+URLs. \`BenchmarkEmissionDecide\` isolates the Emit policy's lookup on the 5,000-URL job's records:
+the index over the job's roots against the linear scan over them it replaced.
+
+$em_table
 EOF
 echo
 echo "wrote $OUT"

@@ -5,6 +5,7 @@
 //	amrbench gen -size 25000000 -seed 1 -out FILE   write a synthetic Manifest.xml
 //	amrbench parse [-repeat N] FILE                 parse with pkg/sharepoint/manifest
 //	amrbench parse-stdxml [-repeat N] FILE          same records, tokenized by encoding/xml
+//	amrbench gotable [-before FILE] [-units U,...] FILE   `go test -bench` output as a markdown table
 //
 // parse and parse-stdxml print one JSON line for the fastest of N passes:
 // bytes, records, seconds, cpu_seconds. The program is package internal/bench.

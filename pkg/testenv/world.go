@@ -409,12 +409,12 @@ func ReadMessages[M proto.Message](ctx context.Context, js jetstream.JetStream, 
 }
 
 // Events returns SharePoint's events relayed for a job so far, in stream order (not the
-// pipeline's own AmrpipeJobChanged).
+// pipeline's own AmrpipeJobChanged and AmrpipeManifestExpired).
 func (e *World) Events(t testing.TB, ctx context.Context, jobID string) []*amrpipev1.RelayedEvent {
 	t.Helper()
 	var out []*amrpipev1.RelayedEvent
 	for _, ev := range Messages(t, ctx, e.NATS.JS, topology.StreamEvents, topology.JobEventsFilter(jobID), func() *amrpipev1.RelayedEvent { return &amrpipev1.RelayedEvent{} }) {
-		if ev.GetEvent().GetRawName() != topology.EventJobChanged {
+		if n := ev.GetEvent().GetRawName(); n != topology.EventJobChanged && n != topology.EventManifestExpired {
 			out = append(out, ev)
 		}
 	}

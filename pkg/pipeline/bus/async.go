@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 )
@@ -44,6 +45,7 @@ type pendingAck struct {
 	fut     jetstream.PubAckFuture
 	subject string
 	sent    time.Time
+	done    func(*jetstream.PubAck, error)
 }
 
 // Errors of an AsyncPublisher.
@@ -85,17 +87,29 @@ func (p *AsyncPublisher) Publish(ctx context.Context, subject string, m proto.Me
 	if err != nil {
 		return err
 	}
+	return p.PublishMsg(ctx, msg, nil)
+}
+
+// PublishMsg is Publish for a message built with NewMsg or NewEncodedMsg. done, when not nil, is
+// called with the stream's acknowledgement or the failure, by one goroutine, in publishing order
+// (so a caller can tell how far its publishes have landed), before Flush can return. Once done had
+// an acknowledgement, nothing reads msg.Data any more: its buffer may be reused. After a failure
+// the client library may still hold it (a retry on "no responders"), so it must not be.
+func (p *AsyncPublisher) PublishMsg(ctx context.Context, msg *nats.Msg, done func(*jetstream.PubAck, error)) error {
+	if err := p.failure(); err != nil {
+		return err
+	}
 	select {
 	case p.slots <- struct{}{}:
 	case <-ctx.Done():
-		return fmt.Errorf("publish %s: %w", subject, ctx.Err())
+		return fmt.Errorf("publish %s: %w", msg.Subject, ctx.Err())
 	}
 	fut, err := p.js.PublishMsgAsync(msg)
 	if err != nil {
 		<-p.slots
-		return fmt.Errorf("publish %s: %w", subject, err)
+		return fmt.Errorf("publish %s: %w", msg.Subject, err)
 	}
-	p.queue <- pendingAck{fut: fut, subject: subject, sent: time.Now()}
+	p.queue <- pendingAck{fut: fut, subject: msg.Subject, sent: time.Now(), done: done}
 	return nil
 }
 
@@ -122,7 +136,9 @@ func (p *AsyncPublisher) Flush(ctx context.Context) error {
 	return err
 }
 
-// Close flushes and stops the collector; Publish fails with ErrPublisherClosed afterwards.
+// Close flushes and stops the collector; Publish fails with ErrPublisherClosed afterwards. When ctx
+// ends first (a shutdown past its drain time, a connection that died), the acknowledgements still
+// outstanding are given up and Close returns the context's error.
 func (p *AsyncPublisher) Close(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closed {
@@ -166,12 +182,20 @@ func (p *AsyncPublisher) collect() {
 			return
 		}
 		timer.Reset(time.Until(pa.sent.Add(p.timeout)))
-		var err error
+		var (
+			ack *jetstream.PubAck
+			err error
+		)
 		select {
-		case <-pa.fut.Ok():
+		case ack = <-pa.fut.Ok():
 		case err = <-pa.fut.Err():
 		case <-timer.C:
 			err = fmt.Errorf("no acknowledgement after %s", p.timeout)
+		case <-p.stop:
+			return // closed after its context ended: the acknowledgements still out are given up
+		}
+		if pa.done != nil {
+			pa.done(ack, err)
 		}
 		p.mu.Lock()
 		p.sent++

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -605,6 +606,80 @@ func TestAsyncPublisher(t *testing.T) {
 	}
 	if err := p.Publish(ctx, topology.RecordSubject("job1"), &amrpipev1.RecordBatch{}, "y"); !errors.Is(err, bus.ErrPublisherClosed) {
 		t.Fatalf("Publish after Close = %v", err)
+	}
+}
+
+// TestAsyncPublisherReportsAcksInOrder: PublishMsg with an encoded payload calls done once per
+// message, in publishing order, with the stream's acknowledgement (or the failure), before Flush
+// returns.
+func TestAsyncPublisherReportsAcksInOrder(t *testing.T) {
+	t.Parallel()
+	env := testenv.StartJetStream(t)
+	ctx := context.Background()
+	p := bus.NewAsyncPublisher(env.JS, bus.AsyncOptions{MaxPending: 8})
+	var (
+		mu   sync.Mutex
+		seqs []uint64
+		errs []error
+	)
+	done := func(ack *jetstream.PubAck, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		seqs = append(seqs, ack.Sequence)
+	}
+	const n = 100
+	for i := range n {
+		b := &amrpipev1.RecordBatch{JobId: "job1", SourceFile: "Manifest.xml", Batch: uint32(i)}
+		data, err := proto.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := bus.NewEncodedMsg(ctx, topology.RecordSubject("job1"), b.ProtoReflect().Descriptor().FullName(), data, fmt.Sprintf("job1/ordered/%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.PublishMsg(ctx, msg, done); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if len(seqs) != n || len(errs) != 0 || !slices.IsSorted(seqs) {
+		t.Fatalf("done saw %d acknowledgements (sorted: %t) and %v, want %d in order", len(seqs), slices.IsSorted(seqs), errs, n)
+	}
+	mu.Unlock()
+	raw, err := env.JS.Stream(ctx, topology.StreamRecords)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := raw.GetMsg(ctx, seqs[n-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got amrpipev1.RecordBatch
+	if err := proto.Unmarshal(m.Data, &got); err != nil || got.GetBatch() != n-1 || m.Header.Get(bus.HeaderType) != "amrpipe.v1.RecordBatch" {
+		t.Fatalf("last message: batch %d, type %q (%v)", got.GetBatch(), m.Header.Get(bus.HeaderType), err)
+	}
+	msg, err := bus.NewEncodedMsg(ctx, "nowhere.at.all", "amrpipe.v1.RecordBatch", nil, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.PublishMsg(ctx, msg, done); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(ctx); !errors.Is(err, bus.ErrAsyncPublish) {
+		t.Fatalf("Close after a failed publish = %v, want ErrAsyncPublish", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(errs) != 1 {
+		t.Fatalf("done saw %d failures, want 1", len(errs))
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // Headers every published message carries besides Nats-Msg-Id and traceparent.
@@ -77,10 +78,20 @@ func NewMsg(ctx context.Context, subject string, m proto.Message, msgID string) 
 	if err != nil {
 		return nil, fmt.Errorf("marshal %s for %s: %w", m.ProtoReflect().Descriptor().FullName(), subject, err)
 	}
+	return NewEncodedMsg(ctx, subject, m.ProtoReflect().Descriptor().FullName(), data, msgID)
+}
+
+// NewEncodedMsg is NewMsg for a payload its producer encoded itself (the parser writes each
+// record into its batch once, as it frames it): data must be the protobuf encoding of a message
+// of type typ.
+func NewEncodedMsg(ctx context.Context, subject string, typ protoreflect.FullName, data []byte, msgID string) (*nats.Msg, error) {
+	if msgID == "" {
+		return nil, fmt.Errorf("%s: %w", subject, ErrNoMsgID)
+	}
 	h := nats.Header{}
 	h.Set(jetstream.MsgIDHeader, msgID)
 	h.Set(HeaderContentType, ContentTypeProtobuf)
-	h.Set(HeaderType, string(m.ProtoReflect().Descriptor().FullName()))
+	h.Set(HeaderType, string(typ))
 	InjectTrace(ctx, h)
 	return &nats.Msg{Subject: subject, Data: data, Header: h}, nil
 }

@@ -38,6 +38,7 @@ func (s *Store) Forget(ctx context.Context, jobID string) error {
 	purges := []struct{ bucket, subject string }{
 		{topology.BucketCursors, kvSubject(topology.BucketCursors, jobID)},
 		{topology.BucketSeen, kvSubject(topology.BucketSeen, jobID) + ".>"},
+		{topology.BucketParseProgress, kvSubject(topology.BucketParseProgress, jobID) + ".>"},
 	}
 	if spec := rec.GetSpec().GetSpecId(); spec != "" {
 		if !validKey(spec) {

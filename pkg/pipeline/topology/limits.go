@@ -21,24 +21,25 @@ const (
 // docs/pipeline.md gives the reasoning of each; Options.MaxBytes (amrctl topology apply
 // --max-bytes) changes them.
 var defaultMaxBytes = map[string]int64{
-	StreamPlans:       64 * MiB,  // plans are a few KB (at most 1 MiB, the max payload)
-	StreamSpecs:       512 * MiB, // a spec of 5,000 URLs is about 0.5 MB
-	StreamJobs:        1 * GiB,   // one message per live job: 10,000 live jobs of up to ~100 KB
-	StreamEvents:      1 * GiB,   // ~1 KB per event, kept EventsMaxAge
-	StreamManifests:   64 * MiB,  // references to decrypted manifests, ~300 B each
-	StreamRecords:     6 * GiB,   // the output, kept until every downstream consumer read it
-	StreamDone:        256 * MiB, // ~1 KB per job summary, kept JobRecordTTL
-	StreamDLQ:         1 * GiB,   // a dead letter carries its message (up to 1 MiB)
-	BucketKeys:        64 * MiB,  // ~200 B per job
-	BucketJobs:        1 * GiB,   // job records with their file lists, a few KB each
-	BucketCursors:     64 * MiB,  // one short token per live job
-	BucketSeen:        512 * MiB, // ~150 B per relayed event of a live job
-	BucketTokens:      64 * MiB,  // one token per list
-	BucketThrottle:    16 * MiB,  // one entry per tenant host
-	BucketFailures:    64 * MiB,  // one counter per failing message
-	BucketPlans:       1 * GiB,   // every planned spec (URL lists) of the plans kept
-	BucketSubmissions: 256 * MiB, // one SubmittedJob per spec
-	ObjectManifests:   2 * GiB,   // decrypted manifests waiting for the parser: ~80 of 25 MB
+	StreamPlans:         64 * MiB,  // plans are a few KB (at most 1 MiB, the max payload)
+	StreamSpecs:         512 * MiB, // a spec of 5,000 URLs is about 0.5 MB
+	StreamJobs:          1 * GiB,   // one message per live job: 10,000 live jobs of up to ~100 KB
+	StreamEvents:        1 * GiB,   // ~1 KB per event, kept EventsMaxAge
+	StreamManifests:     64 * MiB,  // references to decrypted manifests, ~300 B each
+	StreamRecords:       6 * GiB,   // the output, kept until every downstream consumer read it
+	StreamDone:          256 * MiB, // ~1 KB per job summary, kept JobRecordTTL
+	StreamDLQ:           1 * GiB,   // a dead letter carries its message (up to 1 MiB)
+	BucketKeys:          64 * MiB,  // ~200 B per job
+	BucketJobs:          1 * GiB,   // job records with their file lists, a few KB each
+	BucketCursors:       64 * MiB,  // one short token per live job
+	BucketSeen:          512 * MiB, // ~150 B per relayed event of a live job
+	BucketTokens:        64 * MiB,  // one token per list
+	BucketThrottle:      16 * MiB,  // one entry per tenant host
+	BucketFailures:      64 * MiB,  // one counter per failing message
+	BucketPlans:         1 * GiB,   // every planned spec (URL lists) of the plans kept
+	BucketSubmissions:   256 * MiB, // one SubmittedJob per spec
+	BucketParseProgress: 64 * MiB,  // ~200 B per file being parsed
+	ObjectManifests:     2 * GiB,   // decrypted manifests waiting for the parser: ~80 of 25 MB
 }
 
 // fallbackMaxBytes is the limit of a store missing from defaultMaxBytes: none is unbounded.

@@ -54,6 +54,9 @@ const (
 	// outside SharePoint's set): a stage changed a job in a way that may let the parser complete it
 	// (the relay confirmed its end or gave up on it, the decryptor failed one of its files).
 	EventJobChanged = "AmrpipeJobChanged"
+	// EventManifestExpired is the pipeline's own too: the parser found a package file's decrypted
+	// copy gone from the object store and asks the decryptor to decrypt the file again from Azure.
+	EventManifestExpired = "AmrpipeManifestExpired"
 )
 
 // Stage names. Each is the stage's binary, its durable consumer, its metrics "stage" label, its
@@ -93,6 +96,10 @@ const (
 	// BucketSubmissions maps a job spec to the AMR job created for it (or its re-plan), so a
 	// redelivered spec creates no second job.
 	BucketSubmissions = "amr_submissions"
+	// BucketParseProgress holds how far the parser has published each package file it is parsing,
+	// so a re-parse resumes after the last acknowledged batch instead of relying on the records
+	// stream's duplicate window.
+	BucketParseProgress = "amr_parse_progress"
 	// ObjectManifests holds decrypted package files, named "<jobID>/<file>".
 	ObjectManifests = "amr_manifests"
 )
@@ -247,6 +254,9 @@ func Buckets(o Options) []jetstream.KeyValueConfig {
 		bucket(BucketFailures, FailureTTL),
 		bucket(BucketPlans, JobRecordTTL),
 		bucket(BucketSubmissions, JobRecordTTL),
+		// Parse progress is state kept to follow a job (the parser deletes an entry once its file
+		// is folded into the job; jobstore.Forget the rest).
+		bucket(BucketParseProgress, JobStateTTL),
 	}
 }
 
@@ -321,8 +331,8 @@ func Consumers() []ConsumerSpec {
 		consumer(StreamPlans, ConsumerPlanner, "plans and probe results to job specs"),
 		consumer(StreamSpecs, ConsumerSubmitter, "job specs to SharePoint AMR jobs"),
 		consumer(StreamJobs, ConsumerRelay, "submitted jobs, redelivered as a poll timer until they end"),
-		consumer(StreamEvents, ConsumerDecryptor, "uploaded package files to decrypt",
-			EventSubject("*", EventFinishManifestFileUpload)),
+		consumer(StreamEvents, ConsumerDecryptor, "uploaded package files to decrypt, and expired ones to decrypt again",
+			EventSubject("*", EventFinishManifestFileUpload), EventSubject("*", EventManifestExpired)),
 		consumer(StreamManifests, ConsumerParser, "decrypted package files to parse"),
 		consumer(StreamEvents, ConsumerParserEnd, "job ends and changes that may close a job",
 			EventSubject("*", EventJobEnd), EventSubject("*", EventJobFatalError), EventSubject("*", EventJobCancelled),

@@ -229,6 +229,7 @@ func TestEnsureIsIdempotentAndRoutes(t *testing.T) {
 		topology.DoneSubject(job):                                          topology.StreamDone,
 		topology.DLQSubject("decryptor"):                                   topology.StreamDLQ,
 		topology.EventSubject(job, topology.EventFinishManifestFileUpload): topology.StreamEvents,
+		topology.EventSubject(job, topology.EventManifestExpired):          topology.StreamEvents,
 	}
 	for subject, stream := range routes {
 		ack, err := env.JS.Publish(ctx, subject, []byte("x"))
@@ -240,8 +241,9 @@ func TestEnsureIsIdempotentAndRoutes(t *testing.T) {
 			t.Errorf("%s stored in %s, want %s", subject, ack.Stream, stream)
 		}
 	}
-	// The decryptor sees upload events only; the parser's end consumer the three endings.
-	for name, want := range map[string]uint64{topology.ConsumerDecryptor: 1, topology.ConsumerParserEnd: 1} {
+	// The decryptor sees upload events and the parser's requests for an expired copy; the parser's
+	// end consumer the endings.
+	for name, want := range map[string]uint64{topology.ConsumerDecryptor: 2, topology.ConsumerParserEnd: 1} {
 		c, err := topology.BindConsumer(ctx, env.JS, name)
 		if err != nil {
 			t.Fatal(err)

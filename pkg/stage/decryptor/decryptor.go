@@ -3,9 +3,16 @@
 // (AES-256-CBC, IV from the blob's metadata, PKCS#7 padding checked at the end) as a stream
 // straight into the amr_manifests object store, and tells the parser with ManifestReady.
 //
-// Every step is safe to repeat: a redelivered event overwrites the same object with the same
-// bytes and republishes ManifestReady under the same message id "<jobID>/<file>", which JetStream
-// drops as a duplicate.
+// Every step is safe to repeat: a redelivered event finds the object stored (it never rewrites an
+// object a parser may be reading) and republishes ManifestReady under the same message id
+// "<jobID>/<file>", which JetStream drops as a duplicate; an event of a file its job lists as
+// parsed or failed changes nothing.
+//
+// The object store is a cache of Azure: the parser deletes a file's copy once its records are
+// published, and one that expired before it was parsed is asked for again (AmrpipeManifestExpired
+// on the job's event subject, the upload event's payload). The decryptor then downloads and
+// decrypts the blob again into a new object, without a new ManifestReady (the parser holds its own
+// and looks again); a blob Azure no longer has fails the file, with the reason.
 package decryptor
 
 import (
@@ -148,9 +155,19 @@ func (s *Stage) process(ctx context.Context, msg jetstream.Msg) error {
 	if err != nil {
 		return failure("bad_name", &bus.Permanent{Reason: err.Error()})
 	}
-	ready, err := s.store(ctx, jobID, re.GetSpecId(), blobName, file)
+	_, event, _ := topology.SubjectEvent(msg.Subject())
+	again := event == topology.EventManifestExpired
+	ready, err := s.store(ctx, jobID, re.GetSpecId(), blobName, file, again)
+	if errors.Is(err, errSettled) {
+		s.log.DebugContext(ctx, "file settled already", "job", jobID, "file", file, "event", event)
+		return nil
+	}
 	if err != nil {
 		return err
+	}
+	if again {
+		s.log.InfoContext(ctx, "expired manifest in the object store again", "job", jobID, "file", file, "bytes", ready.GetSize())
+		return nil // the parser holds the file's ManifestReady and looks for the object again
 	}
 	ack, err := bus.Publish(ctx, s.deps.Runtime.JS, topology.ManifestSubject(jobID), ready, jobID+"/"+file)
 	if err != nil {
@@ -163,8 +180,12 @@ func (s *Stage) process(ctx context.Context, msg jetstream.Msg) error {
 	return nil
 }
 
-// store downloads, decrypts and stores one file and returns its ManifestReady.
-func (s *Stage) store(ctx context.Context, jobID, specID, blobName, file string) (*amrpipev1.ManifestReady, error) {
+// errSettled: the job lists the file as parsed or failed; there is nothing to decrypt.
+var errSettled = errors.New("file settled on its job")
+
+// store downloads, decrypts and stores one file and returns its ManifestReady; again says the
+// parser asked for a copy that expired (the blob was there before: a missing one is gone for good).
+func (s *Stage) store(ctx context.Context, jobID, specID, blobName, file string, again bool) (*amrpipev1.ManifestReady, error) {
 	ctx, span := s.tracer.Start(ctx, "decrypt "+file, trace.WithAttributes(
 		attribute.String("amr.job_id", jobID), attribute.String("amr.file", file)))
 	defer span.End()
@@ -173,6 +194,9 @@ func (s *Stage) store(ctx context.Context, jobID, specID, blobName, file string)
 	if err != nil {
 		// The submitter writes the record before it publishes the job, so this is the store's trouble.
 		return nil, failure("job_record", &bus.Retryable{Err: fmt.Errorf("job %s: %w", jobID, err)})
+	}
+	if jobstore.Settled(rec, file) {
+		return nil, errSettled
 	}
 	container := rec.GetContainer()
 	if container == "" {
@@ -194,7 +218,12 @@ func (s *Stage) store(ctx context.Context, jobID, specID, blobName, file string)
 
 	resp, err := s.deps.Storage.Blob().ServiceClient().NewContainerClient(container).NewBlobClient(blobName).DownloadStream(ctx, nil)
 	if err != nil {
-		if bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound) {
+		switch {
+		case again && bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound):
+			return nil, failure("gone", &bus.Permanent{Reason: fmt.Sprintf(
+				"%s: its decrypted copy expired before it was parsed, and blob %s is gone from container %s: the file cannot be read again",
+				file, blobName, container)})
+		case bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound):
 			return nil, failure("not_found", &bus.Retryable{Err: fmt.Errorf("blob %s in container %s not found yet", blobName, container)})
 		}
 		// Azure's own verdict (503 ServerBusy is throttling, not a failure) is stage.Verdict's.
@@ -221,7 +250,10 @@ func (s *Stage) store(ctx context.Context, jobID, specID, blobName, file string)
 	s.metrics.bytes.WithLabelValues("ciphertext").Add(float64(cipherText.n))
 	s.metrics.bytes.WithLabelValues("plaintext").Add(float64(out.n))
 	mode := "copied"
-	if key != nil {
+	switch {
+	case again:
+		mode = "decrypted_again"
+	case key != nil:
 		mode = "decrypted"
 	}
 	s.metrics.manifests.WithLabelValues(mode).Inc()

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,10 +23,12 @@ import (
 
 	"github.com/amrpipe/amrpipe/pkg/crypto/aescbc"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/amrevent"
 	"github.com/amrpipe/amrpipe/pkg/stage/decryptor"
+	"github.com/amrpipe/amrpipe/pkg/stage/parser"
 	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"github.com/amrpipe/amrpipe/services/spsim/server"
@@ -436,5 +439,77 @@ func TestIncompleteObjectIsStoredAgain(t *testing.T) {
 	}
 	if n := testenv.Counter(t, rt, "amr_decryptor_manifests_total", map[string]string{"mode": "reused"}); n != 0 {
 		t.Errorf("amr_decryptor_manifests_total{mode=reused} = %v, want 0", n)
+	}
+}
+
+// TestExpiredCopyIsDecryptedAgain: the parser found a file's decrypted copy gone and asks for it
+// again (parser.RedecryptRequest). The decryptor decrypts the blob anew into the object store (the
+// same bytes, without a second ManifestReady: the parser holds its own); when Azure no longer has
+// the blob, the file fails on its job with the reason; for a file its job lists as parsed nothing
+// happens.
+func TestExpiredCopyIsDecryptedAgain(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e := testenv.StartWorld(t, storage, nil)
+	rt := runDecryptor(t, e)
+	j := e.CreateJob(t, ctx, testenv.JobOptions{})
+	e.Record(t, ctx, j)
+	ups := relayUploads(t, ctx, e, j.ID, j.SpecID, e.Log(t, ctx, j))
+	idle(t, ctx, e)
+	before := manifests(t, ctx, e, j.ID)
+	if len(ups) < 3 || len(before) != len(ups) {
+		t.Fatalf("%d ManifestReady for %d uploads", len(before), len(ups))
+	}
+	obs, err := e.NATS.JS.ObjectStore(ctx, topology.ObjectManifests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, again, _ := strings.Cut(ups[0].name, "/")  // its copy expired; the blob is still there
+	_, lost, _ := strings.Cut(ups[1].name, "/")   // its copy expired and its blob is gone
+	_, parsed, _ := strings.Cut(ups[2].name, "/") // parsed, its copy deleted by the parser
+	for _, f := range []string{again, lost, parsed} {
+		if err := obs.Delete(ctx, topology.ManifestObject(j.ID, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.Account(t, "").Blob().DeleteBlob(ctx, j.Container, ups[1].name, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Store.Fire(ctx, j.ID, jobstore.FileAnnounced(lost), jobstore.FileParsed(jobstore.ParsedFile{File: parsed})); err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range []string{again, lost, parsed} {
+		id := parser.RedecryptID(j.ID, f, uint64(i+1))
+		req := parser.RedecryptRequest(j.ID, f, j.SpecID, id, f+": decrypted object gone", time.Now())
+		if _, err := bus.Publish(ctx, e.NATS.JS, topology.EventSubject(j.ID, topology.EventManifestExpired), req, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idle(t, ctx, e)
+
+	got, err := object(t, ctx, e, topology.ManifestObject(j.ID, again))
+	if want := blob(t, ctx, j, ups[0].name); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("%s decrypted again: %d bytes (%v), want the %d bytes of the blob", again, len(got), err, len(want))
+	}
+	if n := testenv.Counter(t, rt, "amr_decryptor_manifests_total", map[string]string{"mode": "decrypted_again"}); n != 1 {
+		t.Errorf("amr_decryptor_manifests_total{mode=decrypted_again} = %v, want 1", n)
+	}
+	if after := manifests(t, ctx, e, j.ID); len(after) != len(before) {
+		t.Errorf("%d ManifestReady after the requests, want still %d", len(after), len(before))
+	}
+	if _, err := object(t, ctx, e, topology.ManifestObject(j.ID, parsed)); err == nil {
+		t.Errorf("the copy of %s, which its job lists as parsed, was made again", parsed)
+	}
+	rec, _, err := e.Store.Job(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rec.GetFilesFailed(), []string{lost}) || !strings.Contains(rec.GetLastError(), "is gone from container") {
+		t.Fatalf("job record: files failed %v, last error %q; want %s failed because its blob is gone", rec.GetFilesFailed(), rec.GetLastError(), lost)
+	}
+	dls := e.NATS.DeadLetters(t, topology.StageDecryptor)
+	if len(dls) != 1 || !strings.Contains(dls[0].GetReason(), lost) {
+		t.Fatalf("dead letters %v, want one for %s", dls, lost)
 	}
 }

@@ -18,11 +18,12 @@ type metrics struct {
 
 // newMetrics registers:
 //
-//	amr_decryptor_manifests_total{mode}   package files stored; mode is decrypted or copied (unencrypted job)
+//	amr_decryptor_manifests_total{mode}   package files stored; mode is decrypted, copied (unencrypted job),
+//	                                      decrypted_again (its copy expired before it was parsed) or reused
 //	amr_decryptor_duplicates_total        ManifestReady republished for a file already announced (redelivery)
 //	amr_decryptor_bytes_total{kind}       bytes read (ciphertext) and stored (plaintext)
 //	amr_decryptor_errors_total{class}     failures by class: bad_event, bad_name, job_record, key, no_iv,
-//	                                      not_found, wrong_key, truncated, bad_padding, storage, publish, other
+//	                                      not_found, gone, wrong_key, truncated, bad_padding, storage, publish, other
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		manifests: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -21,7 +21,7 @@ func TestDeletedObjectsArePublished(t *testing.T) {
 	spec := &amrpipev1.JobSpec{WebUrl: web, Urls: []string{web + "/Docs"}, Emit: amrpipev1.Emit_EMIT_ALL, StartChangeToken: "1;3;x;1;1"}
 	s := &sink{}
 	out, err := parseAndPublish(context.Background(), bytes.NewReader([]byte(doc)), newPolicy(spec), nil,
-		framing{jobID: "job", file: "Manifest.xml", size: 16, maxBytes: 1 << 20}, s)
+		framing{jobID: "job", file: "Manifest.xml", size: 16, maxBytes: 1 << 20}, nil, s, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,8 +49,10 @@ type policy struct {
 	emit       amrpipev1.Emit
 	principals bool
 	// roots are the server-relative paths of the job's URLs; scope those of its scope. Each URL
-	// contributes its path as written and, when different, percent-decoded.
-	roots, scope []string
+	// contributes its path as written and, when different, percent-decoded. rootIndex and
+	// scopeIndex find the one a record's path is under in time independent of their number.
+	roots, scope          []string
+	rootIndex, scopeIndex *pathIndex
 	// webPath is the job's web, for the web-relative ObjectUrl of role assignments.
 	webPath string
 }
@@ -66,6 +68,7 @@ func newPolicy(spec *amrpipev1.JobSpec) *policy {
 	for _, u := range spec.GetScope() {
 		p.scope = appendPaths(p.scope, u)
 	}
+	p.rootIndex, p.scopeIndex = newPathIndex(p.roots), newPathIndex(p.scope)
 	return p
 }
 
@@ -105,7 +108,7 @@ func (p *policy) decide(rec *amrpipev1.Record) verdict {
 	if !ok {
 		return dropOutside
 	}
-	if len(p.scope) > 0 && !underAny(path, p.scope) {
+	if _, in := p.scopeIndex.lookup(path); len(p.scope) > 0 && !in {
 		return dropScope
 	}
 	// A probe reads its URL with IncludeDirectDescendantsOnly: the folders below it are its
@@ -148,15 +151,13 @@ func (p *policy) objectPath(u string) string {
 	return strings.TrimSuffix(p.webPath, "/") + "/" + u
 }
 
-// root returns the job URL path that path is at or below.
+// root returns the job URL path that path is at or below (the first in the spec's order).
 func (p *policy) root(path string) (string, bool) {
 	if len(p.roots) == 0 {
 		return "", true // a job without URLs: nothing to restrict by
 	}
-	for _, r := range p.roots {
-		if under(path, r) {
-			return r, true
-		}
+	if i, ok := p.rootIndex.lookup(path); ok {
+		return p.roots[i], true
 	}
 	return "", false
 }
@@ -225,13 +226,4 @@ func under(path, root string) bool {
 		return false
 	}
 	return len(path) == len(root) || path[len(root)] == '/'
-}
-
-func underAny(path string, roots []string) bool {
-	for _, r := range roots {
-		if under(path, r) {
-			return true
-		}
-	}
-	return false
 }

@@ -2,6 +2,7 @@ package parser
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -206,4 +207,141 @@ func TestPolicyExactlyOnce(t *testing.T) {
 	for _, b := range bad {
 		t.Error(b)
 	}
+}
+
+// TestPolicyManyRoots checks the root lookup of multi-URL jobs on the cases a prefix or a hash
+// gets wrong: case, trailing slashes, percent-encoded URLs, a root that is a prefix of another
+// name, nested roots (the first URL in the spec's order wins, which decides a probe's drops),
+// Unicode case folding whose forms differ in length, bytes that are not UTF-8, the host root.
+func TestPolicyManyRoots(t *testing.T) {
+	multi := func(urls ...string) *amrpipev1.JobSpec {
+		spec := &amrpipev1.JobSpec{WebUrl: web, Emit: amrpipev1.Emit_EMIT_ALL, Multi: true}
+		for _, u := range urls {
+			spec.Urls = append(spec.Urls, host+u)
+		}
+		return spec
+	}
+	tests := []struct {
+		name string
+		spec *amrpipev1.JobSpec
+		path string
+		want bool   // a folder at path is published
+		root string // the root reported ("" when none)
+	}{
+		{"one of many, other case", multi("/sites/hr/Docs/A", "/sites/hr/Docs/B"), "/SITES/HR/docs/b/x.txt", true, "/sites/hr/Docs/B"},
+		{"a root is a prefix of another name", multi("/sites/hr/Docs/a/b"), "/sites/hr/Docs/a/bc", false, ""},
+		{"…and of a name below the other", multi("/sites/hr/Docs/a/b"), "/sites/hr/Docs/a/bc/x", false, ""},
+		{"the root itself", multi("/sites/hr/Docs/a/b"), "/sites/hr/Docs/a/b", true, "/sites/hr/Docs/a/b"},
+		{"trailing slash in the URL", multi("/sites/hr/Docs/a/"), "/sites/hr/Docs/a/x", true, "/sites/hr/Docs/a"},
+		{"trailing slash in the path", multi("/sites/hr/Docs/a"), "/sites/hr/Docs/a/", true, "/sites/hr/Docs/a"},
+		{"encoded URL, decoded path", multi("/sites/hr/Shared%20Documents/F%C3%A9"), "/sites/hr/shared documents/fé/x", true, "/sites/hr/Shared Documents/Fé"},
+		{"encoded URL, encoded path", multi("/sites/hr/Shared%20Documents"), "/sites/hr/Shared%20Documents/x", true, "/sites/hr/Shared%20Documents"},
+		{"a literal percent in a name", multi("/sites/hr/Docs/100%25"), "/sites/hr/Docs/100%/q.txt", true, "/sites/hr/Docs/100%"},
+		{"nested roots: the first listed wins", multi("/sites/hr/Docs", "/sites/hr/Docs/Sub"), "/sites/hr/Docs/Sub", true, "/sites/hr/Docs"},
+		{"nested roots in the other order", multi("/sites/hr/Docs/Sub", "/sites/hr/Docs"), "/sites/hr/Docs/Sub", true, "/sites/hr/Docs/Sub"},
+		{"Kelvin sign folds to k", multi("/sites/hr/\u212Aey"), "/sites/hr/key/x", false, ""}, // the Kelvin sign is 3 bytes, k 1: the byte prefixes differ
+		{"Kelvin sign in both", multi("/sites/hr/\u212Aey"), "/sites/hr/\u212AEY/x", true, "/sites/hr/\u212Aey"},
+		{"long s and S", multi("/sites/hr/\u017Fx"), "/sites/hr/\u017FX/y", true, "/sites/hr/\u017Fx"},
+		{"Greek sigma forms", multi("/sites/hr/\u03A3a"), "/sites/hr/\u03C2a/y", true, "/sites/hr/\u03A3a"},
+		{"invalid UTF-8 reads as U+FFFD", multi("/sites/hr/\xff"), "/sites/hr/\xfe/y", true, "/sites/hr/\xff"},
+		{"host root", multi("/"), "/anything/at/all", true, "/"},
+		{"no leading slash never under the host root", multi("/"), "relative/x", false, ""},
+		{"probe: a folder below the first root is dropped", probeOf("/sites/hr/Docs", "/sites/hr/Docs/Sub"), "/sites/hr/Docs/Sub", false, "/sites/hr/Docs"},
+		{"probe: the same folder is the first root", probeOf("/sites/hr/Docs/Sub", "/sites/hr/Docs"), "/sites/hr/Docs/Sub", true, "/sites/hr/Docs/Sub"},
+		{"probe: the root folder is kept", probeOf("/sites/hr/Docs"), "/sites/hr/Docs", true, "/sites/hr/Docs"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPolicy(tt.spec)
+			root, ok := p.root(tt.path)
+			if ok != (tt.root != "") || root != tt.root {
+				t.Errorf("root(%q) = %q, %t; want %q", tt.path, root, ok, tt.root)
+			}
+			// Through the index too (a job this small scans its URLs).
+			lr, lok := linearRoot(p.roots, tt.path)
+			if ir, iok := p.rootIndex.indexed(tt.path); iok != lok || ir != lr {
+				t.Errorf("the index says %d, %t; the linear scan %d, %t", ir, iok, lr, lok)
+			}
+			if got := p.decide(folderRec(tt.path)) == publish; got != tt.want {
+				t.Errorf("decide(folder %q) published = %t, want %t", tt.path, got, tt.want)
+			}
+		})
+	}
+}
+
+func probeOf(paths ...string) *amrpipev1.JobSpec {
+	spec := &amrpipev1.JobSpec{WebUrl: web, Emit: amrpipev1.Emit_EMIT_PROBE, Probe: true}
+	for _, u := range paths {
+		spec.Urls = append(spec.Urls, host+u)
+	}
+	return spec
+}
+
+// linearRoot is the lookup the index replaced, the reference it must agree with: the first
+// listed path that path is at or below.
+func linearRoot(paths []string, path string) (int, bool) {
+	for i, r := range paths {
+		if under(path, r) {
+			return i, true
+		}
+	}
+	return -1, false
+}
+
+// trickyPath builds a path of 0-4 segments from pieces chosen to collide under case folding,
+// share prefixes, or carry bytes that are not UTF-8.
+func trickyPath(r *rand.Rand, lead bool) string {
+	pieces := []string{"a", "A", "ab", "aB", "b", "k", "K", "\u212A", "s", "S", "\u017F", "\u03A3", "\u03C3", "\u03C2",
+		"é", "É", "%20", " ", "\xff", "\xc3", "", "/"}
+	var sb strings.Builder
+	if lead || r.IntN(8) > 0 {
+		sb.WriteByte('/')
+	}
+	for i, n := 0, r.IntN(5); i < n; i++ {
+		if i > 0 {
+			sb.WriteByte('/')
+		}
+		for j, m := 0, 1+r.IntN(3); j < m; j++ {
+			sb.WriteString(pieces[r.IntN(len(pieces))])
+		}
+	}
+	return sb.String()
+}
+
+// TestPathIndexAgreesWithLinearScan compares the index with the linear scan on random roots and
+// paths built from confusable pieces, including paths below the roots.
+func TestPathIndexAgreesWithLinearScan(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	for round := range 3000 {
+		roots := make([]string, 1+r.IntN(2*scanBelow))
+		for i := range roots {
+			roots[i] = urlPath(trickyPath(r, true))
+		}
+		x := newPathIndex(roots)
+		for range 20 {
+			path := trickyPath(r, false)
+			if r.IntN(2) == 0 { // below a root, in another case
+				path = strings.ToUpper(roots[r.IntN(len(roots))]) + path
+			}
+			gi, gok := x.indexed(path)
+			wi, wok := linearRoot(roots, path)
+			if gi != wi || gok != wok {
+				t.Fatalf("round %d: roots %q, path %q: index %d %t, linear %d %t", round, roots, path, gi, gok, wi, wok)
+			}
+		}
+	}
+}
+
+func FuzzPathIndex(f *testing.F) {
+	f.Add("/sites/hr/Docs/a/b", "/sites/hr/Docs/A", "/SITES/hr/docs/a/bc")
+	f.Add("/\u212Aey", "/k", "/key/\u212AEY")
+	f.Add("/", "/a%20b", "/a b/c")
+	f.Fuzz(func(t *testing.T, r1, r2, path string) {
+		roots := []string{urlPath(r1), urlPath(r2)}
+		gi, gok := newPathIndex(roots).indexed(path)
+		wi, wok := linearRoot(roots, path)
+		if gi != wi || gok != wok {
+			t.Fatalf("roots %q, path %q: index %d %t, linear %d %t", roots, path, gi, gok, wi, wok)
+		}
+	})
 }

@@ -37,14 +37,13 @@ func TestPoisonFiles(t *testing.T) {
 	broken := append(append(bytes.Clone(good[:cut]), `<SPObject Id="x" <File />`...), good[cut:]...)
 	tests := []struct {
 		name     string
-		data     []byte // nil: the object is missing
+		data     []byte
 		want     string // in the dead letter's reason
 		wantDocs bool   // batches before the error are on the subject
 	}{
 		{"syntax error", broken, fmt.Sprintf("byte offset %d (line", syntaxOffset(t, broken)), true},
 		{"DOCTYPE", []byte(`<?xml version="1.0"?><!DOCTYPE SPObjects [<!ENTITY x "y">]><SPObjects/>`), "byte offset", false},
 		{"unknown file", []byte(`<Report xmlns="urn:other"><Row/></Report>`), "unknown root element", false},
-		{"missing object", nil, "is missing from amr_manifests", false},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,11 +52,7 @@ func TestPoisonFiles(t *testing.T) {
 			spec.TokenListId = listID
 			h.putJob(jobID, spec, "token-"+jobID, "Manifest.xml", "Manifest1.xml")
 			h.ready(h.putFile(jobID, "Manifest.xml", good), jobID+"/Manifest.xml")
-			bad := &amrpipev1.ManifestReady{JobId: jobID, File: "Manifest1.xml", Object: topology.ManifestObject(jobID, "Manifest1.xml")}
-			if tt.data != nil {
-				bad = h.putFile(jobID, "Manifest1.xml", tt.data)
-			}
-			h.ready(bad, jobID+"/Manifest1.xml")
+			h.ready(h.putFile(jobID, "Manifest1.xml", tt.data), jobID+"/Manifest1.xml")
 			h.end(jobID, topology.EventJobEnd, "end-"+jobID)
 			rec := h.settled(jobID, inState(amrpipev1.JobState_JOB_STATE_FAILED))
 

@@ -53,6 +53,9 @@ func (s *Stage) handleManifest(ctx context.Context, msg jetstream.Msg) error {
 	if done := s.already(rec, file); done != nil {
 		// A redelivery: the file was folded in (parsed or failed) before. The job may still
 		// wait for its completion if the previous attempt stopped right after the fold.
+		if done.err == nil {
+			s.cleanUp(ctx, jobID, file, object)
+		}
 		if err := s.complete(ctx, rec); err != nil {
 			return err
 		}
@@ -63,6 +66,9 @@ func (s *Stage) handleManifest(ctx context.Context, msg jetstream.Msg) error {
 	defer span.End()
 	start := time.Now()
 	out, err := s.parse(ctx, rec, file, object, &ready)
+	if errors.Is(err, errObjectGone) {
+		return s.objectGone(ctx, msg, rec, file, err)
+	}
 	if out != nil {
 		span.SetAttributes(attribute.Int64("amr.records", out.parsed), attribute.Int64("amr.published", out.verdicts[publish]),
 			attribute.Int64("amr.bytes", ready.GetSize()))
@@ -85,19 +91,22 @@ func (s *Stage) handleManifest(ctx context.Context, msg jetstream.Msg) error {
 	if err != nil {
 		return err
 	}
-	s.deleteObject(ctx, object)
+	s.cleanUp(ctx, jobID, file, object)
 	s.countFile(out, "parsed")
 	s.log.InfoContext(ctx, "file parsed", "job", jobID, "file", file, "kind", out.kind.String(), "records", out.parsed,
-		"published", out.verdicts[publish], "batches", out.batches, "bytes", ready.GetSize(), "seconds", time.Since(start).Seconds())
+		"published", out.verdicts[publish], "batches", out.batches, "sent", out.sent, "bytes", ready.GetSize(), "seconds", time.Since(start).Seconds())
 	return s.complete(ctx, updated)
 }
 
-// deleteObject removes a parsed file's decrypted object: the object store is bounded, and only
-// readers free it (its TTL, topology.ManifestTTL, removes what nobody parses). Failing to is
-// harmless (the TTL takes it later), so it only logs.
-func (s *Stage) deleteObject(ctx context.Context, object string) {
+// cleanUp removes what a parsed file leaves: its progress entry and its decrypted copy (the object
+// store is a cache of Azure, not the store of record; a redelivery stops at the job record). A
+// failure costs storage until the TTLs, nothing else, so it is only logged.
+func (s *Stage) cleanUp(ctx context.Context, jobID, file, object string) {
+	if err := s.progress.remove(ctx, jobID, file); err != nil {
+		s.log.WarnContext(ctx, "remove parse progress", "job", jobID, "file", file, "err", err)
+	}
 	if err := s.objects.Delete(ctx, object); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
-		s.log.WarnContext(ctx, "delete parsed object", "object", object, "err", err)
+		s.log.WarnContext(ctx, "delete decrypted file", "job", jobID, "file", file, "err", err)
 	}
 }
 
@@ -124,41 +133,54 @@ func (s *Stage) already(rec *amrpipev1.JobRecord, file string) *repeat {
 	return nil
 }
 
-// parse opens the object and publishes its records; every error that a retry cannot cure is
-// a *bus.Permanent.
+// parse opens the object and publishes its records from where an earlier parse of the file left
+// them; every error that a retry cannot cure is a *bus.Permanent, and a missing object is
+// errObjectGone.
 func (s *Stage) parse(ctx context.Context, rec *amrpipev1.JobRecord, file, object string, ready *amrpipev1.ManifestReady) (*fileOutput, error) {
 	spec := rec.GetSpec()
 	if spec == nil {
 		return nil, &bus.Retryable{Err: fmt.Errorf("job %s has no spec recorded yet", rec.GetJobId())}
 	}
-	ctx, cancel := context.WithCancel(ctx) // the object's reads end with the parse
-	defer cancel()
-	obj, err := openObject(ctx, cancel, s.objects, object)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return nil, &bus.Permanent{Reason: fmt.Sprintf("%s: object %s is missing from %s (expired or never stored)", file, object, topology.ObjectManifests)}
-	}
+	obj, err := openObject(ctx, s.deps.Runtime.JS, s.objects, topology.ObjectManifests, object)
 	if err != nil {
-		return nil, fmt.Errorf("open object %s: %w", object, err)
+		return nil, err
 	}
 	defer func() {
 		if cerr := obj.Close(); cerr != nil {
 			s.log.DebugContext(ctx, "close object", "object", object, "err", cerr)
 		}
 	}()
-	if err := sameContent(obj, ready); err != nil {
+	if err := sameContent(obj.Info(), ready); err != nil {
 		return nil, err
 	}
+	fr := framing{jobID: rec.GetJobId(), specID: spec.GetSpecId(), file: file, size: s.cfg.BatchSize, maxBytes: s.maxBytes,
+		content: ready.GetSha256()}
+	rp, prog, err := s.progress.begin(ctx, fr)
+	if err != nil {
+		return nil, err
+	}
+	if rp.resumed {
+		s.metrics.resumed.Inc()
+		s.log.InfoContext(ctx, "resuming a file", "job", fr.jobID, "file", file, "from_sequence", rp.mark.next, "batch", rp.mark.batch,
+			"complete", rp.mark.complete, "on_stream_ahead", len(rp.skip))
+	}
 	pub := bus.NewAsyncPublisher(s.deps.Runtime.JS, bus.AsyncOptions{MaxPending: s.cfg.MaxPending})
-	fr := framing{jobID: rec.GetJobId(), specID: spec.GetSpecId(), file: file, size: s.cfg.BatchSize, maxBytes: s.maxBytes}
-	out, err := parseAndPublish(ctx, obj, newPolicy(spec), newProbeScan(spec), fr, pub)
+	out, err := parseAndPublish(ctx, obj, newPolicy(spec), newProbeScan(spec), fr, rp, pub, prog)
 	// Every batch must have landed before the file counts as parsed; after a parse error the
 	// landed ones are what the dead letter leaves downstream.
 	cerr := pub.Close(ctx)
-	s.metrics.batches.Add(float64(out.batches))
+	// A parse that stops early records how far it got for the next one; a complete one is folded
+	// next and its entry deleted.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	if perr := prog.close(fctx, err != nil || cerr != nil); perr != nil {
+		s.log.WarnContext(ctx, "write parse progress", "job", fr.jobID, "file", file, "err", perr)
+	}
+	cancel()
+	s.metrics.batches.Add(float64(out.sent))
 	var se *manifest.SyntaxError
 	switch {
-	case errors.As(err, &se) && !verified(obj):
-		return out, &bus.Retryable{Err: fmt.Errorf("%s: parse error at byte offset %d on bytes that fail the object's digest check (a bad read, not a bad file): %w",
+	case errors.As(err, &se) && !s.reproduces(ctx, object, se):
+		return out, &bus.Retryable{Err: fmt.Errorf("%s: parse error at byte offset %d that a digest-checked read does not repeat (a bad read, not a bad file): %w",
 			file, se.Offset, err)}
 	case errors.As(err, &se):
 		return out, &bus.Permanent{Reason: sas.Redact(fmt.Sprintf("%s: parse error at byte offset %d (line %d): %s", file, se.Offset, se.Line, se.Msg)), Err: se.Err}
@@ -178,42 +200,29 @@ func (s *Stage) parse(ctx context.Context, rec *amrpipev1.JobRecord, file, objec
 	return out, nil
 }
 
-// objectOpenTimeout bounds opening an object: the object store's Get creates a consumer with a
-// request that has no deadline of its own, and a request lost while the JetStream meta leader
-// changes would otherwise hold the file until the handler's deadline.
-const objectOpenTimeout = 30 * time.Second
-
-// openObject opens an object for reading under ctx, cancelling ctx (with cancel) when the open
-// takes longer than objectOpenTimeout; the reads then go on under ctx.
-func openObject(ctx context.Context, cancel context.CancelFunc, objects jetstream.ObjectStore, name string) (jetstream.ObjectResult, error) {
-	timer := time.AfterFunc(objectOpenTimeout, cancel)
-	obj, err := objects.Get(ctx, name)
-	if !timer.Stop() && err == nil {
-		_ = obj.Close()
-		return nil, fmt.Errorf("no answer after %s", objectOpenTimeout)
+// reproduces parses an object again from a read that checks the object's SHA-256 (the store's
+// own Get, which the parser's reader skips), publishing nothing: a file is poison only if its own
+// bytes fail to parse where the first read failed. A read that went wrong (a cluster's leader
+// changing under a read was seen to hand the parser bytes from the middle of a file) is retried
+// instead. Only files that fail pay for the second read.
+func (s *Stage) reproduces(ctx context.Context, object string, first *manifest.SyntaxError) bool {
+	obj, err := s.objects.Get(ctx, object)
+	if err != nil {
+		return false
 	}
-	if err != nil && ctx.Err() != nil {
-		return nil, fmt.Errorf("no answer after %s: %w", objectOpenTimeout, err)
-	}
-	return obj, err
-}
-
-// verified reads the rest of an object after a parse error: the client checks the object's
-// SHA-256 once it has read it all, so a file is poison only if the bytes that failed to parse
-// were the object's own; a read that went wrong (a cluster's leader changing under the read
-// was seen to hand the parser bytes from the middle of a file) is retried instead.
-func verified(obj jetstream.ObjectResult) bool {
-	_, err := io.Copy(io.Discard, obj)
-	return err == nil
+	defer func() { _ = obj.Close() }()
+	perr := manifest.Parse(ctx, obj, manifest.Options{}, func(*amrpipev1.Record) error { return nil })
+	_, rerr := io.Copy(io.Discard, obj) // the digest is checked at the end of the object
+	var se *manifest.SyntaxError
+	return rerr == nil && errors.As(perr, &se) && se.Offset == first.Offset
 }
 
 // sameContent checks the object against the digest the decryptor announced: another content
 // means the object was replaced since (a stale announcement), which a retry will not change.
-func sameContent(obj jetstream.ObjectResult, ready *amrpipev1.ManifestReady) error {
-	info, ierr := obj.Info()
+func sameContent(info *jetstream.ObjectInfo, ready *amrpipev1.ManifestReady) error {
 	want, herr := hex.DecodeString(ready.GetSha256())
-	if ierr != nil || herr != nil || len(want) == 0 {
-		return nil // nothing to compare with; the read still verifies the object's own digest
+	if herr != nil || len(want) == 0 {
+		return nil // nothing to compare with
 	}
 	got, ok := strings.CutPrefix(info.Digest, "SHA-256=")
 	if d, err := base64.URLEncoding.DecodeString(got); ok && err == nil && string(d) != string(want) {
@@ -242,6 +251,11 @@ func (s *Stage) fileDeadLettered(ctx context.Context, msg jetstream.Msg, reason 
 		reason = file + ": " + reason
 	}
 	updated, err := s.store.Fire(ctx, jobID, jobstore.FileFailed(file, reason))
+	if err == nil || errors.Is(err, jobstore.ErrRefused) {
+		if perr := s.progress.remove(ctx, jobID, file); perr != nil {
+			s.log.WarnContext(ctx, "remove parse progress", "job", jobID, "file", file, "err", perr)
+		}
+	}
 	if errors.Is(err, jobstore.ErrRefused) {
 		s.log.InfoContext(ctx, "failed file of a job that does not take it", "job", jobID, "file", file, "err", err)
 		return nil

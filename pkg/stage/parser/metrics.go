@@ -20,6 +20,8 @@ type metrics struct {
 	probes    prometheus.Counter
 	tokens    prometheus.Counter
 	stalled   prometheus.Counter
+	resumed   prometheus.Counter
+	expired   prometheus.Counter
 }
 
 // newMetrics registers (an already registered series is shared: two parsers in one process):
@@ -36,6 +38,8 @@ type metrics struct {
 //	amr_parser_probe_results_total          probe results published for the planner
 //	amr_parser_tokens_committed_total       change tokens stored for the next incremental pass
 //	amr_parser_jobs_stalled_total           jobs the watchdog ended: files announced and never parsed
+//	amr_parser_files_resumed_total          parses that resumed a file where an earlier one stopped
+//	amr_parser_redecrypt_requests_total     decrypted files found gone, asked of the decryptor again
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	counter := func(name, help string) prometheus.Counter {
 		return prometheus.NewCounter(prometheus.CounterOpts{Name: "amr_parser_" + name, Help: help})
@@ -57,10 +61,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.01, 4, 8), // 10 ms .. ~2.7 min
 		}),
 		stalled: counter("jobs_stalled_total", "Jobs the watchdog ended: files announced and never parsed within -stall-timeout."),
+		resumed: counter("files_resumed_total", "Parses of a package file that resumed where an earlier parse stopped."),
+		expired: counter("redecrypt_requests_total", "Package files whose decrypted copy was gone, asked of the decryptor again."),
 	}
 	if err := errors.Join(promreg.Share(reg, &m.records), promreg.Share(reg, &m.dropped), promreg.Share(reg, &m.batches), promreg.Share(reg, &m.files),
 		promreg.Share(reg, &m.bytes), promreg.Share(reg, &m.fileTime), promreg.Share(reg, &m.summaries), promreg.Share(reg, &m.probes),
-		promreg.Share(reg, &m.tokens), promreg.Share(reg, &m.stalled)); err != nil {
+		promreg.Share(reg, &m.tokens), promreg.Share(reg, &m.stalled), promreg.Share(reg, &m.resumed), promreg.Share(reg, &m.expired)); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -7,9 +7,10 @@
 // commits the job's change token and marks the job DONE.
 //
 // Exactly once, crash at any line:
-//   - Batches have fixed boundaries (a record count and a byte bound, both from configuration)
-//     and the message id "<jobID>/<file>/<batch>", so parsing a file again republishes the same
-//     batches, which the stream's 2 h duplicate window drops.
+//   - A batch's message id names the range of record sequences it holds and the framing that
+//     made it ("<jobID>/<file>/<framing>/<from>-<to>"), and amr_parse_progress records how far a
+//     file's batches are acknowledged: parsing a file again, however much later and with whatever
+//     batch size, publishes only what is not on the stream yet (progress.go).
 //   - A file is acknowledged only after every batch is acknowledged, and is folded into the
 //     JobRecord (files_parsed, records, counts, probe folders) with compare-and-set, once: a
 //     file already listed is not counted again.
@@ -49,7 +50,8 @@ func Def() stage.Def {
 		Name:      topology.StageParser,
 		Summary:   "streams package files into typed records, applies the job's emission policy, closes the job with its summary and commits its change token",
 		Consumers: []string{topology.ConsumerParser, topology.ConsumerParserEnd},
-		Publishes: []string{topology.RecordSubject("<jobID>"), topology.DoneSubject("<jobID>"), topology.SubjectPlanProbe},
+		Publishes: []string{topology.RecordSubject("<jobID>"), topology.DoneSubject("<jobID>"), topology.SubjectPlanProbe,
+			topology.EventSubject("<jobID>", topology.EventManifestExpired)},
 	}, New)
 }
 
@@ -68,12 +70,11 @@ type Config struct {
 	// Concurrency is how many package files are parsed at once (each keeps about two cores busy
 	// with parsing and encoding). End events are handled with the same concurrency.
 	Concurrency int
-	// BatchSize is the most records per RecordBatch. Batch boundaries, and so message ids, follow
-	// from it: change it only while no job is being parsed, or a file parsed again afterwards is
-	// framed differently (consumers de-duplicating on records, not batches, are unaffected).
+	// BatchSize is the most records per RecordBatch. It may change at any time: a file parsed again
+	// resumes after its acknowledged batches and frames the rest anew, under ids of the new framing.
 	BatchSize int
 	// MaxBatchBytes bounds the encoded records of one batch; it is lowered to the server's max
-	// payload less headroom. The same caution as BatchSize applies.
+	// payload less headroom.
 	MaxBatchBytes int
 	// MaxPending bounds the batches of one file awaiting their acknowledgement.
 	MaxPending int
@@ -84,18 +85,28 @@ type Config struct {
 	StallTimeout time.Duration
 	// WatchInterval is how often the watchdog looks at the jobs.
 	WatchInterval time.Duration
+	// ProgressInterval is the most often a file's publish progress is written to
+	// amr_parse_progress while it is parsed.
+	ProgressInterval time.Duration
+	// RedecryptPoll is how often a file whose decrypted copy is gone from the object store looks
+	// for it again while the decryptor decrypts it anew.
+	RedecryptPoll time.Duration
 }
 
 // RegisterFlags adds the stage's flags.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.defaults()
 	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "package files parsed at once")
-	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "records per RecordBatch (fixes batch boundaries and message ids; change only when idle)")
+	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "records per RecordBatch at most")
 	fs.IntVar(&c.MaxBatchBytes, "max-batch-bytes", c.MaxBatchBytes, "encoded record bytes per RecordBatch at most (capped by the server's max payload)")
 	fs.IntVar(&c.MaxPending, "max-pending", c.MaxPending, "record batches of one file awaiting acknowledgement at most")
 	fs.DurationVar(&c.KeepAlive, "keepalive", c.KeepAlive, "InProgress interval while a file is parsed (0: a third of AckWait)")
 	fs.DurationVar(&c.StallTimeout, "stall-timeout", c.StallTimeout, "a job whose end was seen and that waits this long for announced files without changing ends failed")
 	fs.DurationVar(&c.WatchInterval, "watch-interval", c.WatchInterval, "how often the watchdog looks for stalled jobs")
+	fs.DurationVar(&c.ProgressInterval, "progress-interval", c.ProgressInterval,
+		"most often a file's publish progress is recorded while it is parsed (a re-parse resumes there)")
+	fs.DurationVar(&c.RedecryptPoll, "redecrypt-poll", c.RedecryptPoll,
+		"how often a file whose decrypted copy expired looks for it again while the decryptor decrypts it anew")
 }
 
 func (c *Config) defaults() {
@@ -117,20 +128,28 @@ func (c *Config) defaults() {
 	if c.WatchInterval <= 0 {
 		c.WatchInterval = time.Minute
 	}
+	if c.ProgressInterval <= 0 {
+		c.ProgressInterval = 250 * time.Millisecond
+	}
+	if c.RedecryptPoll <= 0 {
+		c.RedecryptPoll = 10 * time.Second
+	}
 }
 
 // Stage is a parser.
 type Stage struct {
-	cfg      Config
-	deps     stage.Deps
-	store    *jobstore.Store
-	now      func() time.Time
-	objects  jetstream.ObjectStore // bound by Run
-	done     jetstream.Stream      // bound by Run
-	maxBytes int
-	metrics  *metrics
-	log      *slog.Logger
-	tracer   trace.Tracer
+	cfg       Config
+	deps      stage.Deps
+	store     *jobstore.Store
+	now       func() time.Time
+	objects   jetstream.ObjectStore // bound by Run
+	done      jetstream.Stream      // bound by Run
+	manifests jetstream.Stream      // bound by Run
+	progress  *progressStore        // bound by Run
+	maxBytes  int
+	metrics   *metrics
+	log       *slog.Logger
+	tracer    trace.Tracer
 }
 
 // New builds the stage; Run binds the object store and the summary stream.
@@ -152,18 +171,27 @@ func New(cfg Config, deps stage.Deps) (*Stage, error) {
 // and watches for stalled jobs until ctx ends (then drains); the first part to fail stops the
 // others. A file given up on for any reason is recorded as failed on its job (fileDeadLettered).
 func (s *Stage) Run(ctx context.Context) error {
-	err := s.deps.Runtime.Retry(ctx, "bind object store "+topology.ObjectManifests+" and stream "+topology.StreamDone,
+	var kv jetstream.KeyValue
+	err := s.deps.Runtime.Retry(ctx, "bind object store "+topology.ObjectManifests+", streams "+topology.StreamDone+", "+
+		topology.StreamManifests+" and bucket "+topology.BucketParseProgress,
 		func(ctx context.Context) error {
 			var err error
 			if s.objects, err = s.deps.Runtime.JS.ObjectStore(ctx, topology.ObjectManifests); err != nil {
 				return err
 			}
-			s.done, err = s.deps.Runtime.JS.Stream(ctx, topology.StreamDone)
+			if s.done, err = s.deps.Runtime.JS.Stream(ctx, topology.StreamDone); err != nil {
+				return err
+			}
+			if s.manifests, err = s.deps.Runtime.JS.Stream(ctx, topology.StreamManifests); err != nil {
+				return err
+			}
+			kv, err = s.deps.Runtime.JS.KeyValue(ctx, topology.BucketParseProgress)
 			return err
 		})
 	if err != nil {
 		return stage.Stopped(ctx, fmt.Errorf("parser: %w", err))
 	}
+	s.progress = &progressStore{kv: kv, js: s.deps.Runtime.JS, interval: s.cfg.ProgressInterval, log: s.log}
 	consume := func(c stage.Consumer) func(context.Context) error {
 		c.Concurrency, c.KeepAlive = s.cfg.Concurrency, s.cfg.KeepAlive
 		return func(ctx context.Context) error { return s.deps.Consume(ctx, c) }

@@ -69,7 +69,7 @@ func (h *harness) checkRecords(j *job) []batch {
 			h.t.Errorf("batch id %s twice on the subject", b.id)
 		}
 		ids[b.id] = true
-		if b.id != BatchID(j.id, b.GetSourceFile(), b.GetBatch()) {
+		if _, ok := parseBatchID(b.id, j.id+"/"+b.GetSourceFile()+"/"); !ok {
 			h.t.Errorf("batch %d of %s has id %s", b.GetBatch(), b.GetSourceFile(), b.id)
 		}
 		if b.GetLast() {
@@ -107,6 +107,7 @@ func TestJob(t *testing.T) {
 	rec := h.settled(j.id, inState(amrpipev1.JobState_JOB_STATE_DONE))
 
 	h.checkRecords(j)
+	h.leftNothing(j)
 	counts, total := h.wantCounts(j)
 	sums := h.summaries(j.id)
 	if len(sums) != 1 {

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
@@ -18,7 +20,7 @@ import (
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
-// sink is a publisher that keeps what it was given, in order.
+// sink is a publisher that keeps what it was given, in order, and acknowledges at once.
 type sink struct {
 	mu      sync.Mutex
 	ids     []string
@@ -26,41 +28,56 @@ type sink struct {
 	failAt  int // fail the publish of this batch number (0: never)
 }
 
-func (s *sink) Publish(_ context.Context, subject string, m proto.Message, msgID string) error {
+func (s *sink) PublishMsg(_ context.Context, msg *nats.Msg, done func(*jetstream.PubAck, error)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	// What reaches the stream: the marshalled message, typed as a RecordBatch.
-	data, err := proto.Marshal(m)
-	if err != nil {
-		return err
-	}
+	// What reaches the stream: the payload, typed as a RecordBatch.
 	b := &amrpipev1.RecordBatch{}
-	if err := proto.Unmarshal(data, b); err != nil {
+	if err := proto.Unmarshal(msg.Data, b); err != nil {
 		return err
 	}
-	if name := m.ProtoReflect().Descriptor().FullName(); name != "amrpipe.v1.RecordBatch" || subject != topology.RecordSubject(b.GetJobId()) {
-		return fmt.Errorf("%s on subject %s", name, subject)
+	if typ := msg.Header.Get(bus.HeaderType); typ != "amrpipe.v1.RecordBatch" || msg.Subject != topology.RecordSubject(b.GetJobId()) {
+		return fmt.Errorf("%s on subject %s", typ, msg.Subject)
+	}
+	// The hand-made encoding is the one proto.Marshal gives the message.
+	if want, err := proto.Marshal(b); err != nil || !bytes.Equal(want, msg.Data) {
+		return fmt.Errorf("batch %d encodes to other bytes than proto.Marshal gives it (%v)", b.GetBatch(), err)
 	}
 	if s.failAt > 0 && len(s.batches)+1 == s.failAt {
 		return errors.New("no acknowledgement")
 	}
-	s.ids = append(s.ids, msgID)
+	s.ids = append(s.ids, msg.Header.Get(jetstream.MsgIDHeader))
 	s.batches = append(s.batches, b)
+	if done != nil {
+		done(&jetstream.PubAck{Stream: topology.StreamRecords, Sequence: uint64(len(s.batches))}, nil)
+	}
 	return nil
 }
 
-// records returns the records of the batches, in order, and checks the batch numbering.
-func (s *sink) records(t *testing.T) []*amrpipev1.Record {
+// records returns the records of the batches, in order, and checks the batch numbering and that
+// the ranges of their ids tile the file's sequences from 0 to parsed.
+func (s *sink) records(t *testing.T, fr framing, parsed int64) []*amrpipev1.Record {
 	t.Helper()
 	var out []*amrpipev1.Record
+	from := uint64(0)
 	for i, b := range s.batches {
-		if b.GetBatch() != uint32(i) || s.ids[i] != BatchID(b.GetJobId(), b.GetSourceFile(), uint32(i)) {
-			t.Errorf("batch %d is numbered %d with id %s", i, b.GetBatch(), s.ids[i])
+		lb, ok := parseBatchID(s.ids[i], b.GetJobId()+"/"+b.GetSourceFile()+"/")
+		if b.GetBatch() != uint32(i) || !ok || lb.fingerprint != fr.fingerprint() || lb.from != from {
+			t.Errorf("batch %d is numbered %d with id %s (from %d, fingerprint %s)", i, b.GetBatch(), s.ids[i], from, fr.fingerprint())
 		}
+		for _, r := range b.GetRecords() {
+			if r.GetSequence() < lb.from || r.GetSequence() >= lb.to {
+				t.Errorf("batch %s holds record %d", s.ids[i], r.GetSequence())
+			}
+		}
+		from = lb.to
 		if b.GetLast() != (i == len(s.batches)-1) {
 			t.Errorf("batch %d of %d: last=%t", i, len(s.batches), b.GetLast())
 		}
 		out = append(out, b.GetRecords()...)
+	}
+	if len(s.batches) > 0 && s.batches[len(s.batches)-1].GetLast() && from != uint64(parsed) {
+		t.Errorf("the last batch ends at %d, the file has %d records", from, parsed)
 	}
 	return out
 }
@@ -111,11 +128,11 @@ func TestFraming(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fr := framing{jobID: "job-1", specID: "spec-1", file: "Manifest.xml", size: tt.size, maxBytes: tt.maxBytes}
+			fr := framing{jobID: "job-1", specID: "spec-1", file: "Manifest.xml", size: tt.size, maxBytes: tt.maxBytes, content: strings.Repeat("ab", 32)}
 			var runs [2]*sink
 			for i := range runs {
 				runs[i] = &sink{}
-				out, err := parseAndPublish(context.Background(), bytes.NewReader(data), newPolicy(allSpec()), nil, fr, runs[i])
+				out, err := parseAndPublish(context.Background(), bytes.NewReader(data), newPolicy(allSpec()), nil, fr, nil, runs[i], nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -124,7 +141,7 @@ func TestFraming(t *testing.T) {
 						out.verdicts[publish], out.batches, len(want), len(runs[i].batches))
 				}
 			}
-			got := runs[0].records(t)
+			got := runs[0].records(t, fr, int64(len(want)))
 			if len(got) != len(want) {
 				t.Fatalf("%d records in the batches, want %d", len(got), len(want))
 			}
@@ -150,11 +167,11 @@ func TestFraming(t *testing.T) {
 }
 
 func TestFramingEdges(t *testing.T) {
-	fr := framing{jobID: "job-1", file: "Manifest.xml", size: 4, maxBytes: 1 << 20}
+	fr := framing{jobID: "job-1", specID: "spec-1", file: "Manifest.xml", size: 4, maxBytes: 1 << 20}
 	t.Run("no records: one empty last batch", func(t *testing.T) {
 		s := &sink{}
 		empty := `<SPObjects xmlns="urn:deployment-manifest-schema"></SPObjects>`
-		if _, err := parseAndPublish(context.Background(), strings.NewReader(empty), newPolicy(allSpec()), nil, fr, s); err != nil {
+		if _, err := parseAndPublish(context.Background(), strings.NewReader(empty), newPolicy(allSpec()), nil, fr, nil, s, nil); err != nil {
 			t.Fatal(err)
 		}
 		if len(s.batches) != 1 || !s.batches[0].GetLast() || len(s.batches[0].GetRecords()) != 0 {
@@ -165,7 +182,7 @@ func TestFramingEdges(t *testing.T) {
 		data := generated(t, 3, 64<<10)
 		broken := append(bytes.Clone(data[:len(data)*3/4]), "<SPObject <"...)
 		s := &sink{}
-		_, err := parseAndPublish(context.Background(), bytes.NewReader(broken), newPolicy(allSpec()), nil, fr, s)
+		_, err := parseAndPublish(context.Background(), bytes.NewReader(broken), newPolicy(allSpec()), nil, fr, nil, s, nil)
 		var se *manifest.SyntaxError
 		if !errors.As(err, &se) {
 			t.Fatalf("err = %v, want a syntax error", err)
@@ -181,7 +198,7 @@ func TestFramingEdges(t *testing.T) {
 	})
 	t.Run("publish failure stops the file", func(t *testing.T) {
 		s := &sink{failAt: 3}
-		_, err := parseAndPublish(context.Background(), bytes.NewReader(generated(t, 3, 64<<10)), newPolicy(allSpec()), nil, fr, s)
+		_, err := parseAndPublish(context.Background(), bytes.NewReader(generated(t, 3, 64<<10)), newPolicy(allSpec()), nil, fr, nil, s, nil)
 		if err == nil || len(s.batches) != 2 {
 			t.Fatalf("err = %v after %d batches, want a failure after 2", err, len(s.batches))
 		}
@@ -190,7 +207,7 @@ func TestFramingEdges(t *testing.T) {
 		s := &sink{}
 		small := fr
 		small.maxBytes = 200
-		_, err := parseAndPublish(context.Background(), bytes.NewReader(generated(t, 3, 16<<10)), newPolicy(allSpec()), nil, small, s)
+		_, err := parseAndPublish(context.Background(), bytes.NewReader(generated(t, 3, 16<<10)), newPolicy(allSpec()), nil, small, nil, s, nil)
 		var perm *bus.Permanent
 		if !errors.As(err, &perm) || !strings.Contains(perm.Reason, "over the batch limit") {
 			t.Fatalf("err = %v, want a permanent error naming the limit", err)

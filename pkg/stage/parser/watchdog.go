@@ -7,8 +7,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/amrpipe/amrpipe/pkg/pipeline/backoff"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
@@ -17,7 +20,9 @@ import (
 // for announced files and has not changed for StallTimeout gets those files marked failed (with
 // the reason) and is completed, failed. A job whose end is not seen yet is the relay's to follow;
 // a file held up by throttling or a retry changes the job (or is settled) well within the
-// timeout. Every parser replica watches; the transitions are idempotent.
+// timeout. A job with a ManifestReady still in AMR_MANIFESTS is not stalled either: its file is
+// queued for the parser (which was down or behind, or waits for the file to be decrypted again).
+// Every parser replica watches; the transitions are idempotent.
 func (s *Stage) watch(ctx context.Context) error {
 	for {
 		if err := backoff.Sleep(ctx, s.cfg.WatchInterval); err != nil {
@@ -41,11 +46,28 @@ func (s *Stage) watchOnce(ctx context.Context) error {
 		if jobstore.Final(r) || !jobstore.Ended(r) || len(waiting) == 0 || now.Sub(r.GetUpdated().AsTime()) < s.cfg.StallTimeout {
 			continue
 		}
+		if queued, err := s.queued(ctx, r.GetJobId()); err != nil || queued {
+			if err != nil {
+				return fmt.Errorf("job %s: %w", r.GetJobId(), err)
+			}
+			continue
+		}
 		if err := s.stalled(ctx, r, waiting, now.Sub(r.GetUpdated().AsTime())); err != nil {
 			return fmt.Errorf("job %s: %w", r.GetJobId(), err)
 		}
 	}
 	return nil
+}
+
+// queued reports whether AMR_MANIFESTS holds a ManifestReady of the job (a work queue: one stays
+// until the parser acknowledges it).
+func (s *Stage) queued(ctx context.Context, jobID string) (bool, error) {
+	subject := topology.ManifestSubject(jobID)
+	info, err := s.manifests.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		return false, fmt.Errorf("look for queued files: %w", err)
+	}
+	return info.State.Subjects[subject] > 0, nil
 }
 
 // stalled fails the files a job still waits for and completes it.

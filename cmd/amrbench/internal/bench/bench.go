@@ -4,8 +4,10 @@
 //	gen -size 25000000 -seed 1 -out FILE   write a synthetic Manifest.xml
 //	parse [-repeat N] FILE                 parse with pkg/sharepoint/manifest
 //	parse-stdxml [-repeat N] FILE          same records, tokenized by encoding/xml
+//	gotable [-before FILE] [-units U,...] FILE   `go test -bench` output as a markdown table
 //
-// gen prints one JSON line {file, bytes, records}; parse and parse-stdxml print one JSON line for
+// gotable prints one row per benchmark and unit: the median and the range (min–max) of the runs
+// (-count), and the same of the -before file beside it. gen prints one JSON line {file, bytes, records}; parse and parse-stdxml print one JSON line for
 // the fastest (least CPU time) of N passes: bytes, records, seconds, cpu_seconds.
 package bench
 
@@ -18,6 +20,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -48,6 +51,11 @@ type Main struct {
 	Repeat int
 	File   string
 
+	// gotable: the `go test -bench` output of the code before (optional), the units to show
+	// (empty: all but B/op and allocs/op); File is the output of the code after.
+	Before string
+	Units  []string
+
 	// Out receives the JSON result line; nil is os.Stdout.
 	Out io.Writer
 	// FlagOutput receives the flag package's usage and complaints; nil is os.Stderr.
@@ -60,7 +68,7 @@ func NewMain() *Main { return &Main{Out: os.Stdout} }
 // ParseFlags reads the subcommand (args[0]) and its flags.
 func (m *Main) ParseFlags(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: amrbench gen|parse|parse-stdxml ...")
+		return errors.New("usage: amrbench gen|parse|parse-stdxml|gotable ...")
 	}
 	m.Cmd = args[0]
 	switch m.Cmd {
@@ -86,6 +94,20 @@ func (m *Main) ParseFlags(args []string) error {
 			return errors.New("parse: want one file")
 		}
 		m.File = fs.Arg(0)
+	case CmdGoTable:
+		fs := m.flagSet(CmdGoTable)
+		fs.StringVar(&m.Before, "before", "", "`go test -bench` output of the code before, shown beside")
+		units := fs.String("units", "", "comma-separated units to show, in this order (default: all but B/op and allocs/op)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
+			return errors.New("gotable: want one file of `go test -bench` output")
+		}
+		m.File = fs.Arg(0)
+		if *units != "" {
+			m.Units = strings.Split(*units, ",")
+		}
 	default:
 		return fmt.Errorf("unknown subcommand %q", m.Cmd)
 	}
@@ -113,6 +135,8 @@ func (m *Main) Run(ctx context.Context) error {
 		err = m.gen(ctx, out)
 	case CmdParse, CmdParseStdXML:
 		err = m.parse(ctx, out)
+	case CmdGoTable:
+		err = goTableFiles(out, m.Before, m.File, m.Units)
 	default:
 		return fmt.Errorf("unknown subcommand %q", m.Cmd)
 	}

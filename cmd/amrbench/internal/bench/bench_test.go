@@ -183,3 +183,31 @@ func TestExecuteExitCodes(t *testing.T) {
 		})
 	}
 }
+
+// TestGoTable: runs of `go test -bench` become one row per benchmark and unit with the median
+// and the range, the code before beside the code after, a benchmark the code before lacks shown
+// with a dash; -units picks the units and their order.
+func TestGoTable(t *testing.T) {
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"gotable", "-before", "testdata/before.txt", "-units", "records/s,records/cpu-s,ms/job",
+		"testdata/after.txt"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `| benchmark | unit | before: median (min–max) | after: median (min–max) | runs before / after |
+|---|---|---:|---:|---:|
+| ParseAndPublish/batch=256/concurrency=2 | records/s | 60000 (50000–70000) | 105000 (90000–120000) | 3 / 4 |
+| ParseAndPublish/batch=256/concurrency=2 | records/cpu-s | 42000 (40000–45000) | 61000 (55000–65000) | 3 / 4 |
+| EmissionURLs/urls=5000 | ms/job | – | 136 (136–136) | 0 / 1 |
+`
+	if out.String() != want {
+		t.Fatalf("table:\n%s\nwant:\n%s", out.String(), want)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"gotable", "testdata/after.txt"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "| EmissionURLs/urls=5000 | records/job | 20000 (20000–20000) | 1 |") || strings.Contains(out.String(), "allocs/op") {
+		t.Fatalf("table without -before and -units:\n%s", out.String())
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/amrpipe/amrpipe/cmd/amrctl/internal/cli"
 	"github.com/amrpipe/amrpipe/cmd/amrctl/internal/devstack"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
@@ -280,4 +282,88 @@ func planStatus(t *testing.T, s *devstack.Stack, planID string) (string, error) 
 	root.SetArgs([]string{"--nats-url", s.NATSURL(), "plan", "status", planID})
 	err := root.Execute()
 	return out.String(), err
+}
+
+// TestEndToEndExpiredManifestsAreDecryptedAgain: the parser is down while the first jobs export;
+// their files are decrypted and announced, and the decrypted copies expire (deleted here, as the
+// object store's TTL does after a day) before the parser reads them. The parser comes back, finds
+// each copy gone, asks the decryptor for it again and waits; the decryptor decrypts the blobs from
+// Azure anew; every job completes with every record, once, and the parser leaves no decrypted copy
+// behind.
+func TestEndToEndExpiredManifestsAreDecryptedAgain(t *testing.T) {
+	s := start(t, nil)
+	if err := s.StopStage(topology.StageParser, 0); err != nil {
+		t.Fatal(err)
+	}
+	p := plan(s, "e2e-expired", false)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := s.Submit(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	obs, err := s.JS.ObjectStore(ctx, topology.ObjectManifests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the jobs submitted so far have ended and every file they announced is decrypted
+	// and waits for the parser (the rest of the plan waits for the probes, which need the parser).
+	announced := 0
+	for stable := 0; stable < 3; {
+		jobs, err := s.Jobs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, ended := 0, len(jobs) > 0
+		for _, j := range jobs {
+			files += len(j.GetFilesAnnounced())
+			ended = ended && j.GetEndConfirmed()
+		}
+		list, err := obs.List(ctx)
+		if err != nil && !errors.Is(err, jetstream.ErrNoObjectsFound) {
+			t.Fatal(err)
+		}
+		if ended && files > 0 && len(list) == files && files == announced {
+			stable++
+		} else {
+			stable = 0
+		}
+		announced = files
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the first jobs did not end with their files decrypted: %d jobs, %d files announced, %d objects", len(jobs), files, len(list))
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	list, err := obs.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range list {
+		if err := obs.Delete(ctx, o.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("deleted the %d decrypted files of the first jobs before the parser read them", len(list))
+
+	if err := s.StartStage(ctx, topology.StageParser); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkExactlyOnce(t, s, p)
+	requests, err := s.JS.Stream(ctx, topology.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := requests.Info(ctx, jetstream.WithSubjectFilter(topology.EventSubject("*", topology.EventManifestExpired)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.State.Msgs; n < uint64(len(list)) {
+		t.Errorf("%d requests to decrypt a file again, want one per deleted file (%d)", n, len(list))
+	}
+	if left, err := obs.List(ctx); !errors.Is(err, jetstream.ErrNoObjectsFound) {
+		t.Errorf("%d decrypted files left in the object store (%v), want none: the parser deletes each once parsed", len(left), err)
+	}
 }

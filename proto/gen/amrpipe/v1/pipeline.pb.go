@@ -979,7 +979,9 @@ func (x *ManifestReady) GetSpecId() string {
 }
 
 // RecordBatch is a batch of parsed records of one package file: on amr.records.<job_id>.
-// Nats-Msg-Id is "<job_id>/<file>/<batch>", so a re-parse republishes nothing new.
+// Nats-Msg-Id is "<job_id>/<file>/<framing>/<from>-<to>": the framing's fingerprint and the range
+// of record sequences the batch covers, so a re-parse republishes nothing new and different
+// contents never share an id (docs/pipeline.md).
 type RecordBatch struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	JobId      string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -1065,6 +1067,127 @@ func (x *RecordBatch) GetSpecId() string {
 	return ""
 }
 
+// ParseProgress is how far the parser has published a package file's records and seen them
+// acknowledged by the stream: in amr_parse_progress under "<job_id>.<file>", written while the file
+// is parsed (from the acknowledgements, coalesced), deleted once the file is folded into its job.
+// A re-parse resumes at next_sequence.
+type ParseProgress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	File  string                 `protobuf:"bytes,2,opt,name=file,proto3" json:"file,omitempty"`
+	// Every record of the file with a sequence below next_sequence that the job publishes is on
+	// amr.records.<job_id>, acknowledged.
+	NextSequence uint64 `protobuf:"varint,3,opt,name=next_sequence,json=nextSequence,proto3" json:"next_sequence,omitempty"`
+	// next_batch is the number of the batch that starts at next_sequence.
+	NextBatch uint32 `protobuf:"varint,4,opt,name=next_batch,json=nextBatch,proto3" json:"next_batch,omitempty"`
+	// stream_sequence is the AMR_RECORDS sequence of the batch that ends at next_sequence (0: none
+	// yet); batches published after it and not recorded here are looked for after it.
+	StreamSequence uint64 `protobuf:"varint,5,opt,name=stream_sequence,json=streamSequence,proto3" json:"stream_sequence,omitempty"`
+	// complete: the file's last batch is acknowledged.
+	Complete bool `protobuf:"varint,6,opt,name=complete,proto3" json:"complete,omitempty"`
+	// framing is the fingerprint of the batches being published (the third part of their ids).
+	Framing string `protobuf:"bytes,7,opt,name=framing,proto3" json:"framing,omitempty"`
+	// sha256 is the file's content as ManifestReady announced it: progress of another content does
+	// not apply.
+	Sha256        string                 `protobuf:"bytes,8,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Updated       *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=updated,proto3" json:"updated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ParseProgress) Reset() {
+	*x = ParseProgress{}
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ParseProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ParseProgress) ProtoMessage() {}
+
+func (x *ParseProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ParseProgress.ProtoReflect.Descriptor instead.
+func (*ParseProgress) Descriptor() ([]byte, []int) {
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ParseProgress) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *ParseProgress) GetFile() string {
+	if x != nil {
+		return x.File
+	}
+	return ""
+}
+
+func (x *ParseProgress) GetNextSequence() uint64 {
+	if x != nil {
+		return x.NextSequence
+	}
+	return 0
+}
+
+func (x *ParseProgress) GetNextBatch() uint32 {
+	if x != nil {
+		return x.NextBatch
+	}
+	return 0
+}
+
+func (x *ParseProgress) GetStreamSequence() uint64 {
+	if x != nil {
+		return x.StreamSequence
+	}
+	return 0
+}
+
+func (x *ParseProgress) GetComplete() bool {
+	if x != nil {
+		return x.Complete
+	}
+	return false
+}
+
+func (x *ParseProgress) GetFraming() string {
+	if x != nil {
+		return x.Framing
+	}
+	return ""
+}
+
+func (x *ParseProgress) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *ParseProgress) GetUpdated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Updated
+	}
+	return nil
+}
+
 // JobSummary closes a job: on amr.done.<job_id>, published by the parser after JobEnd and the last
 // manifest, before the change token is committed.
 type JobSummary struct {
@@ -1087,7 +1210,7 @@ type JobSummary struct {
 
 func (x *JobSummary) Reset() {
 	*x = JobSummary{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[9]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1099,7 +1222,7 @@ func (x *JobSummary) String() string {
 func (*JobSummary) ProtoMessage() {}
 
 func (x *JobSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[9]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1112,7 +1235,7 @@ func (x *JobSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobSummary.ProtoReflect.Descriptor instead.
 func (*JobSummary) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{9}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *JobSummary) GetJobId() string {
@@ -1212,7 +1335,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[10]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1224,7 +1347,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[10]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1237,7 +1360,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{10}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeadLetter) GetStage() string {
@@ -1325,7 +1448,7 @@ type WrappedKey struct {
 
 func (x *WrappedKey) Reset() {
 	*x = WrappedKey{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[11]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1337,7 +1460,7 @@ func (x *WrappedKey) String() string {
 func (*WrappedKey) ProtoMessage() {}
 
 func (x *WrappedKey) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[11]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1350,7 +1473,7 @@ func (x *WrappedKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WrappedKey.ProtoReflect.Descriptor instead.
 func (*WrappedKey) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{11}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WrappedKey) GetKekId() string {
@@ -1433,7 +1556,7 @@ type JobRecord struct {
 
 func (x *JobRecord) Reset() {
 	*x = JobRecord{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[12]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1445,7 +1568,7 @@ func (x *JobRecord) String() string {
 func (*JobRecord) ProtoMessage() {}
 
 func (x *JobRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[12]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1458,7 +1581,7 @@ func (x *JobRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobRecord.ProtoReflect.Descriptor instead.
 func (*JobRecord) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{12}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *JobRecord) GetJobId() string {
@@ -1649,7 +1772,7 @@ type StoredToken struct {
 
 func (x *StoredToken) Reset() {
 	*x = StoredToken{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[13]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1661,7 +1784,7 @@ func (x *StoredToken) String() string {
 func (*StoredToken) ProtoMessage() {}
 
 func (x *StoredToken) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[13]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1674,7 +1797,7 @@ func (x *StoredToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredToken.ProtoReflect.Descriptor instead.
 func (*StoredToken) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{13}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StoredToken) GetListId() string {
@@ -1725,7 +1848,7 @@ type PlannedSpecs struct {
 
 func (x *PlannedSpecs) Reset() {
 	*x = PlannedSpecs{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[14]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1737,7 +1860,7 @@ func (x *PlannedSpecs) String() string {
 func (*PlannedSpecs) ProtoMessage() {}
 
 func (x *PlannedSpecs) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[14]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1750,7 +1873,7 @@ func (x *PlannedSpecs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlannedSpecs.ProtoReflect.Descriptor instead.
 func (*PlannedSpecs) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{14}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PlannedSpecs) GetPlanId() string {
@@ -1804,7 +1927,7 @@ type Submission struct {
 
 func (x *Submission) Reset() {
 	*x = Submission{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[15]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1816,7 +1939,7 @@ func (x *Submission) String() string {
 func (*Submission) ProtoMessage() {}
 
 func (x *Submission) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[15]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1829,7 +1952,7 @@ func (x *Submission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Submission.ProtoReflect.Descriptor instead.
 func (*Submission) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{15}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Submission) GetOutcome() isSubmission_Outcome {
@@ -1920,7 +2043,7 @@ type PlanStatus struct {
 
 func (x *PlanStatus) Reset() {
 	*x = PlanStatus{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[16]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1932,7 +2055,7 @@ func (x *PlanStatus) String() string {
 func (*PlanStatus) ProtoMessage() {}
 
 func (x *PlanStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[16]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1945,7 +2068,7 @@ func (x *PlanStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanStatus.ProtoReflect.Descriptor instead.
 func (*PlanStatus) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{16}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PlanStatus) GetPlanId() string {
@@ -2052,7 +2175,7 @@ type SpecStatus struct {
 
 func (x *SpecStatus) Reset() {
 	*x = SpecStatus{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[17]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2064,7 +2187,7 @@ func (x *SpecStatus) String() string {
 func (*SpecStatus) ProtoMessage() {}
 
 func (x *SpecStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[17]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2077,7 +2200,7 @@ func (x *SpecStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SpecStatus.ProtoReflect.Descriptor instead.
 func (*SpecStatus) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{17}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SpecStatus) GetSpecId() string {
@@ -2219,7 +2342,18 @@ const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
 	"\x05batch\x18\x03 \x01(\rR\x05batch\x12\x12\n" +
 	"\x04last\x18\x04 \x01(\bR\x04last\x12,\n" +
 	"\arecords\x18\x05 \x03(\v2\x12.amrpipe.v1.RecordR\arecords\x12\x17\n" +
-	"\aspec_id\x18\x06 \x01(\tR\x06specId\"\x9c\x03\n" +
+	"\aspec_id\x18\x06 \x01(\tR\x06specId\"\xab\x02\n" +
+	"\rParseProgress\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x12\n" +
+	"\x04file\x18\x02 \x01(\tR\x04file\x12#\n" +
+	"\rnext_sequence\x18\x03 \x01(\x04R\fnextSequence\x12\x1d\n" +
+	"\n" +
+	"next_batch\x18\x04 \x01(\rR\tnextBatch\x12'\n" +
+	"\x0fstream_sequence\x18\x05 \x01(\x04R\x0estreamSequence\x12\x1a\n" +
+	"\bcomplete\x18\x06 \x01(\bR\bcomplete\x12\x18\n" +
+	"\aframing\x18\a \x01(\tR\aframing\x12\x16\n" +
+	"\x06sha256\x18\b \x01(\tR\x06sha256\x124\n" +
+	"\aupdated\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\"\x9c\x03\n" +
 	"\n" +
 	"JobSummary\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x17\n" +
@@ -2370,7 +2504,7 @@ func file_amrpipe_v1_pipeline_proto_rawDescGZIP() []byte {
 }
 
 var file_amrpipe_v1_pipeline_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_amrpipe_v1_pipeline_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_amrpipe_v1_pipeline_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_amrpipe_v1_pipeline_proto_goTypes = []any{
 	(Emit)(0),                     // 0: amrpipe.v1.Emit
 	(Source)(0),                   // 1: amrpipe.v1.Source
@@ -2384,58 +2518,60 @@ var file_amrpipe_v1_pipeline_proto_goTypes = []any{
 	(*RelayedEvent)(nil),          // 9: amrpipe.v1.RelayedEvent
 	(*ManifestReady)(nil),         // 10: amrpipe.v1.ManifestReady
 	(*RecordBatch)(nil),           // 11: amrpipe.v1.RecordBatch
-	(*JobSummary)(nil),            // 12: amrpipe.v1.JobSummary
-	(*DeadLetter)(nil),            // 13: amrpipe.v1.DeadLetter
-	(*WrappedKey)(nil),            // 14: amrpipe.v1.WrappedKey
-	(*JobRecord)(nil),             // 15: amrpipe.v1.JobRecord
-	(*StoredToken)(nil),           // 16: amrpipe.v1.StoredToken
-	(*PlannedSpecs)(nil),          // 17: amrpipe.v1.PlannedSpecs
-	(*Submission)(nil),            // 18: amrpipe.v1.Submission
-	(*PlanStatus)(nil),            // 19: amrpipe.v1.PlanStatus
-	(*SpecStatus)(nil),            // 20: amrpipe.v1.SpecStatus
-	nil,                           // 21: amrpipe.v1.JobSummary.CountsEntry
-	nil,                           // 22: amrpipe.v1.DeadLetter.HeadersEntry
-	nil,                           // 23: amrpipe.v1.JobRecord.CountsEntry
-	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
-	(*MigrationEvent)(nil),        // 25: amrpipe.v1.MigrationEvent
-	(*Record)(nil),                // 26: amrpipe.v1.Record
+	(*ParseProgress)(nil),         // 12: amrpipe.v1.ParseProgress
+	(*JobSummary)(nil),            // 13: amrpipe.v1.JobSummary
+	(*DeadLetter)(nil),            // 14: amrpipe.v1.DeadLetter
+	(*WrappedKey)(nil),            // 15: amrpipe.v1.WrappedKey
+	(*JobRecord)(nil),             // 16: amrpipe.v1.JobRecord
+	(*StoredToken)(nil),           // 17: amrpipe.v1.StoredToken
+	(*PlannedSpecs)(nil),          // 18: amrpipe.v1.PlannedSpecs
+	(*Submission)(nil),            // 19: amrpipe.v1.Submission
+	(*PlanStatus)(nil),            // 20: amrpipe.v1.PlanStatus
+	(*SpecStatus)(nil),            // 21: amrpipe.v1.SpecStatus
+	nil,                           // 22: amrpipe.v1.JobSummary.CountsEntry
+	nil,                           // 23: amrpipe.v1.DeadLetter.HeadersEntry
+	nil,                           // 24: amrpipe.v1.JobRecord.CountsEntry
+	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
+	(*MigrationEvent)(nil),        // 26: amrpipe.v1.MigrationEvent
+	(*Record)(nil),                // 27: amrpipe.v1.Record
 }
 var file_amrpipe_v1_pipeline_proto_depIdxs = []int32{
 	3,  // 0: amrpipe.v1.PlanRequest.options:type_name -> amrpipe.v1.ReadOptions
-	24, // 1: amrpipe.v1.PlanRequest.submitted:type_name -> google.protobuf.Timestamp
+	25, // 1: amrpipe.v1.PlanRequest.submitted:type_name -> google.protobuf.Timestamp
 	3,  // 2: amrpipe.v1.JobSpec.options:type_name -> amrpipe.v1.ReadOptions
 	0,  // 3: amrpipe.v1.JobSpec.emit:type_name -> amrpipe.v1.Emit
 	5,  // 4: amrpipe.v1.ProbeResult.spec:type_name -> amrpipe.v1.JobSpec
 	6,  // 5: amrpipe.v1.ProbeResult.subfolders:type_name -> amrpipe.v1.FolderSize
 	5,  // 6: amrpipe.v1.SubmittedJob.spec:type_name -> amrpipe.v1.JobSpec
-	24, // 7: amrpipe.v1.SubmittedJob.submitted:type_name -> google.protobuf.Timestamp
+	25, // 7: amrpipe.v1.SubmittedJob.submitted:type_name -> google.protobuf.Timestamp
 	1,  // 8: amrpipe.v1.RelayedEvent.source:type_name -> amrpipe.v1.Source
-	25, // 9: amrpipe.v1.RelayedEvent.event:type_name -> amrpipe.v1.MigrationEvent
-	26, // 10: amrpipe.v1.RecordBatch.records:type_name -> amrpipe.v1.Record
-	21, // 11: amrpipe.v1.JobSummary.counts:type_name -> amrpipe.v1.JobSummary.CountsEntry
-	24, // 12: amrpipe.v1.JobSummary.ended:type_name -> google.protobuf.Timestamp
-	22, // 13: amrpipe.v1.DeadLetter.headers:type_name -> amrpipe.v1.DeadLetter.HeadersEntry
-	24, // 14: amrpipe.v1.DeadLetter.at:type_name -> google.protobuf.Timestamp
-	24, // 15: amrpipe.v1.WrappedKey.expires:type_name -> google.protobuf.Timestamp
-	5,  // 16: amrpipe.v1.JobRecord.spec:type_name -> amrpipe.v1.JobSpec
-	2,  // 17: amrpipe.v1.JobRecord.state:type_name -> amrpipe.v1.JobState
-	24, // 18: amrpipe.v1.JobRecord.submitted:type_name -> google.protobuf.Timestamp
-	24, // 19: amrpipe.v1.JobRecord.started:type_name -> google.protobuf.Timestamp
-	24, // 20: amrpipe.v1.JobRecord.updated:type_name -> google.protobuf.Timestamp
-	24, // 21: amrpipe.v1.JobRecord.ended:type_name -> google.protobuf.Timestamp
-	23, // 22: amrpipe.v1.JobRecord.counts:type_name -> amrpipe.v1.JobRecord.CountsEntry
-	6,  // 23: amrpipe.v1.JobRecord.probe_subfolders:type_name -> amrpipe.v1.FolderSize
-	24, // 24: amrpipe.v1.StoredToken.issued:type_name -> google.protobuf.Timestamp
-	24, // 25: amrpipe.v1.PlannedSpecs.planned:type_name -> google.protobuf.Timestamp
-	8,  // 26: amrpipe.v1.Submission.job:type_name -> amrpipe.v1.SubmittedJob
-	4,  // 27: amrpipe.v1.Submission.replan:type_name -> amrpipe.v1.PlanRequest
-	20, // 28: amrpipe.v1.PlanStatus.specs:type_name -> amrpipe.v1.SpecStatus
-	2,  // 29: amrpipe.v1.SpecStatus.state:type_name -> amrpipe.v1.JobState
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	26, // 9: amrpipe.v1.RelayedEvent.event:type_name -> amrpipe.v1.MigrationEvent
+	27, // 10: amrpipe.v1.RecordBatch.records:type_name -> amrpipe.v1.Record
+	25, // 11: amrpipe.v1.ParseProgress.updated:type_name -> google.protobuf.Timestamp
+	22, // 12: amrpipe.v1.JobSummary.counts:type_name -> amrpipe.v1.JobSummary.CountsEntry
+	25, // 13: amrpipe.v1.JobSummary.ended:type_name -> google.protobuf.Timestamp
+	23, // 14: amrpipe.v1.DeadLetter.headers:type_name -> amrpipe.v1.DeadLetter.HeadersEntry
+	25, // 15: amrpipe.v1.DeadLetter.at:type_name -> google.protobuf.Timestamp
+	25, // 16: amrpipe.v1.WrappedKey.expires:type_name -> google.protobuf.Timestamp
+	5,  // 17: amrpipe.v1.JobRecord.spec:type_name -> amrpipe.v1.JobSpec
+	2,  // 18: amrpipe.v1.JobRecord.state:type_name -> amrpipe.v1.JobState
+	25, // 19: amrpipe.v1.JobRecord.submitted:type_name -> google.protobuf.Timestamp
+	25, // 20: amrpipe.v1.JobRecord.started:type_name -> google.protobuf.Timestamp
+	25, // 21: amrpipe.v1.JobRecord.updated:type_name -> google.protobuf.Timestamp
+	25, // 22: amrpipe.v1.JobRecord.ended:type_name -> google.protobuf.Timestamp
+	24, // 23: amrpipe.v1.JobRecord.counts:type_name -> amrpipe.v1.JobRecord.CountsEntry
+	6,  // 24: amrpipe.v1.JobRecord.probe_subfolders:type_name -> amrpipe.v1.FolderSize
+	25, // 25: amrpipe.v1.StoredToken.issued:type_name -> google.protobuf.Timestamp
+	25, // 26: amrpipe.v1.PlannedSpecs.planned:type_name -> google.protobuf.Timestamp
+	8,  // 27: amrpipe.v1.Submission.job:type_name -> amrpipe.v1.SubmittedJob
+	4,  // 28: amrpipe.v1.Submission.replan:type_name -> amrpipe.v1.PlanRequest
+	21, // 29: amrpipe.v1.PlanStatus.specs:type_name -> amrpipe.v1.SpecStatus
+	2,  // 30: amrpipe.v1.SpecStatus.state:type_name -> amrpipe.v1.JobState
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_amrpipe_v1_pipeline_proto_init() }
@@ -2445,7 +2581,7 @@ func file_amrpipe_v1_pipeline_proto_init() {
 	}
 	file_amrpipe_v1_events_proto_init()
 	file_amrpipe_v1_records_proto_init()
-	file_amrpipe_v1_pipeline_proto_msgTypes[15].OneofWrappers = []any{
+	file_amrpipe_v1_pipeline_proto_msgTypes[16].OneofWrappers = []any{
 		(*Submission_Job)(nil),
 		(*Submission_Replan)(nil),
 		(*Submission_Failed)(nil),
@@ -2456,7 +2592,7 @@ func file_amrpipe_v1_pipeline_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_amrpipe_v1_pipeline_proto_rawDesc), len(file_amrpipe_v1_pipeline_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,79 @@
+package parser
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
+)
+
+// TestGoneObjectIsAskedForAgain: a file whose decrypted copy is gone (its TTL expired while the
+// parser was down) does not fail: the parser asks the decryptor to decrypt it again, once however
+// often it looks, and waits, longer than -stall-timeout (the watchdog sees the file queued). When
+// the copy is back (the test plays the decryptor), the file is parsed and the job completes with
+// every record; the parser then deletes the copy and the file's progress entry.
+func TestGoneObjectIsAskedForAgain(t *testing.T) {
+	h := newHarness(t)
+	h.startParser(Config{BatchSize: 16, RedecryptPoll: 50 * time.Millisecond, StallTimeout: 200 * time.Millisecond,
+		WatchInterval: 50 * time.Millisecond})
+	j := contentJob(h, "77777777-0000-4111-8222-333344445555")
+	h.putJob(j.id, j.spec, j.token, j.order...)
+	h.ready(h.putFile(j.id, "Manifest.xml", j.files["Manifest.xml"]), j.id+"/Manifest.xml")
+	h.ready(h.putFile(j.id, "UserGroup.xml", j.files["UserGroup.xml"]), j.id+"/UserGroup.xml")
+	gone := j.files["Manifest1.xml"]
+	sum := sha256.Sum256(gone)
+	h.ready(&amrpipev1.ManifestReady{JobId: j.id, File: "Manifest1.xml", Object: topology.ManifestObject(j.id, "Manifest1.xml"),
+		Size: int64(len(gone)), Sha256: hex.EncodeToString(sum[:]), SpecId: "spec-1"}, j.id+"/Manifest1.xml")
+	h.end(j.id, topology.EventJobEnd, "end-"+j.id)
+
+	requests := func() []*amrpipev1.RelayedEvent {
+		return testenv.Messages(t, context.Background(), h.env.JS, topology.StreamEvents, topology.EventSubject(j.id, topology.EventManifestExpired),
+			func() *amrpipev1.RelayedEvent { return &amrpipev1.RelayedEvent{} })
+	}
+	testenv.Eventually(t, 30*time.Second, "a request to decrypt Manifest1.xml again", func() bool { return len(requests()) > 0 })
+	time.Sleep(time.Second) // twenty polls and stall timeouts
+	reqs := requests()
+	if len(reqs) != 1 {
+		t.Fatalf("%d requests, want one however often the parser looked", len(reqs))
+	}
+	ev := reqs[0].GetEvent()
+	if name := ev.GetFinishManifestFileUpload().GetManifestFileName(); name != j.id+"/Manifest1.xml" || ev.GetRawName() != topology.EventManifestExpired ||
+		reqs[0].GetSpecId() != "spec-1" || ev.GetJobId() != j.id {
+		t.Fatalf("request %v: want the upload of %s/Manifest1.xml for spec-1", reqs[0], j.id)
+	}
+	rec, _, err := h.store.Job(context.Background(), j.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.GetState() != amrpipev1.JobState_JOB_STATE_ENDED || len(rec.GetFilesFailed()) != 0 ||
+		!slices.Equal(slices.Sorted(slices.Values(rec.GetFilesParsed())), []string{"Manifest.xml", "UserGroup.xml"}) {
+		t.Fatalf("while the file is decrypted again the job must wait: %v", rec)
+	}
+
+	h.putFile(j.id, "Manifest1.xml", gone) // the decryptor's second decryption
+	h.settled(j.id, inState(amrpipev1.JobState_JOB_STATE_DONE))
+	h.checkRecords(j)
+	if sums := h.summaries(j.id); len(sums) != 1 || sums[0].GetFailed() {
+		t.Fatalf("summaries %v, want one that did not fail", sums)
+	}
+	h.leftNothing(j)
+}
+
+// leftNothing checks that the job's parsed files left no decrypted copy and no progress entry.
+func (h *harness) leftNothing(j *job) {
+	h.t.Helper()
+	for _, f := range j.order {
+		if _, err := h.objects.GetInfo(context.Background(), topology.ManifestObject(j.id, f)); err == nil {
+			h.t.Errorf("%s: the decrypted copy is still in the object store", f)
+		}
+		if p := h.progressOf(j.id, f); p != nil {
+			h.t.Errorf("%s: progress entry left: %v", f, p)
+		}
+	}
+}
