@@ -94,6 +94,17 @@
 // every job of the plan that names the list in ListIDs has completed. Folder targets read in
 // full yield no list token.
 //
+// # Every list gets a token
+//
+// A multi-URL job returns one CurrentChangeToken, which cannot be the token of each list it
+// reads. So every job reading a list root carries that list's own token in ListTokens: the
+// Sizer's Node.ChangeToken, SharePoint's SP.List.CurrentChangeToken as read while the plan was
+// sized, before any of its jobs existed. Changes made after that read are read again by the next
+// pass (a few duplicates, never a loss). The parser commits a job's ListTokens when the job
+// completes successfully (for TokenListID it prefers the job's own token), so after a full pass
+// batched lists have tokens too, whether or not the plan was incremental. A list whose token
+// SharePoint gave no value for (it refused the property) keeps today's behaviour: no token.
+//
 // # Job ids
 //
 // A job id is a hash of the plan id and the job's content (URLs, options, Emit policy, token,

@@ -63,6 +63,19 @@ type Node struct {
 	// StorageMetrics.TotalFileCount), a list root's ItemCount, or UnknownItems. See the package
 	// documentation.
 	Items int64
+	// ChangeToken is, for a list root, the list's current change token as the Sizer read it
+	// (SP.List.CurrentChangeToken), and TokenRead when; empty when SharePoint gave none.
+	ChangeToken string
+	TokenRead   time.Time
+}
+
+// ListToken is a list's change token read while planning: a job reading the list's root carries
+// it, so that the list gets a token when the job completes although the job's own
+// CurrentChangeToken (one per job) cannot be the token of every list of a multi-URL job.
+type ListToken struct {
+	ListID string
+	Token  string
+	Read   time.Time
 }
 
 // Sizer looks up nodes. The planner service implements it over pkg/spo's folder calls; tests
@@ -164,6 +177,9 @@ type JobSpec struct {
 	// Scope, when set, restricts what the parser publishes to objects under these URLs (an
 	// incremental job reads a whole list for folder targets).
 	Scope []string
+	// ListTokens are the change tokens of the lists whose root is one of URLs, as read while
+	// planning (before any job of the plan exists); see the package documentation.
+	ListTokens []ListToken `json:",omitempty"`
 	// Items estimates the objects the job returns; -1 when unknown (probes).
 	Items int64
 }

@@ -74,6 +74,9 @@ func (s scope) contentJob(nodes []Node) JobSpec {
 		if !slices.Contains(j.ListIDs, n.ListID) {
 			j.ListIDs = append(j.ListIDs, n.ListID)
 		}
+		if n.Kind == KindList && n.ChangeToken != "" {
+			j.ListTokens = append(j.ListTokens, ListToken{ListID: n.ListID, Token: n.ChangeToken, Read: n.TokenRead})
+		}
 	}
 	slices.Sort(j.ListIDs)
 	if len(nodes) == 1 && nodes[0].Kind == KindList {
