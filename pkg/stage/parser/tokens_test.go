@@ -39,11 +39,11 @@ func TestJobTokens(t *testing.T) {
 			rec:  &amrpipev1.JobRecord{Spec: &amrpipev1.JobSpec{TokenListId: "A", ListTokens: []*amrpipev1.ListToken{read("A", "rest-a")}}},
 			want: []*amrpipev1.StoredToken{{ListId: "A", Token: "rest-a", Issued: timestamppb.New(planned)}}},
 		{name: "a token without its read time is not used",
-			rec:  &amrpipev1.JobRecord{Spec: &amrpipev1.JobSpec{ListTokens: []*amrpipev1.ListToken{{ListId: "A", Token: "rest-a"}}}}},
+			rec: &amrpipev1.JobRecord{Spec: &amrpipev1.JobSpec{ListTokens: []*amrpipev1.ListToken{{ListId: "A", Token: "rest-a"}}}}},
 		{name: "folders only: nothing",
 			rec: &amrpipev1.JobRecord{ChangeToken: "call", Spec: &amrpipev1.JobSpec{ListIds: []string{"A"}}}},
 		{name: "no submission time: the start",
-			rec: &amrpipev1.JobRecord{ChangeToken: "call", Started: now, Spec: &amrpipev1.JobSpec{TokenListId: "A"}},
+			rec:  &amrpipev1.JobRecord{ChangeToken: "call", Started: now, Spec: &amrpipev1.JobSpec{TokenListId: "A"}},
 			want: []*amrpipev1.StoredToken{{ListId: "A", Token: "call", Issued: now}}},
 	}
 	for _, tt := range tests {

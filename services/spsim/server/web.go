@@ -107,7 +107,7 @@ type schema struct {
 }
 
 var schemas = map[string]schema{
-	typeWeb:  {props: []string{"Id", "Title", "ServerRelativeUrl", "Url"}},
+	typeWeb: {props: []string{"Id", "Title", "ServerRelativeUrl", "Url"}},
 	typeList: {props: []string{"Id", "Title", "BaseTemplate", "ItemCount", "Hidden", "CurrentChangeToken"},
 		nav: map[string]string{"RootFolder": typeFolder}},
 	typeFolder: {props: []string{"Name", "ServerRelativeUrl", "ItemCount", "UniqueId"},
