@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -28,7 +29,8 @@ type Rule struct {
 	Times int `json:"times,omitempty"`
 	// Processed makes the call take effect first (a create call creates and queues its job) and
 	// then replaces its answer with the fault: the client sees an error, or no answer at all, for a
-	// call that succeeded, as when an answer is lost on its way back.
+	// call that succeeded, as when an answer is lost on its way back. Without Status and Drop the
+	// real answer comes, after Delay: a slow call.
 	Processed bool `json:"processed,omitempty"`
 	// Drop closes the connection without an answer (Status is then not needed).
 	Drop bool `json:"drop,omitempty"`
@@ -70,7 +72,9 @@ func validateRules(rules []Rule) error {
 			}
 		case r.Drop && r.Status != 0:
 			return fmt.Errorf("fault %d: a dropped connection has no status", i)
-		case !r.Drop && (r.Status < 400 || r.Status > 599):
+		case r.Processed && !r.Drop && r.Status == 0 && r.Delay == 0:
+			return fmt.Errorf("fault %d: a processed call with its real answer needs a delay", i)
+		case !r.Drop && !(r.Processed && r.Status == 0) && (r.Status < 400 || r.Status > 599):
 			return fmt.Errorf("fault %d: status %d is not an HTTP error", i, r.Status)
 		case r.Method == "":
 			return fmt.Errorf("fault %d: method is required (use \"*\" for every call)", i)
@@ -155,9 +159,10 @@ func (f *faultSet) take(pred func(*liveRule) bool) *Rule {
 	return nil
 }
 
-// answer holds the answer back for the rule's Delay, then drops the connection or writes the
-// fault. It returns early when the client went away.
-func (r *Rule) answer(w http.ResponseWriter, req *http.Request) {
+// answer holds the answer back for the rule's Delay, then drops the connection, writes the fault,
+// or (a Processed rule without a status) the call's real answer. It returns early when the client
+// went away.
+func (r *Rule) answer(w http.ResponseWriter, req *http.Request, real *recorded) {
 	if r.Delay > 0 {
 		t := time.NewTimer(r.Delay)
 		defer t.Stop()
@@ -167,19 +172,37 @@ func (r *Rule) answer(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 	}
-	if r.Drop {
+	switch {
+	case r.Drop:
 		// net/http closes the connection without an answer and logs nothing.
 		panic(http.ErrAbortHandler)
+	case r.Status == 0 && real != nil:
+		real.replay(w)
+	default:
+		r.write(w, req)
 	}
-	r.write(w, req)
 }
 
-// discardWriter takes the real answer of a Processed call, which the fault replaces.
-type discardWriter struct{ h http.Header }
+// recorded keeps the real answer of a Processed call.
+type recorded struct {
+	h      http.Header
+	status int
+	body   bytes.Buffer
+}
 
-func (d discardWriter) Header() http.Header         { return d.h }
-func (d discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (d discardWriter) WriteHeader(int)             {}
+func newRecorded() *recorded { return &recorded{h: http.Header{}, status: http.StatusOK} }
+
+func (d *recorded) Header() http.Header         { return d.h }
+func (d *recorded) Write(b []byte) (int, error) { return d.body.Write(b) }
+func (d *recorded) WriteHeader(status int)      { d.status = status }
+
+func (d *recorded) replay(w http.ResponseWriter) {
+	for k, v := range d.h {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(d.status)
+	_, _ = w.Write(d.body.Bytes()) // the client may be gone
+}
 
 // write answers the request with the fault. A 401 carries SharePoint's flat token error, a 429 or
 // 503 only its status and headers (no public source shows the body of a throttled REST answer,

@@ -143,10 +143,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if f := s.faults.match(method); f != nil {
 		s.log.Info("fault injected", "method", method, "status", f.Status, "processed", f.Processed, "drop", f.Drop)
+		var real *recorded
 		if f.Processed {
-			s.route(discardWriter{h: http.Header{}}, r, prefix, rest)
+			real = newRecorded()
+			s.route(real, r, prefix, rest)
 		}
-		f.answer(w, r)
+		f.answer(w, r, real)
 		return
 	}
 	s.route(w, r, prefix, rest)
