@@ -62,6 +62,8 @@ type Options struct {
 	PollInterval time.Duration
 	// Faults are injected into the simulator from the start.
 	Faults []server.Rule
+	// StageFlags are more flags of a stage's replicas, by stage name (after the stack's own).
+	StageFlags map[string][]string
 	// Log receives the services' JSON logs; nil discards them.
 	Log io.Writer
 	// LogLevel of the services (default warn).
@@ -206,7 +208,7 @@ func (s *Stack) args(d stage.Def) []string {
 	case topology.StageRelay:
 		args = append(args, "-poll-interval", s.opts.PollInterval.String())
 	}
-	return args
+	return append(args, s.opts.StageFlags[d.Name]...)
 }
 
 // env is the environment of every replica: the secrets, which are never flags.

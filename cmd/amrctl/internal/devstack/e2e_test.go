@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -12,9 +13,12 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+
 	"github.com/amrpipe/amrpipe/cmd/amrctl/internal/cli"
 	"github.com/amrpipe/amrpipe/cmd/amrctl/internal/devstack"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"github.com/amrpipe/amrpipe/services/spsim/server"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
@@ -291,6 +295,98 @@ func TestEndToEndRefusedManifestFailsTheJobInsteadOfHangingIt(t *testing.T) {
 	// The plan says it is incomplete, and `amrctl plan status` fails with the reason.
 	out, err := planStatus(t, s, p.GetPlanId())
 	if !errors.Is(err, cli.ErrIncomplete) || !strings.Contains(out, "ended incomplete") || !strings.Contains(out, "truncated") {
+		t.Fatalf("plan status: %v\n%s", err, out)
+	}
+}
+
+// TestEndToEndLostCreateAnswersExactlyOnce: SharePoint creates jobs whose create answers are lost
+// (a 502 instead of one, a dropped connection on a multi-URL call), and the first of them stays
+// queued past the reconcile window. No create call with an unknown outcome is made again
+// blindly: a lost job found by its manifests becomes its spec's; the one still queued is created
+// once more, and when it runs after all it is recorded as an orphan, never followed, and its
+// manifests are deleted. Downstream gets every object exactly once.
+func TestEndToEndLostCreateAnswersExactlyOnce(t *testing.T) {
+	s := start(t, func(o *devstack.Options) {
+		o.Faults = []server.Rule{
+			{Method: "CreateSPAsyncReadJob", Processed: true, Status: http.StatusBadGateway, Times: 1},
+			{Method: "CreateSPAsyncReadJobWithMultiUrl", Processed: true, Drop: true, Times: 1},
+			{Job: "postponed", Delay: 4 * time.Second, Times: 1},
+		}
+		// One spec at a time, so the first create call (the security job's) is the one whose answer
+		// is lost and whose job is postponed.
+		o.StageFlags = map[string][]string{topology.StageSubmitter: {"-concurrency", "1", "-reconcile-interval", "100ms", "-reconcile-window", "1s"}}
+	})
+	p := plan(s, "e2e-lost", false)
+	runPlan(t, s, p, nil)
+	checkExactlyOnce(t, s, p)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := s.Store.PlanStatus(ctx, p.GetPlanId())
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := s.Jobs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outcomes := map[amrpipev1.AttemptOutcome]int{}
+	var orphans []string
+	testenv.Eventually(t, 30*time.Second, "the late job recorded as an orphan", func() bool {
+		clear(outcomes)
+		orphans = orphans[:0]
+		for _, sp := range st.GetSpecs() {
+			sub, err := s.Store.Submission(ctx, sp.GetSpecId())
+			if err != nil || sub.GetJob() == nil {
+				t.Fatalf("spec %s: submission %v (%v), want a job", sp.GetSpecId(), sub, err)
+			}
+			for _, a := range sub.GetAttempts() {
+				outcomes[a.GetOutcome()]++
+			}
+			for _, o := range sub.GetOrphans() {
+				orphans = append(orphans, o.GetJobId())
+			}
+		}
+		return len(orphans) > 0
+	})
+	if outcomes[amrpipev1.AttemptOutcome_ATTEMPT_OUTCOME_FOUND] != 1 || outcomes[amrpipev1.AttemptOutcome_ATTEMPT_OUTCOME_AMBIGUOUS] != 1 ||
+		len(orphans) != 1 {
+		t.Fatalf("attempts %v, orphans %v: want one lost job found, one created again, one orphan", outcomes, orphans)
+	}
+	if len(jobs) != len(st.GetSpecs()) {
+		t.Fatalf("%d job records for %d specs", len(jobs), len(st.GetSpecs()))
+	}
+	for _, j := range jobs {
+		if j.GetJobId() == orphans[0] {
+			t.Fatalf("the orphan %s has a job record", orphans[0])
+		}
+	}
+	// The orphan's manifests are deleted, and stay so once it has run.
+	acct, err := s.Azurite.Account()
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs := func() int {
+		n := 0
+		pager := acct.Blob().NewListBlobsFlatPager(s.Storage.Container, &azblob.ListBlobsFlatOptions{Prefix: &orphans[0]})
+		for pager.More() {
+			page, err := pager.NextPage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += len(page.Segment.BlobItems)
+		}
+		return n
+	}
+	testenv.Eventually(t, 30*time.Second, "the orphan's manifests gone for good", func() bool {
+		if blobs() != 0 {
+			return false
+		}
+		time.Sleep(time.Second)
+		return blobs() == 0
+	})
+	out, err := planStatus(t, s, p.GetPlanId())
+	if err != nil || !strings.Contains(out, "orphan job(s) ("+orphans[0]+")") || !strings.Contains(out, "was found by its manifests") {
 		t.Fatalf("plan status: %v\n%s", err, out)
 	}
 }
