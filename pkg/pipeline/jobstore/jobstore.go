@@ -7,6 +7,8 @@ package jobstore
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -241,22 +243,40 @@ func TokenKey(listID string) string {
 	return strings.ToLower(strings.Trim(strings.TrimSpace(listID), "{}"))
 }
 
+// ScopedTokenKey is the bucket key of a list's token for one folder (scope, an absolute URL):
+// the list's key, '.', and a hash of the folder's URL (lower case, no trailing slash), as URLs
+// hold characters keys may not.
+func ScopedTokenKey(listID, scope string) string {
+	if scope == "" {
+		return TokenKey(listID)
+	}
+	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimRight(scope, "/"))))
+	return TokenKey(listID) + ".f" + hex.EncodeToString(sum[:16])
+}
+
 // Token returns a list's stored change token and its age (now minus its issue time).
 func (s *Store) Token(ctx context.Context, listID string) (*amrpipev1.StoredToken, time.Duration, error) {
+	return s.ScopedToken(ctx, listID, "")
+}
+
+// ScopedToken returns the change token stored for one folder of a list (scope "": the whole
+// list) and its age.
+func (s *Store) ScopedToken(ctx context.Context, listID, scope string) (*amrpipev1.StoredToken, time.Duration, error) {
 	tok := &amrpipev1.StoredToken{}
-	if _, err := getProto(ctx, s.tokens, TokenKey(listID), tok); err != nil {
+	if _, err := getProto(ctx, s.tokens, ScopedTokenKey(listID, scope), tok); err != nil {
 		return nil, 0, err
 	}
 	return tok, s.now().Sub(tok.GetIssued().AsTime()), nil
 }
 
-// PutToken stores a list's change token (after its job's summary was published).
+// PutToken stores a list's change token, for its scope when it has one (after its job's summary
+// was published).
 func (s *Store) PutToken(ctx context.Context, tok *amrpipev1.StoredToken) error {
 	data, err := proto.Marshal(tok)
 	if err != nil {
 		return fmt.Errorf("encode token of list %s: %w", tok.GetListId(), err)
 	}
-	if _, err := s.tokens.Put(ctx, TokenKey(tok.GetListId()), data); err != nil {
+	if _, err := s.tokens.Put(ctx, ScopedTokenKey(tok.GetListId(), tok.GetScope()), data); err != nil {
 		return fmt.Errorf("put token of list %s: %w", tok.GetListId(), err)
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
@@ -63,7 +64,7 @@ type Node struct {
 	// StorageMetrics.TotalFileCount), a list root's ItemCount, or UnknownItems. See the package
 	// documentation.
 	Items int64
-	// ChangeToken is, for a list root, the list's current change token as the Sizer read it
+	// ChangeToken is the current change token of the node's list as the Sizer read it
 	// (SP.List.CurrentChangeToken), and TokenRead when; empty when SharePoint gave none.
 	ChangeToken string
 	TokenRead   time.Time
@@ -76,7 +77,13 @@ type ListToken struct {
 	ListID string
 	Token  string
 	Read   time.Time
+	// Scope is the folder target (a URL) the token is for, when the job reads a folder rather
+	// than the list's root; empty for the whole list.
+	Scope string `json:",omitempty"`
 }
+
+// ScopeKey is how a folder target's URL keys Request.ScopeTokens: lower case, no trailing slash.
+func ScopeKey(url string) string { return strings.ToLower(strings.TrimRight(url, "/")) }
 
 // Sizer looks up nodes. The planner service implements it over pkg/spo's folder calls; tests
 // use a fake tree.
@@ -109,6 +116,9 @@ type Request struct {
 	Incremental bool
 	// ChangeTokens by list id.
 	ChangeTokens map[string]StoredToken
+	// ScopeTokens are tokens stored for folder targets (a previous pass read the folder, not its
+	// whole list), by ScopeKey of the folder's URL. A list's own token comes first.
+	ScopeTokens map[string]StoredToken
 	// TokenRejected lists (by id) whose token SharePoint rejected with -2146232832.
 	TokenRejected map[string]bool
 }

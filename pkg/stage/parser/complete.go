@@ -128,7 +128,8 @@ func (s *Stage) commitToken(ctx context.Context, r *amrpipev1.JobRecord) error {
 	return nil
 }
 
-// jobTokens are the lists' tokens a successful job commits, each with its issue time.
+// jobTokens are the tokens a successful job commits, each with its issue time: for a job with a
+// scope (an incremental job over folder targets) one per folder, never its list's.
 func jobTokens(r *amrpipev1.JobRecord, now *timestamppb.Timestamp) []*amrpipev1.StoredToken {
 	spec := r.GetSpec()
 	var out []*amrpipev1.StoredToken
@@ -141,20 +142,27 @@ func jobTokens(r *amrpipev1.JobRecord, now *timestamppb.Timestamp) []*amrpipev1.
 				issued = t
 			}
 		}
-		out = append(out, &amrpipev1.StoredToken{ListId: tokenList, Token: r.GetChangeToken(), Issued: issued})
+		scopes := spec.GetScope()
+		if len(scopes) == 0 {
+			scopes = []string{""}
+		}
+		for _, sc := range scopes {
+			out = append(out, &amrpipev1.StoredToken{ListId: tokenList, Token: r.GetChangeToken(), Issued: issued, Scope: sc})
+		}
 	}
 	for _, t := range spec.GetListTokens() {
 		if t.GetToken() == "" || t.GetRead() == nil || fromCall && jobstore.TokenKey(t.GetListId()) == jobstore.TokenKey(tokenList) {
 			continue
 		}
-		out = append(out, &amrpipev1.StoredToken{ListId: t.GetListId(), Token: t.GetToken(), Issued: t.GetRead()})
+		out = append(out, &amrpipev1.StoredToken{ListId: t.GetListId(), Token: t.GetToken(), Issued: t.GetRead(), Scope: t.GetScope()})
 	}
 	return out
 }
 
-// commitListToken stores one list's token, unless the same or a token issued later is stored.
+// commitListToken stores one list's (or folder's) token, unless the same or a token issued later
+// is stored.
 func (s *Stage) commitListToken(ctx context.Context, jobID string, tok *amrpipev1.StoredToken) error {
-	cur, _, err := s.store.Token(ctx, tok.GetListId())
+	cur, _, err := s.store.ScopedToken(ctx, tok.GetListId(), tok.GetScope())
 	switch {
 	case errors.Is(err, jobstore.ErrNotFound):
 	case err != nil:

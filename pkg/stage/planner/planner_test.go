@@ -406,25 +406,32 @@ func TestIncrementalPlanUsesStoredChangeTokens(t *testing.T) {
 
 // TestBatchedListsCarryTheirChangeTokens: small lists batched into one multi-URL job (as a full
 // pass plans them) carry each list's change token as SharePoint gave it while the plan was sized,
-// so each list gets a token when the job completes; a folder target carries none.
+// so each list gets a token when the job completes; a folder target carries its list's token for
+// itself (scoped to the folder).
 func TestBatchedListsCarryTheirChangeTokens(t *testing.T) {
 	t.Parallel()
 	h := start(t, tenant.SmallProfile(), Config{Planner: sizing.Config{Small: 5000, Large: 10000}})
-	tasks, docs := h.list("Tasks"), h.list("Documents")
+	tasks, docs, notes := h.list("Tasks"), h.list("Documents"), h.webList(h.siteURL+"/team", "Notes")
+	drafts := h.url(notes.RootFolderURL + "/Drafts")
 	before := time.Now()
 	req := &amrpipev1.PlanRequest{PlanId: "lists", SiteUrl: h.siteURL,
-		Targets: []string{h.url(tasks.RootFolderURL), h.url(docs.RootFolderURL), h.url(h.webList(h.siteURL+"/team", "Notes").RootFolderURL + "/Drafts")}}
+		Targets: []string{h.url(tasks.RootFolderURL), h.url(docs.RootFolderURL), drafts}}
 	h.publish(topology.SubjectPlanSubmit, req, "plan/lists")
 	h.settle()
 	got := h.specs("lists")
 	sameSpecs(t, got, h.want(req, nil, nil))
 	var multi *amrpipev1.JobSpec
 	for _, s := range got {
+		lt := s.GetListTokens()
 		switch {
 		case s.GetMulti():
 			multi = s
-		case len(s.GetListTokens()) > 0:
-			t.Errorf("spec %s on %v carries list tokens %v", s.GetSpecId(), s.GetUrls(), s.GetListTokens())
+		case len(s.GetUrls()) == 1 && s.GetUrls()[0] == drafts:
+			if len(lt) != 1 || lt[0].GetListId() != notes.ID || lt[0].GetToken() != notes.ChangeToken || lt[0].GetScope() != drafts {
+				t.Errorf("folder target's spec carries tokens %v, want its list's scoped to it", lt)
+			}
+		case len(lt) > 0:
+			t.Errorf("spec %s on %v carries list tokens %v", s.GetSpecId(), s.GetUrls(), lt)
 		}
 	}
 	if multi == nil || len(multi.GetUrls()) != 2 {

@@ -78,14 +78,14 @@ func (s *Sizer) Resolve(ctx context.Context, rawURL string) (sizing.Node, error)
 		// A list root has no list item; the list's ItemCount counts every file, folder and item
 		// in it at any depth (docs/amr-protocol.md §7.3 C9): at least its file count.
 		n.Kind, n.Items, n.ListURL = sizing.KindList, loc.list.ItemCount, loc.url
-		// The token was read before any job of the plan exists: safe to start the next pass from.
-		n.ChangeToken, n.TokenRead = loc.list.ChangeToken, loc.listRead
 	} else {
 		n.Kind = sizing.KindFolder
 		if n.Items, err = s.totals(ctx, n.WebURL, loc.path); err != nil {
 			return sizing.Node{}, err
 		}
 	}
+	// The list's token, read before any job of the plan exists: safe to start its next pass from.
+	n.ChangeToken, n.TokenRead = loc.list.ChangeToken, loc.listRead
 	s.resolved[key] = n
 	return n, nil
 }

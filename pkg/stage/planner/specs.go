@@ -41,7 +41,7 @@ func SpecToProto(j sizing.JobSpec, tenant string) *amrpipev1.JobSpec {
 func listTokensToProto(ts []sizing.ListToken) []*amrpipev1.ListToken {
 	var out []*amrpipev1.ListToken
 	for _, t := range ts {
-		lt := &amrpipev1.ListToken{ListId: t.ListID, Token: t.Token}
+		lt := &amrpipev1.ListToken{ListId: t.ListID, Token: t.Token, Scope: t.Scope}
 		if !t.Read.IsZero() {
 			lt.Read = timestamppb.New(t.Read)
 		}
@@ -69,7 +69,7 @@ func SpecFromProto(p *amrpipev1.JobSpec) sizing.JobSpec {
 		EmitPrincipals: p.GetEmitPrincipals(),
 	}
 	for _, t := range p.GetListTokens() {
-		lt := sizing.ListToken{ListID: t.GetListId(), Token: t.GetToken()}
+		lt := sizing.ListToken{ListID: t.GetListId(), Token: t.GetToken(), Scope: t.GetScope()}
 		if t.GetRead() != nil {
 			lt.Read = t.GetRead().AsTime()
 		}

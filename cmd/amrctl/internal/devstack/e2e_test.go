@@ -76,6 +76,16 @@ func plan(s *devstack.Stack, id string, incremental bool) *amrpipev1.PlanRequest
 		Incremental: incremental, Submitted: timestamppb.Now()}
 }
 
+// batchedTargets are the two lists of the root web (small enough, with thresholds of 2,000 and
+// 5,000, to share one multi-URL job) and a folder of the team web's library.
+func batchedTargets(s *devstack.Stack) []string {
+	return []string{
+		s.SiteURL("/sites/small/Shared Documents"),
+		s.SiteURL("/sites/small/Lists/Tasks"),
+		s.SiteURL("/sites/small/team/Notes/Drafts"),
+	}
+}
+
 func tenantOptions(o *amrpipev1.ReadOptions) tenant.ReadOptions {
 	return tenant.ReadOptions{IncludeVersions: o.GetIncludeVersions(), IncludePermission: o.GetIncludePermission(),
 		IncludeSecurity: o.GetIncludeSecurity(), IncludeExtendedMetadata: o.GetIncludeExtendedMetadata()}
@@ -98,8 +108,19 @@ func runPlan(t *testing.T, s *devstack.Stack, p *amrpipev1.PlanRequest, during f
 }
 
 // checkExactlyOnce compares everything downstream with the tenant's ground truth for the plan and
-// checks every job finished well.
+// checks every job finished well and every planner tier ran.
 func checkExactlyOnce(t *testing.T, s *devstack.Stack, p *amrpipev1.PlanRequest) *devstack.Downstream {
+	t.Helper()
+	got, kinds := checkPlan(t, s, p)
+	if p.GetPlanId() != "" && (kinds["probe"] < 2 || kinds["multi"] < 1 || kinds["single"] < 2 || kinds["security"] != 1) {
+		t.Errorf("jobs by kind %v: want every planner tier (2+ probes, multi-URL, single, one security job)", kinds)
+	}
+	return got
+}
+
+// checkPlan compares everything downstream with the tenant's ground truth for the plan, checks
+// every job finished well and returns the jobs by kind.
+func checkPlan(t *testing.T, s *devstack.Stack, p *amrpipev1.PlanRequest) (*devstack.Downstream, map[string]int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -135,16 +156,13 @@ func checkExactlyOnce(t *testing.T, s *devstack.Stack, p *amrpipev1.PlanRequest)
 			kinds["single"]++
 		}
 	}
-	if p.GetPlanId() != "" && (kinds["probe"] < 2 || kinds["multi"] < 1 || kinds["single"] < 2 || kinds["security"] != 1) {
-		t.Errorf("jobs by kind %v: want every planner tier (2+ probes, multi-URL, single, one security job)", kinds)
-	}
 	t.Logf("%d jobs %v, %d records in %d batches, %d content objects", len(jobs), kinds, got.Records, got.Batches, len(want))
 	if p.GetPlanId() != "" {
 		if out, err := planStatus(t, s, p.GetPlanId()); err != nil || !strings.Contains(out, ": complete") {
 			t.Errorf("plan status: %v\n%s", err, out)
 		}
 	}
-	return got
+	return got, kinds
 }
 
 func TestEndToEndEveryTierExactlyOnce(t *testing.T) {
@@ -204,22 +222,61 @@ func TestEndToEndIncrementalPassYieldsExactlyTheChanges(t *testing.T) {
 	first := plan(s, "e2e-pass-1", true)
 	runPlan(t, s, first, nil)
 	before := checkExactlyOnce(t, s, first)
+	secondPass(t, s, before, plan(s, "e2e-pass-2", true))
+}
 
+// TestEndToEndIncrementalPassAfterBatchedFullPass: a full pass (not incremental) with thresholds
+// that batch both lists of the site's root web into one multi-URL job leaves a change token for
+// every list all the same (and one for the folder target), so the next incremental pass yields
+// exactly the changes, the batched lists' and the folder's included.
+func TestEndToEndIncrementalPassAfterBatchedFullPass(t *testing.T) {
+	s := start(t, func(o *devstack.Options) { o.Small, o.Large = 2000, 5000 })
+	first := plan(s, "e2e-batched-1", false)
+	first.Targets = batchedTargets(s)
+	runPlan(t, s, first, nil)
+	before, kinds := checkPlan(t, s, first)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	opts := tenantOptions(first.GetOptions())
+	jobs, err := s.Jobs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batched := false
+	for _, j := range jobs {
+		batched = batched || j.GetSpec().GetMulti() && len(j.GetSpec().GetListIds()) == 2 && len(j.GetSpec().GetListTokens()) == 2
+	}
+	if !batched {
+		t.Fatalf("jobs %v: want the two lists of the root web in one multi-URL job", kinds)
+	}
+	second := plan(s, "e2e-batched-2", true)
+	second.Targets = first.GetTargets()
+	secondPass(t, s, before, second)
+}
+
+// secondPass changes the tenant, runs the incremental plan second, and checks that it yields
+// exactly what changed since the tokens the first pass committed for the targets' lists.
+func secondPass(t *testing.T, s *devstack.Stack, before *devstack.Downstream, second *amrpipev1.PlanRequest) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	opts := tenantOptions(second.GetOptions())
 	changes := s.Tenant.Mutate(40)
 	if len(changes) == 0 {
 		t.Fatal("the simulator made no change")
 	}
-	// What changed since the tokens the first pass committed, list by list.
+	// What changed since the tokens the first pass committed, target by target: a list's own, a
+	// folder's own.
 	want := map[devstack.Object]int{}
-	for _, u := range targets(s) {
+	for _, u := range second.GetTargets() {
 		tg, err := s.Tenant.Resolve(u)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tok, _, err := s.Store.Token(ctx, tg.ListID)
+		scope := ""
+		if tg.Kind != tenant.TargetList {
+			scope = u
+		}
+		tok, _, err := s.Store.ScopedToken(ctx, tg.ListID, scope)
 		if err != nil {
 			t.Fatalf("no change token committed for %s by the first pass: %v", u, err)
 		}
@@ -233,7 +290,6 @@ func TestEndToEndIncrementalPassYieldsExactlyTheChanges(t *testing.T) {
 			want[k] += n
 		}
 	}
-	second := plan(s, "e2e-pass-2", true)
 	runPlan(t, s, second, nil)
 	after, err := s.Records(ctx)
 	if err != nil {
@@ -260,6 +316,7 @@ func TestEndToEndIncrementalPassYieldsExactlyTheChanges(t *testing.T) {
 	if len(want) == 0 || len(want) >= len(before.Content) {
 		t.Fatalf("second pass yields %d objects of %d: want only the changed ones", len(want), len(before.Content))
 	}
+	t.Logf("second pass: %d objects downstream for %d changes (first pass: %d)", len(delta), len(changes), len(before.Content))
 }
 
 func TestEndToEndRefusedManifestFailsTheJobInsteadOfHangingIt(t *testing.T) {

@@ -642,7 +642,10 @@ type ListToken struct {
 	ListId string                 `protobuf:"bytes,1,opt,name=list_id,json=listId,proto3" json:"list_id,omitempty"`
 	Token  string                 `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
 	// read is when the planner read it: the token's issue time for its maximum age.
-	Read          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=read,proto3" json:"read,omitempty"`
+	Read *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=read,proto3" json:"read,omitempty"`
+	// scope is the folder (absolute URL) the token is committed for when the job reads a folder
+	// target rather than the list's root; empty for the whole list.
+	Scope         string `protobuf:"bytes,4,opt,name=scope,proto3" json:"scope,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -696,6 +699,13 @@ func (x *ListToken) GetRead() *timestamppb.Timestamp {
 		return x.Read
 	}
 	return nil
+}
+
+func (x *ListToken) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
 }
 
 // FolderSize is one folder a probe job found, with SharePoint's totals.
@@ -1774,13 +1784,17 @@ func (x *JobRecord) GetMalformedEvents() int64 {
 	return 0
 }
 
-// StoredToken is a list's change token for the next incremental pass: in KV amr_tokens.
+// StoredToken is a list's change token for the next incremental pass: in KV amr_tokens, under the
+// list's key, or for a folder target under jobstore.ScopedTokenKey.
 type StoredToken struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ListId        string                 `protobuf:"bytes,1,opt,name=list_id,json=listId,proto3" json:"list_id,omitempty"`
-	Token         string                 `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
-	Issued        *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=issued,proto3" json:"issued,omitempty"`
-	JobId         string                 `protobuf:"bytes,4,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	ListId string                 `protobuf:"bytes,1,opt,name=list_id,json=listId,proto3" json:"list_id,omitempty"`
+	Token  string                 `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	Issued *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=issued,proto3" json:"issued,omitempty"`
+	JobId  string                 `protobuf:"bytes,4,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// scope is the folder (absolute URL) whose objects the token's job delivered: the token holds
+	// for the next pass over that folder only. Empty: the whole list.
+	Scope         string `protobuf:"bytes,5,opt,name=scope,proto3" json:"scope,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1839,6 +1853,13 @@ func (x *StoredToken) GetIssued() *timestamppb.Timestamp {
 func (x *StoredToken) GetJobId() string {
 	if x != nil {
 		return x.JobId
+	}
+	return ""
+}
+
+func (x *StoredToken) GetScope() string {
+	if x != nil {
+		return x.Scope
 	}
 	return ""
 }
@@ -2664,11 +2685,12 @@ const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
 	"\rtoken_list_id\x18\x10 \x01(\tR\vtokenListId\x12\x14\n" +
 	"\x05scope\x18\x11 \x03(\tR\x05scope\x126\n" +
 	"\vlist_tokens\x18\x12 \x03(\v2\x15.amrpipe.v1.ListTokenR\n" +
-	"listTokens\"j\n" +
+	"listTokens\"\x80\x01\n" +
 	"\tListToken\x12\x17\n" +
 	"\alist_id\x18\x01 \x01(\tR\x06listId\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x12.\n" +
-	"\x04read\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04read\"\xa7\x01\n" +
+	"\x04read\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04read\x12\x14\n" +
+	"\x05scope\x18\x04 \x01(\tR\x05scope\"\xa7\x01\n" +
 	"\n" +
 	"FolderSize\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x17\n" +
@@ -2787,12 +2809,13 @@ const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
 	"\x10malformed_events\x18\x19 \x01(\x03R\x0fmalformedEvents\x1a9\n" +
 	"\vCountsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x87\x01\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x9d\x01\n" +
 	"\vStoredToken\x12\x17\n" +
 	"\alist_id\x18\x01 \x01(\tR\x06listId\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x122\n" +
 	"\x06issued\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x06issued\x12\x15\n" +
-	"\x06job_id\x18\x04 \x01(\tR\x05jobId\"\xae\x01\n" +
+	"\x06job_id\x18\x04 \x01(\tR\x05jobId\x12\x14\n" +
+	"\x05scope\x18\x05 \x01(\tR\x05scope\"\xae\x01\n" +
 	"\fPlannedSpecs\x12\x17\n" +
 	"\aplan_id\x18\x01 \x01(\tR\x06planId\x12\x19\n" +
 	"\bspec_ids\x18\x02 \x03(\tR\aspecIds\x124\n" +
