@@ -112,9 +112,11 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 		opts.Log = io.Discard
 	}
 	s = &Stack{opts: opts, stages: map[string][]*replica{}}
+	// A failing step returns nil, err: close what was started through its own reference.
+	started := s
 	defer func() {
 		if err != nil {
-			err = errors.Join(err, s.Close())
+			err = errors.Join(err, started.Close())
 			s = nil
 		}
 	}()
