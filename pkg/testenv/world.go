@@ -382,26 +382,36 @@ func (e *World) Log(t testing.TB, ctx context.Context, j Job) []string {
 }
 
 // Messages returns every message stored on subjects matching filter, in stream order, decoded
-// into values made by newMsg. It reads the stream directly (no consumer), so it works on work-queue
-// streams too and takes nothing away from their consumers.
+// into values made by newMsg (ReadMessages), and fails the test if it cannot.
 func Messages[M proto.Message](t testing.TB, ctx context.Context, js jetstream.JetStream, stream, filter string, newMsg func() M) []M {
 	t.Helper()
-	st, err := js.Stream(ctx, stream)
+	out, err := ReadMessages(ctx, js, stream, filter, newMsg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return out
+}
+
+// ReadMessages returns every message stored on subjects matching filter, in stream order, decoded
+// into values made by newMsg. It reads the stream directly (no consumer), so it works on work-queue
+// streams too and takes nothing away from their consumers.
+func ReadMessages[M proto.Message](ctx context.Context, js jetstream.JetStream, stream, filter string, newMsg func() M) ([]M, error) {
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", stream, err)
 	}
 	var out []M
 	for seq := uint64(1); ; {
 		raw, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return out
+			return out, nil
 		}
 		if err != nil {
-			t.Fatal(err)
+			return nil, fmt.Errorf("%s from %d: %w", stream, seq, err)
 		}
 		m := newMsg()
 		if err := proto.Unmarshal(raw.Data, m); err != nil {
-			t.Fatalf("%s: %v", raw.Subject, err)
+			return nil, fmt.Errorf("%s: %w", raw.Subject, err)
 		}
 		out = append(out, m)
 		seq = raw.Sequence + 1

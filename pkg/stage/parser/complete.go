@@ -41,11 +41,17 @@ func (s *Stage) handleEnd(ctx context.Context, msg jetstream.Msg) error {
 // complete closes a job whose record shows the evidence (jobstore.Blocker: the end confirmed, or
 // seen for a failed job, and every announced file parsed or failed): it publishes
 // the probe result (probe jobs) and the summary unless a summary is on amr.done.<jobID> already,
-// then, for a job that did not fail, commits the change token, and fires Completed (DONE, or
-// FAILED when a file failed). Every step may be repeated by a redelivery or run by two replicas
-// at once.
+// then, for a job that did not fail, commits the change token its planning tree owes (once the
+// whole tree is DONE: commitTokens), and fires Completed (DONE, or FAILED when a file failed).
+// Every step may be repeated by a redelivery or run by two replicas at once.
 func (s *Stage) complete(ctx context.Context, r *amrpipev1.JobRecord) error {
-	if r == nil || r.GetState() == amrpipev1.JobState_JOB_STATE_DONE || jobstore.Blocker(r) != "" {
+	switch {
+	case r == nil:
+		return nil
+	case r.GetState() == amrpipev1.JobState_JOB_STATE_DONE:
+		// A crash after Completed may have left the tree's token uncommitted.
+		return s.commitTokens(ctx, r)
+	case jobstore.Blocker(r) != "":
 		return nil
 	}
 	jobID, bad := r.GetJobId(), jobstore.Bad(r)
@@ -72,14 +78,39 @@ func (s *Stage) complete(ctx context.Context, r *amrpipev1.JobRecord) error {
 			"files", len(r.GetFilesParsed()), "errors", len(r.GetErrors()))
 	}
 	if !bad {
-		if err := s.commitToken(ctx, r); err != nil {
+		if err := s.commitTokens(ctx, r); err != nil {
 			return err
 		}
 	}
-	if _, err := s.store.Fire(ctx, jobID, jobstore.Completed()); err != nil && !errors.Is(err, jobstore.ErrRefused) {
+	rec, err := s.store.Fire(ctx, jobID, jobstore.Completed())
+	if err != nil && !errors.Is(err, jobstore.ErrRefused) {
 		return err
 	}
+	if !bad && rec != nil {
+		// Two replicas completing the last two jobs of a tree at once each find the other one
+		// live before it fires Completed; after firing, at least one finds both DONE.
+		return s.commitTokens(ctx, rec)
+	}
 	return nil
+}
+
+// commitTokens commits the change tokens of the job at the root of r's planning tree once the
+// tree is done. That job read lists' roots or folder targets and holds their tokens (jobTokens);
+// when it is a probe, the jobs planned from its result (recursively) read the rest, and a token,
+// which tells the next incremental pass that everything before it was exported, may be stored
+// only once all of them ended DONE (jobstore.TreeDone): a job of the tree that failed never
+// delivered what the token would skip. r counts as DONE (it is, or is being completed). Not
+// committing is the safe side: the next incremental pass then reads the list in full.
+func (s *Stage) commitTokens(ctx context.Context, r *amrpipev1.JobRecord) error {
+	root, err := s.store.TreeRoot(ctx, r)
+	if err != nil || root == nil || len(jobTokens(root, timestamppb.New(s.now()))) == 0 {
+		return err
+	}
+	done, err := s.store.TreeDone(ctx, root, r.GetJobId())
+	if err != nil || !done {
+		return err
+	}
+	return s.commitToken(ctx, root)
 }
 
 // summaryPublished looks for the job's summary on its subject.

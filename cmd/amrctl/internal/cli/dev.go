@@ -19,31 +19,10 @@ import (
 	"github.com/amrpipe/amrpipe/cmd/amrctl/internal/devstack"
 	"github.com/amrpipe/amrpipe/cmd/amrctl/internal/progress"
 	"github.com/amrpipe/amrpipe/pkg/downstream/sink"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )
-
-// devPlans is the sample: three site collections of the default simulated tenant, about 218K items
-// in five libraries and three lists, chosen so that with the demo's thresholds every planner tier
-// runs: the engineering library (122K items) is over Large and gets a probe whose subfolders split
-// into one-job folders (Specs 25K, Releases 36K) and a multi-URL job of 1,000 sprint folders; the
-// HR library mixes tiny folders (multi-URL) with a 10K one; lists and the platform web's library
-// get a job each; security is read once per site collection.
-func devPlans(siteURL func(string) string) []*amrpipev1.PlanRequest {
-	opts := &amrpipev1.ReadOptions{IncludeVersions: true, IncludePermission: true, IncludeSecurity: true}
-	mk := func(id, site string, targets ...string) *amrpipev1.PlanRequest {
-		p := &amrpipev1.PlanRequest{PlanId: id, SiteUrl: siteURL(site), Options: opts, Submitted: timestamppb.Now()}
-		for _, t := range targets {
-			p.Targets = append(p.Targets, siteURL(site+t))
-		}
-		return p
-	}
-	return []*amrpipev1.PlanRequest{
-		mk("demo-hr", "/sites/hr", "/Shared Documents", "/Lists/Onboarding Tasks"),
-		mk("demo-engineering", "/sites/engineering", "/Shared Documents", "/Lists/Issues", "/platform/Design Docs", "/platform/Lists/Builds"),
-		mk("demo-archive", "/sites/archive", "/Records/2020", "/Lists/Retention Schedule"),
-	}
-}
 
 func devCommand() *cobra.Command {
 	var (
@@ -100,7 +79,7 @@ tenant of several sites) and the five services in this process, submits a sample
 			sinkDone := make(chan error, 1)
 			go func() { sinkDone <- sink.Consume(sinkCtx, sinkJS, sk.Write) }()
 
-			plans := devPlans(st.SiteURL)
+			plans := testenv.DemoPlans(st.SiteURL)
 			for _, p := range plans {
 				if err := st.Submit(ctx, p); err != nil {
 					return err
@@ -153,8 +132,8 @@ tenant of several sites) and the five services in this process, submits a sample
 	f.BoolVar(&queue, "queue", false, "SharePoint also reports through an Azure Queue, read beside progress polling")
 	f.BoolVar(&plain, "plaintext", false, "turn manifest encryption off")
 	f.BoolVar(&logs, "logs", false, "print the services' logs to stderr")
-	f.Int64Var(&small, "small", 2000, "planner: folders under this many items are batched into multi-URL jobs")
-	f.Int64Var(&large, "large", 50000, "planner: folders over this many items are probed and split")
+	f.Int64Var(&small, "small", testenv.DemoSmall, "planner: folders under this many items are batched into multi-URL jobs")
+	f.Int64Var(&large, "large", testenv.DemoLarge, "planner: folders over this many items are probed and split")
 	f.DurationVar(&timeout, "timeout", 15*time.Minute, "give up after this long")
 	f.BoolVar(&secondPass, "second-pass", false, "after the full pass, change the tenant (--changes) and run the same plans incrementally; report both passes")
 	f.IntVar(&changes, "changes", 500, "changes the simulator makes before the second pass")
@@ -166,14 +145,14 @@ type passReport struct {
 	changes                  int
 	first, second            progress.Summary // the second pass's own jobs
 	firstContent, secondDiff int              // content objects downstream: all after the first, new or again in the second
-	got                      *devstack.Downstream
+	got                      *testenv.Downstream
 }
 
 // runSecondPass makes changes to the tenant, submits the demo's plans again as incremental plans
 // and waits until the pipeline is idle. The first pass committed a change token for every list it
 // read from its root, so the second reads only what changed (and folder targets in full).
 func runSecondPass(ctx context.Context, w io.Writer, st *devstack.Stack, plans []*amrpipev1.PlanRequest, changes int,
-	first progress.Summary, firstGot *devstack.Downstream) (*passReport, error) {
+	first progress.Summary, firstGot *testenv.Downstream) (*passReport, error) {
 	made := st.Tenant.Mutate(changes)
 	fmt.Fprintf(w, "\nsecond pass: %d changes made to the tenant; the same plans again, incremental\n\n", len(made))
 	for _, p := range plans {
@@ -253,7 +232,7 @@ func watch(ctx context.Context, st *devstack.Stack, d *progress.Display) error {
 	}
 }
 
-func summarize(ctx context.Context, w io.Writer, st *devstack.Stack, s progress.Summary, got *devstack.Downstream, path string, took time.Duration) error {
+func summarize(ctx context.Context, w io.Writer, st *devstack.Stack, s progress.Summary, got *testenv.Downstream, path string, took time.Duration) error {
 	var states []string
 	for k, v := range s.ByState {
 		states = append(states, fmt.Sprintf("%d %s", v, k))

@@ -8,14 +8,12 @@ package devstack
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -27,7 +25,6 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
-	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/storage"
 	"github.com/amrpipe/amrpipe/pkg/stage"
 	"github.com/amrpipe/amrpipe/pkg/stage/registry"
@@ -84,8 +81,8 @@ type Stack struct {
 	Store   *jobstore.Store
 	Storage storage.Config
 
-	simHTTP  *http.Server
-	kekBytes []byte // the stages' AMR_KEK
+	simHTTP *http.Server
+	secrets map[string]string // the stages' environment
 
 	mu     sync.Mutex
 	stages map[string][]*replica
@@ -145,10 +142,11 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	if s.Store, err = jobstore.Open(ctx, s.JS, time.Now); err != nil {
 		return nil, err
 	}
-	s.kekBytes = make([]byte, keywrap.KeySize)
-	if _, err := rand.Read(s.kekBytes); err != nil {
+	kek := make([]byte, keywrap.KeySize)
+	if _, err := rand.Read(kek); err != nil {
 		return nil, err
 	}
+	s.secrets = testenv.StageSecrets(simToken, s.Storage.Key, kek, "devstack")
 	for _, d := range registry.All() {
 		for range opts.Replicas {
 			if err := s.StartStage(ctx, d.Name); err != nil {
@@ -184,43 +182,16 @@ func (s *Stack) startSimulator() error {
 	return nil
 }
 
-// args are the command line of a stage's replica: the shared flags of the parts it uses, then
-// its own, as a deployment would set them.
+// args are the command line of a stage's replica, as a deployment would set it.
 func (s *Stack) args(d stage.Def) []string {
-	args := []string{"-nats-url", s.NATS.ClientURL(), "-http-addr", "127.0.0.1:0", "-log-level", s.opts.LogLevel,
-		"-otel", "none", "-drain-timeout", "5s"}
-	if d.Uses&stage.UsesSharePoint != 0 {
-		args = append(args, "-sp-user-agent", "ISV|amrpipe|amrpipe-dev/0.1", "-sp-timeout", "1m")
-	}
-	if d.Uses&stage.UsesStorage != 0 {
-		sc := s.Storage
-		args = append(args, "-storage-blob-url", sc.BlobURL, "-storage-queue-url", sc.QueueURL,
-			"-storage-account", sc.Account, "-manifest-container", sc.Container, "-report-queue", sc.Queue)
-	}
-	switch d.Name {
-	case topology.StagePlanner:
-		if s.opts.Small > 0 {
-			args = append(args, "-small", strconv.FormatInt(s.opts.Small, 10))
-		}
-		if s.opts.Large > 0 {
-			args = append(args, "-large", strconv.FormatInt(s.opts.Large, 10))
-		}
-	case topology.StageSubmitter:
-		args = append(args, "-encrypt="+strconv.FormatBool(!s.opts.Plaintext))
-	case topology.StageRelay:
-		args = append(args, "-poll-interval", s.opts.PollInterval.String())
-	}
+	args := testenv.StageArgs(d, testenv.StageFlags{NATSURL: s.NATS.ClientURL(), LogLevel: s.opts.LogLevel, Storage: s.Storage,
+		Small: s.opts.Small, Large: s.opts.Large, Plaintext: s.opts.Plaintext, PollInterval: s.opts.PollInterval})
 	return append(args, s.opts.StageFlags[d.Name]...)
 }
 
 // env is the environment of every replica: the secrets, which are never flags.
 func (s *Stack) env(name string) (string, bool) {
-	v, ok := map[string]string{
-		spo.TokenEnv:     simToken,
-		storage.KeyEnv:   s.Storage.Key,
-		keywrap.EnvKEK:   base64.StdEncoding.EncodeToString(s.kekBytes),
-		keywrap.EnvKEKID: "devstack",
-	}[name]
+	v, ok := s.secrets[name]
 	return v, ok
 }
 

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/types/known/timestamppb"
-
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 
 	"github.com/amrpipe/amrpipe/cmd/amrctl/internal/cli"
@@ -24,23 +22,12 @@ import (
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )
 
-// The small profile with thresholds that exercise every planner tier: the Documents library
-// (about 1,750 items) is over Large and gets a probe, its "Big" folder (1,200 files) another probe,
-// the twelve Team folders (42 items each) and "Empty" go into multi-URL jobs, the Tasks list (300)
-// and the team web's Notes library (101) get one job each, and security is read once at the top.
-const (
-	small = 50
-	large = 500
-)
-
-var fullOptions = &amrpipev1.ReadOptions{IncludeVersions: true, IncludePermission: true, IncludeSecurity: true}
-
 func start(t *testing.T, mod func(*devstack.Options)) *devstack.Stack {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end: starts JetStream, Azurite, the simulator and the five stages")
 	}
-	opts := devstack.Options{Profile: tenant.SmallProfile(), Small: small, Large: large, MaxManifestBytes: 64 << 10,
+	opts := devstack.Options{Profile: tenant.SmallProfile(), Small: testenv.SmallProfileSmall, Large: testenv.SmallProfileLarge, MaxManifestBytes: 64 << 10,
 		PollInterval: 100 * time.Millisecond}
 	if os.Getenv("AMRPIPE_E2E_LOG") != "" {
 		opts.Log, opts.LogLevel = os.Stderr, "info"
@@ -63,17 +50,10 @@ func start(t *testing.T, mod func(*devstack.Options)) *devstack.Stack {
 }
 
 // targets are the plan's URLs: the two libraries and the list of the small site, across two webs.
-func targets(s *devstack.Stack) []string {
-	return []string{
-		s.SiteURL("/sites/small/Shared Documents"),
-		s.SiteURL("/sites/small/Lists/Tasks"),
-		s.SiteURL("/sites/small/team/Notes"),
-	}
-}
+func targets(s *devstack.Stack) []string { return testenv.SmallTargets(s.SiteURL) }
 
 func plan(s *devstack.Stack, id string, incremental bool) *amrpipev1.PlanRequest {
-	return &amrpipev1.PlanRequest{PlanId: id, SiteUrl: s.SiteURL("/sites/small"), Targets: targets(s), Options: fullOptions,
-		Incremental: incremental, Submitted: timestamppb.Now()}
+	return testenv.SmallPlan(s.SiteURL, id, incremental)
 }
 
 // batchedTargets are the two lists of the root web (small enough, with thresholds of 2,000 and
@@ -84,11 +64,6 @@ func batchedTargets(s *devstack.Stack) []string {
 		s.SiteURL("/sites/small/Lists/Tasks"),
 		s.SiteURL("/sites/small/team/Notes/Drafts"),
 	}
-}
-
-func tenantOptions(o *amrpipev1.ReadOptions) tenant.ReadOptions {
-	return tenant.ReadOptions{IncludeVersions: o.GetIncludeVersions(), IncludePermission: o.GetIncludePermission(),
-		IncludeSecurity: o.GetIncludeSecurity(), IncludeExtendedMetadata: o.GetIncludeExtendedMetadata()}
 }
 
 // runPlan submits a plan and waits until the pipeline is idle.
@@ -109,7 +84,7 @@ func runPlan(t *testing.T, s *devstack.Stack, p *amrpipev1.PlanRequest, during f
 
 // checkExactlyOnce compares everything downstream with the tenant's ground truth for the plan and
 // checks every job finished well and every planner tier ran.
-func checkExactlyOnce(t *testing.T, s *devstack.Stack, p *amrpipev1.PlanRequest) *devstack.Downstream {
+func checkExactlyOnce(t *testing.T, s *devstack.Stack, p *amrpipev1.PlanRequest) *testenv.Downstream {
 	t.Helper()
 	got, kinds := checkPlan(t, s, p)
 	if p.GetPlanId() != "" && (kinds["probe"] < 2 || kinds["multi"] < 1 || kinds["single"] < 2 || kinds["security"] != 1) {
@@ -120,11 +95,11 @@ func checkExactlyOnce(t *testing.T, s *devstack.Stack, p *amrpipev1.PlanRequest)
 
 // checkPlan compares everything downstream with the tenant's ground truth for the plan, checks
 // every job finished well and returns the jobs by kind.
-func checkPlan(t *testing.T, s *devstack.Stack, p *amrpipev1.PlanRequest) (*devstack.Downstream, map[string]int) {
+func checkPlan(t *testing.T, s *devstack.Stack, p *amrpipev1.PlanRequest) (*testenv.Downstream, map[string]int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	want, err := s.Truth(ctx, p.GetTargets(), tenantOptions(p.GetOptions()))
+	want, err := s.Truth(ctx, p.GetTargets(), testenv.TenantOptions(p.GetOptions()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +107,7 @@ func checkPlan(t *testing.T, s *devstack.Stack, p *amrpipev1.PlanRequest) (*devs
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := devstack.Diff(got.Content, want); err != nil {
+	if err := testenv.Diff(got.Content, want); err != nil {
 		t.Fatal(err)
 	}
 	jobs, err := s.Jobs(ctx)
@@ -255,18 +230,18 @@ func TestEndToEndIncrementalPassAfterBatchedFullPass(t *testing.T) {
 
 // secondPass changes the tenant, runs the incremental plan second, and checks that it yields
 // exactly what changed since the tokens the first pass committed for the targets' lists.
-func secondPass(t *testing.T, s *devstack.Stack, before *devstack.Downstream, second *amrpipev1.PlanRequest) {
+func secondPass(t *testing.T, s *devstack.Stack, before *testenv.Downstream, second *amrpipev1.PlanRequest) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	opts := tenantOptions(second.GetOptions())
+	opts := testenv.TenantOptions(second.GetOptions())
 	changes := s.Tenant.Mutate(40)
 	if len(changes) == 0 {
 		t.Fatal("the simulator made no change")
 	}
 	// What changed since the tokens the first pass committed, target by target: a list's own, a
 	// folder's own.
-	want := map[devstack.Object]int{}
+	want := map[testenv.Object]int{}
 	for _, u := range second.GetTargets() {
 		tg, err := s.Tenant.Resolve(u)
 		if err != nil {
@@ -295,13 +270,13 @@ func secondPass(t *testing.T, s *devstack.Stack, before *devstack.Downstream, se
 	if err != nil {
 		t.Fatal(err)
 	}
-	delta := map[devstack.Object]int{}
+	delta := map[testenv.Object]int{}
 	for o, n := range after.Content {
 		if d := n - before.Content[o]; d > 0 {
 			delta[o] = d
 		}
 	}
-	if err := devstack.Diff(delta, want); err != nil {
+	if err := testenv.Diff(delta, want); err != nil {
 		kinds := map[string]string{}
 		for _, c := range changes {
 			kinds[c.ObjectID] = fmt.Sprint(c.Kind)
