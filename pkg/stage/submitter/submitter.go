@@ -3,27 +3,39 @@
 // (JobRecord in amr_jobs) and announces it to the progress-relay (SubmittedJob on
 // amr.jobs.submitted.<jobID>, Nats-Msg-Id the job id). Per spec:
 //
-//  1. Idempotency first: amr_submissions maps the spec id to what was done. A spec seen before
+//  1. Idempotency first: amr_submissions holds what became of the spec. A spec with an outcome
 //     creates no job; its JobRecord and SubmittedJob (or re-plan) are made sure of again.
-//  2. Encryption (on by default): a fresh AES-256 key, wrapped under the KEK and stored
+//  2. A claim before any call: the delivery stores a SpecClaim under the spec id by
+//     compare-and-set. Another delivery of the spec (a plan redelivered past the specs stream's
+//     2-minute duplicate window, a redelivery racing the first, another replica) waits while the
+//     claim's lease runs, then reads the outcome.
+//  3. Encryption (on by default): a fresh AES-256 key, wrapped under the KEK and stored
 //     create-once under the spec id before SharePoint is called (SharePoint keeps no copy); a
 //     stored, unexpired key is reused.
-//  3. SAS URLs minted from the storage account and checked by SharePoint's rules (manifest
+//  4. SAS URLs minted from the storage account and checked by SharePoint's rules (manifest
 //     container Read+Write only, queue Add); a bad one is dead-lettered with the reason.
-//  4. The create call, through the shared SharePoint caller (pkg/stage): paced by the tenant
-//     host's throttling budget (a 429/503 Retry-After pauses every replica; RateLimit-* headers
-//     slow calls before that); a pause longer than -max-throttle-wait hands the message back
-//     (Nak with the pause as delay).
-//  5. A change token SharePoint rejects (-2146232832) turns the spec into a re-plan: a
+//  5. The create call, through the shared SharePoint caller (pkg/stage): paced by the tenant
+//     host's throttling budget (a 429/503 Retry-After pauses every replica and the call is made
+//     again: SharePoint refused it). Each call is first recorded on the claim (a CreateAttempt,
+//     CALLING), by compare-and-set: only one delivery makes it. An answer that shows no job was
+//     created (an error status other than 408, 502, 504; a request that never left) removes the
+//     record; the verdict decides on the message.
+//  6. A call whose outcome is unknown (no answer, 408, 502, 504, or a claim left CALLING by a
+//     stopped submitter) is never made again blindly (the calls are not idempotent). It is
+//     recorded AMBIGUOUS, the spec is marked for the sweeper (sweep.go), which looks for the job
+//     in the manifest container (a job folder no record accounts for whose manifest decrypts with
+//     the spec's key), and the message comes back every -reconcile-interval. A job found becomes
+//     the spec's outcome. None within -reconcile-window: the spec is created once more; a second
+//     unknown outcome ends the spec failed with the reason (dead-lettered, shown by plan status).
+//     A job of the spec found after it got another outcome is an orphan: recorded, never
+//     followed, its manifests deleted (DeleteMigrationJob is not documented for AMR jobs).
+//  7. A change token SharePoint rejects (-2146232832) turns the spec into a re-plan: a
 //     PlanRequest for its targets with its lists in token_rejected_lists (full read).
-//  6. The outcome is stored in amr_submissions, the JobRecord written, the SubmittedJob
-//     published, and only then the spec acknowledged.
+//  8. The outcome replaces the claim in amr_submissions (the attempts kept), the JobRecord is
+//     written, the SubmittedJob published, and only then the spec acknowledged.
 //
-// One window cannot be closed: if the process dies after SharePoint accepted a create call but
-// before the outcome is stored (or the answer is lost on the way: a timeout, a 502/504 retried),
-// the redelivered spec creates a second job. The first is orphaned: nothing follows it, so it
-// yields no records downstream. Every create call is logged before ("submitting spec") and after
-// ("SharePoint accepted spec") with the spec id, so an operator can find such a job.
+// Beside the specs, the janitor (sweep.go) deletes the manifest blobs of jobs done or failed for
+// longer than -blob-retention: the container is the submitter's own.
 package submitter
 
 import (
