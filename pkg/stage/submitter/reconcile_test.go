@@ -176,9 +176,11 @@ func TestLateJobAfterRecreateIsAnOrphanAndCleaned(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	h := start(t, reconciling(300*time.Millisecond),
+	cfg := reconciling(300 * time.Millisecond)
+	cfg.JanitorInterval = 50 * time.Millisecond // late jobs of a settled spec are the janitor's to find
+	h := start(t, cfg,
 		server.Rule{Method: "CreateSPAsyncReadJob", Processed: true, Status: http.StatusBadGateway, Times: 1},
-		server.Rule{Job: "postponed", Delay: 2 * time.Second, Times: 1})
+		server.Rule{Job: "postponed", Delay: 5 * time.Second, Times: 1})
 	spec := h.spec("spec-late")
 	h.submit(spec, "")
 	h.noDeadLetters()

@@ -25,13 +25,14 @@ import (
 // The sweeper walks the manifest container, which the submitter names and so owns: SharePoint
 // writes each job's blobs under "<JobId>/" in it. Two duties share the walk:
 //
-//   - Reconciling (every -reconcile-interval, while specs are marked ambiguous): a job folder
-//     that no job record accounts for, whose blob decrypts with the key of a marked spec, is that
-//     spec's job (the key is fresh per spec and SharePoint got it only in that spec's create
-//     calls). If the spec is still waiting, the job becomes its outcome (the claim's
-//     found_job_id, settled by the spec's next delivery); if the spec has another outcome, the job
-//     is an orphan: recorded, never followed, its blobs deleted. DeleteMigrationJob is not called:
-//     Microsoft documents it for import jobs only, not for AMR read jobs (docs/amr-protocol.md §1.1).
+//   - Reconciling (every -reconcile-interval while a spec marked ambiguous waits for its job, and
+//     at every janitor sweep while marks last): a job folder that no job record accounts for,
+//     whose blob decrypts with the key of a marked spec, is that spec's job (the key is fresh per
+//     spec and SharePoint got it only in that spec's create calls). If the spec is still waiting,
+//     the job becomes its outcome (the claim's found_job_id, settled by the spec's next delivery);
+//     if the spec has another outcome, the job is an orphan: recorded, never followed, its blobs
+//     deleted. DeleteMigrationJob is not called: Microsoft documents it for import jobs only, not
+//     for AMR read jobs (docs/amr-protocol.md §1.1).
 //   - The janitor (every -janitor-interval): deletes the folder of every job that is done or
 //     failed for longer than -blob-retention, and of every orphan.
 //
@@ -85,21 +86,22 @@ type markedSpec struct {
 	key []byte
 }
 
-// sweep walks the container once: reconciling while specs are marked, and the janitor's work when
-// janitor is set. It does nothing when neither has work.
+// sweep walks the container once: reconciling while a marked spec waits for its job, and the
+// janitor's work when janitor is set (which also finds late jobs of marked specs that have their
+// outcome: orphans). It does nothing when neither has work.
 func (s *Stage) sweep(ctx context.Context, janitor bool) error {
 	s.sweepMu.Lock()
 	defer s.sweepMu.Unlock()
-	marked, err := s.markedSpecs(ctx)
-	if err != nil {
-		return err
-	}
+	marked, waiting, err := s.markedSpecs(ctx)
 	defer func() {
 		for _, m := range marked {
 			clear(m.key)
 		}
 	}()
-	if len(marked) == 0 && !janitor {
+	if err != nil {
+		return err
+	}
+	if !waiting && !janitor {
 		return nil
 	}
 	kind := "reconcile"
@@ -136,18 +138,18 @@ func (s *Stage) sweep(ctx context.Context, janitor bool) error {
 }
 
 // markedSpecs returns the specs marked ambiguous with their keys, dropping marks past their time
-// and those whose key is gone (nothing can be attributed to them any more).
-func (s *Stage) markedSpecs(ctx context.Context) ([]markedSpec, error) {
+// and those whose key is gone (nothing can be attributed to them any more); waiting says one of
+// them has no outcome yet (its job is looked for at every reconcile sweep, not just the janitor's).
+func (s *Stage) markedSpecs(ctx context.Context) (out []markedSpec, waiting bool, err error) {
 	marks, err := s.deps.Jobs.AmbiguousSpecs(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	now := s.deps.Now()
-	var out []markedSpec
 	for _, m := range marks {
 		if now.After(m.GetUntil().AsTime()) {
 			if err := s.deps.Jobs.UnmarkAmbiguous(ctx, m.GetSpecId()); err != nil {
-				return nil, err
+				return out, false, err
 			}
 			continue
 		}
@@ -156,15 +158,21 @@ func (s *Stage) markedSpecs(ctx context.Context) ([]markedSpec, error) {
 		}
 		key, err := s.deps.Jobs.OpenKey(ctx, m.GetSpecId(), s.deps.KEK, now)
 		if err != nil {
-			if errors.Is(err, jobstore.ErrNotFound) {
-				continue
+			if !errors.Is(err, jobstore.ErrNotFound) {
+				s.log.Warn("the key of a spec marked ambiguous cannot be opened; its jobs cannot be found", "spec_id", m.GetSpecId(), "err", err)
 			}
-			s.log.Warn("the key of a spec marked ambiguous cannot be opened; its jobs cannot be found", "spec_id", m.GetSpecId(), "err", err)
 			continue
 		}
 		out = append(out, markedSpec{id: m.GetSpecId(), key: key})
+		if !waiting {
+			sub, err := s.deps.Jobs.Submission(ctx, m.GetSpecId())
+			if err != nil {
+				return out, false, err
+			}
+			waiting = !jobstore.HasOutcome(sub)
+		}
 	}
-	return out, nil
+	return out, waiting, nil
 }
 
 // walk is one sweep's state.

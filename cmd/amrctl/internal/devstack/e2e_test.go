@@ -342,11 +342,12 @@ func TestEndToEndLostCreateAnswersExactlyOnce(t *testing.T) {
 		o.Faults = []server.Rule{
 			{Method: "CreateSPAsyncReadJob", Processed: true, Status: http.StatusBadGateway, Times: 1},
 			{Method: "CreateSPAsyncReadJobWithMultiUrl", Processed: true, Drop: true, Times: 1},
-			{Job: "postponed", Delay: 4 * time.Second, Times: 1},
+			{Job: "postponed", Delay: 12 * time.Second, Times: 1},
 		}
 		// One spec at a time, so the first create call (the security job's) is the one whose answer
 		// is lost and whose job is postponed.
-		o.StageFlags = map[string][]string{topology.StageSubmitter: {"-concurrency", "1", "-reconcile-interval", "100ms", "-reconcile-window", "1s"}}
+		o.StageFlags = map[string][]string{topology.StageSubmitter: {"-concurrency", "1", "-reconcile-interval", "100ms", "-reconcile-window", "5s",
+			"-janitor-interval", "200ms"}}
 	})
 	p := plan(s, "e2e-lost", false)
 	runPlan(t, s, p, nil)
