@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/amrpipe/amrpipe/pkg/pipeline/backoff"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
@@ -42,42 +40,14 @@ const (
 // times and must not keep what it is given; it returns ErrNoChange to write nothing.
 // UpdateSubmission returns the stored submission (the current one after ErrNoChange).
 func (s *Store) UpdateSubmission(ctx context.Context, specID string, fn func(*amrpipev1.Submission) (*amrpipev1.Submission, error)) (*amrpipev1.Submission, error) {
-	for attempt := range maxUpdateAttempts {
-		cur := &amrpipev1.Submission{}
-		rev, err := getProto(ctx, s.submissions, specID, cur)
-		if errors.Is(err, ErrNotFound) {
-			cur, rev, err = nil, 0, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("submission of spec %s: %w", specID, err)
-		}
-		next, err := fn(cur)
-		if errors.Is(err, ErrNoChange) {
-			return cur, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("update submission of spec %s: %w", specID, err)
-		}
-		data, err := proto.Marshal(next)
-		if err != nil {
-			return nil, fmt.Errorf("encode submission of spec %s: %w", specID, err)
-		}
-		if rev == 0 {
-			_, err = s.submissions.Create(ctx, specID, data)
-		} else {
-			_, err = s.submissions.Update(ctx, specID, data, rev)
-		}
-		if err == nil {
-			return next, nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			return nil, fmt.Errorf("store submission of spec %s: %w", specID, err)
-		}
-		if err := backoff.Sleep(ctx, backoff.Delay(time.Millisecond, 32*time.Millisecond, attempt)); err != nil {
-			return nil, fmt.Errorf("update submission of spec %s: %w", specID, err)
-		}
-	}
-	return nil, fmt.Errorf("update submission of spec %s: %d conflicting writes in a row", specID, maxUpdateAttempts)
+	return casUpdate(ctx, s.submissions, specID, "submission of spec "+specID, func() *amrpipev1.Submission { return &amrpipev1.Submission{} },
+		func(cur *amrpipev1.Submission) (*amrpipev1.Submission, error) {
+			next, err := fn(cur)
+			if errors.Is(err, ErrNoChange) {
+				return cur, err
+			}
+			return next, err
+		})
 }
 
 // HasOutcome reports a submission that says what became of its spec (a job, a re-plan, a

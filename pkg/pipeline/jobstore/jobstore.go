@@ -101,43 +101,63 @@ const maxUpdateAttempts = 100
 // it returns ErrNoChange to write nothing. Updated is set to now. update returns the stored record.
 // Only the lifecycle's transitions (Fire) call it: no stage writes a record's fields itself.
 func (s *Store) update(ctx context.Context, jobID string, fn func(*amrpipev1.JobRecord) error) (*amrpipev1.JobRecord, error) {
-	for attempt := range maxUpdateAttempts {
-		rec, rev, err := s.Job(ctx, jobID)
-		if errors.Is(err, ErrNotFound) {
-			rec, rev, err = &amrpipev1.JobRecord{JobId: jobID}, 0, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if err := fn(rec); err != nil {
-			if errors.Is(err, ErrNoChange) {
-				return rec, nil
+	rec, err := casUpdate(ctx, s.jobs, jobID, "job "+jobID, func() *amrpipev1.JobRecord { return &amrpipev1.JobRecord{} },
+		func(rec *amrpipev1.JobRecord) (*amrpipev1.JobRecord, error) {
+			if rec == nil {
+				rec = &amrpipev1.JobRecord{JobId: jobID}
 			}
-			return nil, fmt.Errorf("update job %s: %w", jobID, err)
+			if err := fn(rec); err != nil {
+				return rec, err
+			}
+			rec.JobId = jobID
+			rec.Updated = timestamppb.New(s.now())
+			return rec, nil
+		})
+	return rec, err
+}
+
+// casUpdate applies fn to the value under key (nil when there is none) and stores what it returns
+// if nobody wrote in between, else reads again and repeats, backing off a little so that N writers
+// do not collide N times. fn may run several times; it returns ErrNoChange to write nothing (then
+// casUpdate returns what fn returned with it). what names the value in errors.
+func casUpdate[M proto.Message](ctx context.Context, kv jetstream.KeyValue, key, what string, newM func() M, fn func(M) (M, error)) (M, error) {
+	var zero M
+	for attempt := range maxUpdateAttempts {
+		cur := newM()
+		rev, err := getProto(ctx, kv, key, cur)
+		if errors.Is(err, ErrNotFound) {
+			cur, rev, err = zero, 0, nil
 		}
-		rec.JobId = jobID
-		rec.Updated = timestamppb.New(s.now())
-		data, err := proto.Marshal(rec)
 		if err != nil {
-			return nil, fmt.Errorf("encode job %s: %w", jobID, err)
+			return zero, err
+		}
+		next, err := fn(cur)
+		if errors.Is(err, ErrNoChange) {
+			return next, nil
+		}
+		if err != nil {
+			return zero, fmt.Errorf("update %s: %w", what, err)
+		}
+		data, err := proto.Marshal(next)
+		if err != nil {
+			return zero, fmt.Errorf("encode %s: %w", what, err)
 		}
 		if rev == 0 {
-			_, err = s.jobs.Create(ctx, jobID, data)
+			_, err = kv.Create(ctx, key, data)
 		} else {
-			_, err = s.jobs.Update(ctx, jobID, data, rev)
+			_, err = kv.Update(ctx, key, data, rev)
 		}
 		if err == nil {
-			return rec, nil
+			return next, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			return nil, fmt.Errorf("store job %s: %w", jobID, err)
+			return zero, fmt.Errorf("store %s: %w", what, err)
 		}
-		// Someone else won: back off a little so that N writers do not collide N times.
 		if err := backoff.Sleep(ctx, backoff.Delay(time.Millisecond, 32*time.Millisecond, attempt)); err != nil {
-			return nil, fmt.Errorf("update job %s: %w", jobID, err)
+			return zero, fmt.Errorf("update %s: %w", what, err)
 		}
 	}
-	return nil, fmt.Errorf("update job %s: %d conflicting writes in a row", jobID, maxUpdateAttempts)
+	return zero, fmt.Errorf("update %s: %d conflicting writes in a row", what, maxUpdateAttempts)
 }
 
 // JobChange is one event of Watch.
