@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/amrpipe/amrpipe/pkg/crypto/aescbc"
@@ -49,6 +50,22 @@ func (h *harness) folders(ctx context.Context) map[string]int {
 		}
 	}
 	return out
+}
+
+// metric checks a counter or gauge of the stage.
+func (h *harness) metric(name string, c prometheus.Collector, want float64) {
+	h.t.Helper()
+	if got := testutil.ToFloat64(c); got != want {
+		h.t.Errorf("%s = %v, want %v", name, got, want)
+	}
+}
+
+// announcedOnce checks the job has exactly one SubmittedJob.
+func (h *harness) announcedOnce(jobID string) {
+	h.t.Helper()
+	if n := len(h.e.NATS.Messages(h.t, topology.StreamJobs, topology.JobSubject(jobID))); n != 1 {
+		h.t.Fatalf("%d SubmittedJob messages for job %s, want 1", n, jobID)
+	}
 }
 
 // ended waits until SharePoint (the simulator) ended a job.
@@ -118,15 +135,9 @@ func TestLostCreateAnswerYieldsOneJob(t *testing.T) {
 			if rec, _, err := h.e.Store.Job(ctx, jobID); err != nil || rec.GetState() != amrpipev1.JobState_JOB_STATE_SUBMITTED || !rec.GetEncrypted() {
 				t.Fatalf("job record %v, %v", rec, err)
 			}
-			if n := len(h.e.NATS.Messages(t, topology.StreamJobs, topology.JobSubject(jobID))); n != 1 {
-				t.Fatalf("%d SubmittedJob messages, want 1", n)
-			}
-			if got := testutil.ToFloat64(h.svc.m.ambiguous); got != 1 {
-				t.Errorf("ambiguous creates metric = %v, want 1", got)
-			}
-			if got := testutil.ToFloat64(h.svc.m.reconciled.WithLabelValues("found")); got != 1 {
-				t.Errorf("reconciled{found} = %v, want 1", got)
-			}
+			h.announcedOnce(jobID)
+			h.metric("ambiguous creates", h.svc.m.ambiguous, 1)
+			h.metric("reconciled{found}", h.svc.m.reconciled.WithLabelValues("found"), 1)
 		})
 	}
 }
@@ -162,9 +173,7 @@ func TestConcurrentDeliveriesOfOneSpecCreateOneJob(t *testing.T) {
 	if folders := h.folders(ctx); len(folders) != 1 || folders[jobID] == 0 {
 		t.Fatalf("job folders %v; want only the spec's job %s", folders, jobID)
 	}
-	if n := len(h.e.NATS.Messages(t, topology.StreamJobs, topology.JobSubject(jobID))); n != 1 {
-		t.Fatalf("%d SubmittedJob messages, want 1", n)
-	}
+	h.announcedOnce(jobID)
 }
 
 // TestLateJobAfterRecreateIsAnOrphanAndCleaned: the first create call's answer is lost and its
@@ -217,12 +226,8 @@ func TestLateJobAfterRecreateIsAnOrphanAndCleaned(t *testing.T) {
 	if _, _, err := h.e.Store.Job(ctx, orphan); !errors.Is(err, jobstore.ErrNotFound) {
 		t.Fatalf("the orphan has a job record (%v): something follows it", err)
 	}
-	if n := testutil.ToFloat64(h.svc.m.orphans); n != 1 {
-		t.Errorf("orphans metric = %v, want 1", n)
-	}
-	if n := testutil.ToFloat64(h.svc.m.reconciled.WithLabelValues("recreated")); n != 1 {
-		t.Errorf("reconciled{recreated} = %v, want 1", n)
-	}
+	h.metric("orphans", h.svc.m.orphans, 1)
+	h.metric("reconciled{recreated}", h.svc.m.reconciled.WithLabelValues("recreated"), 1)
 }
 
 // TestCreateOutcomeUnknownTwice: a 502 without a job behind it. Once: after the window the spec is
@@ -268,9 +273,7 @@ func TestCreateOutcomeUnknownTwice(t *testing.T) {
 			if len(dl) != 1 || !strings.Contains(dl[0].GetReason(), "unknown outcome") {
 				t.Fatalf("dead letters %v; want the spec with the reason", dl)
 			}
-			if got := testutil.ToFloat64(h.svc.m.reconciled.WithLabelValues("failed")); got != 1 {
-				t.Errorf("reconciled{failed} = %v", got)
-			}
+			h.metric("reconciled{failed}", h.svc.m.reconciled.WithLabelValues("failed"), 1)
 		})
 	}
 }
@@ -342,12 +345,8 @@ func TestJanitorKeepsLiveJobsAndDeletesFinishedOnesAfterRetention(t *testing.T) 
 	if after["notes"] != 1 || after[stray] != 1 {
 		t.Errorf("folders of no job were touched: %v", after)
 	}
-	if got, want := testutil.ToFloat64(h.svc.m.deleted.WithLabelValues("retention")), float64(before[ids["done"]]+before[ids["failed"]]); got != want {
-		t.Errorf("deleted{retention} = %v, want %v", got, want)
-	}
-	if got := testutil.ToFloat64(h.svc.m.unclaimed); got != 2 {
-		t.Errorf("unclaimed folders = %v, want 2", got)
-	}
+	h.metric("deleted{retention}", h.svc.m.deleted.WithLabelValues("retention"), float64(before[ids["done"]]+before[ids["failed"]]))
+	h.metric("unclaimed folders", h.svc.m.unclaimed, 2)
 }
 
 func equalCounts(a, b map[string]int) bool {
