@@ -215,9 +215,10 @@ func TestLateJobAfterRecreateIsAnOrphanAndCleaned(t *testing.T) {
 	if orphan == jobID {
 		t.Fatalf("the spec's own job %s was taken for an orphan", jobID)
 	}
-	if o, err := h.e.Store.Orphan(ctx, orphan); err != nil || o.GetSpecId() != spec.GetSpecId() {
-		t.Fatalf("orphan mark %v, %v", o, err)
-	}
+	testenv.Eventually(t, 10*time.Second, "the orphan's mark for the janitor", func() bool {
+		o, err := h.e.Store.Orphan(ctx, orphan)
+		return err == nil && o.GetSpecId() == spec.GetSpecId()
+	})
 	h.ended(ctx, orphan) // it writes no more
 	testenv.Eventually(t, 30*time.Second, "the orphan's manifests deleted", func() bool { return h.folders(ctx)[orphan] == 0 })
 	if n := h.folders(ctx)[jobID]; n == 0 {
