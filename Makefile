@@ -6,7 +6,7 @@ PKGS = ./...
 GOBIN_DIR := $(CURDIR)/bin/tools
 BINARIES := ./services/planner ./services/submitter ./services/progress-relay ./services/decryptor ./services/parser ./services/spsim ./cmd/amrctl
 
-.PHONY: all setup demo test test-short bench fuzz proto lint fmt vet build clean
+.PHONY: all setup demo test test-short chaos bench fuzz proto lint fmt vet build clean
 
 all: build
 
@@ -31,6 +31,13 @@ test: setup
 ## test-short: unit tests only.
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
+
+## chaos: the chaos suite in full mode (docs/chaos.md): the five services, nats-server and the
+## simulator as processes, about 420K content objects exported while stage processes are killed
+## (SIGKILL), nats-server restarts, Azure Storage answers 503 and forged events reach the report
+## queue; then everything downstream is checked against the ground truth. CHAOS_SEED replays a run.
+chaos: setup
+	AMRPIPE_CHAOS=full $(if $(CHAOS_SEED),AMRPIPE_CHAOS_SEED=$(CHAOS_SEED)) $(GO) test -count=1 -timeout 40m -run '^TestChaos$$' -v ./internal/chaos/
 
 ## fuzz: run every fuzz target for FUZZTIME each (default 10m; FUZZ=regexp picks targets);
 ## failing inputs stay in testdata/fuzz as regression tests.

@@ -39,8 +39,12 @@ type Deps struct {
 // storage account when the stage uses them. kek may be nil.
 func Open(ctx context.Context, d Def, cfg Config, rt *svc.Runtime, kek *keywrap.KEK) (Deps, error) {
 	deps := Deps{Name: d.Name, Runtime: rt, KEK: kek, Now: time.Now}
-	var err error
-	if deps.Jobs, err = jobstore.Open(ctx, rt.JS, deps.Now); err != nil {
+	err := rt.Retry(ctx, "open the job store", func(ctx context.Context) error {
+		var err error
+		deps.Jobs, err = jobstore.Open(ctx, rt.JS, deps.Now)
+		return err
+	})
+	if err != nil {
 		return Deps{}, fmt.Errorf("%s: %w", d.Name, err)
 	}
 	if err := deps.Jobs.Instrument(rt.Registry); err != nil {
@@ -89,7 +93,12 @@ type Consumer struct {
 // Consume binds the durable consumer and consumes it until ctx ends, with the stage's name,
 // metrics, traces, drain timeout and the one error translation (Verdict).
 func (d Deps) Consume(ctx context.Context, c Consumer) error {
-	cons, err := topology.BindConsumer(ctx, d.Runtime.JS, c.Name)
+	var cons jetstream.Consumer
+	err := d.Runtime.Retry(ctx, "bind consumer "+c.Name, func(ctx context.Context) error {
+		var err error
+		cons, err = topology.BindConsumer(ctx, d.Runtime.JS, c.Name)
+		return err
+	})
 	if err != nil {
 		return err
 	}

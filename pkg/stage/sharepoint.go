@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
@@ -36,9 +37,14 @@ func OpenSharePoint(ctx context.Context, rt *svc.Runtime, cfg spo.Config, maxWai
 	if err != nil {
 		return nil, err
 	}
-	kv, err := rt.JS.KeyValue(ctx, topology.BucketThrottle)
+	var kv jetstream.KeyValue
+	err = rt.Retry(ctx, "bind bucket "+topology.BucketThrottle, func(ctx context.Context) error {
+		var berr error
+		kv, berr = rt.JS.KeyValue(ctx, topology.BucketThrottle)
+		return berr
+	})
 	if err != nil {
-		return nil, fmt.Errorf("bind bucket %s: %w", topology.BucketThrottle, err)
+		return nil, err
 	}
 	sp := &SharePoint{m: m, policy: throttle.DefaultPolicy(Judge)}
 	sp.budget = throttle.NewPaced(throttle.NewKV(kv, throttle.Clock{}), throttle.PacedOptions{

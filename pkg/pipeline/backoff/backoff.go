@@ -1,10 +1,12 @@
 // Package backoff is the one back-off of the pipeline: how long to wait before the nth retry,
-// and a sleep that ends with its context. The bus spaces a message's redeliveries with it, the
-// SharePoint caller its in-call retries, and the stages their retries of a store write.
+// a sleep that ends with its context, and a loop that retries until something works. The bus
+// spaces a message's redeliveries with it, the SharePoint caller its in-call retries, the stages
+// their retries of a store write, and a service its start while NATS is away.
 package backoff
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"time"
 )
@@ -35,5 +37,24 @@ func Sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// Retry runs fn until it returns nil or ctx ends, waiting Delay(base, maxDelay, n) after the nth
+// failure; failed, if not nil, hears of each failure and the wait before the next try. When ctx
+// ends it returns ctx's error joined with fn's last.
+func Retry(ctx context.Context, base, maxDelay time.Duration, fn func(context.Context) error, failed func(err error, wait time.Duration)) error {
+	for n := 0; ; n++ {
+		err := fn(ctx)
+		if err == nil {
+			return nil
+		}
+		wait := Delay(base, maxDelay, n)
+		if failed != nil {
+			failed(err, wait)
+		}
+		if serr := Sleep(ctx, wait); serr != nil {
+			return fmt.Errorf("%w (last: %w)", serr, err)
+		}
 	}
 }

@@ -45,3 +45,27 @@ func TestSleepEndsWithItsContext(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestRetryUntilItWorks(t *testing.T) {
+	calls, heard := 0, 0
+	err := backoff.Retry(context.Background(), time.Millisecond, 2*time.Millisecond, func(context.Context) error {
+		calls++
+		if calls < 3 {
+			return errors.New("away")
+		}
+		return nil
+	}, func(error, time.Duration) { heard++ })
+	if err != nil || calls != 3 || heard != 2 {
+		t.Fatalf("Retry = %v after %d calls, %d failures heard; want nil after 3, 2", err, calls, heard)
+	}
+}
+
+func TestRetryEndsWithItsContext(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	away := errors.New("away")
+	err := backoff.Retry(ctx, time.Millisecond, 5*time.Millisecond, func(context.Context) error { return away }, nil)
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, away) {
+		t.Fatalf("Retry = %v, want the context's end and the last failure", err)
+	}
+}

@@ -163,7 +163,7 @@ func Consume(ctx context.Context, cons jetstream.Consumer, handler Handler, o Co
 	if err != nil {
 		return err
 	}
-	failures, err := bindFailures(ctx, o.JS)
+	failures, err := bindFailures(ctx, o.JS, o.Logger)
 	if err != nil {
 		return err
 	}

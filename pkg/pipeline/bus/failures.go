@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/amrpipe/amrpipe/pkg/pipeline/backoff"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 )
 
@@ -20,8 +22,17 @@ type failureCounter struct {
 	kv jetstream.KeyValue
 }
 
-func bindFailures(ctx context.Context, js jetstream.JetStream) (failureCounter, error) {
-	kv, err := js.KeyValue(ctx, topology.BucketFailures)
+func bindFailures(ctx context.Context, js jetstream.JetStream, log *slog.Logger) (failureCounter, error) {
+	var kv jetstream.KeyValue
+	// The bucket exists (the topology was ensured): failing to bind it means NATS is away for a
+	// moment; wait for it rather than stop the stage.
+	err := backoff.Retry(ctx, time.Second, 30*time.Second, func(ctx context.Context) error {
+		var err error
+		kv, err = js.KeyValue(ctx, topology.BucketFailures)
+		return err
+	}, func(err error, wait time.Duration) {
+		log.Warn("bind bucket "+topology.BucketFailures, "err", err, "retry_in", wait.String())
+	})
 	if err != nil {
 		return failureCounter{}, fmt.Errorf("bind bucket %s: %w", topology.BucketFailures, err)
 	}

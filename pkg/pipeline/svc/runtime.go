@@ -228,20 +228,35 @@ func (r *Runtime) AddReadyCheck(name string, check func(context.Context) error) 
 // EnsureTopology creates or updates the pipeline's streams, buckets and consumers, retrying
 // while NATS is unreachable, until it succeeds (the runtime becomes ready) or ctx ends.
 func (r *Runtime) EnsureTopology(ctx context.Context) error {
-	for attempt := 0; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := topology.Ensure(actx, r.JS, topology.Options{Replicas: r.Config.Replicas})
-		cancel()
-		if err == nil {
-			r.ready.Store(true)
-			return nil
-		}
-		wait := backoff.Delay(time.Second, 30*time.Second, attempt)
-		r.Log.Warn("ensure topology", "err", err, "retry_in", wait.String())
-		if serr := backoff.Sleep(ctx, wait); serr != nil {
-			return fmt.Errorf("ensure topology: %w (last: %w)", serr, err)
-		}
+	err := r.Retry(ctx, "ensure topology", func(ctx context.Context) error {
+		return topology.Ensure(ctx, r.JS, topology.Options{Replicas: r.Config.Replicas})
+	})
+	if err != nil {
+		return err
 	}
+	r.ready.Store(true)
+	return nil
+}
+
+// Retry runs fn until it succeeds or ctx ends, each try within 10 s, backing off from 1 s to
+// 30 s and logging each failure: for what a service opens on JetStream as it starts (the
+// topology, its buckets, object stores and consumers), which fails only while NATS or JetStream
+// is away, so that the service waits for it instead of exiting (nats-server restarting while a
+// service starts). The bound on a try matters: a request sent as the server went down is lost,
+// and its reply would be waited for as long as ctx lasts.
+func (r *Runtime) Retry(ctx context.Context, what string, fn func(context.Context) error) error {
+	try := func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return fn(ctx)
+	}
+	err := backoff.Retry(ctx, time.Second, 30*time.Second, try, func(err error, wait time.Duration) {
+		r.Log.Warn(what, "err", err, "retry_in", wait.String())
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
 }
 
 // ConsumeOptions returns bus options for stage wired to this runtime: JetStream, metrics,

@@ -106,9 +106,13 @@ func New(cfg Config, deps stage.Deps) (*Stage, error) {
 // Run binds the object store and consumes upload events until ctx ends (then drains). A file
 // given up on for any reason is recorded as failed on its job (refuse).
 func (s *Stage) Run(ctx context.Context) error {
-	var err error
-	if s.objects, err = s.deps.Runtime.JS.ObjectStore(ctx, topology.ObjectManifests); err != nil {
-		return fmt.Errorf("decryptor: bind object store %s: %w", topology.ObjectManifests, err)
+	err := s.deps.Runtime.Retry(ctx, "bind object store "+topology.ObjectManifests, func(ctx context.Context) error {
+		var err error
+		s.objects, err = s.deps.Runtime.JS.ObjectStore(ctx, topology.ObjectManifests)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("decryptor: %w", err)
 	}
 	return s.deps.Consume(ctx, stage.Consumer{Name: topology.ConsumerDecryptor, Handler: s.handle,
 		Concurrency: s.cfg.Concurrency, KeepAlive: s.cfg.KeepAlive, OnDeadLetter: s.refuse, ThrottleBudget: s.cfg.ThrottleBudget})

@@ -152,12 +152,17 @@ func New(cfg Config, deps stage.Deps) (*Stage, error) {
 // and watches for stalled jobs until ctx ends (then drains); the first part to fail stops the
 // others. A file given up on for any reason is recorded as failed on its job (fileDeadLettered).
 func (s *Stage) Run(ctx context.Context) error {
-	var err error
-	if s.objects, err = s.deps.Runtime.JS.ObjectStore(ctx, topology.ObjectManifests); err != nil {
-		return fmt.Errorf("parser: bind object store %s: %w", topology.ObjectManifests, err)
-	}
-	if s.done, err = s.deps.Runtime.JS.Stream(ctx, topology.StreamDone); err != nil {
-		return fmt.Errorf("parser: bind stream %s: %w", topology.StreamDone, err)
+	err := s.deps.Runtime.Retry(ctx, "bind object store "+topology.ObjectManifests+" and stream "+topology.StreamDone,
+		func(ctx context.Context) error {
+			var err error
+			if s.objects, err = s.deps.Runtime.JS.ObjectStore(ctx, topology.ObjectManifests); err != nil {
+				return err
+			}
+			s.done, err = s.deps.Runtime.JS.Stream(ctx, topology.StreamDone)
+			return err
+		})
+	if err != nil {
+		return fmt.Errorf("parser: %w", err)
 	}
 	consume := func(c stage.Consumer) func(context.Context) error {
 		c.Concurrency, c.KeepAlive = s.cfg.Concurrency, s.cfg.KeepAlive

@@ -130,16 +130,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	if err := s.startSimulator(); err != nil {
 		return nil, err
 	}
-	if s.Conn, err = nats.Connect(s.NATS.ClientURL(), nats.Name("devstack")); err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
-	}
-	if s.JS, err = jetstream.New(s.Conn); err != nil {
-		return nil, err
-	}
-	if err := topology.Ensure(ctx, s.JS, topology.Options{}); err != nil {
-		return nil, err
-	}
-	if s.Store, err = jobstore.Open(ctx, s.JS, time.Now); err != nil {
+	if s.Conn, s.JS, s.Store, err = testenv.OpenPipeline(ctx, s.NATS.ClientURL(), "devstack"); err != nil {
 		return nil, err
 	}
 	kek := make([]byte, keywrap.KeySize)
@@ -254,16 +245,7 @@ func (r *replica) stop() error {
 // Connect opens another connection to the stack's JetStream, for a consumer that should not share
 // the stack's own connection (a downstream sink reading hundreds of megabytes).
 func (s *Stack) Connect() (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(s.NATS.ClientURL(), nats.Name("devstack-consumer"))
-	if err != nil {
-		return nil, nil, fmt.Errorf("connect: %w", err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	return nc, js, nil
+	return testenv.Connect(s.NATS.ClientURL(), "devstack-consumer")
 }
 
 // SiteURL is the absolute URL of a server-relative path on the simulator.
