@@ -232,7 +232,8 @@ func (c coverIndex) owners(u string) []*amrpipev1.JobRecord {
 }
 
 // checkTokens: every stored change token was committed by a DONE job, and (docs: sizing's
-// "Incremental plans") only once every job of its plan reading that list completed: a token
+// "Incremental plans") only once every job of its plan reading that list (for a folder's token,
+// reading in or above that folder) completed: a token
 // stored while a job reading part of the list failed would make the next incremental pass skip
 // what that job never delivered.
 func (r *Runner) checkTokens(ctx context.Context, js jetstream.JetStream, byID map[string]*amrpipev1.JobRecord, jobs []*amrpipev1.JobRecord) error {
@@ -266,7 +267,8 @@ func (r *Runner) checkTokens(ctx context.Context, js jetstream.JetStream, byID m
 		}
 		for _, other := range jobs {
 			if other.GetSpec().GetPlanId() == j.GetSpec().GetPlanId() && other.GetState() != amrpipev1.JobState_JOB_STATE_DONE &&
-				slices.ContainsFunc(other.GetSpec().GetListIds(), func(id string) bool { return strings.EqualFold(id, tok.GetListId()) }) {
+				slices.ContainsFunc(other.GetSpec().GetListIds(), func(id string) bool { return strings.EqualFold(id, tok.GetListId()) }) &&
+				inScope(other.GetSpec().GetUrls(), tok.GetScope()) {
 				r.violate("change token of list %s committed (by job %s) although job %s (%s) of the same plan, reading that list, ended %s",
 					tok.GetListId(), j.GetJobId(), other.GetJobId(), strings.Join(jobPaths(other.GetSpec().GetUrls()), ", "),
 					jobstore.StateName(other.GetState()))
@@ -274,6 +276,16 @@ func (r *Runner) checkTokens(ctx context.Context, js jetstream.JetStream, byID m
 		}
 	}
 	return nil
+}
+
+// inScope reports whether a job reads under a folder token's scope (every job does for a list's
+// token, whose scope is empty).
+func inScope(urls []string, scope string) bool {
+	scope = strings.ToLower(strings.TrimRight(scope, "/"))
+	return scope == "" || slices.ContainsFunc(urls, func(u string) bool {
+		u = strings.ToLower(u)
+		return u == scope || strings.HasPrefix(u, scope+"/") || strings.HasPrefix(scope, u+"/")
+	})
 }
 
 // checkDeadLetters counts the dead letters per stage and checks the forgeries: each dead-lettered

@@ -112,19 +112,29 @@ func StartWorld(t testing.TB, az *Azurite, mod func(*server.Config)) *World {
 	return e
 }
 
-// record notes every REST call the simulator answers (not the admin API).
+// record notes every REST call the simulator answers (not the admin API); a call whose
+// connection the simulator dropped (an injected fault) is noted with status 0.
 func (e *World) record(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		h.ServeHTTP(sw, r)
-		_, rest, ok := strings.Cut(r.URL.Path, "/_api/site/")
-		if !ok {
-			return
+		note := func(status int) {
+			_, rest, ok := strings.Cut(r.URL.Path, "/_api/site/")
+			if !ok {
+				return
+			}
+			method, _, _ := strings.Cut(rest, "(")
+			e.mu.Lock()
+			e.requests = append(e.requests, Request{At: time.Now(), Method: method, Status: status})
+			e.mu.Unlock()
 		}
-		method, _, _ := strings.Cut(rest, "(")
-		e.mu.Lock()
-		e.requests = append(e.requests, Request{At: time.Now(), Method: method, Status: sw.status})
-		e.mu.Unlock()
+		defer func() {
+			if p := recover(); p != nil {
+				note(0)
+				panic(p)
+			}
+		}()
+		h.ServeHTTP(sw, r)
+		note(sw.status)
 	})
 }
 

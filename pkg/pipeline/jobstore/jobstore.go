@@ -7,6 +7,8 @@ package jobstore
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -99,43 +101,63 @@ const maxUpdateAttempts = 100
 // it returns ErrNoChange to write nothing. Updated is set to now. update returns the stored record.
 // Only the lifecycle's transitions (Fire) call it: no stage writes a record's fields itself.
 func (s *Store) update(ctx context.Context, jobID string, fn func(*amrpipev1.JobRecord) error) (*amrpipev1.JobRecord, error) {
-	for attempt := range maxUpdateAttempts {
-		rec, rev, err := s.Job(ctx, jobID)
-		if errors.Is(err, ErrNotFound) {
-			rec, rev, err = &amrpipev1.JobRecord{JobId: jobID}, 0, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if err := fn(rec); err != nil {
-			if errors.Is(err, ErrNoChange) {
-				return rec, nil
+	rec, err := casUpdate(ctx, s.jobs, jobID, "job "+jobID, func() *amrpipev1.JobRecord { return &amrpipev1.JobRecord{} },
+		func(rec *amrpipev1.JobRecord) (*amrpipev1.JobRecord, error) {
+			if rec == nil {
+				rec = &amrpipev1.JobRecord{JobId: jobID}
 			}
-			return nil, fmt.Errorf("update job %s: %w", jobID, err)
+			if err := fn(rec); err != nil {
+				return rec, err
+			}
+			rec.JobId = jobID
+			rec.Updated = timestamppb.New(s.now())
+			return rec, nil
+		})
+	return rec, err
+}
+
+// casUpdate applies fn to the value under key (nil when there is none) and stores what it returns
+// if nobody wrote in between, else reads again and repeats, backing off a little so that N writers
+// do not collide N times. fn may run several times; it returns ErrNoChange to write nothing (then
+// casUpdate returns what fn returned with it). what names the value in errors.
+func casUpdate[M proto.Message](ctx context.Context, kv jetstream.KeyValue, key, what string, newM func() M, fn func(M) (M, error)) (M, error) {
+	var zero M
+	for attempt := range maxUpdateAttempts {
+		cur := newM()
+		rev, err := getProto(ctx, kv, key, cur)
+		if errors.Is(err, ErrNotFound) {
+			cur, rev, err = zero, 0, nil
 		}
-		rec.JobId = jobID
-		rec.Updated = timestamppb.New(s.now())
-		data, err := proto.Marshal(rec)
 		if err != nil {
-			return nil, fmt.Errorf("encode job %s: %w", jobID, err)
+			return zero, err
+		}
+		next, err := fn(cur)
+		if errors.Is(err, ErrNoChange) {
+			return next, nil
+		}
+		if err != nil {
+			return zero, fmt.Errorf("update %s: %w", what, err)
+		}
+		data, err := proto.Marshal(next)
+		if err != nil {
+			return zero, fmt.Errorf("encode %s: %w", what, err)
 		}
 		if rev == 0 {
-			_, err = s.jobs.Create(ctx, jobID, data)
+			_, err = kv.Create(ctx, key, data)
 		} else {
-			_, err = s.jobs.Update(ctx, jobID, data, rev)
+			_, err = kv.Update(ctx, key, data, rev)
 		}
 		if err == nil {
-			return rec, nil
+			return next, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			return nil, fmt.Errorf("store job %s: %w", jobID, err)
+			return zero, fmt.Errorf("store %s: %w", what, err)
 		}
-		// Someone else won: back off a little so that N writers do not collide N times.
 		if err := backoff.Sleep(ctx, backoff.Delay(time.Millisecond, 32*time.Millisecond, attempt)); err != nil {
-			return nil, fmt.Errorf("update job %s: %w", jobID, err)
+			return zero, fmt.Errorf("update %s: %w", what, err)
 		}
 	}
-	return nil, fmt.Errorf("update job %s: %d conflicting writes in a row", jobID, maxUpdateAttempts)
+	return zero, fmt.Errorf("update %s: %d conflicting writes in a row", what, maxUpdateAttempts)
 }
 
 // JobChange is one event of Watch.
@@ -241,22 +263,40 @@ func TokenKey(listID string) string {
 	return strings.ToLower(strings.Trim(strings.TrimSpace(listID), "{}"))
 }
 
+// ScopedTokenKey is the bucket key of a list's token for one folder (scope, an absolute URL):
+// the list's key, '.', and a hash of the folder's URL (lower case, no trailing slash), as URLs
+// hold characters keys may not.
+func ScopedTokenKey(listID, scope string) string {
+	if scope == "" {
+		return TokenKey(listID)
+	}
+	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimRight(scope, "/"))))
+	return TokenKey(listID) + ".f" + hex.EncodeToString(sum[:16])
+}
+
 // Token returns a list's stored change token and its age (now minus its issue time).
 func (s *Store) Token(ctx context.Context, listID string) (*amrpipev1.StoredToken, time.Duration, error) {
+	return s.ScopedToken(ctx, listID, "")
+}
+
+// ScopedToken returns the change token stored for one folder of a list (scope "": the whole
+// list) and its age.
+func (s *Store) ScopedToken(ctx context.Context, listID, scope string) (*amrpipev1.StoredToken, time.Duration, error) {
 	tok := &amrpipev1.StoredToken{}
-	if _, err := getProto(ctx, s.tokens, TokenKey(listID), tok); err != nil {
+	if _, err := getProto(ctx, s.tokens, ScopedTokenKey(listID, scope), tok); err != nil {
 		return nil, 0, err
 	}
 	return tok, s.now().Sub(tok.GetIssued().AsTime()), nil
 }
 
-// PutToken stores a list's change token (after its job's summary was published).
+// PutToken stores a list's change token, for its scope when it has one (after its job's summary
+// was published).
 func (s *Store) PutToken(ctx context.Context, tok *amrpipev1.StoredToken) error {
 	data, err := proto.Marshal(tok)
 	if err != nil {
 		return fmt.Errorf("encode token of list %s: %w", tok.GetListId(), err)
 	}
-	if _, err := s.tokens.Put(ctx, TokenKey(tok.GetListId()), data); err != nil {
+	if _, err := s.tokens.Put(ctx, ScopedTokenKey(tok.GetListId(), tok.GetScope()), data); err != nil {
 		return fmt.Errorf("put token of list %s: %w", tok.GetListId(), err)
 	}
 	return nil

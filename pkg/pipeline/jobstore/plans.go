@@ -176,25 +176,13 @@ func (s *Store) Submission(ctx context.Context, specID string) (*amrpipev1.Submi
 }
 
 // PutSubmission stores a spec's outcome once: when another delivery stored one first, that one
-// is returned (and stands).
+// is returned (and stands). A claim stored before is replaced by the outcome, its attempts and
+// orphans kept.
 func (s *Store) PutSubmission(ctx context.Context, specID string, sub *amrpipev1.Submission) (*amrpipev1.Submission, error) {
-	data, err := proto.Marshal(sub)
-	if err != nil {
-		return nil, fmt.Errorf("encode submission of spec %s: %w", specID, err)
-	}
-	_, err = s.submissions.Create(ctx, specID, data)
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		won, gerr := s.Submission(ctx, specID)
-		if gerr == nil && won == nil {
-			gerr = errors.New("vanished")
+	return s.UpdateSubmission(ctx, specID, func(cur *amrpipev1.Submission) (*amrpipev1.Submission, error) {
+		if HasOutcome(cur) {
+			return nil, ErrNoChange
 		}
-		if gerr != nil {
-			return nil, fmt.Errorf("store submission of spec %s: %w", specID, gerr)
-		}
-		return won, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store submission of spec %s: %w", specID, err)
-	}
-	return sub, nil
+		return withOutcome(cur, sub), nil
+	})
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
@@ -60,6 +62,7 @@ func (s *Store) specStatus(ctx context.Context, spec *amrpipev1.JobSpec) (*amrpi
 	if err != nil || sub == nil {
 		return ss, err
 	}
+	ss.Note = SubmissionNote(sub)
 	switch {
 	case sub.GetFailed() != "":
 		ss.Error = sub.GetFailed()
@@ -100,4 +103,32 @@ func count(st *amrpipev1.PlanStatus, ss *amrpipev1.SpecStatus) {
 	default:
 		st.JobsLive++
 	}
+}
+
+// SubmissionNote says what else happened to a spec beyond its outcome: a create call whose
+// outcome is unknown and being reconciled, a job found that way, orphan jobs ("" when nothing).
+func SubmissionNote(sub *amrpipev1.Submission) string {
+	var notes []string
+	if c := sub.GetClaim(); c != nil && c.GetAmbiguousSince() != nil {
+		notes = append(notes, fmt.Sprintf("create call outcome unknown since %s: looking for its job in the manifest container",
+			c.GetAmbiguousSince().AsTime().UTC().Format(time.RFC3339)))
+	}
+	for _, a := range sub.GetAttempts() {
+		switch a.GetOutcome() {
+		case amrpipev1.AttemptOutcome_ATTEMPT_OUTCOME_FOUND:
+			notes = append(notes, fmt.Sprintf("attempt %d: outcome unknown (%s); its job %s was found by its manifests", a.GetNumber(), a.GetReason(), a.GetJobId()))
+		case amrpipev1.AttemptOutcome_ATTEMPT_OUTCOME_AMBIGUOUS:
+			if HasOutcome(sub) {
+				notes = append(notes, fmt.Sprintf("attempt %d: outcome unknown (%s)", a.GetNumber(), a.GetReason()))
+			}
+		}
+	}
+	if n := len(sub.GetOrphans()); n > 0 {
+		ids := make([]string, n)
+		for i, o := range sub.GetOrphans() {
+			ids[i] = o.GetJobId()
+		}
+		notes = append(notes, fmt.Sprintf("%d orphan job(s) (%s): not followed, manifests deleted", n, strings.Join(ids, ", ")))
+	}
+	return strings.Join(notes, "; ")
 }

@@ -94,6 +94,24 @@
 // every job of the plan that names the list in ListIDs has completed. Folder targets read in
 // full yield no list token.
 //
+// # Every list gets a token
+//
+// A multi-URL job returns one CurrentChangeToken, which cannot be the token of each list it
+// reads. So every job reading a list root carries that list's own token in ListTokens: the
+// Sizer's Node.ChangeToken, SharePoint's SP.List.CurrentChangeToken as read while the plan was
+// sized, before any of its jobs existed. Changes made after that read are read again by the next
+// pass (a few duplicates, never a loss). The parser commits a job's ListTokens when the job's
+// planning tree is done (for TokenListID it prefers the job's own token), so after a full pass
+// batched lists have tokens too, whether or not the plan was incremental. A list whose token
+// SharePoint gave no value for (it refused the property) gets none: it is read in full next pass.
+//
+// A folder target gets a token of its own the same way (ListToken.Scope: its list's token, for
+// that folder only; a list's token says the whole list was exported, which a folder's job cannot
+// say). An incremental plan looks them up (Request.ScopeTokens): the folder targets of a list
+// share one incremental job on the list, scoped to them, which starts from the oldest of their
+// tokens (each target's newer of its list's and its own) and commits its token for each folder,
+// never for the list. A folder without either is read in full.
+//
 // # Job ids
 //
 // A job id is a hash of the plan id and the job's content (URLs, options, Emit policy, token,

@@ -6,8 +6,11 @@ import (
 	"log/slog"
 )
 
-// incremental gives one change-token job to each list whose stored token can be used, and
-// returns the targets of the other lists for a full read.
+// incremental gives one change-token job to each list whose targets have usable stored tokens,
+// and returns the other targets for a full read. A list root target needs the list's own token. A
+// folder target takes the newer of its list's token and a token of its own (a previous pass read
+// that folder only); the job over a list's folder targets starts from the oldest of their
+// tokens, so it misses no change under any of them.
 func (p *Planner) incremental(ctx context.Context, req Request, s scope, nodes []Node, sz Sizer) ([]JobSpec, []Node, error) {
 	var order []string
 	byList := make(map[string][]Node)
@@ -20,16 +23,17 @@ func (p *Planner) incremental(ctx context.Context, req Request, s scope, nodes [
 	var jobs []JobSpec
 	var full []Node
 	for _, id := range order {
-		targets := byList[id]
-		tok, reason := p.usableToken(req, id)
+		tok, targets, rest, reason := p.listToken(req, id, byList[id])
+		full = append(full, rest...)
 		var list Node
-		if reason == "" {
+		if len(targets) > 0 {
 			var err error
 			if list, err = listNode(ctx, targets[0], sz); err != nil {
 				return nil, nil, fmt.Errorf("plan %s: %w", req.PlanID, err)
 			}
 			if limit := p.cfg.IncrementalMaxItems; limit > 0 && (list.Items == UnknownItems || list.Items > limit) {
 				reason = fmt.Sprintf("list has %d items, more than IncrementalMaxItems %d", list.Items, limit)
+				full, targets = append(full, targets...), nil
 			}
 		}
 		if reason != "" {
@@ -38,8 +42,10 @@ func (p *Planner) incremental(ctx context.Context, req Request, s scope, nodes [
 				level = slog.LevelDebug // a first pass
 			}
 			p.log.Log(ctx, level, "planner: full read instead of incremental",
-				slog.String("plan_id", req.PlanID), slog.String("list_id", id), slog.String("reason", reason))
-			full = append(full, targets...)
+				slog.String("plan_id", req.PlanID), slog.String("list_id", id), slog.String("reason", reason),
+				slog.Int("targets_read_in_full", len(byList[id])-len(targets)))
+		}
+		if len(targets) == 0 {
 			continue
 		}
 		j := s.contentJob([]Node{list})
@@ -52,10 +58,67 @@ func (p *Planner) incremental(ctx context.Context, req Request, s scope, nodes [
 			for _, t := range targets {
 				j.Scope = append(j.Scope, t.URL)
 			}
+			// The job delivers the changes under its scope only: its token is each folder's,
+			// never the whole list's.
+			j.ListTokens = scopedTokens(j.ListTokens, j.Scope)
 		}
 		jobs = append(jobs, j)
 	}
 	return jobs, full, nil
+}
+
+// listToken splits one list's targets into those an incremental job can read (with the token it
+// starts from) and the rest, with why the rest are read in full.
+func (p *Planner) listToken(req Request, listID string, targets []Node) (tok string, in, rest []Node, reason string) {
+	listTok, reason := p.usableToken(req, listID)
+	if targets[0].Kind == KindList || req.TokenRejected[listID] {
+		if reason != "" {
+			return "", nil, targets, reason
+		}
+		return listTok, targets, nil, ""
+	}
+	var oldest StoredToken
+	for _, n := range targets {
+		var best StoredToken
+		if reason == "" {
+			best = req.ChangeTokens[listID]
+		}
+		if t, ok := req.ScopeTokens[ScopeKey(n.URL)]; ok && p.tokenProblem(t) == "" && (best.Token == "" || t.IssuedAt.After(best.IssuedAt)) {
+			best = t
+		}
+		if best.Token == "" {
+			rest = append(rest, n)
+			continue
+		}
+		in = append(in, n)
+		if oldest.Token == "" || best.IssuedAt.Before(oldest.IssuedAt) {
+			oldest = best
+		}
+	}
+	switch {
+	case len(rest) == 0:
+		reason = ""
+	case reason == "":
+		reason = "folder targets without a token of their own or of their list"
+	}
+	return oldest.Token, in, rest, reason
+}
+
+// scopedTokens turns list-wide tokens into one token per scope URL.
+func scopedTokens(tokens []ListToken, scope []string) []ListToken {
+	var out []ListToken
+	for _, t := range tokens {
+		if t.Scope != "" {
+			out = append(out, t)
+			continue
+		}
+		for _, u := range scope {
+			st := t
+			st.Scope = u
+			out = append(out, st)
+		}
+	}
+	return out
 }
 
 const noToken = "no stored change token"
@@ -68,13 +131,25 @@ func (p *Planner) usableToken(req Request, listID string) (string, string) {
 		return "", noToken
 	case req.TokenRejected[listID]:
 		return "", "SharePoint rejected the change token"
-	case t.IssuedAt.IsZero():
-		return "", "change token has no issue time"
 	}
-	if age := p.cfg.Now().Sub(t.IssuedAt); age >= p.cfg.TokenMaxAge {
-		return "", fmt.Sprintf("change token is %s old, the limit is %s", age.Round(1e9), p.cfg.TokenMaxAge)
+	if why := p.tokenProblem(t); why != "" {
+		return "", why
 	}
 	return t.Token, ""
+}
+
+// tokenProblem says why a stored token cannot be used ("" when it can).
+func (p *Planner) tokenProblem(t StoredToken) string {
+	switch {
+	case t.Token == "":
+		return noToken
+	case t.IssuedAt.IsZero():
+		return "change token has no issue time"
+	}
+	if age := p.cfg.Now().Sub(t.IssuedAt); age >= p.cfg.TokenMaxAge {
+		return fmt.Sprintf("change token is %s old, the limit is %s", age.Round(1e9), p.cfg.TokenMaxAge)
+	}
+	return ""
 }
 
 // listNode returns the root of n's list: n itself, or the list resolved through the Sizer.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
@@ -63,7 +64,26 @@ type Node struct {
 	// StorageMetrics.TotalFileCount), a list root's ItemCount, or UnknownItems. See the package
 	// documentation.
 	Items int64
+	// ChangeToken is the current change token of the node's list as the Sizer read it
+	// (SP.List.CurrentChangeToken), and TokenRead when; empty when SharePoint gave none.
+	ChangeToken string
+	TokenRead   time.Time
 }
+
+// ListToken is a list's change token read while planning: a job reading the list's root carries
+// it, so that the list gets a token when the job completes although the job's own
+// CurrentChangeToken (one per job) cannot be the token of every list of a multi-URL job.
+type ListToken struct {
+	ListID string
+	Token  string
+	Read   time.Time
+	// Scope is the folder target (a URL) the token is for, when the job reads a folder rather
+	// than the list's root; empty for the whole list.
+	Scope string `json:",omitempty"`
+}
+
+// ScopeKey is how a folder target's URL keys Request.ScopeTokens: lower case, no trailing slash.
+func ScopeKey(url string) string { return strings.ToLower(strings.TrimRight(url, "/")) }
 
 // Sizer looks up nodes. The planner service implements it over pkg/spo's folder calls; tests
 // use a fake tree.
@@ -96,6 +116,9 @@ type Request struct {
 	Incremental bool
 	// ChangeTokens by list id.
 	ChangeTokens map[string]StoredToken
+	// ScopeTokens are tokens stored for folder targets (a previous pass read the folder, not its
+	// whole list), by ScopeKey of the folder's URL. A list's own token comes first.
+	ScopeTokens map[string]StoredToken
 	// TokenRejected lists (by id) whose token SharePoint rejected with -2146232832.
 	TokenRejected map[string]bool
 }
@@ -164,6 +187,9 @@ type JobSpec struct {
 	// Scope, when set, restricts what the parser publishes to objects under these URLs (an
 	// incremental job reads a whole list for folder targets).
 	Scope []string
+	// ListTokens are the change tokens of the lists whose root is one of URLs, as read while
+	// planning (before any job of the plan exists); see the package documentation.
+	ListTokens []ListToken `json:",omitempty"`
 	// Items estimates the objects the job returns; -1 when unknown (probes).
 	Items int64
 }

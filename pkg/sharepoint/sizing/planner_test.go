@@ -1,6 +1,7 @@
 package sizing_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -250,9 +251,11 @@ func TestIncremental(t *testing.T) {
 		notInc     bool
 		targets    []string
 		tokens     map[string]sizing.StoredToken
+		scoped     map[string]sizing.StoredToken // by folder URL
 		rejected   map[string]bool
 		want       []string
 		wantTokens []string // the TokenListIDs of the jobs, in order
+		wantStart  string   // the token the incremental job starts from (default: fresh)
 	}{
 		{
 			name:    "a fresh token reads the library's changes",
@@ -293,6 +296,31 @@ func TestIncremental(t *testing.T) {
 			want:    []string{"incremental Policies items=7", "single Docs/Medium items=51"}, wantTokens: []string{policies},
 		},
 		{
+			name:    "folders with tokens of their own: one job from the oldest, the folder without one read in full",
+			targets: abs("Docs/Medium", "Docs/Small1", "Docs/Small2"),
+			scoped: map[string]sizing.StoredToken{abs("Docs/Medium")[0]: fresh,
+				abs("Docs/Small1")[0]: {Token: "1;3;docs;1;50", IssuedAt: now.Add(-time.Hour)}},
+			want:       []string{"incremental Docs items=309 scope=2", "single Docs/Small2 items=6"},
+			wantTokens: []string{docs},
+		},
+		{
+			name:    "a folder's own token newer than its list's is the one used",
+			targets: abs("Docs/Small1"), tokens: map[string]sizing.StoredToken{docs: fresh},
+			scoped:     map[string]sizing.StoredToken{abs("Docs/Small1")[0]: {Token: "1;3;docs;1;50", IssuedAt: now.Add(-time.Hour)}},
+			want:       []string{"incremental Docs items=309 scope=1"},
+			wantTokens: []string{docs}, wantStart: "1;3;docs;1;50",
+		},
+		{
+			name:    "a folder's stale token reads it in full",
+			targets: abs("Docs/Small1"), scoped: map[string]sizing.StoredToken{abs("Docs/Small1")[0]: stale},
+			want: []string{"single Docs/Small1 items=6"},
+		},
+		{
+			name:    "a rejected list's folder tokens are not used either",
+			targets: abs("Docs/Small1"), scoped: map[string]sizing.StoredToken{abs("Docs/Small1")[0]: fresh}, rejected: map[string]bool{docs: true},
+			want: []string{"single Docs/Small1 items=6"},
+		},
+		{
 			name:    "tokens are ignored when the plan is not incremental",
 			notInc:  true,
 			targets: abs("Policies", "Docs/Small1"), tokens: map[string]sizing.StoredToken{policies: fresh},
@@ -305,8 +333,12 @@ func TestIncremental(t *testing.T) {
 			if tt.cfg != nil {
 				tt.cfg(&cfg)
 			}
+			scoped := map[string]sizing.StoredToken{}
+			for u, tok := range tt.scoped {
+				scoped[sizing.ScopeKey(u)] = tok
+			}
 			req := sizing.Request{PlanID: "plan-inc", SiteURL: site, Targets: tt.targets, Incremental: !tt.notInc,
-				ChangeTokens: tt.tokens, TokenRejected: tt.rejected}
+				ChangeTokens: tt.tokens, ScopeTokens: scoped, TokenRejected: tt.rejected}
 			e, err := run(context.Background(), tn, newPlanner(t, cfg), req)
 			if err != nil {
 				t.Fatal(err)
@@ -323,9 +355,10 @@ func TestIncremental(t *testing.T) {
 			if !slices.Equal(tokens, tt.wantTokens) {
 				t.Errorf("TokenListIDs = %q, want %q", tokens, tt.wantTokens)
 			}
+			start := cmp.Or(tt.wantStart, fresh.Token)
 			for _, j := range e.jobs {
-				if tok := j.Options.StartChangeToken; tok != "" && tok != fresh.Token {
-					t.Errorf("%s uses token %q", describe(j), tok)
+				if tok := j.Options.StartChangeToken; tok != "" && tok != start {
+					t.Errorf("%s uses token %q, want %q", describe(j), tok, start)
 				}
 			}
 			if bad := checkExactlyOnce(tn, e, tt.targets); len(bad) > 0 {

@@ -74,6 +74,13 @@ func (s scope) contentJob(nodes []Node) JobSpec {
 		if !slices.Contains(j.ListIDs, n.ListID) {
 			j.ListIDs = append(j.ListIDs, n.ListID)
 		}
+		if n.ChangeToken != "" {
+			lt := ListToken{ListID: n.ListID, Token: n.ChangeToken, Read: n.TokenRead}
+			if n.Kind == KindFolder {
+				lt.Scope = n.URL
+			}
+			j.ListTokens = append(j.ListTokens, lt)
+		}
 	}
 	slices.Sort(j.ListIDs)
 	if len(nodes) == 1 && nodes[0].Kind == KindList {

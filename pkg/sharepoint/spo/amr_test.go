@@ -223,10 +223,10 @@ func TestResponseShapes(t *testing.T) {
 		},
 		{
 			name:       "Lists",
-			nometadata: `{"value":[{"Id":"l1","Title":"Documents","BaseTemplate":101,"ItemCount":12,"Hidden":false,"RootFolder":{"ServerRelativeUrl":"/sites/hr/Shared Documents"}}]}`,
-			verbose:    `{"d":{"results":[{"__metadata":{"type":"SP.List"},"Id":"l1","Title":"Documents","BaseTemplate":101,"ItemCount":12,"Hidden":false,"RootFolder":{"__metadata":{"type":"SP.Folder"},"ServerRelativeUrl":"/sites/hr/Shared Documents"}}]}}`,
+			nometadata: `{"value":[{"Id":"l1","Title":"Documents","BaseTemplate":101,"ItemCount":12,"Hidden":false,"RootFolder":{"ServerRelativeUrl":"/sites/hr/Shared Documents"},"CurrentChangeToken":{"StringValue":"1;3;l1;638;1000"}}]}`,
+			verbose:    `{"d":{"results":[{"__metadata":{"type":"SP.List"},"Id":"l1","Title":"Documents","BaseTemplate":101,"ItemCount":12,"Hidden":false,"RootFolder":{"__metadata":{"type":"SP.Folder"},"ServerRelativeUrl":"/sites/hr/Shared Documents"},"CurrentChangeToken":{"__metadata":{"type":"SP.ChangeToken"},"StringValue":"1;3;l1;638;1000"}}]}}`,
 			call:       func(c *spo.Client, site string) (any, error) { return c.Lists(context.Background(), site) },
-			want:       []spo.List{{ID: "l1", Title: "Documents", BaseTemplate: 101, ItemCount: 12, RootFolderURL: "/sites/hr/Shared Documents"}},
+			want:       []spo.List{{ID: "l1", Title: "Documents", BaseTemplate: 101, ItemCount: 12, RootFolderURL: "/sites/hr/Shared Documents", ChangeToken: "1;3;l1;638;1000"}},
 		},
 		{
 			name:       "Folder",

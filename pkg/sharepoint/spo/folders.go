@@ -25,6 +25,10 @@ type List struct {
 	Hidden       bool
 	// RootFolderURL is the server-relative URL of the list's root folder.
 	RootFolderURL string
+	// ChangeToken is the list's CurrentChangeToken (its StringValue) when SharePoint gave it: a
+	// token taken before a job reads the list, which the job's incremental successor may start
+	// from (docs/amr-protocol.md §7.3 C9). Empty when SharePoint refused the property.
+	ChangeToken string
 }
 
 // Folder is an SP.Folder.
@@ -94,16 +98,22 @@ type wireList struct {
 	RootFolder   struct {
 		ServerRelativeURL string `json:"ServerRelativeUrl"`
 	} `json:"RootFolder"`
+	// CurrentChangeToken is an SP.ChangeToken, a complex value.
+	CurrentChangeToken *struct {
+		StringValue string `json:"StringValue"`
+	} `json:"CurrentChangeToken"`
 }
 
-// Lists returns the lists and libraries of web, hidden ones included (callers filter).
+// Lists returns the lists and libraries of web, hidden ones included (callers filter), each with
+// its current change token. The token is optional: on SharePoint's 400 naming CurrentChangeToken
+// (docs/amr-protocol.md §5.4) the lists are asked for again without it.
 func (c *Client) Lists(ctx context.Context, web string) ([]List, error) {
-	cl, err := newGet("Lists", "list lists", web,
-		"/_api/web/lists?$select=Id,Title,BaseTemplate,ItemCount,Hidden,RootFolder/ServerRelativeUrl&$expand=RootFolder")
-	if err != nil {
-		return nil, err
+	const base = "/_api/web/lists?$select=Id,Title,BaseTemplate,ItemCount,Hidden,RootFolder/ServerRelativeUrl"
+	const expand = "&$expand=RootFolder"
+	wl, err := c.lists(ctx, web, base+",CurrentChangeToken"+expand)
+	if refusesField(err, []string{"CurrentChangeToken"}) {
+		wl, err = c.lists(ctx, web, base+expand)
 	}
-	wl, err := getAll[wireList](ctx, c, cl)
 	if err != nil {
 		return nil, err
 	}
@@ -111,8 +121,19 @@ func (c *Client) Lists(ctx context.Context, web string) ([]List, error) {
 	for i, l := range wl {
 		out[i] = List{ID: l.ID, Title: l.Title, BaseTemplate: l.BaseTemplate, ItemCount: l.ItemCount.N,
 			Hidden: l.Hidden, RootFolderURL: l.RootFolder.ServerRelativeURL}
+		if l.CurrentChangeToken != nil {
+			out[i].ChangeToken = l.CurrentChangeToken.StringValue
+		}
 	}
 	return out, nil
+}
+
+func (c *Client) lists(ctx context.Context, web, rel string) ([]wireList, error) {
+	cl, err := newGet("Lists", "list lists", web, rel)
+	if err != nil {
+		return nil, err
+	}
+	return getAll[wireList](ctx, c, cl)
 }
 
 type wireFolder struct {

@@ -36,7 +36,7 @@ func TestFolderRequestPaths(t *testing.T) {
 		{
 			name: "lists",
 			call: func(c *spo.Client, web string) error { _, err := c.Lists(context.Background(), web); return err },
-			uri:  "/sites/hr/team/_api/web/lists?$select=Id,Title,BaseTemplate,ItemCount,Hidden,RootFolder/ServerRelativeUrl&$expand=RootFolder",
+			uri:  "/sites/hr/team/_api/web/lists?$select=Id,Title,BaseTemplate,ItemCount,Hidden,RootFolder/ServerRelativeUrl,CurrentChangeToken&$expand=RootFolder",
 		},
 		{
 			name: "folder with quote, space, hash, percent",
@@ -303,4 +303,47 @@ func TestCollectionPaging(t *testing.T) {
 			t.Errorf("%d requests, want 1", n)
 		}
 	})
+}
+
+// TestListsWithoutChangeTokenProperty: a tenant refusing CurrentChangeToken (SharePoint's 400 for
+// an unknown field) still lists its lists, without tokens; any other error is returned.
+func TestListsWithoutChangeTokenProperty(t *testing.T) {
+	const withToken = "/sites/hr/_api/web/lists?$select=Id,Title,BaseTemplate,ItemCount,Hidden,RootFolder/ServerRelativeUrl,CurrentChangeToken&$expand=RootFolder"
+	const without = "/sites/hr/_api/web/lists?$select=Id,Title,BaseTemplate,ItemCount,Hidden,RootFolder/ServerRelativeUrl&$expand=RootFolder"
+	const list = `{"value":[{"Id":"l1","Title":"Tasks","BaseTemplate":100,"ItemCount":4,"RootFolder":{"ServerRelativeUrl":"/sites/hr/Lists/Tasks"}}]}`
+	tests := []struct {
+		name       string
+		refusal    string // the 400 body for a request naming CurrentChangeToken
+		wantURIs   []string
+		wantStatus int
+	}{
+		{name: "refused: asked again without it", refusal: notExist("CurrentChangeToken"), wantURIs: []string{withToken, without}},
+		{name: "another 400 is returned", refusal: notExist("Hidden"), wantURIs: []string{withToken}, wantStatus: 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sp := newFake(t, func(w http.ResponseWriter, r *http.Request, b []byte) {
+				if strings.Contains(r.URL.RawQuery, "CurrentChangeToken") {
+					reply(400, tt.refusal)(w, r, b)
+					return
+				}
+				reply(200, list)(w, r, b)
+			})
+			got, err := newClient(t, nil).Lists(context.Background(), sp.site())
+			var se *spo.Error
+			switch {
+			case tt.wantStatus != 0 && (!errors.As(err, &se) || se.Status != tt.wantStatus):
+				t.Fatalf("err = %v, want HTTP %d", err, tt.wantStatus)
+			case tt.wantStatus == 0 && (err != nil || len(got) != 1 || got[0].ChangeToken != "" || got[0].ID != "l1"):
+				t.Fatalf("lists %+v, %v; want the list without a token", got, err)
+			}
+			var uris []string
+			for _, r := range sp.requests() {
+				uris = append(uris, r.URI)
+			}
+			if !slices.Equal(uris, tt.wantURIs) {
+				t.Errorf("requests\n got %q\nwant %q", uris, tt.wantURIs)
+			}
+		})
+	}
 }

@@ -94,16 +94,16 @@ func (s *Stage) complete(ctx context.Context, r *amrpipev1.JobRecord) error {
 	return nil
 }
 
-// commitTokens commits the change token of the job at the root of r's planning tree once the tree
-// is done. That job read a list's root (spec.token_list_id) and holds the list's token; when it
-// is a probe, the jobs planned from its result (recursively) read the rest of the list, and the
-// token, which tells the next incremental pass that everything before it was exported, may be
-// stored only once all of them ended DONE (jobstore.TreeDone): a job of the tree that failed
-// never delivered what the token would skip. r counts as DONE (it is, or is being completed).
-// Not committing is the safe side: the next incremental pass then reads the list in full.
+// commitTokens commits the change tokens of the job at the root of r's planning tree once the
+// tree is done. That job read lists' roots or folder targets and holds their tokens (jobTokens);
+// when it is a probe, the jobs planned from its result (recursively) read the rest, and a token,
+// which tells the next incremental pass that everything before it was exported, may be stored
+// only once all of them ended DONE (jobstore.TreeDone): a job of the tree that failed never
+// delivered what the token would skip. r counts as DONE (it is, or is being completed). Not
+// committing is the safe side: the next incremental pass then reads the list in full.
 func (s *Stage) commitTokens(ctx context.Context, r *amrpipev1.JobRecord) error {
 	root, err := s.store.TreeRoot(ctx, r)
-	if err != nil || root == nil || root.GetSpec().GetTokenListId() == "" || root.GetChangeToken() == "" {
+	if err != nil || root == nil || len(jobTokens(root, timestamppb.New(s.now()))) == 0 {
 		return err
 	}
 	done, err := s.store.TreeDone(ctx, root, r.GetJobId())
@@ -145,31 +145,67 @@ func summary(r *amrpipev1.JobRecord, bad bool) *amrpipev1.JobSummary {
 	return sm
 }
 
-// commitToken stores the job's change token for its list, unless a token issued later (by a
-// newer job of the list) is stored already.
+// commitToken stores the change token of every list the job read from its root: the list of
+// token_list_id with the create call's CurrentChangeToken, and the lists of the spec's list_tokens
+// with the token read while planning (for token_list_id too when the create call's answer was
+// lost and the job was found by reconciliation). A token issued later (by a newer job of the list)
+// stands.
 func (s *Stage) commitToken(ctx context.Context, r *amrpipev1.JobRecord) error {
-	listID, token := r.GetSpec().GetTokenListId(), r.GetChangeToken()
-	if listID == "" || token == "" {
-		return nil
-	}
-	issued := r.GetSubmitted() // the create call returned the token
-	for _, t := range []*timestamppb.Timestamp{r.GetStarted(), r.GetEnded(), timestamppb.New(s.now())} {
-		if issued == nil {
-			issued = t
+	for _, t := range jobTokens(r, timestamppb.New(s.now())) {
+		if err := s.commitListToken(ctx, r.GetJobId(), t); err != nil {
+			return err
 		}
 	}
-	cur, _, err := s.store.Token(ctx, listID)
+	return nil
+}
+
+// jobTokens are the tokens a successful job commits, each with its issue time: for a job with a
+// scope (an incremental job over folder targets) one per folder, never its list's.
+func jobTokens(r *amrpipev1.JobRecord, now *timestamppb.Timestamp) []*amrpipev1.StoredToken {
+	spec := r.GetSpec()
+	var out []*amrpipev1.StoredToken
+	tokenList := spec.GetTokenListId()
+	fromCall := tokenList != "" && r.GetChangeToken() != ""
+	if fromCall {
+		issued := r.GetSubmitted() // the create call returned the token
+		for _, t := range []*timestamppb.Timestamp{r.GetStarted(), r.GetEnded(), now} {
+			if issued == nil {
+				issued = t
+			}
+		}
+		scopes := spec.GetScope()
+		if len(scopes) == 0 {
+			scopes = []string{""}
+		}
+		for _, sc := range scopes {
+			out = append(out, &amrpipev1.StoredToken{ListId: tokenList, Token: r.GetChangeToken(), Issued: issued, Scope: sc})
+		}
+	}
+	for _, t := range spec.GetListTokens() {
+		if t.GetToken() == "" || t.GetRead() == nil || fromCall && jobstore.TokenKey(t.GetListId()) == jobstore.TokenKey(tokenList) {
+			continue
+		}
+		out = append(out, &amrpipev1.StoredToken{ListId: t.GetListId(), Token: t.GetToken(), Issued: t.GetRead(), Scope: t.GetScope()})
+	}
+	return out
+}
+
+// commitListToken stores one list's (or folder's) token, unless the same or a token issued later
+// is stored.
+func (s *Stage) commitListToken(ctx context.Context, jobID string, tok *amrpipev1.StoredToken) error {
+	cur, _, err := s.store.ScopedToken(ctx, tok.GetListId(), tok.GetScope())
 	switch {
 	case errors.Is(err, jobstore.ErrNotFound):
 	case err != nil:
 		return err
-	case cur.GetToken() == token:
+	case cur.GetToken() == tok.GetToken():
 		return nil
-	case cur.GetIssued().AsTime().After(issued.AsTime()):
-		s.log.InfoContext(ctx, "newer change token stored; keeping it", "job", r.GetJobId(), "list", listID, "stored_by", cur.GetJobId())
+	case cur.GetIssued().AsTime().After(tok.GetIssued().AsTime()):
+		s.log.InfoContext(ctx, "newer change token stored; keeping it", "job", jobID, "list", tok.GetListId(), "stored_by", cur.GetJobId())
 		return nil
 	}
-	if err := s.store.PutToken(ctx, &amrpipev1.StoredToken{ListId: listID, Token: token, Issued: issued, JobId: r.GetJobId()}); err != nil {
+	tok.JobId = jobID
+	if err := s.store.PutToken(ctx, tok); err != nil {
 		return err
 	}
 	s.metrics.tokens.Inc()

@@ -278,35 +278,54 @@ func toProto(jobs []sizing.JobSpec, tenant string) []*amrpipev1.JobSpec {
 	return out
 }
 
-// changeTokens reads the stored change token of every list holding a target, and marks the
-// lists whose token SharePoint rejected.
+// changeTokens reads the stored change token of every list holding a target and of every folder
+// target, and marks the lists whose token SharePoint rejected.
 func (s *Stage) changeTokens(ctx context.Context, req *amrpipev1.PlanRequest, sz *Sizer, preq *sizing.Request) error {
 	rejected := map[string]bool{}
 	for _, id := range req.GetTokenRejectedLists() {
 		rejected[jobstore.TokenKey(id)] = true
 	}
 	preq.ChangeTokens = map[string]sizing.StoredToken{}
+	preq.ScopeTokens = map[string]sizing.StoredToken{}
 	preq.TokenRejected = map[string]bool{}
+	stored := func(listID, scope string) (sizing.StoredToken, bool, error) {
+		tok, _, err := s.deps.Jobs.ScopedToken(ctx, listID, scope)
+		if errors.Is(err, jobstore.ErrNotFound) {
+			return sizing.StoredToken{}, false, nil
+		}
+		if err != nil {
+			return sizing.StoredToken{}, false, err
+		}
+		return sizing.StoredToken{Token: tok.GetToken(), IssuedAt: tok.GetIssued().AsTime()}, true, nil
+	}
 	for _, t := range req.GetTargets() {
 		n, err := sz.Resolve(ctx, t)
 		if err != nil {
 			return err
 		}
-		if _, done := preq.ChangeTokens[n.ListID]; done || preq.TokenRejected[n.ListID] {
-			continue
-		}
 		if rejected[jobstore.TokenKey(n.ListID)] {
 			preq.TokenRejected[n.ListID] = true
 			continue
 		}
-		tok, _, err := s.deps.Jobs.Token(ctx, n.ListID)
-		if errors.Is(err, jobstore.ErrNotFound) {
+		if n.Kind == sizing.KindFolder {
+			tok, ok, err := stored(n.ListID, n.URL)
+			if err != nil {
+				return err
+			}
+			if ok {
+				preq.ScopeTokens[sizing.ScopeKey(n.URL)] = tok
+			}
+		}
+		if _, done := preq.ChangeTokens[n.ListID]; done {
 			continue
 		}
+		tok, ok, err := stored(n.ListID, "")
 		if err != nil {
 			return err
 		}
-		preq.ChangeTokens[n.ListID] = sizing.StoredToken{Token: tok.GetToken(), IssuedAt: tok.GetIssued().AsTime()}
+		if ok {
+			preq.ChangeTokens[n.ListID] = tok
+		}
 	}
 	return nil
 }

@@ -50,10 +50,25 @@ func sameSpecs(t *testing.T, got, want []*amrpipev1.JobSpec) {
 		t.Fatalf("published %d specs, want %d", len(got), len(want))
 	}
 	for i := range want {
-		if !proto.Equal(got[i], want[i]) {
+		g, w := withoutReadTimes(t, got[i]), withoutReadTimes(t, want[i])
+		if !proto.Equal(g, w) {
 			t.Fatalf("spec %d:\n got %s\nwant %s", i, prototext.Format(got[i]), prototext.Format(want[i]))
 		}
 	}
+}
+
+// withoutReadTimes is a spec without the read times of its list tokens (they differ between two
+// plannings), which must be set.
+func withoutReadTimes(t *testing.T, s *amrpipev1.JobSpec) *amrpipev1.JobSpec {
+	t.Helper()
+	s = proto.Clone(s).(*amrpipev1.JobSpec)
+	for _, lt := range s.GetListTokens() {
+		if lt.GetRead() == nil {
+			t.Errorf("spec %s: token of list %s without its read time", s.GetSpecId(), lt.GetListId())
+		}
+		lt.Read = nil
+	}
+	return s
 }
 
 // subfolders are the direct subfolders of a server-relative folder, as the tenant has them.
@@ -389,11 +404,57 @@ func TestIncrementalPlanUsesStoredChangeTokens(t *testing.T) {
 	}
 }
 
+// TestBatchedListsCarryTheirChangeTokens: small lists batched into one multi-URL job (as a full
+// pass plans them) carry each list's change token as SharePoint gave it while the plan was sized,
+// so each list gets a token when the job completes; a folder target carries its list's token for
+// itself (scoped to the folder).
+func TestBatchedListsCarryTheirChangeTokens(t *testing.T) {
+	t.Parallel()
+	h := start(t, tenant.SmallProfile(), Config{Planner: sizing.Config{Small: 5000, Large: 10000}})
+	tasks, docs, notes := h.list("Tasks"), h.list("Documents"), h.webList(h.siteURL+"/team", "Notes")
+	drafts := h.url(notes.RootFolderURL + "/Drafts")
+	before := time.Now()
+	req := &amrpipev1.PlanRequest{PlanId: "lists", SiteUrl: h.siteURL,
+		Targets: []string{h.url(tasks.RootFolderURL), h.url(docs.RootFolderURL), drafts}}
+	h.publish(topology.SubjectPlanSubmit, req, "plan/lists")
+	h.settle()
+	got := h.specs("lists")
+	sameSpecs(t, got, h.want(req, nil, nil))
+	var multi *amrpipev1.JobSpec
+	for _, s := range got {
+		lt := s.GetListTokens()
+		switch {
+		case s.GetMulti():
+			multi = s
+		case len(s.GetUrls()) == 1 && s.GetUrls()[0] == drafts:
+			if len(lt) != 1 || lt[0].GetListId() != notes.ID || lt[0].GetToken() != notes.ChangeToken || lt[0].GetScope() != drafts {
+				t.Errorf("folder target's spec carries tokens %v, want its list's scoped to it", lt)
+			}
+		case len(lt) > 0:
+			t.Errorf("spec %s on %v carries list tokens %v", s.GetSpecId(), s.GetUrls(), lt)
+		}
+	}
+	if multi == nil || len(multi.GetUrls()) != 2 {
+		t.Fatalf("specs %v: want the two lists in one multi-URL job", got)
+	}
+	want := map[string]string{tasks.ID: tasks.ChangeToken, docs.ID: docs.ChangeToken}
+	for _, lt := range multi.GetListTokens() {
+		if lt.GetToken() == "" || lt.GetToken() != want[lt.GetListId()] || lt.GetRead().AsTime().Before(before) {
+			t.Errorf("list token %v, want %q read after %v", lt, want[lt.GetListId()], before)
+		}
+		delete(want, lt.GetListId())
+	}
+	if len(want) != 0 {
+		t.Errorf("no token for lists %v", want)
+	}
+}
+
 func TestSpecRoundTrip(t *testing.T) {
 	j := sizing.JobSpec{
 		ID: "0123456789abcdef0123456789abcdef", PlanID: "p", SiteURL: "https://c.sharepoint.com/sites/a", WebURL: "https://c.sharepoint.com/sites/a",
 		URLs: []string{"https://c.sharepoint.com/sites/a/L"}, Options: sizing.JobSpec{}.Options, Emit: sizing.EmitProbe, Probe: true,
 		ParentJobID: "p0", ListIDs: []string{"l1"}, TokenListID: "l1", Scope: []string{"https://c.sharepoint.com/sites/a/L/f"}, Items: -1,
+		ListTokens: []sizing.ListToken{{ListID: "l1", Token: "1;3;l1;1;2", Read: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}},
 	}
 	j.Options.IncludeVersions, j.Options.IncludeDirectDescendantsOnly, j.Options.StartChangeToken = true, true, "tok"
 	back := SpecFromProto(SpecToProto(j, "c.sharepoint.com"))

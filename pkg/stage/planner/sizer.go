@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/sizing"
@@ -22,10 +23,11 @@ type Sizer struct {
 	origin string // scheme://host[:port] of the site
 	site   string // the site URL, without a trailing slash
 
-	root     *spo.Web
-	subwebs  map[string][]spo.Web  // by lower-case server-relative web URL
-	lists    map[string][]spo.List // likewise
-	resolved map[string]sizing.Node
+	root      *spo.Web
+	subwebs   map[string][]spo.Web  // by lower-case server-relative web URL
+	lists     map[string][]spo.List // likewise
+	listsRead map[string]time.Time  // when lists[k] was read: the issue time of its change tokens
+	resolved  map[string]sizing.Node
 }
 
 // NewSizer returns a Sizer for the site collection at siteURL.
@@ -36,7 +38,7 @@ func NewSizer(sp *stage.SharePoint, siteURL string) (*Sizer, error) {
 	}
 	return &Sizer{
 		sp: sp, origin: u.Scheme + "://" + u.Host, site: strings.TrimRight(siteURL, "/"),
-		subwebs: map[string][]spo.Web{}, lists: map[string][]spo.List{}, resolved: map[string]sizing.Node{},
+		subwebs: map[string][]spo.Web{}, lists: map[string][]spo.List{}, listsRead: map[string]time.Time{}, resolved: map[string]sizing.Node{},
 	}, nil
 }
 
@@ -53,6 +55,8 @@ type location struct {
 	path string // server-relative, decoded
 	web  spo.Web
 	list spo.List
+	// listRead is when list (and its change token) was read.
+	listRead time.Time
 }
 
 func (s *Sizer) webURL(w spo.Web) string {
@@ -80,6 +84,8 @@ func (s *Sizer) Resolve(ctx context.Context, rawURL string) (sizing.Node, error)
 			return sizing.Node{}, err
 		}
 	}
+	// The list's token, read before any job of the plan exists: safe to start its next pass from.
+	n.ChangeToken, n.TokenRead = loc.list.ChangeToken, loc.listRead
 	s.resolved[key] = n
 	return n, nil
 }
@@ -145,7 +151,7 @@ func (s *Sizer) locate(ctx context.Context, rawURL string) (location, error) {
 		return location{}, &SizeError{&bus.Permanent{Reason: fmt.Sprintf(
 			"%s is in no list or library of web %s (AMR reads lists, libraries and folders only)", loc.url, s.webURL(loc.web))}}
 	}
-	loc.list = lists[best]
+	loc.list, loc.listRead = lists[best], s.listsRead[strings.ToLower(loc.web.ServerRelativeURL)]
 	return loc, nil
 }
 
@@ -211,11 +217,12 @@ func (s *Sizer) webLists(ctx context.Context, w spo.Web) ([]spo.List, error) {
 	if l, ok := s.lists[key]; ok {
 		return l, nil
 	}
+	read := time.Now()
 	l, err := do(ctx, s, func(ctx context.Context) ([]spo.List, error) { return s.sp.Client.Lists(ctx, s.webURL(w)) })
 	if err != nil {
 		return nil, err
 	}
-	s.lists[key] = l
+	s.lists[key], s.listsRead[key] = l, read
 	return l, nil
 }
 

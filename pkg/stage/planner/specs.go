@@ -1,6 +1,8 @@
 package planner
 
 import (
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/sizing"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
@@ -32,7 +34,20 @@ func SpecToProto(j sizing.JobSpec, tenant string) *amrpipev1.JobSpec {
 		EmitPrincipals:   j.EmitPrincipals,
 		TokenListId:      j.TokenListID,
 		Scope:            j.Scope,
+		ListTokens:       listTokensToProto(j.ListTokens),
 	}
+}
+
+func listTokensToProto(ts []sizing.ListToken) []*amrpipev1.ListToken {
+	var out []*amrpipev1.ListToken
+	for _, t := range ts {
+		lt := &amrpipev1.ListToken{ListId: t.ListID, Token: t.Token, Scope: t.Scope}
+		if !t.Read.IsZero() {
+			lt.Read = timestamppb.New(t.Read)
+		}
+		out = append(out, lt)
+	}
+	return out
 }
 
 // SpecFromProto is the planner's JobSpec of a message (for Continue).
@@ -52,6 +67,13 @@ func SpecFromProto(p *amrpipev1.JobSpec) sizing.JobSpec {
 		Scope:          p.GetScope(),
 		Items:          p.GetExpectedItems(),
 		EmitPrincipals: p.GetEmitPrincipals(),
+	}
+	for _, t := range p.GetListTokens() {
+		lt := sizing.ListToken{ListID: t.GetListId(), Token: t.GetToken(), Scope: t.GetScope()}
+		if t.GetRead() != nil {
+			lt.Read = t.GetRead().AsTime()
+		}
+		j.ListTokens = append(j.ListTokens, lt)
 	}
 	j.Options.StartChangeToken = p.GetStartChangeToken()
 	for e, pe := range emitToProto {

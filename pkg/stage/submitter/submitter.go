@@ -3,27 +3,39 @@
 // (JobRecord in amr_jobs) and announces it to the progress-relay (SubmittedJob on
 // amr.jobs.submitted.<jobID>, Nats-Msg-Id the job id). Per spec:
 //
-//  1. Idempotency first: amr_submissions maps the spec id to what was done. A spec seen before
+//  1. Idempotency first: amr_submissions holds what became of the spec. A spec with an outcome
 //     creates no job; its JobRecord and SubmittedJob (or re-plan) are made sure of again.
-//  2. Encryption (on by default): a fresh AES-256 key, wrapped under the KEK and stored
+//  2. A claim before any call: the delivery stores a SpecClaim under the spec id by
+//     compare-and-set. Another delivery of the spec (a plan redelivered past the specs stream's
+//     2-minute duplicate window, a redelivery racing the first, another replica) waits while the
+//     claim's lease runs, then reads the outcome.
+//  3. Encryption (on by default): a fresh AES-256 key, wrapped under the KEK and stored
 //     create-once under the spec id before SharePoint is called (SharePoint keeps no copy); a
 //     stored, unexpired key is reused.
-//  3. SAS URLs minted from the storage account and checked by SharePoint's rules (manifest
+//  4. SAS URLs minted from the storage account and checked by SharePoint's rules (manifest
 //     container Read+Write only, queue Add); a bad one is dead-lettered with the reason.
-//  4. The create call, through the shared SharePoint caller (pkg/stage): paced by the tenant
-//     host's throttling budget (a 429/503 Retry-After pauses every replica; RateLimit-* headers
-//     slow calls before that); a pause longer than -max-throttle-wait hands the message back
-//     (Nak with the pause as delay).
-//  5. A change token SharePoint rejects (-2146232832) turns the spec into a re-plan: a
+//  5. The create call, through the shared SharePoint caller (pkg/stage): paced by the tenant
+//     host's throttling budget (a 429/503 Retry-After pauses every replica and the call is made
+//     again: SharePoint refused it). Each call is first recorded on the claim (a CreateAttempt,
+//     CALLING), by compare-and-set: only one delivery makes it. An answer that shows no job was
+//     created (an error status other than 408, 502, 504; a request that never left) removes the
+//     record; the verdict decides on the message.
+//  6. A call whose outcome is unknown (no answer, 408, 502, 504, or a claim left CALLING by a
+//     stopped submitter) is never made again blindly (the calls are not idempotent). It is
+//     recorded AMBIGUOUS, the spec is marked for the sweeper (sweep.go), which looks for the job
+//     in the manifest container (a job folder no record accounts for whose manifest decrypts with
+//     the spec's key), and the message comes back every -reconcile-interval. A job found becomes
+//     the spec's outcome. None within -reconcile-window: the spec is created once more; a second
+//     unknown outcome ends the spec failed with the reason (dead-lettered, shown by plan status).
+//     A job of the spec found after it got another outcome is an orphan: recorded, never
+//     followed, its manifests deleted (DeleteMigrationJob is not documented for AMR jobs).
+//  7. A change token SharePoint rejects (-2146232832) turns the spec into a re-plan: a
 //     PlanRequest for its targets with its lists in token_rejected_lists (full read).
-//  6. The outcome is stored in amr_submissions, the JobRecord written, the SubmittedJob
-//     published, and only then the spec acknowledged.
+//  8. The outcome replaces the claim in amr_submissions (the attempts kept), the JobRecord is
+//     written, the SubmittedJob published, and only then the spec acknowledged.
 //
-// One window cannot be closed: if the process dies after SharePoint accepted a create call but
-// before the outcome is stored (or the answer is lost on the way: a timeout, a 502/504 retried),
-// the redelivered spec creates a second job. The first is orphaned: nothing follows it, so it
-// yields no records downstream. Every create call is logged before ("submitting spec") and after
-// ("SharePoint accepted spec") with the spec id, so an operator can find such a job.
+// Beside the specs, the janitor (sweep.go) deletes the manifest blobs of jobs done or failed for
+// longer than -blob-retention: the container is the submitter's own.
 package submitter
 
 import (
@@ -36,6 +48,7 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -44,7 +57,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/amrpipe/amrpipe/pkg/crypto/keywrap"
-	"github.com/amrpipe/amrpipe/pkg/pipeline/backoff"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/flagenv"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
@@ -77,7 +89,35 @@ type Config struct {
 	KeyTTL time.Duration
 	// Concurrency is how many specs are submitted at once. Default 4.
 	Concurrency int
+	// ReconcileWindow is how long the job of a create call with an unknown outcome is looked for
+	// in the manifest container before the spec is created once more (a second such call ends the
+	// spec failed). SharePoint may keep a job queued for hours before it writes anything, so a
+	// short window trades more orphan jobs (found later, their manifests deleted) for less
+	// waiting. Default 1 hour.
+	ReconcileWindow time.Duration
+	// ReconcileInterval is how often a spec whose create call had an unknown outcome is looked at
+	// again, and the manifest container searched for its job. Default 1 minute.
+	ReconcileInterval time.Duration
+	// OrphanWatch is how long after such a call the spec's key is tried on job folders nobody
+	// knows, so a job that starts late is found and cleaned up as an orphan. Keep it below the key
+	// bucket's TTL (7 days). Default 5 days.
+	OrphanWatch time.Duration
+	// BlobRetention is how long the manifest blobs of a job stay in the manifest container after
+	// the job is done or failed; then the janitor deletes its "<jobID>/" folder. Default 24 hours.
+	BlobRetention time.Duration
+	// JanitorInterval is how often the janitor sweeps the manifest container; 0 turns it off
+	// (flag default 10 minutes).
+	JanitorInterval time.Duration
 }
+
+// Defaults of the reconciliation and the janitor.
+const (
+	DefaultReconcileWindow   = time.Hour
+	DefaultReconcileInterval = time.Minute
+	DefaultOrphanWatch       = 5 * 24 * time.Hour
+	DefaultBlobRetention     = 24 * time.Hour
+	DefaultJanitorInterval   = 10 * time.Minute
+)
 
 // RegisterFlags binds the configuration to flags.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
@@ -87,6 +127,28 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		c.Concurrency = 4
 	}
 	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "specs submitted at once")
+	fs.DurationVar(&c.ReconcileWindow, "reconcile-window", flagenv.Or(c.ReconcileWindow, DefaultReconcileWindow),
+		"how long the job of a create call with an unknown outcome (timeout, 502, 504, lost connection) is looked for before the spec is created once more")
+	fs.DurationVar(&c.ReconcileInterval, "reconcile-interval", flagenv.Or(c.ReconcileInterval, DefaultReconcileInterval),
+		"how often such a spec is looked at again and the manifest container searched for its job")
+	fs.DurationVar(&c.OrphanWatch, "orphan-watch", flagenv.Or(c.OrphanWatch, DefaultOrphanWatch),
+		"how long after such a call a late job of the spec is looked for (then recorded as an orphan and its manifests deleted)")
+	fs.DurationVar(&c.BlobRetention, "blob-retention", flagenv.Or(c.BlobRetention, DefaultBlobRetention),
+		"how long a job's manifest blobs stay in the manifest container after the job is done or failed")
+	if c.JanitorInterval == 0 {
+		c.JanitorInterval = DefaultJanitorInterval
+	}
+	fs.DurationVar(&c.JanitorInterval, "janitor-interval", c.JanitorInterval, "how often the manifest container is swept for blobs past their retention (0: never)")
+}
+
+func (c *Config) defaults() {
+	c.Concurrency = max(c.Concurrency, 1)
+	c.KeyTTL = flagenv.Or(c.KeyTTL, topology.KeyLifetime)
+	c.ReconcileWindow = flagenv.Or(c.ReconcileWindow, DefaultReconcileWindow)
+	c.ReconcileInterval = flagenv.Or(c.ReconcileInterval, DefaultReconcileInterval)
+	c.OrphanWatch = flagenv.Or(c.OrphanWatch, DefaultOrphanWatch)
+	c.BlobRetention = flagenv.Or(c.BlobRetention, DefaultBlobRetention)
+	c.JanitorInterval = max(c.JanitorInterval, 0)
 }
 
 // encryptFlag is -encrypt, the negation of Config.Plaintext (so the zero Config encrypts).
@@ -114,13 +176,16 @@ type Stage struct {
 	account storage.Config // the manifest container and report queue
 	log     *slog.Logger
 	m       metrics
+	// sweepMu serialises sweeps; known caches job folders of the manifest container that have a
+	// job record (both the sweeper's).
+	sweepMu sync.Mutex
+	known   map[string]struct{}
 }
 
 // New checks the configuration: the KEK unless -encrypt=false, a storage account with a manifest
 // container, and a queue URL when a report queue is named.
 func New(cfg Config, deps stage.Deps) (*Stage, error) {
-	cfg.Concurrency = max(cfg.Concurrency, 1)
-	cfg.KeyTTL = flagenv.Or(cfg.KeyTTL, topology.KeyLifetime)
+	cfg.defaults()
 	switch {
 	case deps.SharePoint == nil:
 		return nil, errors.New("submitter: no SharePoint client")
@@ -139,7 +204,7 @@ func New(cfg Config, deps stage.Deps) (*Stage, error) {
 	if err := topology.CheckToken(sc.Container); err != nil {
 		return nil, fmt.Errorf("submitter: manifest container: %w", err)
 	}
-	s := &Stage{cfg: cfg, deps: deps, account: sc, log: deps.Logger()}
+	s := &Stage{cfg: cfg, deps: deps, account: sc, log: deps.Logger(), known: map[string]struct{}{}}
 	var err error
 	if s.m, err = newMetrics(deps.Runtime.Registry); err != nil {
 		return nil, err
@@ -147,59 +212,15 @@ func New(cfg Config, deps stage.Deps) (*Stage, error) {
 	return s, nil
 }
 
-// Run handles specs until ctx ends.
+// Run handles specs until ctx ends; beside them the sweeper looks for the jobs of create calls
+// with an unknown outcome and deletes manifest blobs past their retention.
 func (s *Stage) Run(ctx context.Context) error {
-	return s.deps.Consume(ctx, stage.Consumer{Name: topology.ConsumerSubmitter, Handler: s.handle, Concurrency: s.cfg.Concurrency,
-		OnDeadLetter: s.specDeadLettered})
-}
-
-// handle submits one spec (see the package documentation for the steps).
-func (s *Stage) handle(ctx context.Context, msg jetstream.Msg) error {
-	spec := &amrpipev1.JobSpec{}
-	if err := bus.Decode(msg, spec); err != nil {
-		return err
-	}
-	if err := checkSpec(spec); err != nil {
-		return &bus.Permanent{Reason: sas.Redact(fmt.Sprintf("spec %q: %v", spec.GetSpecId(), err))}
-	}
-	log := s.log.With("spec_id", spec.GetSpecId(), "plan_id", spec.GetPlanId())
-	done, err := s.deps.Jobs.Submission(ctx, spec.GetSpecId())
-	if err != nil {
-		return err
-	}
-	if done != nil {
-		log.Info("spec submitted before; making sure it is recorded and announced")
-		return s.announce(ctx, spec.GetSpecId(), done, log)
-	}
-	key, err := s.jobKey(ctx, spec.GetSpecId())
-	if err != nil {
-		return err
-	}
-	defer clear(key)
-	req, err := s.request(ctx, spec, key)
-	if err != nil {
-		return err
-	}
-	info, err := s.create(ctx, spec, req, log)
-	switch {
-	case err == nil:
-	case errors.Is(err, spo.ErrChangeTokenExpired) && spec.GetStartChangeToken() != "":
-		log.Warn("SharePoint rejected the change token; re-planning the spec's lists in full", "err", err)
-		s.m.replans.Inc()
-		return s.settle(ctx, spec.GetSpecId(), &amrpipev1.Submission{
-			Outcome: &amrpipev1.Submission_Replan{Replan: replan(spec, s.deps.Now())}}, log)
-	default:
-		return err
-	}
-	return s.settle(ctx, spec.GetSpecId(), &amrpipev1.Submission{Outcome: &amrpipev1.Submission_Job{Job: &amrpipev1.SubmittedJob{
-		JobId:       info.JobID,
-		Spec:        spec,
-		Container:   s.account.Container,
-		Queue:       s.account.Queue,
-		Encrypted:   key != nil,
-		ChangeToken: info.CurrentChangeToken,
-		Submitted:   timestamppb.New(s.deps.Now()),
-	}}}, log)
+	return stage.Group(ctx,
+		func(ctx context.Context) error {
+			return s.deps.Consume(ctx, stage.Consumer{Name: topology.ConsumerSubmitter, Handler: s.handle, Concurrency: s.cfg.Concurrency,
+				OnDeadLetter: s.specDeadLettered})
+		},
+		s.sweeper)
 }
 
 // jobKey returns the spec's AES-256 key, stored wrapped before it is used: a fresh one, or the
@@ -263,77 +284,6 @@ func (s *Stage) request(ctx context.Context, spec *amrpipev1.JobSpec, key []byte
 		}
 	}
 	return req, nil
-}
-
-// create calls SharePoint through the tenant host's budget. Once a call is on its way it is not
-// cancelled (a cancelled create may still have created a job): the call runs on a context
-// detached from the handler's, bounded by the client's -sp-timeout.
-func (s *Stage) create(ctx context.Context, spec *amrpipev1.JobSpec, req spo.ReadJobRequest, log *slog.Logger) (spo.ReadJobInfo, error) {
-	method := "CreateSPAsyncReadJob"
-	if spec.GetMulti() {
-		method = "CreateSPAsyncReadJobWithMultiUrl"
-	}
-	sp := s.deps.SharePoint
-	return stage.Call(ctx, sp, spec.GetSiteUrl(), func(ctx context.Context) (spo.ReadJobInfo, error) {
-		cctx := context.WithoutCancel(ctx)
-		log.Info("submitting spec", "method", method, "site", spec.GetSiteUrl(), "urls", len(spec.GetUrls()),
-			"encrypted", len(req.EncryptionKey) > 0, "incremental", spec.GetStartChangeToken() != "")
-		start := time.Now()
-		var info spo.ReadJobInfo
-		var err error
-		if spec.GetMulti() {
-			info, err = sp.Client.CreateSPAsyncReadJobWithMultiUrl(cctx, spec.GetSiteUrl(), spec.GetUrls(), req)
-		} else {
-			info, err = sp.Client.CreateSPAsyncReadJob(cctx, spec.GetSiteUrl(), req)
-		}
-		outcome := "accepted"
-		if err != nil {
-			outcome = stage.Verdict(err).Class.String()
-		}
-		s.m.create.WithLabelValues(method, outcome).Observe(time.Since(start).Seconds())
-		if err != nil {
-			log.Info("create call failed", "method", method, "class", outcome, "err", err)
-			return info, err
-		}
-		log.Info("SharePoint accepted spec", "job_id", info.JobID, "method", method)
-		s.m.submitted.WithLabelValues(method).Inc()
-		return info, nil
-	})
-}
-
-// settle stores the spec's outcome (create-once: an outcome stored meanwhile by another delivery
-// wins), then records and announces it.
-func (s *Stage) settle(ctx context.Context, specID string, sub *amrpipev1.Submission, log *slog.Logger) error {
-	// The job exists now: the outcome must be stored even while the handler is being cancelled.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-	defer cancel()
-	won, err := s.store(sctx, specID, sub)
-	if err != nil {
-		log.Error("could not store the spec's outcome; its redelivery will create another job",
-			"job_id", sub.GetJob().GetJobId(), "err", err)
-		return err
-	}
-	if mine, theirs := sub.GetJob().GetJobId(), won.GetJob().GetJobId(); mine != "" && mine != theirs {
-		log.Warn("another delivery of this spec stored its outcome first; this job is orphaned", "job_id", mine, "kept_job_id", theirs)
-	}
-	return s.announce(sctx, specID, won, log)
-}
-
-// store writes the outcome create-once, retrying briefly (losing it orphans a job), and
-// returns the stored one.
-func (s *Stage) store(ctx context.Context, specID string, sub *amrpipev1.Submission) (*amrpipev1.Submission, error) {
-	for attempt := 0; ; attempt++ {
-		won, err := s.deps.Jobs.PutSubmission(ctx, specID, sub)
-		if err == nil {
-			return won, nil
-		}
-		if attempt == 5 {
-			return nil, err
-		}
-		if serr := backoff.Sleep(ctx, backoff.Delay(200*time.Millisecond, 5*time.Second, attempt)); serr != nil {
-			return nil, fmt.Errorf("%w (last: %w)", serr, err)
-		}
-	}
 }
 
 // specDeadLettered is the submitter's dead-letter hook: a spec given up on (SharePoint refused
@@ -447,9 +397,15 @@ func checkSpec(spec *amrpipev1.JobSpec) error {
 }
 
 type metrics struct {
-	submitted *prometheus.CounterVec
-	create    *prometheus.HistogramVec
-	replans   prometheus.Counter
+	submitted  *prometheus.CounterVec
+	create     *prometheus.HistogramVec
+	replans    prometheus.Counter
+	ambiguous  prometheus.Counter
+	reconciled *prometheus.CounterVec
+	orphans    prometheus.Counter
+	deleted    *prometheus.CounterVec
+	unclaimed  prometheus.Gauge
+	sweeps     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (metrics, error) {
@@ -464,8 +420,26 @@ func newMetrics(reg prometheus.Registerer) (metrics, error) {
 		replans: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "amr_submitter_replans_total", Help: "Specs re-planned because SharePoint rejected their change token.",
 		}),
+		ambiguous: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "amr_submitter_ambiguous_creates_total", Help: "Create calls whose outcome is unknown (timeout, 408, 502, 504, lost connection, a submitter stopped during the call).",
+		}),
+		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amr_submitter_reconciled_total", Help: "Specs with a create call of unknown outcome, by what became of them: found (its job found in the manifest container), recreated (none found in the window), failed (given up).",
+		}, []string{"outcome"}),
+		orphans: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "amr_submitter_orphan_jobs_total", Help: "AMR jobs found in the manifest container for a spec that has another outcome: recorded, not followed, their manifests deleted.",
+		}),
+		deleted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amr_submitter_blobs_deleted_total", Help: "Manifest blobs the janitor deleted, by reason: retention (the job is done or failed for longer than -blob-retention), orphan.",
+		}, []string{"reason"}),
+		unclaimed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "amr_submitter_unclaimed_job_folders", Help: "Folders of the manifest container no job record, spec or orphan mark accounts for, at the last sweep (left alone).",
+		}),
+		sweeps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amr_submitter_sweeps_total", Help: "Sweeps of the manifest container, by kind (reconcile, janitor) and outcome (ok, error).",
+		}, []string{"kind", "outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.submitted, m.create, m.replans} {
+	for _, c := range []prometheus.Collector{m.submitted, m.create, m.replans, m.ambiguous, m.reconciled, m.orphans, m.deleted, m.unclaimed, m.sweeps} {
 		if err := reg.Register(c); err != nil {
 			return metrics{}, fmt.Errorf("submitter metrics: %w", err)
 		}

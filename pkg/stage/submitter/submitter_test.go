@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,6 +45,8 @@ type harness struct {
 	cfg    Config
 	shared stage.Config
 	rt     *svc.Runtime
+	// ahead moves the stage's clock forward (nanoseconds).
+	ahead atomic.Int64
 }
 
 // start runs the submitter with cfg (SharePoint and storage filled in; a container of its own).
@@ -67,6 +70,7 @@ func startWith(t *testing.T, cfg Config, mod func(*stage.Config), faults ...serv
 		h.shared = *c
 	})
 	h.rt = deps.Runtime
+	deps.Now = h.now
 	var err error
 	if h.svc, err = New(cfg, deps); err != nil {
 		t.Fatal(err)
@@ -74,6 +78,9 @@ func startWith(t *testing.T, cfg Config, mod func(*stage.Config), faults ...serv
 	testenv.RunStage(t, h.svc.Run)
 	return h
 }
+
+// now is the stage's clock: the real one, moved forward by ahead.
+func (h *harness) now() time.Time { return time.Now().Add(time.Duration(h.ahead.Load())) }
 
 func randomHex(t *testing.T, n int) string {
 	t.Helper()

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -26,13 +27,22 @@ type Rule struct {
 	Message string `json:"message,omitempty"`
 	// Times is how many calls (or jobs) the rule hits before it is used up; 0 means until cleared.
 	Times int `json:"times,omitempty"`
+	// Processed makes the call take effect first (a create call creates and queues its job) and
+	// then replaces its answer with the fault: the client sees an error, or no answer at all, for a
+	// call that succeeded, as when an answer is lost on its way back. Without Status and Drop the
+	// real answer comes, after Delay: a slow call.
+	Processed bool `json:"processed,omitempty"`
+	// Drop closes the connection without an answer (Status is then not needed).
+	Drop bool `json:"drop,omitempty"`
 
 	// Job is a job-level fault: "postponed" (JobPostponed first, then the job runs), "fatal"
 	// (JobFatalError after the first manifest part, then JobEnd), "slow-upload" (Delay before each
 	// blob), "truncated-upload" (every manifest part is uploaded cut short, still announced by
 	// FinishManifestFileUpload), "not-found" (the job vanishes: progress answers job-not-found),
 	// "expire-status" (the status expires as soon as the job ends).
-	Job   string        `json:"job,omitempty"`
+	Job string `json:"job,omitempty"`
+	// Delay is, for a job rule, its wait ("postponed", "slow-upload"); for a call rule, how long the
+	// fault's answer (or the dropped connection) is held back, so a client may time out first.
 	Delay time.Duration `json:"delay,omitempty"`
 }
 
@@ -60,10 +70,16 @@ func validateRules(rules []Rule) error {
 			default:
 				return fmt.Errorf("fault %d: unknown job fault %q", i, r.Job)
 			}
-		case r.Status < 400 || r.Status > 599:
+		case r.Drop && r.Status != 0:
+			return fmt.Errorf("fault %d: a dropped connection has no status", i)
+		case r.Processed && !r.Drop && r.Status == 0 && r.Delay == 0:
+			return fmt.Errorf("fault %d: a processed call with its real answer needs a delay", i)
+		case !r.Drop && !(r.Processed && r.Status == 0) && (r.Status < 400 || r.Status > 599):
 			return fmt.Errorf("fault %d: status %d is not an HTTP error", i, r.Status)
 		case r.Method == "":
 			return fmt.Errorf("fault %d: method is required (use \"*\" for every call)", i)
+		case r.Delay < 0:
+			return fmt.Errorf("fault %d: negative delay", i)
 		}
 	}
 	return nil
@@ -141,6 +157,51 @@ func (f *faultSet) take(pred func(*liveRule) bool) *Rule {
 		return &out
 	}
 	return nil
+}
+
+// answer holds the answer back for the rule's Delay, then drops the connection, writes the fault,
+// or (a Processed rule without a status) the call's real answer. It returns early when the client
+// went away.
+func (r *Rule) answer(w http.ResponseWriter, req *http.Request, real *recorded) {
+	if r.Delay > 0 {
+		t := time.NewTimer(r.Delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-req.Context().Done():
+			return
+		}
+	}
+	switch {
+	case r.Drop:
+		// net/http closes the connection without an answer and logs nothing.
+		panic(http.ErrAbortHandler)
+	case r.Status == 0 && real != nil:
+		real.replay(w)
+	default:
+		r.write(w, req)
+	}
+}
+
+// recorded keeps the real answer of a Processed call.
+type recorded struct {
+	h      http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func newRecorded() *recorded { return &recorded{h: http.Header{}, status: http.StatusOK} }
+
+func (d *recorded) Header() http.Header         { return d.h }
+func (d *recorded) Write(b []byte) (int, error) { return d.body.Write(b) }
+func (d *recorded) WriteHeader(status int)      { d.status = status }
+
+func (d *recorded) replay(w http.ResponseWriter) {
+	for k, v := range d.h {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(d.status)
+	_, _ = w.Write(d.body.Bytes()) // the client may be gone
 }
 
 // write answers the request with the fault. A 401 carries SharePoint's flat token error, a 429 or

@@ -2,9 +2,11 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -319,4 +321,81 @@ func TestProvisionMigrationContainers(t *testing.T) {
 	}
 	got, _ := manifestObjects(t, ctx, c.MetadataContainerURI, c.EncryptionKey, s.events(ctx, siteURL, info.JobID))
 	diff(t, got, s.truth(info.JobID))
+}
+
+// TestProcessedCallFaults: a create call that takes effect while its answer is lost (an error
+// instead, a dropped connection, an answer later than the client waits) leaves exactly one job
+// at the simulator, which runs and writes its manifests; a slow call gets its real answer late.
+func TestProcessedCallFaults(t *testing.T) {
+	tests := []struct {
+		name      string
+		fault     server.Rule
+		timeout   time.Duration // the client's; 0: none
+		wantError func(error) bool
+	}{
+		{name: "502 instead of the answer", fault: server.Rule{Status: http.StatusBadGateway},
+			wantError: func(err error) bool {
+				var se *spo.Error
+				return errors.As(err, &se) && se.Status == http.StatusBadGateway
+			}},
+		{name: "connection dropped", fault: server.Rule{Drop: true},
+			wantError: func(err error) bool { var te *spo.TransportError; return errors.As(err, &te) }},
+		{name: "answer later than the client waits", fault: server.Rule{Status: http.StatusGatewayTimeout, Delay: 2 * time.Second}, timeout: 200 * time.Millisecond,
+			wantError: func(err error) bool { var te *spo.TransportError; return errors.As(err, &te) }},
+		{name: "slow real answer", fault: server.Rule{Delay: 100 * time.Millisecond},
+			wantError: func(err error) bool { return err == nil }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.fault.Method, tt.fault.Processed, tt.fault.Times = "CreateSPAsyncReadJob", true, 1
+			s := newSim(t, tenant.SmallProfile(), func(c *server.Config) { c.Faults = []server.Rule{tt.fault} })
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			site, lib := firstLibrary(t, s.tenant)
+			name := "processed-" + strings.ToLower(strings.ReplaceAll(tt.name, " ", "-"))
+			rw := containerSAS(t, name, sas.ContainerPermissions{Read: true, Write: true})
+			client := s.client
+			if tt.timeout > 0 {
+				var err error
+				client, err = spo.New(spo.Options{Tokens: spo.StaticToken(testToken), UserAgent: "ISV|amrpipe|spsim-test/1.0",
+					HTTPClient: &http.Client{Timeout: tt.timeout}})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := client.CreateSPAsyncReadJob(ctx, s.site(site.ServerRelativeURL), spo.ReadJobRequest{URL: s.http.URL + lib.RootFolderURL,
+				ManifestContainerURI: rw})
+			if !tt.wantError(err) {
+				t.Fatalf("create call returned %v", err)
+			}
+			// The job exists all the same: its manifests arrive under one job folder.
+			acct, err := storage.Account()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var prefixes []string
+			deadline := time.Now().Add(30 * time.Second)
+			for len(prefixes) == 0 && time.Now().Before(deadline) {
+				pager := acct.Blob().ServiceClient().NewContainerClient(name).NewListBlobsHierarchyPager("/", nil)
+				for pager.More() {
+					page, err := pager.NextPage(ctx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, p := range page.Segment.BlobPrefixes {
+						prefixes = append(prefixes, *p.Name)
+					}
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if len(prefixes) != 1 {
+				t.Fatalf("job folders in the container: %v, want exactly one", prefixes)
+			}
+			jobID := strings.TrimSuffix(prefixes[0], "/")
+			if evs := s.events(ctx, s.site(site.ServerRelativeURL), jobID); evs[0]["Event"] != "JobQueued" {
+				t.Fatalf("job %s starts with %v", jobID, evs[0])
+			}
+		})
+	}
 }

@@ -138,14 +138,24 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	method := methodName(rest)
-	if f := s.faults.match(method); f != nil {
-		s.log.Info("fault injected", "method", method, "status", f.Status)
-		f.write(w, r)
-		return
-	}
 	if prefix == "" {
 		prefix = "/"
 	}
+	if f := s.faults.match(method); f != nil {
+		s.log.Info("fault injected", "method", method, "status", f.Status, "processed", f.Processed, "drop", f.Drop)
+		var real *recorded
+		if f.Processed {
+			real = newRecorded()
+			s.route(real, r, prefix, rest)
+		}
+		f.answer(w, r, real)
+		return
+	}
+	s.route(w, r, prefix, rest)
+}
+
+// route serves a REST call under /_api/.
+func (s *Server) route(w http.ResponseWriter, r *http.Request, prefix, rest string) {
 	switch {
 	case strings.HasPrefix(rest, "site/"):
 		s.serveSite(w, r, prefix, strings.TrimPrefix(rest, "site/"))

@@ -107,8 +107,9 @@ type schema struct {
 }
 
 var schemas = map[string]schema{
-	typeWeb:  {props: []string{"Id", "Title", "ServerRelativeUrl", "Url"}},
-	typeList: {props: []string{"Id", "Title", "BaseTemplate", "ItemCount", "Hidden"}, nav: map[string]string{"RootFolder": typeFolder}},
+	typeWeb: {props: []string{"Id", "Title", "ServerRelativeUrl", "Url"}},
+	typeList: {props: []string{"Id", "Title", "BaseTemplate", "ItemCount", "Hidden", "CurrentChangeToken"},
+		nav: map[string]string{"RootFolder": typeFolder}},
 	typeFolder: {props: []string{"Name", "ServerRelativeUrl", "ItemCount", "UniqueId"},
 		nav: map[string]string{"StorageMetrics": typeStorageMetrics}},
 	typeStorageMetrics: {props: []string{"TotalFileCount", "TotalSize", "LastModified"}},
@@ -128,9 +129,13 @@ func webEntity(base string, w tenant.Web) entity {
 	return entity{typ: typeWeb, props: map[string]any{"Id": w.ID, "Title": w.Title, "ServerRelativeUrl": w.ServerRelativeURL, "Url": base + w.ServerRelativeURL}}
 }
 
+// listEntity is an SP.List. CurrentChangeToken is an SP.ChangeToken, a complex value whose
+// StringValue is the token (docs/amr-protocol.md §7.3 C9).
 func (s *Server) listEntity(l tenant.List) entity {
+	token := map[string]any{"StringValue": s.cfg.Tenant.CurrentChangeToken(tenant.Target{ListID: l.ID})}
 	return entity{typ: typeList,
-		props: map[string]any{"Id": l.ID, "Title": l.Title, "BaseTemplate": l.BaseTemplate, "ItemCount": l.ItemCount, "Hidden": l.Hidden},
+		props: map[string]any{"Id": l.ID, "Title": l.Title, "BaseTemplate": l.BaseTemplate, "ItemCount": l.ItemCount, "Hidden": l.Hidden,
+			"CurrentChangeToken": token},
 		nav: map[string]func() entity{"RootFolder": func() entity {
 			f, err := s.cfg.Tenant.Folder(l.RootFolderURL)
 			if err != nil {

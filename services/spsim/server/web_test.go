@@ -67,6 +67,11 @@ func TestQueryOptionsNameOnlyWhatIsServed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	lists, err := s.tenant.Lists(web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := func(i int) string { return s.tenant.CurrentChangeToken(tenant.Target{ListID: lists[i].ID}) }
 	tests := []struct {
 		name, path, accept string
 		wantStatus         int
@@ -105,6 +110,12 @@ func TestQueryOptionsNameOnlyWhatIsServed(t *testing.T) {
 			want: `{"SMTotalFileCount":1200,"ItemChildCount":1200,"FolderChildCount":0}`},
 		{name: "a library root has no folder item totals", accept: nometadata, wantStatus: 200,
 			path: folderPath(web, docs, "/ListItemAllFields") + "?$select=SMTotalFileCount", want: `{}`},
+		{name: "lists with their change tokens", accept: nometadata, wantStatus: 200,
+			path: web + "/_api/web/lists?$select=Id,CurrentChangeToken",
+			want: `{"value":[{"Id":"` + lists[0].ID + `","CurrentChangeToken":{"StringValue":"` + token(0) + `"}},` +
+				`{"Id":"` + lists[1].ID + `","CurrentChangeToken":{"StringValue":"` + token(1) + `"}}]}`},
+		{name: "a change token has no properties but its string", accept: nometadata, wantStatus: 400, wantMissing: "Bogus",
+			path: web + "/_api/web/lists?$select=CurrentChangeToken/Bogus"},
 		{name: "lists with the root folder's path", accept: nometadata, wantStatus: 200,
 			path: web + "/_api/web/lists?$select=Title,RootFolder/ServerRelativeUrl&$expand=RootFolder",
 			want: `{"value":[{"Title":"Documents","RootFolder":{"ServerRelativeUrl":"/sites/small/Shared Documents"}},` +

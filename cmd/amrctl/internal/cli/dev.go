@@ -13,11 +13,14 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/amrpipe/amrpipe/cmd/amrctl/internal/devstack"
 	"github.com/amrpipe/amrpipe/cmd/amrctl/internal/progress"
 	"github.com/amrpipe/amrpipe/pkg/downstream/sink"
 	"github.com/amrpipe/amrpipe/pkg/testenv"
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )
 
@@ -29,6 +32,8 @@ func devCommand() *cobra.Command {
 		queue, plain, logs bool
 		small, large       int64
 		timeout            time.Duration
+		secondPass         bool
+		changes            int
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -94,6 +99,13 @@ tenant of several sites) and the five services in this process, submits a sample
 			if err != nil {
 				return err
 			}
+			var second *passReport
+			if secondPass {
+				if second, err = runSecondPass(ctx, w, st, plans, changes, display.Summary(), got); err != nil {
+					return err
+				}
+				got = second.got
+			}
 			if err := sk.WaitRecords(ctx, int64(got.Records)); err != nil {
 				return fmt.Errorf("sink has %d of %d records: %w", sk.Records(), got.Records, err)
 			}
@@ -104,7 +116,13 @@ tenant of several sites) and the five services in this process, submits a sample
 			if err := sk.Close(); err != nil {
 				return err
 			}
-			return summarize(ctx, w, st, display.Summary(), got, path, time.Since(begin))
+			if err := summarize(ctx, w, st, display.Summary(), got, path, time.Since(begin)); err != nil {
+				return err
+			}
+			if second != nil {
+				second.print(w)
+			}
+			return nil
 		},
 	}
 	f := cmd.Flags()
@@ -117,7 +135,57 @@ tenant of several sites) and the five services in this process, submits a sample
 	f.Int64Var(&small, "small", testenv.DemoSmall, "planner: folders under this many items are batched into multi-URL jobs")
 	f.Int64Var(&large, "large", testenv.DemoLarge, "planner: folders over this many items are probed and split")
 	f.DurationVar(&timeout, "timeout", 15*time.Minute, "give up after this long")
+	f.BoolVar(&secondPass, "second-pass", false, "after the full pass, change the tenant (--changes) and run the same plans incrementally; report both passes")
+	f.IntVar(&changes, "changes", 500, "changes the simulator makes before the second pass")
 	return cmd
+}
+
+// passReport compares an incremental second pass with the full pass before it.
+type passReport struct {
+	changes                  int
+	first, second            progress.Summary // the second pass's own jobs
+	firstContent, secondDiff int              // content objects downstream: all after the first, new or again in the second
+	got                      *testenv.Downstream
+}
+
+// runSecondPass makes changes to the tenant, submits the demo's plans again as incremental plans
+// and waits until the pipeline is idle. The first pass committed a change token for every list it
+// read from its root, so the second reads only what changed (and folder targets in full).
+func runSecondPass(ctx context.Context, w io.Writer, st *devstack.Stack, plans []*amrpipev1.PlanRequest, changes int,
+	first progress.Summary, firstGot *testenv.Downstream) (*passReport, error) {
+	made := st.Tenant.Mutate(changes)
+	fmt.Fprintf(w, "\nsecond pass: %d changes made to the tenant; the same plans again, incremental\n\n", len(made))
+	for _, p := range plans {
+		p2 := proto.Clone(p).(*amrpipev1.PlanRequest)
+		p2.PlanId, p2.Incremental, p2.Submitted = p.GetPlanId()+"-pass2", true, timestamppb.Now()
+		if err := st.Submit(ctx, p2); err != nil {
+			return nil, err
+		}
+	}
+	display := progress.New(w, term.IsTerminal(int(os.Stdout.Fd())))
+	err := watch(ctx, st, display)
+	display.Close()
+	if err != nil {
+		return nil, err
+	}
+	got, err := st.Records(ctx)
+	if err != nil {
+		return nil, err
+	}
+	all := display.Summary()
+	r := &passReport{changes: len(made), first: first, got: got, firstContent: len(firstGot.Content),
+		second: progress.Summary{Jobs: all.Jobs - first.Jobs, Objects: all.Objects - first.Objects, Records: all.Records - first.Records}}
+	for o, n := range got.Content {
+		r.secondDiff += max(n-firstGot.Content[o], 0)
+	}
+	return r, nil
+}
+
+func (r *passReport) print(w io.Writer) {
+	fmt.Fprintf(w, "full pass:   %d AMR jobs, %d objects exported by SharePoint, %d records, %d content objects downstream\n",
+		r.first.Jobs, r.first.Objects, r.first.Records, r.firstContent)
+	fmt.Fprintf(w, "second pass: %d AMR jobs, %d objects exported by SharePoint, %d records, %d content objects downstream (after %d changes)\n",
+		r.second.Jobs, r.second.Objects, r.second.Records, r.secondDiff, r.changes)
 }
 
 // watch feeds job records to the display until the pipeline is idle. The live watch keeps the bars

@@ -76,7 +76,7 @@ func writePlanStatus(out io.Writer, st *amrpipev1.PlanStatus) error {
 		fmt.Fprintf(out, "planning dead-lettered: %s\n", r)
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "SPEC\tJOB\tSTATE\tOBJECTS\tRECORDS\tERROR")
+	fmt.Fprintln(w, "SPEC\tJOB\tSTATE\tOBJECTS\tRECORDS\tERROR / NOTE")
 	for _, s := range st.GetSpecs() {
 		job, state := s.GetJobId(), jobstore.StateName(s.GetState())
 		switch {
@@ -87,7 +87,13 @@ func writePlanStatus(out io.Writer, st *amrpipev1.PlanStatus) error {
 		case job == "":
 			job, state = "-", "pending"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%s\n", s.GetSpecId(), job, state, s.GetObjects(), s.GetRecords(), s.GetError())
+		text := s.GetError()
+		if n := s.GetNote(); n != "" && text != "" {
+			text += "; " + n
+		} else if n != "" {
+			text = n
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%s\n", s.GetSpecId(), job, state, s.GetObjects(), s.GetRecords(), text)
 	}
 	return w.Flush()
 }

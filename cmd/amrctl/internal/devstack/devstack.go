@@ -65,6 +65,8 @@ type Options struct {
 	PollInterval time.Duration
 	// Faults are injected into the simulator from the start.
 	Faults []server.Rule
+	// StageFlags are more flags of a stage's replicas, by stage name (after the stack's own).
+	StageFlags map[string][]string
 	// Log receives the services' JSON logs; nil discards them.
 	Log io.Writer
 	// LogLevel of the services (default warn).
@@ -115,9 +117,11 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 		opts.Log = io.Discard
 	}
 	s = &Stack{opts: opts, stages: map[string][]*replica{}}
+	// A failing step returns nil, err: close what was started through its own reference.
+	started := s
 	defer func() {
 		if err != nil {
-			err = errors.Join(err, s.Close())
+			err = errors.Join(err, started.Close())
 			s = nil
 		}
 	}()
@@ -184,9 +188,10 @@ func (s *Stack) startSimulator() error {
 
 // args are the command line of a stage's replica, as a deployment would set it.
 func (s *Stack) args(d stage.Def) []string {
-	return testenv.StageArgs(d, testenv.StageFlags{NATSURL: s.natsURL, LogLevel: s.opts.LogLevel, Storage: s.Storage,
+	args := testenv.StageArgs(d, testenv.StageFlags{NATSURL: s.natsURL, LogLevel: s.opts.LogLevel, Storage: s.Storage,
 		Small: s.opts.Small, Large: s.opts.Large, Plaintext: s.opts.Plaintext, PollInterval: s.opts.PollInterval,
 		Replicas: s.opts.StreamReplicas})
+	return append(args, s.opts.StageFlags[d.Name]...)
 }
 
 // env is the environment of every replica: the secrets, which are never flags.

@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/amrpipe/amrpipe/cmd/amrctl/internal/cli"
@@ -55,6 +57,16 @@ func plan(s *devstack.Stack, id string, incremental bool) *amrpipev1.PlanRequest
 	return testenv.SmallPlan(s.SiteURL, id, incremental)
 }
 
+// batchedTargets are the two lists of the root web (small enough, with thresholds of 2,000 and
+// 5,000, to share one multi-URL job) and a folder of the team web's library.
+func batchedTargets(s *devstack.Stack) []string {
+	return []string{
+		s.SiteURL("/sites/small/Shared Documents"),
+		s.SiteURL("/sites/small/Lists/Tasks"),
+		s.SiteURL("/sites/small/team/Notes/Drafts"),
+	}
+}
+
 // runPlan submits a plan and waits until the pipeline is idle.
 func runPlan(t *testing.T, s *devstack.Stack, p *amrpipev1.PlanRequest, during func(ctx context.Context)) {
 	t.Helper()
@@ -72,8 +84,19 @@ func runPlan(t *testing.T, s *devstack.Stack, p *amrpipev1.PlanRequest, during f
 }
 
 // checkExactlyOnce compares everything downstream with the tenant's ground truth for the plan and
-// checks every job finished well.
+// checks every job finished well and every planner tier ran.
 func checkExactlyOnce(t *testing.T, s *devstack.Stack, p *amrpipev1.PlanRequest) *testenv.Downstream {
+	t.Helper()
+	got, kinds := checkPlan(t, s, p)
+	if p.GetPlanId() != "" && (kinds["probe"] < 2 || kinds["multi"] < 1 || kinds["single"] < 2 || kinds["security"] != 1) {
+		t.Errorf("jobs by kind %v: want every planner tier (2+ probes, multi-URL, single, one security job)", kinds)
+	}
+	return got
+}
+
+// checkPlan compares everything downstream with the tenant's ground truth for the plan, checks
+// every job finished well and returns the jobs by kind.
+func checkPlan(t *testing.T, s *devstack.Stack, p *amrpipev1.PlanRequest) (*testenv.Downstream, map[string]int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -109,16 +132,13 @@ func checkExactlyOnce(t *testing.T, s *devstack.Stack, p *amrpipev1.PlanRequest)
 			kinds["single"]++
 		}
 	}
-	if p.GetPlanId() != "" && (kinds["probe"] < 2 || kinds["multi"] < 1 || kinds["single"] < 2 || kinds["security"] != 1) {
-		t.Errorf("jobs by kind %v: want every planner tier (2+ probes, multi-URL, single, one security job)", kinds)
-	}
 	t.Logf("%d jobs %v, %d records in %d batches, %d content objects", len(jobs), kinds, got.Records, got.Batches, len(want))
 	if p.GetPlanId() != "" {
 		if out, err := planStatus(t, s, p.GetPlanId()); err != nil || !strings.Contains(out, ": complete") {
 			t.Errorf("plan status: %v\n%s", err, out)
 		}
 	}
-	return got
+	return got, kinds
 }
 
 func TestEndToEndEveryTierExactlyOnce(t *testing.T) {
@@ -178,22 +198,61 @@ func TestEndToEndIncrementalPassYieldsExactlyTheChanges(t *testing.T) {
 	first := plan(s, "e2e-pass-1", true)
 	runPlan(t, s, first, nil)
 	before := checkExactlyOnce(t, s, first)
+	secondPass(t, s, before, plan(s, "e2e-pass-2", true))
+}
 
+// TestEndToEndIncrementalPassAfterBatchedFullPass: a full pass (not incremental) with thresholds
+// that batch both lists of the site's root web into one multi-URL job leaves a change token for
+// every list all the same (and one for the folder target), so the next incremental pass yields
+// exactly the changes, the batched lists' and the folder's included.
+func TestEndToEndIncrementalPassAfterBatchedFullPass(t *testing.T) {
+	s := start(t, func(o *devstack.Options) { o.Small, o.Large = 2000, 5000 })
+	first := plan(s, "e2e-batched-1", false)
+	first.Targets = batchedTargets(s)
+	runPlan(t, s, first, nil)
+	before, kinds := checkPlan(t, s, first)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	opts := testenv.TenantOptions(first.GetOptions())
+	jobs, err := s.Jobs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batched := false
+	for _, j := range jobs {
+		batched = batched || j.GetSpec().GetMulti() && len(j.GetSpec().GetListIds()) == 2 && len(j.GetSpec().GetListTokens()) == 2
+	}
+	if !batched {
+		t.Fatalf("jobs %v: want the two lists of the root web in one multi-URL job", kinds)
+	}
+	second := plan(s, "e2e-batched-2", true)
+	second.Targets = first.GetTargets()
+	secondPass(t, s, before, second)
+}
+
+// secondPass changes the tenant, runs the incremental plan second, and checks that it yields
+// exactly what changed since the tokens the first pass committed for the targets' lists.
+func secondPass(t *testing.T, s *devstack.Stack, before *testenv.Downstream, second *amrpipev1.PlanRequest) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	opts := testenv.TenantOptions(second.GetOptions())
 	changes := s.Tenant.Mutate(40)
 	if len(changes) == 0 {
 		t.Fatal("the simulator made no change")
 	}
-	// What changed since the tokens the first pass committed, list by list.
+	// What changed since the tokens the first pass committed, target by target: a list's own, a
+	// folder's own.
 	want := map[testenv.Object]int{}
-	for _, u := range targets(s) {
+	for _, u := range second.GetTargets() {
 		tg, err := s.Tenant.Resolve(u)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tok, _, err := s.Store.Token(ctx, tg.ListID)
+		scope := ""
+		if tg.Kind != tenant.TargetList {
+			scope = u
+		}
+		tok, _, err := s.Store.ScopedToken(ctx, tg.ListID, scope)
 		if err != nil {
 			t.Fatalf("no change token committed for %s by the first pass: %v", u, err)
 		}
@@ -207,7 +266,6 @@ func TestEndToEndIncrementalPassYieldsExactlyTheChanges(t *testing.T) {
 			want[k] += n
 		}
 	}
-	second := plan(s, "e2e-pass-2", true)
 	runPlan(t, s, second, nil)
 	after, err := s.Records(ctx)
 	if err != nil {
@@ -234,6 +292,7 @@ func TestEndToEndIncrementalPassYieldsExactlyTheChanges(t *testing.T) {
 	if len(want) == 0 || len(want) >= len(before.Content) {
 		t.Fatalf("second pass yields %d objects of %d: want only the changed ones", len(want), len(before.Content))
 	}
+	t.Logf("second pass: %d objects downstream for %d changes (first pass: %d)", len(delta), len(changes), len(before.Content))
 }
 
 func TestEndToEndRefusedManifestFailsTheJobInsteadOfHangingIt(t *testing.T) {
@@ -269,6 +328,99 @@ func TestEndToEndRefusedManifestFailsTheJobInsteadOfHangingIt(t *testing.T) {
 	// The plan says it is incomplete, and `amrctl plan status` fails with the reason.
 	out, err := planStatus(t, s, p.GetPlanId())
 	if !errors.Is(err, cli.ErrIncomplete) || !strings.Contains(out, "ended incomplete") || !strings.Contains(out, "truncated") {
+		t.Fatalf("plan status: %v\n%s", err, out)
+	}
+}
+
+// TestEndToEndLostCreateAnswersExactlyOnce: SharePoint creates jobs whose create answers are lost
+// (a 502 instead of one, a dropped connection on a multi-URL call), and the first of them stays
+// queued past the reconcile window. No create call with an unknown outcome is made again
+// blindly: a lost job found by its manifests becomes its spec's; the one still queued is created
+// once more, and when it runs after all it is recorded as an orphan, never followed, and its
+// manifests are deleted. Downstream gets every object exactly once.
+func TestEndToEndLostCreateAnswersExactlyOnce(t *testing.T) {
+	s := start(t, func(o *devstack.Options) {
+		o.Faults = []server.Rule{
+			{Method: "CreateSPAsyncReadJob", Processed: true, Status: http.StatusBadGateway, Times: 1},
+			{Method: "CreateSPAsyncReadJobWithMultiUrl", Processed: true, Drop: true, Times: 1},
+			{Job: "postponed", Delay: 12 * time.Second, Times: 1},
+		}
+		// One spec at a time, so the first create call (the security job's) is the one whose answer
+		// is lost and whose job is postponed.
+		o.StageFlags = map[string][]string{topology.StageSubmitter: {"-concurrency", "1", "-reconcile-interval", "100ms", "-reconcile-window", "5s",
+			"-janitor-interval", "200ms"}}
+	})
+	p := plan(s, "e2e-lost", false)
+	runPlan(t, s, p, nil)
+	checkExactlyOnce(t, s, p)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := s.Store.PlanStatus(ctx, p.GetPlanId())
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := s.Jobs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outcomes := map[amrpipev1.AttemptOutcome]int{}
+	var orphans []string
+	testenv.Eventually(t, 30*time.Second, "the late job recorded as an orphan", func() bool {
+		clear(outcomes)
+		orphans = orphans[:0]
+		for _, sp := range st.GetSpecs() {
+			sub, err := s.Store.Submission(ctx, sp.GetSpecId())
+			if err != nil || sub.GetJob() == nil {
+				t.Fatalf("spec %s: submission %v (%v), want a job", sp.GetSpecId(), sub, err)
+			}
+			for _, a := range sub.GetAttempts() {
+				outcomes[a.GetOutcome()]++
+			}
+			for _, o := range sub.GetOrphans() {
+				orphans = append(orphans, o.GetJobId())
+			}
+		}
+		return len(orphans) > 0
+	})
+	if outcomes[amrpipev1.AttemptOutcome_ATTEMPT_OUTCOME_FOUND] != 1 || outcomes[amrpipev1.AttemptOutcome_ATTEMPT_OUTCOME_AMBIGUOUS] != 1 ||
+		len(orphans) != 1 {
+		t.Fatalf("attempts %v, orphans %v: want one lost job found, one created again, one orphan", outcomes, orphans)
+	}
+	if len(jobs) != len(st.GetSpecs()) {
+		t.Fatalf("%d job records for %d specs", len(jobs), len(st.GetSpecs()))
+	}
+	for _, j := range jobs {
+		if j.GetJobId() == orphans[0] {
+			t.Fatalf("the orphan %s has a job record", orphans[0])
+		}
+	}
+	// The orphan's manifests are deleted, and stay so once it has run.
+	acct, err := s.Azurite.Account()
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs := func() int {
+		n := 0
+		pager := acct.Blob().NewListBlobsFlatPager(s.Storage.Container, &azblob.ListBlobsFlatOptions{Prefix: &orphans[0]})
+		for pager.More() {
+			page, err := pager.NextPage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += len(page.Segment.BlobItems)
+		}
+		return n
+	}
+	testenv.Eventually(t, 30*time.Second, "the orphan's manifests gone for good", func() bool {
+		if blobs() != 0 {
+			return false
+		}
+		time.Sleep(time.Second)
+		return blobs() == 0
+	})
+	out, err := planStatus(t, s, p.GetPlanId())
+	if err != nil || !strings.Contains(out, "orphan job(s) ("+orphans[0]+")") || !strings.Contains(out, "was found by its manifests") {
 		t.Fatalf("plan status: %v\n%s", err, out)
 	}
 }

@@ -192,6 +192,70 @@ func (JobState) EnumDescriptor() ([]byte, []int) {
 	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{2}
 }
 
+// AttemptOutcome is what became of one create call.
+type AttemptOutcome int32
+
+const (
+	AttemptOutcome_ATTEMPT_OUTCOME_UNSPECIFIED AttemptOutcome = 0
+	// CALLING: recorded before the call; left so by a stopped process, it counts as ambiguous.
+	AttemptOutcome_ATTEMPT_OUTCOME_CALLING AttemptOutcome = 1
+	// ACCEPTED: SharePoint answered with the job id.
+	AttemptOutcome_ATTEMPT_OUTCOME_ACCEPTED AttemptOutcome = 2
+	// REFUSED: SharePoint answered with an error, or the request never left: no job was created.
+	AttemptOutcome_ATTEMPT_OUTCOME_REFUSED AttemptOutcome = 3
+	// AMBIGUOUS: no answer (timeout, lost connection) or 408, 502, 504: a job may exist.
+	AttemptOutcome_ATTEMPT_OUTCOME_AMBIGUOUS AttemptOutcome = 4
+	// FOUND: an ambiguous call's job was found in the manifest container.
+	AttemptOutcome_ATTEMPT_OUTCOME_FOUND AttemptOutcome = 5
+)
+
+// Enum value maps for AttemptOutcome.
+var (
+	AttemptOutcome_name = map[int32]string{
+		0: "ATTEMPT_OUTCOME_UNSPECIFIED",
+		1: "ATTEMPT_OUTCOME_CALLING",
+		2: "ATTEMPT_OUTCOME_ACCEPTED",
+		3: "ATTEMPT_OUTCOME_REFUSED",
+		4: "ATTEMPT_OUTCOME_AMBIGUOUS",
+		5: "ATTEMPT_OUTCOME_FOUND",
+	}
+	AttemptOutcome_value = map[string]int32{
+		"ATTEMPT_OUTCOME_UNSPECIFIED": 0,
+		"ATTEMPT_OUTCOME_CALLING":     1,
+		"ATTEMPT_OUTCOME_ACCEPTED":    2,
+		"ATTEMPT_OUTCOME_REFUSED":     3,
+		"ATTEMPT_OUTCOME_AMBIGUOUS":   4,
+		"ATTEMPT_OUTCOME_FOUND":       5,
+	}
+)
+
+func (x AttemptOutcome) Enum() *AttemptOutcome {
+	p := new(AttemptOutcome)
+	*p = x
+	return p
+}
+
+func (x AttemptOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AttemptOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_amrpipe_v1_pipeline_proto_enumTypes[3].Descriptor()
+}
+
+func (AttemptOutcome) Type() protoreflect.EnumType {
+	return &file_amrpipe_v1_pipeline_proto_enumTypes[3]
+}
+
+func (x AttemptOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AttemptOutcome.Descriptor instead.
+func (AttemptOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{3}
+}
+
 // ReadOptions mirrors SP.AsyncReadOptions; the change token is carried per job (JobSpec).
 type ReadOptions struct {
 	state                        protoimpl.MessageState `protogen:"open.v1"`
@@ -406,7 +470,12 @@ type JobSpec struct {
 	// token_list_id is the list whose change token this job's CurrentChangeToken is.
 	TokenListId string `protobuf:"bytes,16,opt,name=token_list_id,json=tokenListId,proto3" json:"token_list_id,omitempty"`
 	// scope limits what an incremental job on a list URL publishes to these URLs (folder targets).
-	Scope         []string `protobuf:"bytes,17,rep,name=scope,proto3" json:"scope,omitempty"`
+	Scope []string `protobuf:"bytes,17,rep,name=scope,proto3" json:"scope,omitempty"`
+	// list_tokens are the change tokens of the lists whose root folder this job reads (in full, or
+	// as a probe continued by the planner), read from SharePoint (SP.List.CurrentChangeToken) while
+	// the plan was sized, before any job of the plan was created. The parser commits them when the
+	// job completes successfully; for token_list_id it prefers the create call's CurrentChangeToken.
+	ListTokens    []*ListToken `protobuf:"bytes,18,rep,name=list_tokens,json=listTokens,proto3" json:"list_tokens,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -560,6 +629,85 @@ func (x *JobSpec) GetScope() []string {
 	return nil
 }
 
+func (x *JobSpec) GetListTokens() []*ListToken {
+	if x != nil {
+		return x.ListTokens
+	}
+	return nil
+}
+
+// ListToken is a list's change token as SharePoint gave it (SP.List.CurrentChangeToken).
+type ListToken struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	ListId string                 `protobuf:"bytes,1,opt,name=list_id,json=listId,proto3" json:"list_id,omitempty"`
+	Token  string                 `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	// read is when the planner read it: the token's issue time for its maximum age.
+	Read *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=read,proto3" json:"read,omitempty"`
+	// scope is the folder (absolute URL) the token is committed for when the job reads a folder
+	// target rather than the list's root; empty for the whole list.
+	Scope         string `protobuf:"bytes,4,opt,name=scope,proto3" json:"scope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListToken) Reset() {
+	*x = ListToken{}
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListToken) ProtoMessage() {}
+
+func (x *ListToken) ProtoReflect() protoreflect.Message {
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListToken.ProtoReflect.Descriptor instead.
+func (*ListToken) Descriptor() ([]byte, []int) {
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ListToken) GetListId() string {
+	if x != nil {
+		return x.ListId
+	}
+	return ""
+}
+
+func (x *ListToken) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *ListToken) GetRead() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Read
+	}
+	return nil
+}
+
+func (x *ListToken) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
 // FolderSize is one folder a probe job found, with SharePoint's totals.
 type FolderSize struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -577,7 +725,7 @@ type FolderSize struct {
 
 func (x *FolderSize) Reset() {
 	*x = FolderSize{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[3]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -589,7 +737,7 @@ func (x *FolderSize) String() string {
 func (*FolderSize) ProtoMessage() {}
 
 func (x *FolderSize) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[3]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -602,7 +750,7 @@ func (x *FolderSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FolderSize.ProtoReflect.Descriptor instead.
 func (*FolderSize) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{3}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *FolderSize) GetUrl() string {
@@ -660,7 +808,7 @@ type ProbeResult struct {
 
 func (x *ProbeResult) Reset() {
 	*x = ProbeResult{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[4]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -672,7 +820,7 @@ func (x *ProbeResult) String() string {
 func (*ProbeResult) ProtoMessage() {}
 
 func (x *ProbeResult) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[4]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -685,7 +833,7 @@ func (x *ProbeResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProbeResult.ProtoReflect.Descriptor instead.
 func (*ProbeResult) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{4}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ProbeResult) GetSpec() *JobSpec {
@@ -735,7 +883,7 @@ type SubmittedJob struct {
 
 func (x *SubmittedJob) Reset() {
 	*x = SubmittedJob{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[5]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -747,7 +895,7 @@ func (x *SubmittedJob) String() string {
 func (*SubmittedJob) ProtoMessage() {}
 
 func (x *SubmittedJob) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[5]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -760,7 +908,7 @@ func (x *SubmittedJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmittedJob.ProtoReflect.Descriptor instead.
 func (*SubmittedJob) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{5}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SubmittedJob) GetJobId() string {
@@ -828,7 +976,7 @@ type RelayedEvent struct {
 
 func (x *RelayedEvent) Reset() {
 	*x = RelayedEvent{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[6]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +988,7 @@ func (x *RelayedEvent) String() string {
 func (*RelayedEvent) ProtoMessage() {}
 
 func (x *RelayedEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[6]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +1001,7 @@ func (x *RelayedEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayedEvent.ProtoReflect.Descriptor instead.
 func (*RelayedEvent) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{6}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RelayedEvent) GetEventId() string {
@@ -908,7 +1056,7 @@ type ManifestReady struct {
 
 func (x *ManifestReady) Reset() {
 	*x = ManifestReady{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[7]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -920,7 +1068,7 @@ func (x *ManifestReady) String() string {
 func (*ManifestReady) ProtoMessage() {}
 
 func (x *ManifestReady) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[7]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -933,7 +1081,7 @@ func (x *ManifestReady) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestReady.ProtoReflect.Descriptor instead.
 func (*ManifestReady) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{7}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ManifestReady) GetJobId() string {
@@ -997,7 +1145,7 @@ type RecordBatch struct {
 
 func (x *RecordBatch) Reset() {
 	*x = RecordBatch{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[8]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1009,7 +1157,7 @@ func (x *RecordBatch) String() string {
 func (*RecordBatch) ProtoMessage() {}
 
 func (x *RecordBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[8]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1022,7 +1170,7 @@ func (x *RecordBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordBatch.ProtoReflect.Descriptor instead.
 func (*RecordBatch) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{8}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RecordBatch) GetJobId() string {
@@ -1097,7 +1245,7 @@ type ParseProgress struct {
 
 func (x *ParseProgress) Reset() {
 	*x = ParseProgress{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[9]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1109,7 +1257,7 @@ func (x *ParseProgress) String() string {
 func (*ParseProgress) ProtoMessage() {}
 
 func (x *ParseProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[9]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1122,7 +1270,7 @@ func (x *ParseProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParseProgress.ProtoReflect.Descriptor instead.
 func (*ParseProgress) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{9}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ParseProgress) GetJobId() string {
@@ -1210,7 +1358,7 @@ type JobSummary struct {
 
 func (x *JobSummary) Reset() {
 	*x = JobSummary{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[10]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1222,7 +1370,7 @@ func (x *JobSummary) String() string {
 func (*JobSummary) ProtoMessage() {}
 
 func (x *JobSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[10]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1235,7 +1383,7 @@ func (x *JobSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobSummary.ProtoReflect.Descriptor instead.
 func (*JobSummary) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{10}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *JobSummary) GetJobId() string {
@@ -1335,7 +1483,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[11]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1347,7 +1495,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[11]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1360,7 +1508,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{11}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeadLetter) GetStage() string {
@@ -1448,7 +1596,7 @@ type WrappedKey struct {
 
 func (x *WrappedKey) Reset() {
 	*x = WrappedKey{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[12]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1460,7 +1608,7 @@ func (x *WrappedKey) String() string {
 func (*WrappedKey) ProtoMessage() {}
 
 func (x *WrappedKey) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[12]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1473,7 +1621,7 @@ func (x *WrappedKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WrappedKey.ProtoReflect.Descriptor instead.
 func (*WrappedKey) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{12}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WrappedKey) GetKekId() string {
@@ -1556,7 +1704,7 @@ type JobRecord struct {
 
 func (x *JobRecord) Reset() {
 	*x = JobRecord{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[13]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1568,7 +1716,7 @@ func (x *JobRecord) String() string {
 func (*JobRecord) ProtoMessage() {}
 
 func (x *JobRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[13]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1581,7 +1729,7 @@ func (x *JobRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobRecord.ProtoReflect.Descriptor instead.
 func (*JobRecord) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{13}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *JobRecord) GetJobId() string {
@@ -1759,20 +1907,24 @@ func (x *JobRecord) GetMalformedEvents() int64 {
 	return 0
 }
 
-// StoredToken is a list's change token for the next incremental pass: in KV amr_tokens.
+// StoredToken is a list's change token for the next incremental pass: in KV amr_tokens, under the
+// list's key, or for a folder target under jobstore.ScopedTokenKey.
 type StoredToken struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ListId        string                 `protobuf:"bytes,1,opt,name=list_id,json=listId,proto3" json:"list_id,omitempty"`
-	Token         string                 `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
-	Issued        *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=issued,proto3" json:"issued,omitempty"`
-	JobId         string                 `protobuf:"bytes,4,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	ListId string                 `protobuf:"bytes,1,opt,name=list_id,json=listId,proto3" json:"list_id,omitempty"`
+	Token  string                 `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	Issued *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=issued,proto3" json:"issued,omitempty"`
+	JobId  string                 `protobuf:"bytes,4,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// scope is the folder (absolute URL) whose objects the token's job delivered: the token holds
+	// for the next pass over that folder only. Empty: the whole list.
+	Scope         string `protobuf:"bytes,5,opt,name=scope,proto3" json:"scope,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StoredToken) Reset() {
 	*x = StoredToken{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[14]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1784,7 +1936,7 @@ func (x *StoredToken) String() string {
 func (*StoredToken) ProtoMessage() {}
 
 func (x *StoredToken) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[14]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1797,7 +1949,7 @@ func (x *StoredToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredToken.ProtoReflect.Descriptor instead.
 func (*StoredToken) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{14}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StoredToken) GetListId() string {
@@ -1828,6 +1980,13 @@ func (x *StoredToken) GetJobId() string {
 	return ""
 }
 
+func (x *StoredToken) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
 // PlannedSpecs is the planner's first output for a plan or a probe result: in KV amr_plans under
 // "plan.<plan id>" or "probe.<probe spec id>", each spec under "spec.<spec id>". A redelivery
 // republishes exactly these specs, even when the tenant's sizes changed meanwhile (which would
@@ -1848,7 +2007,7 @@ type PlannedSpecs struct {
 
 func (x *PlannedSpecs) Reset() {
 	*x = PlannedSpecs{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[15]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1860,7 +2019,7 @@ func (x *PlannedSpecs) String() string {
 func (*PlannedSpecs) ProtoMessage() {}
 
 func (x *PlannedSpecs) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[15]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1873,7 +2032,7 @@ func (x *PlannedSpecs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlannedSpecs.ProtoReflect.Descriptor instead.
 func (*PlannedSpecs) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{15}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PlannedSpecs) GetPlanId() string {
@@ -1920,14 +2079,20 @@ type Submission struct {
 	//	*Submission_Job
 	//	*Submission_Replan
 	//	*Submission_Failed
-	Outcome       isSubmission_Outcome `protobuf_oneof:"outcome"`
+	//	*Submission_Claim
+	Outcome isSubmission_Outcome `protobuf_oneof:"outcome"`
+	// attempts are the create calls made for the spec, in order; they stay with the outcome.
+	Attempts []*CreateAttempt `protobuf:"bytes,5,rep,name=attempts,proto3" json:"attempts,omitempty"`
+	// orphans are AMR jobs SharePoint created for the spec besides its job (found by their
+	// manifests after an ambiguous create call): nothing follows them, their blobs are deleted.
+	Orphans       []*OrphanJob `protobuf:"bytes,6,rep,name=orphans,proto3" json:"orphans,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Submission) Reset() {
 	*x = Submission{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[16]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1939,7 +2104,7 @@ func (x *Submission) String() string {
 func (*Submission) ProtoMessage() {}
 
 func (x *Submission) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[16]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1952,7 +2117,7 @@ func (x *Submission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Submission.ProtoReflect.Descriptor instead.
 func (*Submission) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{16}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Submission) GetOutcome() isSubmission_Outcome {
@@ -1989,6 +2154,29 @@ func (x *Submission) GetFailed() string {
 	return ""
 }
 
+func (x *Submission) GetClaim() *SpecClaim {
+	if x != nil {
+		if x, ok := x.Outcome.(*Submission_Claim); ok {
+			return x.Claim
+		}
+	}
+	return nil
+}
+
+func (x *Submission) GetAttempts() []*CreateAttempt {
+	if x != nil {
+		return x.Attempts
+	}
+	return nil
+}
+
+func (x *Submission) GetOrphans() []*OrphanJob {
+	if x != nil {
+		return x.Orphans
+	}
+	return nil
+}
+
 type isSubmission_Outcome interface {
 	isSubmission_Outcome()
 }
@@ -2009,11 +2197,321 @@ type Submission_Failed struct {
 	Failed string `protobuf:"bytes,3,opt,name=failed,proto3,oneof"`
 }
 
+type Submission_Claim struct {
+	// claim says a submitter holds the spec and has no outcome yet: created (compare-and-set)
+	// before the first create call, so two deliveries of one spec never both call SharePoint.
+	Claim *SpecClaim `protobuf:"bytes,4,opt,name=claim,proto3,oneof"`
+}
+
 func (*Submission_Job) isSubmission_Outcome() {}
 
 func (*Submission_Replan) isSubmission_Outcome() {}
 
 func (*Submission_Failed) isSubmission_Outcome() {}
+
+func (*Submission_Claim) isSubmission_Outcome() {}
+
+// SpecClaim is a spec held by a submitter before its outcome is known.
+type SpecClaim struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// owner names the delivery holding the claim (random per handler run), for logs.
+	Owner string `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	// lease_until: another delivery of the spec waits until then before it takes the spec over.
+	LeaseUntil *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=lease_until,json=leaseUntil,proto3" json:"lease_until,omitempty"`
+	// ambiguous_since: a create call's outcome is unknown since then (it may have created a job);
+	// the spec is reconciled: its job is looked for in the manifest container.
+	AmbiguousSince *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=ambiguous_since,json=ambiguousSince,proto3" json:"ambiguous_since,omitempty"`
+	// found_job_id is the job the reconciler found for the spec (manifests under <found_job_id>/
+	// that decrypt with the spec's key).
+	FoundJobId    string                 `protobuf:"bytes,4,opt,name=found_job_id,json=foundJobId,proto3" json:"found_job_id,omitempty"`
+	Found         *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=found,proto3" json:"found,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SpecClaim) Reset() {
+	*x = SpecClaim{}
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SpecClaim) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SpecClaim) ProtoMessage() {}
+
+func (x *SpecClaim) ProtoReflect() protoreflect.Message {
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SpecClaim.ProtoReflect.Descriptor instead.
+func (*SpecClaim) Descriptor() ([]byte, []int) {
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *SpecClaim) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *SpecClaim) GetLeaseUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LeaseUntil
+	}
+	return nil
+}
+
+func (x *SpecClaim) GetAmbiguousSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AmbiguousSince
+	}
+	return nil
+}
+
+func (x *SpecClaim) GetFoundJobId() string {
+	if x != nil {
+		return x.FoundJobId
+	}
+	return ""
+}
+
+func (x *SpecClaim) GetFound() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Found
+	}
+	return nil
+}
+
+// CreateAttempt is one create call (CreateSPAsyncReadJob or ...WithMultiUrl) for a spec.
+type CreateAttempt struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Number  uint32                 `protobuf:"varint,1,opt,name=number,proto3" json:"number,omitempty"`
+	Started *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=started,proto3" json:"started,omitempty"`
+	Ended   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=ended,proto3" json:"ended,omitempty"`
+	Outcome AttemptOutcome         `protobuf:"varint,4,opt,name=outcome,proto3,enum=amrpipe.v1.AttemptOutcome" json:"outcome,omitempty"`
+	// reason says why a call was refused or ambiguous (never a secret).
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	JobId         string `protobuf:"bytes,6,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateAttempt) Reset() {
+	*x = CreateAttempt{}
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateAttempt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateAttempt) ProtoMessage() {}
+
+func (x *CreateAttempt) ProtoReflect() protoreflect.Message {
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateAttempt.ProtoReflect.Descriptor instead.
+func (*CreateAttempt) Descriptor() ([]byte, []int) {
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CreateAttempt) GetNumber() uint32 {
+	if x != nil {
+		return x.Number
+	}
+	return 0
+}
+
+func (x *CreateAttempt) GetStarted() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Started
+	}
+	return nil
+}
+
+func (x *CreateAttempt) GetEnded() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Ended
+	}
+	return nil
+}
+
+func (x *CreateAttempt) GetOutcome() AttemptOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return AttemptOutcome_ATTEMPT_OUTCOME_UNSPECIFIED
+}
+
+func (x *CreateAttempt) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *CreateAttempt) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+// OrphanJob is an AMR job created for a spec that already had its outcome: in amr_submissions
+// under "orphan.<jobID>" (for the janitor) and in the spec's Submission.
+type OrphanJob struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	SpecId        string                 `protobuf:"bytes,2,opt,name=spec_id,json=specId,proto3" json:"spec_id,omitempty"`
+	Found         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=found,proto3" json:"found,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrphanJob) Reset() {
+	*x = OrphanJob{}
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrphanJob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrphanJob) ProtoMessage() {}
+
+func (x *OrphanJob) ProtoReflect() protoreflect.Message {
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrphanJob.ProtoReflect.Descriptor instead.
+func (*OrphanJob) Descriptor() ([]byte, []int) {
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *OrphanJob) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *OrphanJob) GetSpecId() string {
+	if x != nil {
+		return x.SpecId
+	}
+	return ""
+}
+
+func (x *OrphanJob) GetFound() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Found
+	}
+	return nil
+}
+
+func (x *OrphanJob) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// AmbiguousSpec marks a spec whose create call had an unknown outcome: in amr_submissions under
+// "ambiguous.<specID>", so the reconciler tries the spec's key on unknown job folders of the
+// manifest container until `until` (a job created then may start much later).
+type AmbiguousSpec struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SpecId        string                 `protobuf:"bytes,1,opt,name=spec_id,json=specId,proto3" json:"spec_id,omitempty"`
+	Since         *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=since,proto3" json:"since,omitempty"`
+	Until         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=until,proto3" json:"until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AmbiguousSpec) Reset() {
+	*x = AmbiguousSpec{}
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AmbiguousSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AmbiguousSpec) ProtoMessage() {}
+
+func (x *AmbiguousSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AmbiguousSpec.ProtoReflect.Descriptor instead.
+func (*AmbiguousSpec) Descriptor() ([]byte, []int) {
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *AmbiguousSpec) GetSpecId() string {
+	if x != nil {
+		return x.SpecId
+	}
+	return ""
+}
+
+func (x *AmbiguousSpec) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *AmbiguousSpec) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
 
 // PlanStatus is what became of a plan: its plannings (the plan's and its probe results'), every
 // spec with its outcome, and its jobs' states. It is computed from the stored plannings,
@@ -2043,7 +2541,7 @@ type PlanStatus struct {
 
 func (x *PlanStatus) Reset() {
 	*x = PlanStatus{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[17]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2055,7 +2553,7 @@ func (x *PlanStatus) String() string {
 func (*PlanStatus) ProtoMessage() {}
 
 func (x *PlanStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[17]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2068,7 +2566,7 @@ func (x *PlanStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanStatus.ProtoReflect.Descriptor instead.
 func (*PlanStatus) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{17}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PlanStatus) GetPlanId() string {
@@ -2165,17 +2663,20 @@ type SpecStatus struct {
 	// error is the spec's dead-letter reason, or its job's last error.
 	Error string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
 	// replan_id is the plan published instead (a change token SharePoint rejected).
-	ReplanId      string `protobuf:"bytes,5,opt,name=replan_id,json=replanId,proto3" json:"replan_id,omitempty"`
-	Probe         bool   `protobuf:"varint,6,opt,name=probe,proto3" json:"probe,omitempty"`
-	Objects       int64  `protobuf:"varint,7,opt,name=objects,proto3" json:"objects,omitempty"`
-	Records       int64  `protobuf:"varint,8,opt,name=records,proto3" json:"records,omitempty"`
+	ReplanId string `protobuf:"bytes,5,opt,name=replan_id,json=replanId,proto3" json:"replan_id,omitempty"`
+	Probe    bool   `protobuf:"varint,6,opt,name=probe,proto3" json:"probe,omitempty"`
+	Objects  int64  `protobuf:"varint,7,opt,name=objects,proto3" json:"objects,omitempty"`
+	Records  int64  `protobuf:"varint,8,opt,name=records,proto3" json:"records,omitempty"`
+	// note says what else happened to the spec: a create call with an unknown outcome being
+	// reconciled, a job found that way, orphan jobs found and cleaned.
+	Note          string `protobuf:"bytes,9,opt,name=note,proto3" json:"note,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SpecStatus) Reset() {
 	*x = SpecStatus{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[18]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2187,7 +2688,7 @@ func (x *SpecStatus) String() string {
 func (*SpecStatus) ProtoMessage() {}
 
 func (x *SpecStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[18]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2200,7 +2701,7 @@ func (x *SpecStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SpecStatus.ProtoReflect.Descriptor instead.
 func (*SpecStatus) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{18}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SpecStatus) GetSpecId() string {
@@ -2259,6 +2760,13 @@ func (x *SpecStatus) GetRecords() int64 {
 	return 0
 }
 
+func (x *SpecStatus) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
 var File_amrpipe_v1_pipeline_proto protoreflect.FileDescriptor
 
 const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
@@ -2279,7 +2787,7 @@ const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
 	"\vincremental\x18\x05 \x01(\bR\vincremental\x120\n" +
 	"\x14token_rejected_lists\x18\x06 \x03(\tR\x12tokenRejectedLists\x128\n" +
 	"\tsubmitted\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tsubmitted\x12\x16\n" +
-	"\x06tenant\x18\b \x01(\tR\x06tenant\"\x99\x04\n" +
+	"\x06tenant\x18\b \x01(\tR\x06tenant\"\xd1\x04\n" +
 	"\aJobSpec\x12\x17\n" +
 	"\aspec_id\x18\x01 \x01(\tR\x06specId\x12\x17\n" +
 	"\aplan_id\x18\x02 \x01(\tR\x06planId\x12\x19\n" +
@@ -2298,7 +2806,14 @@ const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
 	"\x06tenant\x18\x0e \x01(\tR\x06tenant\x12'\n" +
 	"\x0femit_principals\x18\x0f \x01(\bR\x0eemitPrincipals\x12\"\n" +
 	"\rtoken_list_id\x18\x10 \x01(\tR\vtokenListId\x12\x14\n" +
-	"\x05scope\x18\x11 \x03(\tR\x05scope\"\xa7\x01\n" +
+	"\x05scope\x18\x11 \x03(\tR\x05scope\x126\n" +
+	"\vlist_tokens\x18\x12 \x03(\v2\x15.amrpipe.v1.ListTokenR\n" +
+	"listTokens\"\x80\x01\n" +
+	"\tListToken\x12\x17\n" +
+	"\alist_id\x18\x01 \x01(\tR\x06listId\x12\x14\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\x12.\n" +
+	"\x04read\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04read\x12\x14\n" +
+	"\x05scope\x18\x04 \x01(\tR\x05scope\"\xa7\x01\n" +
 	"\n" +
 	"FolderSize\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x17\n" +
@@ -2428,24 +2943,52 @@ const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
 	"\x10malformed_events\x18\x19 \x01(\x03R\x0fmalformedEvents\x1a9\n" +
 	"\vCountsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x87\x01\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x9d\x01\n" +
 	"\vStoredToken\x12\x17\n" +
 	"\alist_id\x18\x01 \x01(\tR\x06listId\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x122\n" +
 	"\x06issued\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x06issued\x12\x15\n" +
-	"\x06job_id\x18\x04 \x01(\tR\x05jobId\"\xae\x01\n" +
+	"\x06job_id\x18\x04 \x01(\tR\x05jobId\x12\x14\n" +
+	"\x05scope\x18\x05 \x01(\tR\x05scope\"\xae\x01\n" +
 	"\fPlannedSpecs\x12\x17\n" +
 	"\aplan_id\x18\x01 \x01(\tR\x06planId\x12\x19\n" +
 	"\bspec_ids\x18\x02 \x03(\tR\aspecIds\x124\n" +
 	"\aplanned\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\aplanned\x12\x1c\n" +
 	"\tpublished\x18\x04 \x01(\bR\tpublished\x12\x16\n" +
-	"\x06failed\x18\x05 \x01(\tR\x06failed\"\x92\x01\n" +
+	"\x06failed\x18\x05 \x01(\tR\x06failed\"\xa9\x02\n" +
 	"\n" +
 	"Submission\x12,\n" +
 	"\x03job\x18\x01 \x01(\v2\x18.amrpipe.v1.SubmittedJobH\x00R\x03job\x121\n" +
 	"\x06replan\x18\x02 \x01(\v2\x17.amrpipe.v1.PlanRequestH\x00R\x06replan\x12\x18\n" +
-	"\x06failed\x18\x03 \x01(\tH\x00R\x06failedB\t\n" +
-	"\aoutcome\"\x87\x03\n" +
+	"\x06failed\x18\x03 \x01(\tH\x00R\x06failed\x12-\n" +
+	"\x05claim\x18\x04 \x01(\v2\x15.amrpipe.v1.SpecClaimH\x00R\x05claim\x125\n" +
+	"\battempts\x18\x05 \x03(\v2\x19.amrpipe.v1.CreateAttemptR\battempts\x12/\n" +
+	"\aorphans\x18\x06 \x03(\v2\x15.amrpipe.v1.OrphanJobR\aorphansB\t\n" +
+	"\aoutcome\"\xf7\x01\n" +
+	"\tSpecClaim\x12\x14\n" +
+	"\x05owner\x18\x01 \x01(\tR\x05owner\x12;\n" +
+	"\vlease_until\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"leaseUntil\x12C\n" +
+	"\x0fambiguous_since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0eambiguousSince\x12 \n" +
+	"\ffound_job_id\x18\x04 \x01(\tR\n" +
+	"foundJobId\x120\n" +
+	"\x05found\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05found\"\xf4\x01\n" +
+	"\rCreateAttempt\x12\x16\n" +
+	"\x06number\x18\x01 \x01(\rR\x06number\x124\n" +
+	"\astarted\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\astarted\x120\n" +
+	"\x05ended\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05ended\x124\n" +
+	"\aoutcome\x18\x04 \x01(\x0e2\x1a.amrpipe.v1.AttemptOutcomeR\aoutcome\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x15\n" +
+	"\x06job_id\x18\x06 \x01(\tR\x05jobId\"\x85\x01\n" +
+	"\tOrphanJob\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x17\n" +
+	"\aspec_id\x18\x02 \x01(\tR\x06specId\x120\n" +
+	"\x05found\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05found\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\x8c\x01\n" +
+	"\rAmbiguousSpec\x12\x17\n" +
+	"\aspec_id\x18\x01 \x01(\tR\x06specId\x120\n" +
+	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"\x87\x03\n" +
 	"\n" +
 	"PlanStatus\x12\x17\n" +
 	"\aplan_id\x18\x01 \x01(\tR\x06planId\x12,\n" +
@@ -2461,7 +3004,7 @@ const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
 	" \x01(\x03R\n" +
 	"jobsFailed\x12\x18\n" +
 	"\aobjects\x18\v \x01(\x03R\aobjects\x12\x18\n" +
-	"\arecords\x18\f \x01(\x03R\arecords\"\xe5\x01\n" +
+	"\arecords\x18\f \x01(\x03R\arecords\"\xf9\x01\n" +
 	"\n" +
 	"SpecStatus\x12\x17\n" +
 	"\aspec_id\x18\x01 \x01(\tR\x06specId\x12\x15\n" +
@@ -2471,7 +3014,8 @@ const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
 	"\treplan_id\x18\x05 \x01(\tR\breplanId\x12\x14\n" +
 	"\x05probe\x18\x06 \x01(\bR\x05probe\x12\x18\n" +
 	"\aobjects\x18\a \x01(\x03R\aobjects\x12\x18\n" +
-	"\arecords\x18\b \x01(\x03R\arecords*R\n" +
+	"\arecords\x18\b \x01(\x03R\arecords\x12\x12\n" +
+	"\x04note\x18\t \x01(\tR\x04note*R\n" +
 	"\x04Emit\x12\x14\n" +
 	"\x10EMIT_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bEMIT_ALL\x10\x01\x12\x0e\n" +
@@ -2489,7 +3033,14 @@ const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
 	"\x11JOB_STATE_RUNNING\x10\x03\x12\x13\n" +
 	"\x0fJOB_STATE_ENDED\x10\x04\x12\x12\n" +
 	"\x0eJOB_STATE_DONE\x10\x05\x12\x14\n" +
-	"\x10JOB_STATE_FAILED\x10\x06B;Z9github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1;amrpipev1b\x06proto3"
+	"\x10JOB_STATE_FAILED\x10\x06*\xc3\x01\n" +
+	"\x0eAttemptOutcome\x12\x1f\n" +
+	"\x1bATTEMPT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17ATTEMPT_OUTCOME_CALLING\x10\x01\x12\x1c\n" +
+	"\x18ATTEMPT_OUTCOME_ACCEPTED\x10\x02\x12\x1b\n" +
+	"\x17ATTEMPT_OUTCOME_REFUSED\x10\x03\x12\x1d\n" +
+	"\x19ATTEMPT_OUTCOME_AMBIGUOUS\x10\x04\x12\x19\n" +
+	"\x15ATTEMPT_OUTCOME_FOUND\x10\x05B;Z9github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1;amrpipev1b\x06proto3"
 
 var (
 	file_amrpipe_v1_pipeline_proto_rawDescOnce sync.Once
@@ -2503,75 +3054,95 @@ func file_amrpipe_v1_pipeline_proto_rawDescGZIP() []byte {
 	return file_amrpipe_v1_pipeline_proto_rawDescData
 }
 
-var file_amrpipe_v1_pipeline_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_amrpipe_v1_pipeline_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_amrpipe_v1_pipeline_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_amrpipe_v1_pipeline_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_amrpipe_v1_pipeline_proto_goTypes = []any{
 	(Emit)(0),                     // 0: amrpipe.v1.Emit
 	(Source)(0),                   // 1: amrpipe.v1.Source
 	(JobState)(0),                 // 2: amrpipe.v1.JobState
-	(*ReadOptions)(nil),           // 3: amrpipe.v1.ReadOptions
-	(*PlanRequest)(nil),           // 4: amrpipe.v1.PlanRequest
-	(*JobSpec)(nil),               // 5: amrpipe.v1.JobSpec
-	(*FolderSize)(nil),            // 6: amrpipe.v1.FolderSize
-	(*ProbeResult)(nil),           // 7: amrpipe.v1.ProbeResult
-	(*SubmittedJob)(nil),          // 8: amrpipe.v1.SubmittedJob
-	(*RelayedEvent)(nil),          // 9: amrpipe.v1.RelayedEvent
-	(*ManifestReady)(nil),         // 10: amrpipe.v1.ManifestReady
-	(*RecordBatch)(nil),           // 11: amrpipe.v1.RecordBatch
-	(*ParseProgress)(nil),         // 12: amrpipe.v1.ParseProgress
-	(*JobSummary)(nil),            // 13: amrpipe.v1.JobSummary
-	(*DeadLetter)(nil),            // 14: amrpipe.v1.DeadLetter
-	(*WrappedKey)(nil),            // 15: amrpipe.v1.WrappedKey
-	(*JobRecord)(nil),             // 16: amrpipe.v1.JobRecord
-	(*StoredToken)(nil),           // 17: amrpipe.v1.StoredToken
-	(*PlannedSpecs)(nil),          // 18: amrpipe.v1.PlannedSpecs
-	(*Submission)(nil),            // 19: amrpipe.v1.Submission
-	(*PlanStatus)(nil),            // 20: amrpipe.v1.PlanStatus
-	(*SpecStatus)(nil),            // 21: amrpipe.v1.SpecStatus
-	nil,                           // 22: amrpipe.v1.JobSummary.CountsEntry
-	nil,                           // 23: amrpipe.v1.DeadLetter.HeadersEntry
-	nil,                           // 24: amrpipe.v1.JobRecord.CountsEntry
-	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
-	(*MigrationEvent)(nil),        // 26: amrpipe.v1.MigrationEvent
-	(*Record)(nil),                // 27: amrpipe.v1.Record
+	(AttemptOutcome)(0),           // 3: amrpipe.v1.AttemptOutcome
+	(*ReadOptions)(nil),           // 4: amrpipe.v1.ReadOptions
+	(*PlanRequest)(nil),           // 5: amrpipe.v1.PlanRequest
+	(*JobSpec)(nil),               // 6: amrpipe.v1.JobSpec
+	(*ListToken)(nil),             // 7: amrpipe.v1.ListToken
+	(*FolderSize)(nil),            // 8: amrpipe.v1.FolderSize
+	(*ProbeResult)(nil),           // 9: amrpipe.v1.ProbeResult
+	(*SubmittedJob)(nil),          // 10: amrpipe.v1.SubmittedJob
+	(*RelayedEvent)(nil),          // 11: amrpipe.v1.RelayedEvent
+	(*ManifestReady)(nil),         // 12: amrpipe.v1.ManifestReady
+	(*RecordBatch)(nil),           // 13: amrpipe.v1.RecordBatch
+	(*ParseProgress)(nil),         // 14: amrpipe.v1.ParseProgress
+	(*JobSummary)(nil),            // 15: amrpipe.v1.JobSummary
+	(*DeadLetter)(nil),            // 16: amrpipe.v1.DeadLetter
+	(*WrappedKey)(nil),            // 17: amrpipe.v1.WrappedKey
+	(*JobRecord)(nil),             // 18: amrpipe.v1.JobRecord
+	(*StoredToken)(nil),           // 19: amrpipe.v1.StoredToken
+	(*PlannedSpecs)(nil),          // 20: amrpipe.v1.PlannedSpecs
+	(*Submission)(nil),            // 21: amrpipe.v1.Submission
+	(*SpecClaim)(nil),             // 22: amrpipe.v1.SpecClaim
+	(*CreateAttempt)(nil),         // 23: amrpipe.v1.CreateAttempt
+	(*OrphanJob)(nil),             // 24: amrpipe.v1.OrphanJob
+	(*AmbiguousSpec)(nil),         // 25: amrpipe.v1.AmbiguousSpec
+	(*PlanStatus)(nil),            // 26: amrpipe.v1.PlanStatus
+	(*SpecStatus)(nil),            // 27: amrpipe.v1.SpecStatus
+	nil,                           // 28: amrpipe.v1.JobSummary.CountsEntry
+	nil,                           // 29: amrpipe.v1.DeadLetter.HeadersEntry
+	nil,                           // 30: amrpipe.v1.JobRecord.CountsEntry
+	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
+	(*MigrationEvent)(nil),        // 32: amrpipe.v1.MigrationEvent
+	(*Record)(nil),                // 33: amrpipe.v1.Record
 }
 var file_amrpipe_v1_pipeline_proto_depIdxs = []int32{
-	3,  // 0: amrpipe.v1.PlanRequest.options:type_name -> amrpipe.v1.ReadOptions
-	25, // 1: amrpipe.v1.PlanRequest.submitted:type_name -> google.protobuf.Timestamp
-	3,  // 2: amrpipe.v1.JobSpec.options:type_name -> amrpipe.v1.ReadOptions
+	4,  // 0: amrpipe.v1.PlanRequest.options:type_name -> amrpipe.v1.ReadOptions
+	31, // 1: amrpipe.v1.PlanRequest.submitted:type_name -> google.protobuf.Timestamp
+	4,  // 2: amrpipe.v1.JobSpec.options:type_name -> amrpipe.v1.ReadOptions
 	0,  // 3: amrpipe.v1.JobSpec.emit:type_name -> amrpipe.v1.Emit
-	5,  // 4: amrpipe.v1.ProbeResult.spec:type_name -> amrpipe.v1.JobSpec
-	6,  // 5: amrpipe.v1.ProbeResult.subfolders:type_name -> amrpipe.v1.FolderSize
-	5,  // 6: amrpipe.v1.SubmittedJob.spec:type_name -> amrpipe.v1.JobSpec
-	25, // 7: amrpipe.v1.SubmittedJob.submitted:type_name -> google.protobuf.Timestamp
-	1,  // 8: amrpipe.v1.RelayedEvent.source:type_name -> amrpipe.v1.Source
-	26, // 9: amrpipe.v1.RelayedEvent.event:type_name -> amrpipe.v1.MigrationEvent
-	27, // 10: amrpipe.v1.RecordBatch.records:type_name -> amrpipe.v1.Record
-	25, // 11: amrpipe.v1.ParseProgress.updated:type_name -> google.protobuf.Timestamp
-	22, // 12: amrpipe.v1.JobSummary.counts:type_name -> amrpipe.v1.JobSummary.CountsEntry
-	25, // 13: amrpipe.v1.JobSummary.ended:type_name -> google.protobuf.Timestamp
-	23, // 14: amrpipe.v1.DeadLetter.headers:type_name -> amrpipe.v1.DeadLetter.HeadersEntry
-	25, // 15: amrpipe.v1.DeadLetter.at:type_name -> google.protobuf.Timestamp
-	25, // 16: amrpipe.v1.WrappedKey.expires:type_name -> google.protobuf.Timestamp
-	5,  // 17: amrpipe.v1.JobRecord.spec:type_name -> amrpipe.v1.JobSpec
-	2,  // 18: amrpipe.v1.JobRecord.state:type_name -> amrpipe.v1.JobState
-	25, // 19: amrpipe.v1.JobRecord.submitted:type_name -> google.protobuf.Timestamp
-	25, // 20: amrpipe.v1.JobRecord.started:type_name -> google.protobuf.Timestamp
-	25, // 21: amrpipe.v1.JobRecord.updated:type_name -> google.protobuf.Timestamp
-	25, // 22: amrpipe.v1.JobRecord.ended:type_name -> google.protobuf.Timestamp
-	24, // 23: amrpipe.v1.JobRecord.counts:type_name -> amrpipe.v1.JobRecord.CountsEntry
-	6,  // 24: amrpipe.v1.JobRecord.probe_subfolders:type_name -> amrpipe.v1.FolderSize
-	25, // 25: amrpipe.v1.StoredToken.issued:type_name -> google.protobuf.Timestamp
-	25, // 26: amrpipe.v1.PlannedSpecs.planned:type_name -> google.protobuf.Timestamp
-	8,  // 27: amrpipe.v1.Submission.job:type_name -> amrpipe.v1.SubmittedJob
-	4,  // 28: amrpipe.v1.Submission.replan:type_name -> amrpipe.v1.PlanRequest
-	21, // 29: amrpipe.v1.PlanStatus.specs:type_name -> amrpipe.v1.SpecStatus
-	2,  // 30: amrpipe.v1.SpecStatus.state:type_name -> amrpipe.v1.JobState
-	31, // [31:31] is the sub-list for method output_type
-	31, // [31:31] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	7,  // 4: amrpipe.v1.JobSpec.list_tokens:type_name -> amrpipe.v1.ListToken
+	31, // 5: amrpipe.v1.ListToken.read:type_name -> google.protobuf.Timestamp
+	6,  // 6: amrpipe.v1.ProbeResult.spec:type_name -> amrpipe.v1.JobSpec
+	8,  // 7: amrpipe.v1.ProbeResult.subfolders:type_name -> amrpipe.v1.FolderSize
+	6,  // 8: amrpipe.v1.SubmittedJob.spec:type_name -> amrpipe.v1.JobSpec
+	31, // 9: amrpipe.v1.SubmittedJob.submitted:type_name -> google.protobuf.Timestamp
+	1,  // 10: amrpipe.v1.RelayedEvent.source:type_name -> amrpipe.v1.Source
+	32, // 11: amrpipe.v1.RelayedEvent.event:type_name -> amrpipe.v1.MigrationEvent
+	33, // 12: amrpipe.v1.RecordBatch.records:type_name -> amrpipe.v1.Record
+	31, // 13: amrpipe.v1.ParseProgress.updated:type_name -> google.protobuf.Timestamp
+	28, // 14: amrpipe.v1.JobSummary.counts:type_name -> amrpipe.v1.JobSummary.CountsEntry
+	31, // 15: amrpipe.v1.JobSummary.ended:type_name -> google.protobuf.Timestamp
+	29, // 16: amrpipe.v1.DeadLetter.headers:type_name -> amrpipe.v1.DeadLetter.HeadersEntry
+	31, // 17: amrpipe.v1.DeadLetter.at:type_name -> google.protobuf.Timestamp
+	31, // 18: amrpipe.v1.WrappedKey.expires:type_name -> google.protobuf.Timestamp
+	6,  // 19: amrpipe.v1.JobRecord.spec:type_name -> amrpipe.v1.JobSpec
+	2,  // 20: amrpipe.v1.JobRecord.state:type_name -> amrpipe.v1.JobState
+	31, // 21: amrpipe.v1.JobRecord.submitted:type_name -> google.protobuf.Timestamp
+	31, // 22: amrpipe.v1.JobRecord.started:type_name -> google.protobuf.Timestamp
+	31, // 23: amrpipe.v1.JobRecord.updated:type_name -> google.protobuf.Timestamp
+	31, // 24: amrpipe.v1.JobRecord.ended:type_name -> google.protobuf.Timestamp
+	30, // 25: amrpipe.v1.JobRecord.counts:type_name -> amrpipe.v1.JobRecord.CountsEntry
+	8,  // 26: amrpipe.v1.JobRecord.probe_subfolders:type_name -> amrpipe.v1.FolderSize
+	31, // 27: amrpipe.v1.StoredToken.issued:type_name -> google.protobuf.Timestamp
+	31, // 28: amrpipe.v1.PlannedSpecs.planned:type_name -> google.protobuf.Timestamp
+	10, // 29: amrpipe.v1.Submission.job:type_name -> amrpipe.v1.SubmittedJob
+	5,  // 30: amrpipe.v1.Submission.replan:type_name -> amrpipe.v1.PlanRequest
+	22, // 31: amrpipe.v1.Submission.claim:type_name -> amrpipe.v1.SpecClaim
+	23, // 32: amrpipe.v1.Submission.attempts:type_name -> amrpipe.v1.CreateAttempt
+	24, // 33: amrpipe.v1.Submission.orphans:type_name -> amrpipe.v1.OrphanJob
+	31, // 34: amrpipe.v1.SpecClaim.lease_until:type_name -> google.protobuf.Timestamp
+	31, // 35: amrpipe.v1.SpecClaim.ambiguous_since:type_name -> google.protobuf.Timestamp
+	31, // 36: amrpipe.v1.SpecClaim.found:type_name -> google.protobuf.Timestamp
+	31, // 37: amrpipe.v1.CreateAttempt.started:type_name -> google.protobuf.Timestamp
+	31, // 38: amrpipe.v1.CreateAttempt.ended:type_name -> google.protobuf.Timestamp
+	3,  // 39: amrpipe.v1.CreateAttempt.outcome:type_name -> amrpipe.v1.AttemptOutcome
+	31, // 40: amrpipe.v1.OrphanJob.found:type_name -> google.protobuf.Timestamp
+	31, // 41: amrpipe.v1.AmbiguousSpec.since:type_name -> google.protobuf.Timestamp
+	31, // 42: amrpipe.v1.AmbiguousSpec.until:type_name -> google.protobuf.Timestamp
+	27, // 43: amrpipe.v1.PlanStatus.specs:type_name -> amrpipe.v1.SpecStatus
+	2,  // 44: amrpipe.v1.SpecStatus.state:type_name -> amrpipe.v1.JobState
+	45, // [45:45] is the sub-list for method output_type
+	45, // [45:45] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_amrpipe_v1_pipeline_proto_init() }
@@ -2581,18 +3152,19 @@ func file_amrpipe_v1_pipeline_proto_init() {
 	}
 	file_amrpipe_v1_events_proto_init()
 	file_amrpipe_v1_records_proto_init()
-	file_amrpipe_v1_pipeline_proto_msgTypes[16].OneofWrappers = []any{
+	file_amrpipe_v1_pipeline_proto_msgTypes[17].OneofWrappers = []any{
 		(*Submission_Job)(nil),
 		(*Submission_Replan)(nil),
 		(*Submission_Failed)(nil),
+		(*Submission_Claim)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_amrpipe_v1_pipeline_proto_rawDesc), len(file_amrpipe_v1_pipeline_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   22,
+			NumEnums:      4,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
