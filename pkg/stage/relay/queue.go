@@ -174,6 +174,10 @@ func (s *Stage) relayQueued(ctx context.Context, text string) (outcome, reason s
 		return "dead_letter", "report-queue event cannot be relayed: " + err.Error()
 	}
 	if ends(e.ev.GetType()) {
+		// Not evidence, but news: poll the job soon for the authoritative end.
+		if err := s.bringForward(ctx, rec, e.id); err != nil {
+			return "error", err.Error()
+		}
 		return "deferred", ""
 	}
 	if up := e.ev.GetFinishManifestFileUpload(); up != nil {

@@ -42,7 +42,8 @@ func runRelay(t *testing.T, e *testenv.World, queue string, mod func(*relay.Conf
 // runRelayWaiting is runRelay with a -max-throttle-wait (0: the default).
 func runRelayWaiting(t *testing.T, e *testenv.World, queue string, throttleWait time.Duration, mod func(*relay.Config)) (*svc.Runtime, func()) {
 	t.Helper()
-	cfg := relay.Config{PollInterval: pollInterval, QueueInterval: 50 * time.Millisecond, QueueVisibility: time.Second}
+	cfg := relay.Config{PollInterval: pollInterval, QueuedPollInterval: pollInterval, QueuePollInterval: pollInterval,
+		QueueInterval: 50 * time.Millisecond, QueueVisibility: time.Second}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -147,6 +148,40 @@ func TestRelaysTheProgressLogOnceInOrder(t *testing.T) {
 	}
 	if n := testenv.Counter(t, rt, "amr_relay_events_total", map[string]string{"source": "progress_api"}); n != float64(len(log)) {
 		t.Errorf("amr_relay_events_total{source=progress_api} = %v, want %d", n, len(log))
+	}
+}
+
+// TestFollowsMoreJobsThanMaxAckPending: a live job waits in a message schedule, not in the
+// consumer's pending list, so a relay whose consumer takes 3 messages at a time follows 12 jobs
+// to their end (the poll timers used to be pending messages: 9 of 12 would never be polled).
+func TestFollowsMoreJobsThanMaxAckPending(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e := testenv.StartWorld(t, storage, nil)
+	spec, err := topology.Consumer(topology.ConsumerRelay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Config.MaxAckPending = 3
+	if _, err := e.NATS.JS.CreateOrUpdateConsumer(ctx, spec.Stream, spec.Config); err != nil {
+		t.Fatal(err)
+	}
+	jobs := make([]testenv.Job, 12)
+	for i := range jobs {
+		jobs[i] = e.CreateJob(t, ctx, testenv.JobOptions{})
+		e.Submit(t, ctx, jobs[i])
+	}
+	rt, _ := runRelay(t, e, "", func(c *relay.Config) { c.Concurrency = 3 })
+	waitEnded(t, e)
+	for _, j := range jobs {
+		rec := job(t, ctx, e, j.ID)
+		if !rec.GetEndConfirmed() || len(e.Events(t, ctx, j.ID)) != len(e.Log(t, ctx, j)) {
+			t.Errorf("job %s: end confirmed %v, %d of %d events relayed", j.ID, rec.GetEndConfirmed(), len(e.Events(t, ctx, j.ID)), len(e.Log(t, ctx, j)))
+		}
+	}
+	if n := testenv.Counter(t, rt, "amr_relay_polls_total", map[string]string{"outcome": "ended"}); n != float64(len(jobs)) {
+		t.Errorf("%v jobs confirmed ended, want %d", n, len(jobs))
 	}
 }
 
@@ -335,8 +370,8 @@ func TestThrottledPollsWaitRetryAfter(t *testing.T) {
 	if throttled != 3 {
 		t.Errorf("%d progress calls were throttled, want 3", throttled)
 	}
-	if n := testenv.Counter(t, rt, "amr_stage_messages_total", map[string]string{"stage": topology.StageRelay, "outcome": "throttled"}); n < 1 {
-		t.Errorf("no poll was handed back as throttled (%v)", n)
+	if n := testenv.Counter(t, rt, "amr_relay_polls_total", map[string]string{"outcome": "throttled"}); n < 1 {
+		t.Errorf("no poll was rescheduled as throttled (%v)", n)
 	}
 }
 
@@ -552,7 +587,7 @@ func TestSilentJobWithStatusNoneEnds(t *testing.T) {
 	e := testenv.StartWorld(t, storage, nil)
 	deps := e.Deps(t, relay.Def(), nil)
 	deps.Now = func() time.Time { return time.Now().Add(2 * time.Hour) } // two hours of silence
-	s, err := relay.New(relay.Config{PollInterval: pollInterval, StatusFallback: time.Hour}, deps)
+	s, err := relay.New(relay.Config{PollInterval: pollInterval, QueuedPollInterval: pollInterval, StatusFallback: time.Hour}, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

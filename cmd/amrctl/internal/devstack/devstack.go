@@ -204,7 +204,9 @@ func (s *Stack) args(d stage.Def) []string {
 	case topology.StageSubmitter:
 		args = append(args, "-encrypt="+strconv.FormatBool(!s.opts.Plaintext))
 	case topology.StageRelay:
-		args = append(args, "-poll-interval", s.opts.PollInterval.String())
+		// The simulator's jobs take seconds, not hours: every pace is the short one.
+		pi := s.opts.PollInterval.String()
+		args = append(args, "-poll-interval", pi, "-queued-poll-interval", pi, "-queue-poll-interval", pi)
 	}
 	return args
 }

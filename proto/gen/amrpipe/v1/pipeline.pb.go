@@ -812,6 +812,82 @@ func (x *SubmittedJob) GetSubmitted() *timestamppb.Timestamp {
 	return nil
 }
 
+// PollTimer is the progress-relay's schedule of one live job: published on
+// amr.jobs.schedule.<host>.<jobID> with a JetStream message schedule (Nats-Schedule "@at"), it
+// comes back on amr.jobs.due.<jobID> when the job's next poll is due. One per live job; a newer one
+// replaces it (one message per subject).
+type PollTimer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Job   *SubmittedJob          `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	// poll counts the polls of the job so far (the schedule's message id).
+	Poll uint64 `protobuf:"varint,2,opt,name=poll,proto3" json:"poll,omitempty"`
+	// status_checked is when GetMigrationJobStatus was last asked about the job (the silence
+	// fallback asks at most once per -status-fallback).
+	StatusChecked *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=status_checked,json=statusChecked,proto3" json:"status_checked,omitempty"`
+	// reason says why this poll was scheduled (interval, throttled, queue event, more pages...).
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PollTimer) Reset() {
+	*x = PollTimer{}
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PollTimer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PollTimer) ProtoMessage() {}
+
+func (x *PollTimer) ProtoReflect() protoreflect.Message {
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PollTimer.ProtoReflect.Descriptor instead.
+func (*PollTimer) Descriptor() ([]byte, []int) {
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *PollTimer) GetJob() *SubmittedJob {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+func (x *PollTimer) GetPoll() uint64 {
+	if x != nil {
+		return x.Poll
+	}
+	return 0
+}
+
+func (x *PollTimer) GetStatusChecked() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StatusChecked
+	}
+	return nil
+}
+
+func (x *PollTimer) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // RelayedEvent is one distinct migration event of a job: on amr.events.<job_id>.<event name>.
 type RelayedEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -828,7 +904,7 @@ type RelayedEvent struct {
 
 func (x *RelayedEvent) Reset() {
 	*x = RelayedEvent{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[6]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +916,7 @@ func (x *RelayedEvent) String() string {
 func (*RelayedEvent) ProtoMessage() {}
 
 func (x *RelayedEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[6]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +929,7 @@ func (x *RelayedEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayedEvent.ProtoReflect.Descriptor instead.
 func (*RelayedEvent) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{6}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RelayedEvent) GetEventId() string {
@@ -908,7 +984,7 @@ type ManifestReady struct {
 
 func (x *ManifestReady) Reset() {
 	*x = ManifestReady{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[7]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -920,7 +996,7 @@ func (x *ManifestReady) String() string {
 func (*ManifestReady) ProtoMessage() {}
 
 func (x *ManifestReady) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[7]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -933,7 +1009,7 @@ func (x *ManifestReady) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestReady.ProtoReflect.Descriptor instead.
 func (*ManifestReady) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{7}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ManifestReady) GetJobId() string {
@@ -995,7 +1071,7 @@ type RecordBatch struct {
 
 func (x *RecordBatch) Reset() {
 	*x = RecordBatch{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[8]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1007,7 +1083,7 @@ func (x *RecordBatch) String() string {
 func (*RecordBatch) ProtoMessage() {}
 
 func (x *RecordBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[8]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1020,7 +1096,7 @@ func (x *RecordBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordBatch.ProtoReflect.Descriptor instead.
 func (*RecordBatch) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{8}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RecordBatch) GetJobId() string {
@@ -1087,7 +1163,7 @@ type JobSummary struct {
 
 func (x *JobSummary) Reset() {
 	*x = JobSummary{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[9]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1099,7 +1175,7 @@ func (x *JobSummary) String() string {
 func (*JobSummary) ProtoMessage() {}
 
 func (x *JobSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[9]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1112,7 +1188,7 @@ func (x *JobSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobSummary.ProtoReflect.Descriptor instead.
 func (*JobSummary) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{9}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *JobSummary) GetJobId() string {
@@ -1212,7 +1288,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[10]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1224,7 +1300,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[10]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1237,7 +1313,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{10}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeadLetter) GetStage() string {
@@ -1325,7 +1401,7 @@ type WrappedKey struct {
 
 func (x *WrappedKey) Reset() {
 	*x = WrappedKey{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[11]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1337,7 +1413,7 @@ func (x *WrappedKey) String() string {
 func (*WrappedKey) ProtoMessage() {}
 
 func (x *WrappedKey) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[11]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1350,7 +1426,7 @@ func (x *WrappedKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WrappedKey.ProtoReflect.Descriptor instead.
 func (*WrappedKey) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{11}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WrappedKey) GetKekId() string {
@@ -1433,7 +1509,7 @@ type JobRecord struct {
 
 func (x *JobRecord) Reset() {
 	*x = JobRecord{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[12]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1445,7 +1521,7 @@ func (x *JobRecord) String() string {
 func (*JobRecord) ProtoMessage() {}
 
 func (x *JobRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[12]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1458,7 +1534,7 @@ func (x *JobRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobRecord.ProtoReflect.Descriptor instead.
 func (*JobRecord) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{12}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *JobRecord) GetJobId() string {
@@ -1649,7 +1725,7 @@ type StoredToken struct {
 
 func (x *StoredToken) Reset() {
 	*x = StoredToken{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[13]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1661,7 +1737,7 @@ func (x *StoredToken) String() string {
 func (*StoredToken) ProtoMessage() {}
 
 func (x *StoredToken) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[13]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1674,7 +1750,7 @@ func (x *StoredToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredToken.ProtoReflect.Descriptor instead.
 func (*StoredToken) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{13}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StoredToken) GetListId() string {
@@ -1725,7 +1801,7 @@ type PlannedSpecs struct {
 
 func (x *PlannedSpecs) Reset() {
 	*x = PlannedSpecs{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[14]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1737,7 +1813,7 @@ func (x *PlannedSpecs) String() string {
 func (*PlannedSpecs) ProtoMessage() {}
 
 func (x *PlannedSpecs) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[14]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1750,7 +1826,7 @@ func (x *PlannedSpecs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlannedSpecs.ProtoReflect.Descriptor instead.
 func (*PlannedSpecs) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{14}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PlannedSpecs) GetPlanId() string {
@@ -1804,7 +1880,7 @@ type Submission struct {
 
 func (x *Submission) Reset() {
 	*x = Submission{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[15]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1816,7 +1892,7 @@ func (x *Submission) String() string {
 func (*Submission) ProtoMessage() {}
 
 func (x *Submission) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[15]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1829,7 +1905,7 @@ func (x *Submission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Submission.ProtoReflect.Descriptor instead.
 func (*Submission) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{15}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Submission) GetOutcome() isSubmission_Outcome {
@@ -1920,7 +1996,7 @@ type PlanStatus struct {
 
 func (x *PlanStatus) Reset() {
 	*x = PlanStatus{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[16]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1932,7 +2008,7 @@ func (x *PlanStatus) String() string {
 func (*PlanStatus) ProtoMessage() {}
 
 func (x *PlanStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[16]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1945,7 +2021,7 @@ func (x *PlanStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanStatus.ProtoReflect.Descriptor instead.
 func (*PlanStatus) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{16}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PlanStatus) GetPlanId() string {
@@ -2052,7 +2128,7 @@ type SpecStatus struct {
 
 func (x *SpecStatus) Reset() {
 	*x = SpecStatus{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[17]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2064,7 +2140,7 @@ func (x *SpecStatus) String() string {
 func (*SpecStatus) ProtoMessage() {}
 
 func (x *SpecStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[17]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2077,7 +2153,7 @@ func (x *SpecStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SpecStatus.ProtoReflect.Descriptor instead.
 func (*SpecStatus) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{17}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SpecStatus) GetSpecId() string {
@@ -2198,7 +2274,12 @@ const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
 	"\x05queue\x18\x04 \x01(\tR\x05queue\x12\x1c\n" +
 	"\tencrypted\x18\x05 \x01(\bR\tencrypted\x12!\n" +
 	"\fchange_token\x18\x06 \x01(\tR\vchangeToken\x128\n" +
-	"\tsubmitted\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tsubmitted\"\xbc\x01\n" +
+	"\tsubmitted\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tsubmitted\"\xa6\x01\n" +
+	"\tPollTimer\x12*\n" +
+	"\x03job\x18\x01 \x01(\v2\x18.amrpipe.v1.SubmittedJobR\x03job\x12\x12\n" +
+	"\x04poll\x18\x02 \x01(\x04R\x04poll\x12A\n" +
+	"\x0estatus_checked\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\rstatusChecked\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xbc\x01\n" +
 	"\fRelayedEvent\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12*\n" +
 	"\x06source\x18\x02 \x01(\x0e2\x12.amrpipe.v1.SourceR\x06source\x120\n" +
@@ -2370,7 +2451,7 @@ func file_amrpipe_v1_pipeline_proto_rawDescGZIP() []byte {
 }
 
 var file_amrpipe_v1_pipeline_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_amrpipe_v1_pipeline_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_amrpipe_v1_pipeline_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_amrpipe_v1_pipeline_proto_goTypes = []any{
 	(Emit)(0),                     // 0: amrpipe.v1.Emit
 	(Source)(0),                   // 1: amrpipe.v1.Source
@@ -2381,61 +2462,64 @@ var file_amrpipe_v1_pipeline_proto_goTypes = []any{
 	(*FolderSize)(nil),            // 6: amrpipe.v1.FolderSize
 	(*ProbeResult)(nil),           // 7: amrpipe.v1.ProbeResult
 	(*SubmittedJob)(nil),          // 8: amrpipe.v1.SubmittedJob
-	(*RelayedEvent)(nil),          // 9: amrpipe.v1.RelayedEvent
-	(*ManifestReady)(nil),         // 10: amrpipe.v1.ManifestReady
-	(*RecordBatch)(nil),           // 11: amrpipe.v1.RecordBatch
-	(*JobSummary)(nil),            // 12: amrpipe.v1.JobSummary
-	(*DeadLetter)(nil),            // 13: amrpipe.v1.DeadLetter
-	(*WrappedKey)(nil),            // 14: amrpipe.v1.WrappedKey
-	(*JobRecord)(nil),             // 15: amrpipe.v1.JobRecord
-	(*StoredToken)(nil),           // 16: amrpipe.v1.StoredToken
-	(*PlannedSpecs)(nil),          // 17: amrpipe.v1.PlannedSpecs
-	(*Submission)(nil),            // 18: amrpipe.v1.Submission
-	(*PlanStatus)(nil),            // 19: amrpipe.v1.PlanStatus
-	(*SpecStatus)(nil),            // 20: amrpipe.v1.SpecStatus
-	nil,                           // 21: amrpipe.v1.JobSummary.CountsEntry
-	nil,                           // 22: amrpipe.v1.DeadLetter.HeadersEntry
-	nil,                           // 23: amrpipe.v1.JobRecord.CountsEntry
-	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
-	(*MigrationEvent)(nil),        // 25: amrpipe.v1.MigrationEvent
-	(*Record)(nil),                // 26: amrpipe.v1.Record
+	(*PollTimer)(nil),             // 9: amrpipe.v1.PollTimer
+	(*RelayedEvent)(nil),          // 10: amrpipe.v1.RelayedEvent
+	(*ManifestReady)(nil),         // 11: amrpipe.v1.ManifestReady
+	(*RecordBatch)(nil),           // 12: amrpipe.v1.RecordBatch
+	(*JobSummary)(nil),            // 13: amrpipe.v1.JobSummary
+	(*DeadLetter)(nil),            // 14: amrpipe.v1.DeadLetter
+	(*WrappedKey)(nil),            // 15: amrpipe.v1.WrappedKey
+	(*JobRecord)(nil),             // 16: amrpipe.v1.JobRecord
+	(*StoredToken)(nil),           // 17: amrpipe.v1.StoredToken
+	(*PlannedSpecs)(nil),          // 18: amrpipe.v1.PlannedSpecs
+	(*Submission)(nil),            // 19: amrpipe.v1.Submission
+	(*PlanStatus)(nil),            // 20: amrpipe.v1.PlanStatus
+	(*SpecStatus)(nil),            // 21: amrpipe.v1.SpecStatus
+	nil,                           // 22: amrpipe.v1.JobSummary.CountsEntry
+	nil,                           // 23: amrpipe.v1.DeadLetter.HeadersEntry
+	nil,                           // 24: amrpipe.v1.JobRecord.CountsEntry
+	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
+	(*MigrationEvent)(nil),        // 26: amrpipe.v1.MigrationEvent
+	(*Record)(nil),                // 27: amrpipe.v1.Record
 }
 var file_amrpipe_v1_pipeline_proto_depIdxs = []int32{
 	3,  // 0: amrpipe.v1.PlanRequest.options:type_name -> amrpipe.v1.ReadOptions
-	24, // 1: amrpipe.v1.PlanRequest.submitted:type_name -> google.protobuf.Timestamp
+	25, // 1: amrpipe.v1.PlanRequest.submitted:type_name -> google.protobuf.Timestamp
 	3,  // 2: amrpipe.v1.JobSpec.options:type_name -> amrpipe.v1.ReadOptions
 	0,  // 3: amrpipe.v1.JobSpec.emit:type_name -> amrpipe.v1.Emit
 	5,  // 4: amrpipe.v1.ProbeResult.spec:type_name -> amrpipe.v1.JobSpec
 	6,  // 5: amrpipe.v1.ProbeResult.subfolders:type_name -> amrpipe.v1.FolderSize
 	5,  // 6: amrpipe.v1.SubmittedJob.spec:type_name -> amrpipe.v1.JobSpec
-	24, // 7: amrpipe.v1.SubmittedJob.submitted:type_name -> google.protobuf.Timestamp
-	1,  // 8: amrpipe.v1.RelayedEvent.source:type_name -> amrpipe.v1.Source
-	25, // 9: amrpipe.v1.RelayedEvent.event:type_name -> amrpipe.v1.MigrationEvent
-	26, // 10: amrpipe.v1.RecordBatch.records:type_name -> amrpipe.v1.Record
-	21, // 11: amrpipe.v1.JobSummary.counts:type_name -> amrpipe.v1.JobSummary.CountsEntry
-	24, // 12: amrpipe.v1.JobSummary.ended:type_name -> google.protobuf.Timestamp
-	22, // 13: amrpipe.v1.DeadLetter.headers:type_name -> amrpipe.v1.DeadLetter.HeadersEntry
-	24, // 14: amrpipe.v1.DeadLetter.at:type_name -> google.protobuf.Timestamp
-	24, // 15: amrpipe.v1.WrappedKey.expires:type_name -> google.protobuf.Timestamp
-	5,  // 16: amrpipe.v1.JobRecord.spec:type_name -> amrpipe.v1.JobSpec
-	2,  // 17: amrpipe.v1.JobRecord.state:type_name -> amrpipe.v1.JobState
-	24, // 18: amrpipe.v1.JobRecord.submitted:type_name -> google.protobuf.Timestamp
-	24, // 19: amrpipe.v1.JobRecord.started:type_name -> google.protobuf.Timestamp
-	24, // 20: amrpipe.v1.JobRecord.updated:type_name -> google.protobuf.Timestamp
-	24, // 21: amrpipe.v1.JobRecord.ended:type_name -> google.protobuf.Timestamp
-	23, // 22: amrpipe.v1.JobRecord.counts:type_name -> amrpipe.v1.JobRecord.CountsEntry
-	6,  // 23: amrpipe.v1.JobRecord.probe_subfolders:type_name -> amrpipe.v1.FolderSize
-	24, // 24: amrpipe.v1.StoredToken.issued:type_name -> google.protobuf.Timestamp
-	24, // 25: amrpipe.v1.PlannedSpecs.planned:type_name -> google.protobuf.Timestamp
-	8,  // 26: amrpipe.v1.Submission.job:type_name -> amrpipe.v1.SubmittedJob
-	4,  // 27: amrpipe.v1.Submission.replan:type_name -> amrpipe.v1.PlanRequest
-	20, // 28: amrpipe.v1.PlanStatus.specs:type_name -> amrpipe.v1.SpecStatus
-	2,  // 29: amrpipe.v1.SpecStatus.state:type_name -> amrpipe.v1.JobState
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	25, // 7: amrpipe.v1.SubmittedJob.submitted:type_name -> google.protobuf.Timestamp
+	8,  // 8: amrpipe.v1.PollTimer.job:type_name -> amrpipe.v1.SubmittedJob
+	25, // 9: amrpipe.v1.PollTimer.status_checked:type_name -> google.protobuf.Timestamp
+	1,  // 10: amrpipe.v1.RelayedEvent.source:type_name -> amrpipe.v1.Source
+	26, // 11: amrpipe.v1.RelayedEvent.event:type_name -> amrpipe.v1.MigrationEvent
+	27, // 12: amrpipe.v1.RecordBatch.records:type_name -> amrpipe.v1.Record
+	22, // 13: amrpipe.v1.JobSummary.counts:type_name -> amrpipe.v1.JobSummary.CountsEntry
+	25, // 14: amrpipe.v1.JobSummary.ended:type_name -> google.protobuf.Timestamp
+	23, // 15: amrpipe.v1.DeadLetter.headers:type_name -> amrpipe.v1.DeadLetter.HeadersEntry
+	25, // 16: amrpipe.v1.DeadLetter.at:type_name -> google.protobuf.Timestamp
+	25, // 17: amrpipe.v1.WrappedKey.expires:type_name -> google.protobuf.Timestamp
+	5,  // 18: amrpipe.v1.JobRecord.spec:type_name -> amrpipe.v1.JobSpec
+	2,  // 19: amrpipe.v1.JobRecord.state:type_name -> amrpipe.v1.JobState
+	25, // 20: amrpipe.v1.JobRecord.submitted:type_name -> google.protobuf.Timestamp
+	25, // 21: amrpipe.v1.JobRecord.started:type_name -> google.protobuf.Timestamp
+	25, // 22: amrpipe.v1.JobRecord.updated:type_name -> google.protobuf.Timestamp
+	25, // 23: amrpipe.v1.JobRecord.ended:type_name -> google.protobuf.Timestamp
+	24, // 24: amrpipe.v1.JobRecord.counts:type_name -> amrpipe.v1.JobRecord.CountsEntry
+	6,  // 25: amrpipe.v1.JobRecord.probe_subfolders:type_name -> amrpipe.v1.FolderSize
+	25, // 26: amrpipe.v1.StoredToken.issued:type_name -> google.protobuf.Timestamp
+	25, // 27: amrpipe.v1.PlannedSpecs.planned:type_name -> google.protobuf.Timestamp
+	8,  // 28: amrpipe.v1.Submission.job:type_name -> amrpipe.v1.SubmittedJob
+	4,  // 29: amrpipe.v1.Submission.replan:type_name -> amrpipe.v1.PlanRequest
+	21, // 30: amrpipe.v1.PlanStatus.specs:type_name -> amrpipe.v1.SpecStatus
+	2,  // 31: amrpipe.v1.SpecStatus.state:type_name -> amrpipe.v1.JobState
+	32, // [32:32] is the sub-list for method output_type
+	32, // [32:32] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_amrpipe_v1_pipeline_proto_init() }
@@ -2445,7 +2529,7 @@ func file_amrpipe_v1_pipeline_proto_init() {
 	}
 	file_amrpipe_v1_events_proto_init()
 	file_amrpipe_v1_records_proto_init()
-	file_amrpipe_v1_pipeline_proto_msgTypes[15].OneofWrappers = []any{
+	file_amrpipe_v1_pipeline_proto_msgTypes[16].OneofWrappers = []any{
 		(*Submission_Job)(nil),
 		(*Submission_Replan)(nil),
 		(*Submission_Failed)(nil),
@@ -2456,7 +2540,7 @@ func file_amrpipe_v1_pipeline_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_amrpipe_v1_pipeline_proto_rawDesc), len(file_amrpipe_v1_pipeline_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
