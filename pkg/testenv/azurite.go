@@ -82,8 +82,9 @@ func StartAzurite(ctx context.Context, opts AzuriteOptions) (*Azurite, error) {
 		"--tableHost", "127.0.0.1", "--tablePort", strconv.Itoa(ports[2]))
 	s.cmd.Stderr = s.stderr
 	s.cmd.Stdout = s.stderr
-	// Own process group, so Close stops node and anything it spawned.
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Own process group, so Close stops node and anything it spawned; and killed with the test
+	// process, so an interrupted run leaves no server behind.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
 		s.cleanupDir()
 		return nil, fmt.Errorf("start azurite %s: %w", bin, err)

@@ -60,7 +60,11 @@ func (e *JetStream) WaitSettled(t testing.TB, stream string, timeout time.Durati
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d messages still unsettled after %s", stream, info.State.Msgs, timeout)
+			var left map[string]uint64
+			if all, err := s.Info(ctx, jetstream.WithSubjectFilter(">")); err == nil {
+				left = all.State.Subjects
+			}
+			t.Fatalf("%s: %d messages still unsettled after %s: %v", stream, info.State.Msgs, timeout, left)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

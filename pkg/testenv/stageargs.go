@@ -29,7 +29,7 @@ type StageFlags struct {
 	Small, Large int64
 	// Plaintext turns the submitter's encryption off.
 	Plaintext bool
-	// PollInterval is the relay's progress polling interval.
+	// PollInterval is the relay's progress polling interval, for every state of a job.
 	PollInterval time.Duration
 	// Replicas is the topology's replica count the stage verifies (0: one).
 	Replicas int
@@ -64,7 +64,9 @@ func StageArgs(d stage.Def, f StageFlags) []string {
 		args = append(args, "-encrypt="+strconv.FormatBool(!f.Plaintext))
 	case topology.StageRelay:
 		if f.PollInterval > 0 {
-			args = append(args, "-poll-interval", f.PollInterval.String())
+			// The simulator's jobs take seconds, not hours: every pace is the short one.
+			pi := f.PollInterval.String()
+			args = append(args, "-poll-interval", pi, "-queued-poll-interval", pi, "-queue-poll-interval", pi)
 		}
 	}
 	return args

@@ -1,7 +1,9 @@
 package bus
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/nats-io/nats.go"
@@ -26,6 +28,9 @@ const (
 // ("insufficient resources"). Such a refusal is back-pressure: the write succeeds once readers
 // have made room, so Own classifies it as throttled and it is never counted as a failure.
 func Full(err error) bool {
+	if errors.Is(err, ErrNoRoom) {
+		return true
+	}
 	var apiErr *jetstream.APIError
 	if !errors.As(err, &apiErr) {
 		return false
@@ -58,4 +63,27 @@ func Unavailable(err error) bool {
 	// The object store's reads still go through the older API, with its own error type.
 	var oldErr *nats.APIError
 	return errors.As(err, &oldErr) && (oldErr.ErrorCode == codeClusterNotAvailable || oldErr.ErrorCode == codeClusterNotLeader)
+}
+
+// ErrNoRoom: a stream that drops its oldest messages when full, instead of refusing new ones, is
+// nearly full (Room). It is back-pressure like a refusal (Full).
+var ErrNoRoom = errors.New("stream nearly full")
+
+// Room checks that stream has room for need more bytes below 90% of its MaxBytes, else returns
+// ErrNoRoom. It is for a stream that cannot refuse new messages (JetStream's message schedules
+// require DiscardOld): its publishers that must never have a message dropped look first, and the
+// 10% left over absorbs what publishers racing past the check add.
+func Room(ctx context.Context, js jetstream.JetStream, stream string, need int64) error {
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", stream, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", stream, err)
+	}
+	if limit := info.Config.MaxBytes; limit > 0 && int64(info.State.Bytes)+need > limit/10*9 {
+		return fmt.Errorf("%w: %s holds %d of its %d bytes", ErrNoRoom, stream, info.State.Bytes, limit)
+	}
+	return nil
 }

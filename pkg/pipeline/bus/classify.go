@@ -38,8 +38,9 @@ func (e *Permanent) Error() string {
 }
 func (e *Permanent) Unwrap() error { return e.Err }
 
-// Later is not a failure: the message is not finished and should come back after After. The
-// progress-relay uses it as its poll timer (one message per live job, redelivered until JobEnd).
+// Later is not a failure: the message is not finished and should come back after After (the
+// parser waiting for a file decrypted again, the submitter for the job of an unknown create
+// outcome).
 type Later struct{ After time.Duration }
 
 func (e *Later) Error() string { return "deliver again after " + e.After.String() }

@@ -2,7 +2,6 @@ package jobstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -13,9 +12,10 @@ import (
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
-// Jobs returns every job record now in the bucket. Unlike Watch it needs no consumer: it asks the
-// bucket's stream for its subjects and reads the last value of each with direct gets, so it works
-// the same on a server or a client too busy to keep a watcher's heartbeats.
+// Jobs returns every job record now in the bucket. Unlike Watch it needs no push consumer: an
+// ordered pull consumer reads the last value of each key in one pass (thousands of records in a
+// few round trips, where a get per key took one each), so it works the same on a server or a
+// client too busy to keep a watcher's heartbeats.
 func (s *Store) Jobs(ctx context.Context) ([]*amrpipev1.JobRecord, error) {
 	stream := "KV_" + topology.BucketJobs
 	prefix := "$KV." + topology.BucketJobs + "."
@@ -23,27 +23,41 @@ func (s *Store) Jobs(ctx context.Context) ([]*amrpipev1.JobRecord, error) {
 	if err != nil {
 		return nil, fmt.Errorf("job records stream: %w", err)
 	}
-	info, err := str.Info(ctx, jetstream.WithSubjectFilter(prefix+">"))
+	cons, err := str.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{prefix + ">"},
+		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy})
 	if err != nil {
-		return nil, fmt.Errorf("job records subjects: %w", err)
+		return nil, fmt.Errorf("job records: %w", err)
 	}
-	out := make([]*amrpipev1.JobRecord, 0, len(info.State.Subjects))
-	for subj := range info.State.Subjects {
-		msg, err := str.GetLastMsgForSubject(ctx, subj)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue // purged meanwhile
-		}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("job records: %w", err)
+	}
+	left := int(info.NumPending)
+	out := make([]*amrpipev1.JobRecord, 0, left)
+	for left > 0 {
+		batch, err := cons.Fetch(min(left, 1000), jetstream.FetchContext(ctx))
 		if err != nil {
-			return nil, fmt.Errorf("job record %s: %w", strings.TrimPrefix(subj, prefix), err)
+			return nil, fmt.Errorf("job records: %w", err)
 		}
-		if op := msg.Header.Get("KV-Operation"); op == "DEL" || op == "PURGE" || len(msg.Data) == 0 {
-			continue
+		n := 0
+		for msg := range batch.Messages() {
+			n++
+			if op := msg.Headers().Get("KV-Operation"); op == "DEL" || op == "PURGE" || len(msg.Data()) == 0 {
+				continue
+			}
+			rec := &amrpipev1.JobRecord{}
+			if err := proto.Unmarshal(msg.Data(), rec); err != nil {
+				return nil, fmt.Errorf("job record %s: %w", strings.TrimPrefix(msg.Subject(), prefix), err)
+			}
+			out = append(out, rec)
 		}
-		rec := &amrpipev1.JobRecord{}
-		if err := proto.Unmarshal(msg.Data, rec); err != nil {
-			return nil, fmt.Errorf("job record %s: %w", strings.TrimPrefix(subj, prefix), err)
+		if err := batch.Error(); err != nil {
+			return nil, fmt.Errorf("job records: %w", err)
 		}
-		out = append(out, rec)
+		if n == 0 {
+			return nil, fmt.Errorf("job records: %d not delivered: %w", left, ctx.Err())
+		}
+		left -= n
 	}
 	return out, nil
 }

@@ -36,6 +36,8 @@ const (
 const (
 	prefixSpecs     = "amr.specs"
 	prefixJobs      = "amr.jobs.submitted"
+	prefixSchedule  = "amr.jobs.schedule"
+	prefixDue       = "amr.jobs.due"
 	prefixEvents    = "amr.events"
 	prefixManifests = "amr.manifests"
 	prefixRecords   = "amr.records"
@@ -107,8 +109,29 @@ const (
 // SpecSubject is the subject of a plan's job specs.
 func SpecSubject(planID string) string { return prefixSpecs + "." + planID }
 
-// JobSubject is the subject of a submitted job (the relay's poll timer).
+// JobSubject is the subject of a submitted job, handed to the relay.
 func JobSubject(jobID string) string { return prefixJobs + "." + jobID }
+
+// ScheduleSubject is the subject of a live job's poll schedule (a JetStream message schedule whose
+// target is DueSubject); host is HostToken of the job's SharePoint host, so the live jobs of one
+// tenant can be counted by subject.
+func ScheduleSubject(host, jobID string) string { return prefixSchedule + "." + host + "." + jobID }
+
+// ScheduleFilter matches the poll schedules of every job (host "*") or of one host's jobs.
+func ScheduleFilter(host string) string { return prefixSchedule + "." + host + ".*" }
+
+// DueSubject is where a job's poll schedule delivers when the poll is due.
+func DueSubject(jobID string) string { return prefixDue + "." + jobID }
+
+// HostToken is a SharePoint host name as one subject token: lower case, dots as underscores (host
+// names have no underscore, so the mapping is one to one).
+func HostToken(host string) (string, error) {
+	t := strings.ReplaceAll(strings.ToLower(host), ".", "_")
+	if err := CheckToken(t); err != nil {
+		return "", fmt.Errorf("host %q: %w", host, err)
+	}
+	return t, nil
+}
 
 // EventSubject is the subject of one event of a job; event is a SharePoint event name.
 func EventSubject(jobID, event string) string { return prefixEvents + "." + jobID + "." + event }
@@ -225,10 +248,21 @@ func Streams(o Options) []jetstream.StreamConfig {
 		}
 	}
 	wq, lim, interest := jetstream.WorkQueuePolicy, jetstream.LimitsPolicy, jetstream.InterestPolicy
+	// AMR_JOBS holds one message per live job at any time (its hand-off, its schedule or its due
+	// poll): the relay's poll timers are JetStream message schedules, which need roll-ups, and a
+	// newer schedule of a job replaces the older (one message per subject). Nothing waits in a
+	// consumer's pending list, so MaxAckPending does not bound the jobs followed. Schedules
+	// require DiscardOld: the one stream that cannot refuse a publish when full, so the submitter
+	// checks for room before a hand-off (bus.Room), and one message per job bounds it anyway.
+	jobs := func(c jetstream.StreamConfig) jetstream.StreamConfig {
+		c.AllowMsgSchedules, c.AllowRollup, c.MaxMsgsPerSubject = true, true, 1
+		c.Discard = jetstream.DiscardOld
+		return c
+	}
 	return []jetstream.StreamConfig{
 		stream(StreamPlans, wq, 0, defaultDuplicates, SubjectPlanSubmit, SubjectPlanProbe),
 		stream(StreamSpecs, wq, 0, defaultDuplicates, prefixSpecs+".*"),
-		stream(StreamJobs, wq, 0, defaultDuplicates, prefixJobs+".*"),
+		jobs(stream(StreamJobs, wq, 0, defaultDuplicates, prefixJobs+".*", prefixSchedule+".*.*", prefixDue+".*")),
 		stream(StreamEvents, lim, EventsMaxAge, longDuplicates, prefixEvents+".*.*"),
 		stream(StreamManifests, wq, 0, defaultDuplicates, prefixManifests+".*"),
 		stream(StreamRecords, interest, 0, longDuplicates, prefixRecords+".*"),
@@ -330,7 +364,7 @@ func Consumers() []ConsumerSpec {
 	return []ConsumerSpec{
 		consumer(StreamPlans, ConsumerPlanner, "plans and probe results to job specs"),
 		consumer(StreamSpecs, ConsumerSubmitter, "job specs to SharePoint AMR jobs"),
-		consumer(StreamJobs, ConsumerRelay, "submitted jobs, redelivered as a poll timer until they end"),
+		consumer(StreamJobs, ConsumerRelay, "submitted jobs and their due polls", prefixJobs+".*", prefixDue+".*"),
 		consumer(StreamEvents, ConsumerDecryptor, "uploaded package files to decrypt, and expired ones to decrypt again",
 			EventSubject("*", EventFinishManifestFileUpload), EventSubject("*", EventManifestExpired)),
 		consumer(StreamManifests, ConsumerParser, "decrypted package files to parse"),

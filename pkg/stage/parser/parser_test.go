@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
@@ -103,9 +105,26 @@ func TestJob(t *testing.T) {
 	h := newHarness(t)
 	h.startParser(Config{BatchSize: 16})
 	j := contentJob(h, "3f2a1b0c-1111-4222-8333-944455556666")
+	// What the relay keeps to follow the job, which the finished job no longer needs.
+	cursors, seen := h.env.KV(t, topology.BucketCursors), h.env.KV(t, topology.BucketSeen)
+	if _, err := cursors.Put(context.Background(), j.id, []byte("next-token")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := seen.Create(context.Background(), j.id+".event-1", nil); err != nil {
+		t.Fatal(err)
+	}
 	h.run(j)
 	rec := h.settled(j.id, inState(amrpipev1.JobState_JOB_STATE_DONE))
 
+	for _, kv := range []jetstream.KeyValue{cursors, seen} {
+		if keys, err := kv.ListKeysFiltered(context.Background(), j.id+".>", j.id); err != nil {
+			t.Fatal(err)
+		} else {
+			for k := range keys.Keys() {
+				t.Errorf("%s still holds %s after the job was DONE (jobstore.Forget)", kv.Bucket(), k)
+			}
+		}
+	}
 	h.checkRecords(j)
 	h.leftNothing(j)
 	counts, total := h.wantCounts(j)

@@ -21,6 +21,10 @@ type metrics struct {
 	unauthenticated prometheus.Counter
 	// unknown counts progress-log events with a name outside SharePoint's set.
 	unknown prometheus.Counter
+	// waits are the scheduled waits before a job's next poll, by why.
+	waits *prometheus.HistogramVec
+	// followed is the number of jobs followed (with a poll scheduled) at the last count.
+	followed prometheus.Gauge
 }
 
 // newMetrics registers:
@@ -30,9 +34,11 @@ type metrics struct {
 //	amr_relay_malformed_events_total{source}   events that did not decode (skipped or dead-lettered)
 //	amr_relay_polls_total{outcome}             polls: events, empty, ended, throttled, failed, error, bad_message
 //	amr_relay_queue_messages_total{outcome}    report-queue messages: relayed, duplicate, deferred,
-//	                                           unknown_job, dead_letter, error, read_error
+//	                                           finished, unknown_job, dead_letter, error, read_error
 //	amr_relay_unauthenticated_messages_total   plain queue messages for encrypted jobs (dead-lettered)
 //	amr_relay_unknown_events_total             progress-log events outside SharePoint's set (dead-lettered)
+//	amr_relay_poll_wait_seconds{why}           waits scheduled before a job's next poll
+//	amr_relay_followed_jobs                    jobs followed, all replicas (from the schedules)
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
@@ -48,7 +54,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Help: "Plain report-queue messages for encrypted jobs: not SharePoint's, dead-lettered."})
 	m.unknown = prometheus.NewCounter(prometheus.CounterOpts{Name: "amr_relay_unknown_events_total",
 		Help: "Progress-log events with a name outside SharePoint's documented set, dead-lettered."})
-	if err := errors.Join(promreg.Share(reg, &m.events), promreg.Share(reg, &m.duplicates), promreg.Share(reg, &m.malformed),
+	m.waits = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "amr_relay_poll_wait_seconds",
+		Help:    "Waits scheduled before a job's next poll, by why (interval, confirm, throttled, more_pages, queue_event...).",
+		Buckets: prometheus.ExponentialBuckets(1, 2.5, 10)}, []string{"why"}) // 1 s .. ~1 h
+	m.followed = prometheus.NewGauge(prometheus.GaugeOpts{Name: "amr_relay_followed_jobs",
+		Help: "Jobs followed by the relays (one poll schedule each), at the last count."})
+	if err := errors.Join(promreg.Share(reg, &m.waits), promreg.Share(reg, &m.followed), promreg.Share(reg, &m.events), promreg.Share(reg, &m.duplicates), promreg.Share(reg, &m.malformed),
 		promreg.Share(reg, &m.polls), promreg.Share(reg, &m.queue), promreg.Share(reg, &m.unauthenticated),
 		promreg.Share(reg, &m.unknown)); err != nil {
 		return nil, err

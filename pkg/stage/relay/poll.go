@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
@@ -21,39 +22,61 @@ import (
 // job is what one poll knows of its job.
 type job struct {
 	id, site  string
+	host      string // topology.HostToken of the site's host: the tenant whose budget it uses
 	submitted *amrpipev1.SubmittedJob
 	since     time.Time // submission (or first delivery) time
 }
 
-// poll is the handler of one delivery of a job's SubmittedJob: one poll of the job.
+// poll is the handler of the relay's consumer: one poll of a job, on its hand-off or when its
+// schedule is due. A job that is not over gets its next poll scheduled (schedule) before the
+// delivery is acknowledged: the poll timers live in the stream as message schedules, not in the
+// consumer's pending list, so the jobs followed are not bounded by MaxAckPending.
 func (s *Stage) poll(ctx context.Context, msg jetstream.Msg) error {
-	j, err := s.jobOf(msg)
+	t, j, err := s.timerOf(msg)
 	if err != nil {
 		s.metrics.polls.WithLabelValues("bad_message").Inc()
 		return err
 	}
-	outcome, err := s.pollJob(ctx, j)
+	outcome, err := s.pollJob(ctx, j, t)
 	s.metrics.polls.WithLabelValues(outcome).Inc()
+	meta, merr := msg.Metadata()
+	if merr != nil {
+		return merr
+	}
+	msgID := fmt.Sprintf("schedule/%s/%d", j.id, meta.Sequence.Stream)
+	var a *again
+	if errors.As(err, &a) {
+		return s.schedule(ctx, j, t, s.delayFor(ctx, j, a), a.why, msgID)
+	}
+	if v := stage.Verdict(err); v.Class == bus.ClassThrottled {
+		// SharePoint's Retry-After, not counted; the schedule keeps the delivery out of the
+		// pending list while the tenant cools down.
+		d := v.Delay
+		if d <= 0 {
+			d = 10 * time.Second
+		}
+		return s.schedule(ctx, j, t, d, whyThrottled, msgID)
+	}
 	return err
 }
 
-func (s *Stage) jobOf(msg jetstream.Msg) (job, error) {
-	var sj amrpipev1.SubmittedJob
-	if err := bus.Decode(msg, &sj); err != nil {
-		return job{}, err
-	}
-	j := job{id: sj.GetJobId(), site: sj.GetSpec().GetSiteUrl(), submitted: &sj}
-	if err := topology.CheckToken(j.id); err != nil || msg.Subject() != topology.JobSubject(j.id) {
-		return job{}, &bus.Permanent{Reason: fmt.Sprintf("job id %q does not match subject %s", j.id, msg.Subject())}
+// jobOf checks a job's hand-off; msg, when given, dates a hand-off without a submission time.
+func (s *Stage) jobOf(sj *amrpipev1.SubmittedJob, msg jetstream.Msg) (job, error) {
+	j := job{id: sj.GetJobId(), site: sj.GetSpec().GetSiteUrl(), submitted: sj}
+	if err := topology.CheckToken(j.id); err != nil {
+		return job{}, &bus.Permanent{Reason: fmt.Sprintf("job id %q: %v", truncate(j.id, 64), err)}
 	}
 	u, err := url.Parse(j.site)
 	if err != nil || u.Hostname() == "" {
 		return job{}, &bus.Permanent{Reason: fmt.Sprintf("job %s: spec has no absolute site URL", j.id)}
 	}
+	if j.host, err = topology.HostToken(u.Hostname()); err != nil {
+		return job{}, &bus.Permanent{Reason: fmt.Sprintf("job %s: %v", j.id, err)}
+	}
 	switch {
 	case sj.GetSubmitted().IsValid():
 		j.since = sj.GetSubmitted().AsTime()
-	default:
+	case msg != nil:
 		if meta, err := msg.Metadata(); err == nil {
 			j.since = meta.Timestamp
 		}
@@ -61,10 +84,15 @@ func (s *Stage) jobOf(msg jetstream.Msg) (job, error) {
 	return j, nil
 }
 
-// pollJob reads the job's new events page by page, relays them, and says when to poll again. It
-// returns the outcome label of the poll and the error that settles the message (nil: the job
-// ended, Ack).
-func (s *Stage) pollJob(ctx context.Context, j job) (string, error) {
+// pollJob reads the job's new events page by page, relays them, and says whether to poll again.
+// It returns the outcome label of the poll and nil when the job is over (the relay stops following
+// it), an *again to poll it again, or the error that settles the message.
+func (s *Stage) pollJob(ctx context.Context, j job, t *amrpipev1.PollTimer) (string, error) {
+	if rec, _, err := s.deps.Jobs.Job(ctx, j.id); err == nil && (rec.GetEndConfirmed() || jobstore.Final(rec)) {
+		return "over", nil // confirmed or ended by an earlier poll; a late schedule (queue) came anyway
+	} else if err != nil && !errors.Is(err, jobstore.ErrNotFound) {
+		return "error", err
+	}
 	token, movedAt, err := s.deps.Jobs.CursorAt(ctx, j.id)
 	if err != nil {
 		return "error", err
@@ -113,7 +141,7 @@ func (s *Stage) pollJob(ctx context.Context, j job) (string, error) {
 		token = p.NextToken
 	}
 	if !drained {
-		return "events", &bus.Later{} // more pages wait: poll again at once
+		return "events", &again{why: whyMorePages} // more pages wait
 	}
 	if !ended && fresh == 0 {
 		if rec, _, err = s.deps.Jobs.Job(ctx, j.id); err != nil && !errors.Is(err, jobstore.ErrNotFound) {
@@ -122,7 +150,7 @@ func (s *Stage) pollJob(ctx context.Context, j job) (string, error) {
 	}
 	if ended {
 		// One more poll confirms nothing follows: AMR may send a JobEnd per URL of a multi-URL job.
-		return "events", &bus.Later{After: s.cfg.PollInterval}
+		return "events", &again{why: whyConfirm}
 	}
 	// Ended by an earlier poll, and the log holds nothing new since: SharePoint has sent every
 	// event of the job (every JobEnd of a multi-URL job too). That is the evidence the parser
@@ -134,7 +162,12 @@ func (s *Stage) pollJob(ctx context.Context, j job) (string, error) {
 		s.log.InfoContext(ctx, "job ended", "job", j.id, "state", rec.GetState().String(), "objects", rec.GetObjectsProcessed())
 		return "ended", nil
 	}
-	if fresh == 0 && s.cfg.StatusFallback > 0 && s.deps.Now().Sub(j.since) >= s.cfg.StatusFallback {
+	now := s.deps.Now()
+	if fresh == 0 && s.cfg.StatusFallback > 0 && now.Sub(j.since) >= s.cfg.StatusFallback &&
+		(!t.GetStatusChecked().IsValid() || now.Sub(t.GetStatusChecked().AsTime()) >= s.cfg.StatusFallback) {
+		// At most once per -status-fallback: the call is being retired, and silence is normal for
+		// a job SharePoint keeps queued.
+		t.StatusChecked = timestamppb.New(now)
 		done, err := s.statusFallback(ctx, j)
 		if err != nil {
 			return "error", err
@@ -147,7 +180,7 @@ func (s *Stage) pollJob(ctx context.Context, j job) (string, error) {
 	if fresh > 0 {
 		outcome = "events"
 	}
-	return outcome, &bus.Later{After: s.cfg.PollInterval}
+	return outcome, &again{why: whyInterval, state: rec.GetState()}
 }
 
 // progress reads one page through the shared throttling budget.
@@ -196,15 +229,16 @@ func (s *Stage) decodePage(jobID, token string, logs []string) (events []event, 
 // with the reason, and the parser is told, so the job does not wait for an end that will never be
 // seen. It is idempotent.
 func (s *Stage) pollDeadLettered(ctx context.Context, msg jetstream.Msg, reason string) error {
-	var sj amrpipev1.SubmittedJob
-	if err := bus.Decode(msg, &sj); err != nil || topology.CheckToken(sj.GetJobId()) != nil {
+	t, _, err := s.timerOf(msg)
+	if t == nil || (err != nil && !isPermanent(err)) || topology.CheckToken(t.GetJob().GetJobId()) != nil {
 		return nil // not a job we can name: the dead letter is all there is to say
 	}
+	id := t.GetJob().GetJobId()
 	why := "the progress-relay stopped following the job: " + reason
-	if _, err := s.deps.Jobs.Fire(ctx, sj.GetJobId(), jobstore.Failed(why, true)); err != nil && !errors.Is(err, jobstore.ErrRefused) {
+	if _, err := s.deps.Jobs.Fire(ctx, id, jobstore.Failed(why, true)); err != nil && !errors.Is(err, jobstore.ErrRefused) {
 		return err
 	}
-	return s.deps.JobChanged(ctx, sj.GetJobId(), "relay-gave-up", why)
+	return s.deps.JobChanged(ctx, id, "relay-gave-up", why)
 }
 
 // confirmEnd records that the progress API showed nothing after the job's end and tells the
@@ -236,7 +270,7 @@ func (s *Stage) pollFailed(ctx context.Context, j job, token string, err error) 
 	case errors.Is(err, spo.ErrJobNotFound):
 		if token == "" && s.deps.Now().Sub(j.since) < s.cfg.NotFoundGrace {
 			// Just created: SharePoint may not show the job yet.
-			return "empty", &bus.Later{After: s.cfg.PollInterval}
+			return "empty", &again{why: whyNotYet}
 		}
 		return "failed", s.markFailed(ctx, j.id, fmt.Sprintf(
 			"SharePoint no longer knows job %s (job not found, %d) after cursor %q: its remaining events and manifests cannot be read; resubmit its spec",
@@ -255,7 +289,7 @@ func (s *Stage) pollFailed(ctx context.Context, j job, token string, err error) 
 		if _, uerr := s.deps.Jobs.Fire(ctx, j.id, jobstore.Note(reason)); uerr != nil && !errors.Is(uerr, jobstore.ErrRefused) {
 			return "error", uerr
 		}
-		return "refused", &bus.Later{After: s.cfg.PollInterval}
+		return "refused", &again{why: whyRefused}
 	case v.Class == bus.ClassPermanent:
 		// A 500 is never retried: SharePoint says the call cannot succeed.
 		return "failed", s.markFailed(ctx, j.id, fmt.Sprintf("GetMigrationJobProgress of job %s failed permanently: %v", j.id, err), false)
@@ -263,7 +297,7 @@ func (s *Stage) pollFailed(ctx context.Context, j job, token string, err error) 
 		// Transient trouble (already retried in this poll): poll again at the normal pace rather
 		// than use up the message's failures and stop following a live job.
 		s.log.WarnContext(ctx, "poll failed, next poll as usual", "job", j.id, "err", err)
-		return "error", &bus.Later{After: s.cfg.PollInterval}
+		return "error", &again{why: whyTransient}
 	}
 }
 

@@ -35,6 +35,10 @@ const settleTimeout = 10 * time.Second
 // errRetryLater marks trouble on our side (a store outage): leave the message for a later read.
 var errRetryLater = errors.New("retry later")
 
+// errJobFinished: the message names a job that is DONE or FAILED. Nothing can change it any
+// more, and its key may be forgotten already (jobstore.Forget), so the message is deleted unread.
+var errJobFinished = errors.New("job finished")
+
 // readQueue relays the report queue's messages until ctx ends: a second, optional source of the
 // same events (SharePoint deprecates the queue in H2 2026; GetMigrationJobProgress is primary).
 func (s *Stage) readQueue(ctx context.Context) error {
@@ -126,6 +130,7 @@ func (s *Stage) queueMessage(ctx context.Context, qc *azqueue.QueueClient, m *az
 
 // relayQueued decodes, authenticates and relays one message text. outcome is "relayed",
 // "duplicate", "deferred" (an end: the progress API is the authoritative source of those),
+// "finished" (a late message of a job that is DONE or FAILED: deleted),
 // "unknown_job" (leave it for now), "dead_letter" (with the reason) or "error" (leave it).
 //
 // Anyone holding the queue's Add SAS (handed to SharePoint) can post to it, so a message changes
@@ -139,6 +144,8 @@ func (s *Stage) relayQueued(ctx context.Context, text string) (outcome, reason s
 	switch {
 	case errors.Is(err, errUnknownJob):
 		return "unknown_job", err.Error()
+	case errors.Is(err, errJobFinished):
+		return "finished", ""
 	case errors.Is(err, errRetryLater):
 		return "error", err.Error()
 	case err != nil:
@@ -164,6 +171,9 @@ func (s *Stage) relayQueued(ctx context.Context, text string) (outcome, reason s
 	} else if err != nil {
 		return "error", err.Error()
 	}
+	if jobstore.Final(rec) {
+		return "finished", ""
+	}
 	if rec.GetEncrypted() && !qm.Encrypted {
 		s.metrics.unauthenticated.Inc()
 		return "dead_letter", fmt.Sprintf("a plain %s for encrypted job %s: not SharePoint's (its messages come in the job's envelope); it changed nothing",
@@ -174,6 +184,10 @@ func (s *Stage) relayQueued(ctx context.Context, text string) (outcome, reason s
 		return "dead_letter", "report-queue event cannot be relayed: " + err.Error()
 	}
 	if ends(e.ev.GetType()) {
+		// Not evidence, but news: poll the job soon for the authoritative end.
+		if err := s.bringForward(ctx, rec, e.id); err != nil {
+			return "error", err.Error()
+		}
 		return "deferred", ""
 	}
 	if up := e.ev.GetFinishManifestFileUpload(); up != nil {
@@ -203,6 +217,9 @@ func (s *Stage) queueKey(ctx context.Context, jobID string) ([]byte, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errRetryLater, err)
+	}
+	if jobstore.Final(rec) {
+		return nil, fmt.Errorf("%w: %s", errJobFinished, jobID)
 	}
 	specID := rec.GetSpec().GetSpecId()
 	if specID == "" {

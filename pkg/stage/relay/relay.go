@@ -3,10 +3,16 @@
 // Queue too, and publishes each distinct migration event of a job once on
 // amr.events.<jobID>.<Event>, whichever source saw it first.
 //
-// The poll timer is the job's SubmittedJob message itself (AMR_JOBS, consumer "progress-relay"): each
-// delivery reads the pages after the job's saved cursor, and the handler returns bus.Later with
-// the poll interval until the job has ended, so JetStream redelivers it as the next poll. Any
-// replica takes any poll; all state is in JetStream (amr_cursors, amr_seen, amr_jobs).
+// Poll timers are JetStream message schedules (AMR_JOBS, consumer "progress-relay"): the submitter
+// hands a job over on amr.jobs.submitted.<jobID>; each poll reads the pages after the job's saved
+// cursor and, unless the job is over, publishes its next poll as a schedule on
+// amr.jobs.schedule.<host>.<jobID>, which the server delivers on amr.jobs.due.<jobID> when it is
+// due; only then is the delivery acknowledged. Nothing waits in the consumer's pending list, so the
+// jobs followed are bounded by the stream, not by MaxAckPending, and no message outlives one poll
+// interval. The pace follows the job's state (queued slowly, running about once a minute, less
+// with the report queue, which brings ends forward), never faster than the tenant's budget
+// (-tenant-polls-per-minute) shared by every replica, with jitter. Any replica takes any poll; all
+// state is in JetStream (amr_cursors, amr_seen, amr_jobs, the schedules).
 //
 // Exactly once, crash at any line: the events of a page are first fired on the JobRecord as
 // lifecycle transitions (idempotent), then each is checked in amr_seen, published with Nats-Msg-Id = its event id and
@@ -44,10 +50,20 @@ func Def() stage.Def {
 // StatusFallback, which is off when zero. The report queue itself is the storage flag
 // -report-queue; throttling waits are the shared -max-throttle-wait.
 type Config struct {
-	// PollInterval is the wait between two polls of a live job (Microsoft advises about a minute).
+	// PollInterval is the wait between two polls of a running job (Microsoft advises about a
+	// minute), and before the poll that confirms an end.
 	PollInterval time.Duration
+	// QueuedPollInterval is the wait between two polls of a job SharePoint has not started
+	// (submitted, queued, postponed): nothing is exported meanwhile.
+	QueuedPollInterval time.Duration
+	// QueuePollInterval replaces PollInterval for running jobs when the report queue is read: its
+	// events come at once, and a JobEnd there brings the next poll forward.
+	QueuePollInterval time.Duration
+	// TenantPollsPerMinute is the progress polls one SharePoint host gets per minute from every
+	// replica together: with more live jobs than that allows, each is polled less often.
+	TenantPollsPerMinute float64
 	// MaxPages bounds the GetMigrationJobProgress pages read in one poll, so one busy job does not
-	// hold a worker; the job is polled again at once when the bound is hit.
+	// hold a worker; the job is polled again at once (within the budget) when the bound is hit.
 	MaxPages int
 	// Concurrency is how many jobs are polled at once.
 	Concurrency int
@@ -74,7 +90,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	if c.StatusFallback == 0 {
 		c.StatusFallback = time.Hour
 	}
-	fs.DurationVar(&c.PollInterval, "poll-interval", c.PollInterval, "wait between two GetMigrationJobProgress polls of a live job")
+	fs.DurationVar(&c.PollInterval, "poll-interval", c.PollInterval, "wait between two GetMigrationJobProgress polls of a running job")
+	fs.DurationVar(&c.QueuedPollInterval, "queued-poll-interval", c.QueuedPollInterval, "wait between two polls of a job SharePoint has not started (queued, postponed)")
+	fs.DurationVar(&c.QueuePollInterval, "queue-poll-interval", c.QueuePollInterval, "wait between two polls of a running job when the report queue is read (its JobEnd brings the poll forward)")
+	fs.Float64Var(&c.TenantPollsPerMinute, "tenant-polls-per-minute", c.TenantPollsPerMinute, "progress polls per minute for one SharePoint host, all replicas together (0: no budget)")
 	fs.IntVar(&c.MaxPages, "max-pages", c.MaxPages, "progress pages read per poll before the job is handed back")
 	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "jobs polled at once")
 	fs.DurationVar(&c.NotFoundGrace, "not-found-grace", c.NotFoundGrace, "how long a just-submitted job SharePoint does not know yet is polled again before it fails")
@@ -84,13 +103,21 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.QueueMaxAttempts, "queue-max-attempts", c.QueueMaxAttempts, "reads of a message of an unrecorded job before it is dead-lettered")
 }
 
+// pace is the configured polling pace.
+func (c *Config) pace() pace {
+	return pace{running: c.PollInterval, queued: c.QueuedPollInterval, withQueue: c.QueuePollInterval, perMinute: c.TenantPollsPerMinute}
+}
+
 func (c *Config) defaults() {
 	c.PollInterval = flagenv.Or(c.PollInterval, time.Minute)
+	c.QueuedPollInterval = flagenv.Or(c.QueuedPollInterval, 5*time.Minute)
+	c.QueuePollInterval = flagenv.Or(c.QueuePollInterval, 5*time.Minute)
+	c.TenantPollsPerMinute = flagenv.Or(c.TenantPollsPerMinute, 300)
 	c.NotFoundGrace = flagenv.Or(c.NotFoundGrace, 5*time.Minute)
 	c.QueueInterval = flagenv.Or(c.QueueInterval, 8*time.Second)
 	c.QueueVisibility = flagenv.Or(c.QueueVisibility, 30*time.Second)
 	c.StatusFallback = max(c.StatusFallback, 0)
-	c.MaxPages = flagenv.Or(c.MaxPages, 50)
+	c.MaxPages = flagenv.Or(c.MaxPages, 10)
 	c.Concurrency = flagenv.Or(c.Concurrency, 16)
 	c.QueueMaxAttempts = flagenv.Or(c.QueueMaxAttempts, 20)
 }
@@ -103,6 +130,7 @@ type Stage struct {
 	queue   string
 	metrics *metrics
 	log     *slog.Logger
+	live    *liveJobs
 	// refusedAt is when SharePoint last refused the relay's credentials (Unix ns; 0: never).
 	refusedAt atomic.Int64
 }
@@ -114,7 +142,7 @@ func New(cfg Config, deps stage.Deps) (*Stage, error) {
 		return nil, errors.New("progress-relay: no SharePoint client")
 	}
 	cfg.defaults()
-	s := &Stage{cfg: cfg, deps: deps, log: deps.Logger(),
+	s := &Stage{cfg: cfg, deps: deps, log: deps.Logger(), live: &liveJobs{refresh: 30 * time.Second},
 		// A few quick in-poll retries of a transient failure; the next poll is the real retry.
 		sp: deps.SharePoint.WithRetries(2, 5*time.Second)}
 	if deps.Storage != nil {

@@ -180,3 +180,48 @@ func TestDecodePageSkipsWhatDoesNotDecode(t *testing.T) {
 		t.Fatalf("unknown %q; want the name outside SharePoint's set", unknown)
 	}
 }
+
+// TestPace: each state has its pace, the tenant's budget slows every job when many are followed,
+// and jitter stays within ±10% (u is the uniform draw: 0, 0.5, just under 1).
+func TestPace(t *testing.T) {
+	p := pace{running: time.Minute, queued: 5 * time.Minute, withQueue: 5 * time.Minute, perMinute: 300}
+	running, queued := amrpipev1.JobState_JOB_STATE_RUNNING, amrpipev1.JobState_JOB_STATE_QUEUED
+	tests := []struct {
+		name  string
+		why   string
+		state amrpipev1.JobState
+		live  int
+		queue bool
+		want  time.Duration // at u = 0.5 (no jitter)
+		fixed bool          // no jitter at all
+	}{
+		{name: "running job about once a minute", why: whyInterval, state: running, live: 10, want: time.Minute},
+		{name: "queued job slowly", why: whyInterval, state: queued, live: 10, want: 5 * time.Minute},
+		{name: "submitted, not even queued yet", why: whyInterval, state: amrpipev1.JobState_JOB_STATE_SUBMITTED, live: 1, want: 5 * time.Minute},
+		{name: "running with the report queue", why: whyInterval, state: running, live: 10, queue: true, want: 5 * time.Minute},
+		{name: "confirming an end", why: whyConfirm, state: amrpipev1.JobState_JOB_STATE_ENDED, live: 10, want: time.Minute},
+		{name: "budget: 3000 jobs on one host at 300 a minute", why: whyInterval, state: running, live: 3000, want: 10 * time.Minute},
+		{name: "budget slows a queued job too", why: whyInterval, state: queued, live: 6000, want: 20 * time.Minute},
+		{name: "more pages at once", why: whyMorePages, state: running, live: 1, want: 200 * time.Millisecond, fixed: true},
+		{name: "more pages within the budget", why: whyMorePages, state: running, live: 600, want: 2 * time.Minute, fixed: true},
+		{name: "queue event soon", why: whyQueue, state: running, live: 1, want: 2 * time.Second, fixed: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := &again{why: tt.why, state: tt.state}
+			if got := p.delay(a, tt.live, tt.queue, 0.5); got != tt.want {
+				t.Errorf("delay = %s, want %s", got, tt.want)
+			}
+			lo, hi := p.delay(a, tt.live, tt.queue, 0), p.delay(a, tt.live, tt.queue, 0.999999)
+			if tt.fixed && (lo != tt.want || hi != tt.want) {
+				t.Errorf("jittered %s..%s, want exactly %s", lo, hi, tt.want)
+			}
+			if !tt.fixed && (lo != tt.want*9/10 || hi < tt.want*11/10-time.Millisecond || hi > tt.want*11/10) {
+				t.Errorf("jitter %s..%s, want ±10%% of %s", lo, hi, tt.want)
+			}
+		})
+	}
+	if got := (pace{running: time.Minute}).delay(&again{why: whyInterval, state: running}, 1_000_000, false, 0.5); got != time.Minute {
+		t.Errorf("without a budget: %s, want the interval", got)
+	}
+}

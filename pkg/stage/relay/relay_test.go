@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/amrpipe/amrpipe/pkg/crypto/aescbc"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/amrevent"
@@ -42,7 +43,8 @@ func runRelay(t *testing.T, e *testenv.World, queue string, mod func(*relay.Conf
 // runRelayWaiting is runRelay with a -max-throttle-wait (0: the default).
 func runRelayWaiting(t *testing.T, e *testenv.World, queue string, throttleWait time.Duration, mod func(*relay.Config)) (*svc.Runtime, func()) {
 	t.Helper()
-	cfg := relay.Config{PollInterval: pollInterval, QueueInterval: 50 * time.Millisecond, QueueVisibility: time.Second}
+	cfg := relay.Config{PollInterval: pollInterval, QueuedPollInterval: pollInterval, QueuePollInterval: pollInterval,
+		QueueInterval: 50 * time.Millisecond, QueueVisibility: time.Second}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -147,6 +149,40 @@ func TestRelaysTheProgressLogOnceInOrder(t *testing.T) {
 	}
 	if n := testenv.Counter(t, rt, "amr_relay_events_total", map[string]string{"source": "progress_api"}); n != float64(len(log)) {
 		t.Errorf("amr_relay_events_total{source=progress_api} = %v, want %d", n, len(log))
+	}
+}
+
+// TestFollowsMoreJobsThanMaxAckPending: a live job waits in a message schedule, not in the
+// consumer's pending list, so a relay whose consumer takes 3 messages at a time follows 12 jobs
+// to their end (the poll timers used to be pending messages: 9 of 12 would never be polled).
+func TestFollowsMoreJobsThanMaxAckPending(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e := testenv.StartWorld(t, storage, nil)
+	spec, err := topology.Consumer(topology.ConsumerRelay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Config.MaxAckPending = 3
+	if _, err := e.NATS.JS.CreateOrUpdateConsumer(ctx, spec.Stream, spec.Config); err != nil {
+		t.Fatal(err)
+	}
+	jobs := make([]testenv.Job, 12)
+	for i := range jobs {
+		jobs[i] = e.CreateJob(t, ctx, testenv.JobOptions{})
+		e.Submit(t, ctx, jobs[i])
+	}
+	rt, _ := runRelay(t, e, "", func(c *relay.Config) { c.Concurrency = 3 })
+	waitEnded(t, e)
+	for _, j := range jobs {
+		rec := job(t, ctx, e, j.ID)
+		if !rec.GetEndConfirmed() || len(e.Events(t, ctx, j.ID)) != len(e.Log(t, ctx, j)) {
+			t.Errorf("job %s: end confirmed %v, %d of %d events relayed", j.ID, rec.GetEndConfirmed(), len(e.Events(t, ctx, j.ID)), len(e.Log(t, ctx, j)))
+		}
+	}
+	if n := testenv.Counter(t, rt, "amr_relay_polls_total", map[string]string{"outcome": "ended"}); n != float64(len(jobs)) {
+		t.Errorf("%v jobs confirmed ended, want %d", n, len(jobs))
 	}
 }
 
@@ -335,8 +371,8 @@ func TestThrottledPollsWaitRetryAfter(t *testing.T) {
 	if throttled != 3 {
 		t.Errorf("%d progress calls were throttled, want 3", throttled)
 	}
-	if n := testenv.Counter(t, rt, "amr_stage_messages_total", map[string]string{"stage": topology.StageRelay, "outcome": "throttled"}); n < 1 {
-		t.Errorf("no poll was handed back as throttled (%v)", n)
+	if n := testenv.Counter(t, rt, "amr_relay_polls_total", map[string]string{"outcome": "throttled"}); n < 1 {
+		t.Errorf("no poll was rescheduled as throttled (%v)", n)
 	}
 }
 
@@ -435,6 +471,12 @@ func TestQueueForgeriesAndPoisonChangeNothing(t *testing.T) {
 	plainJob := testenv.Job{ID: "7d2c0c1e-2b1a-4d5e-9f10-0a0b0c0d0e0f", SpecID: "spec-plain", Site: e.SimURL + testenv.Site, Container: "poison"}
 	e.Record(t, ctx, plainJob)
 	unknown := "0f0e0d0c-0b0a-4010-9f5e-4d1a2b1e0c1b"
+	// A finished job whose key is forgotten: its late messages are deleted unread.
+	finished := testenv.Job{ID: "8e3d0c1e-2b1a-4d5e-9f10-0a0b0c0d0e0f", SpecID: "spec-finished", Site: e.SimURL + testenv.Site, Container: "poison", Key: key}
+	e.Record(t, ctx, finished)
+	if _, err := e.Store.Fire(ctx, finished.ID, jobstore.EndSeen(time.Now(), nil), jobstore.EndConfirmed(), jobstore.Completed()); err != nil {
+		t.Fatal(err)
+	}
 
 	event := func(jobID, name string) []byte {
 		return []byte(`{"Event":"` + name + `","JobId":"` + jobID + `","Time":"12/04/2019 01:47:45.938","CorrelationId":"c-` + name + `"}`)
@@ -475,6 +517,8 @@ func TestQueueForgeriesAndPoisonChangeNothing(t *testing.T) {
 		{"good", b64(envelope(t, key, event(known.ID, "JobQueued"))), ""},
 		// A plaintext job's JobEnd cannot be authenticated: it is left to the progress API.
 		{"a plain JobEnd for a plaintext job", b64(event(plainJob.ID, "JobEnd")), ""},
+		{"a late JobEnd of a finished job", b64(envelopeOf(t, finished.ID, key, event(finished.ID, "JobEnd"))), ""},
+		{"a late plain upload of a finished job", b64(upload(finished.ID, "Manifest9.xml")), ""},
 	}
 	qc, err := e.Account(t, queue).QueueClient(queue)
 	if err != nil {
@@ -506,8 +550,14 @@ func TestQueueForgeriesAndPoisonChangeNothing(t *testing.T) {
 			t.Errorf("%s: dead letter %v, want one with a reason containing %q", m.name, found, m.reason)
 		}
 	}
-	if len(dls) != len(messages)-2 {
-		t.Errorf("%d dead letters, want %d", len(dls), len(messages)-2)
+	if len(dls) != len(messages)-4 {
+		t.Errorf("%d dead letters, want %d", len(dls), len(messages)-4)
+	}
+	if n := testenv.Counter(t, rt, "amr_relay_queue_messages_total", map[string]string{"outcome": "finished"}); n != 2 {
+		t.Errorf("%v messages of the finished job deleted, want 2", n)
+	}
+	if evs := e.Events(t, ctx, finished.ID); len(evs) != 0 {
+		t.Errorf("relayed %v for a finished job", evs)
 	}
 	// Nothing forged changed a job: none ended, failed, or expects a file.
 	for _, id := range []string{known.ID, plainJob.ID} {
@@ -552,7 +602,7 @@ func TestSilentJobWithStatusNoneEnds(t *testing.T) {
 	e := testenv.StartWorld(t, storage, nil)
 	deps := e.Deps(t, relay.Def(), nil)
 	deps.Now = func() time.Time { return time.Now().Add(2 * time.Hour) } // two hours of silence
-	s, err := relay.New(relay.Config{PollInterval: pollInterval, StatusFallback: time.Hour}, deps)
+	s, err := relay.New(relay.Config{PollInterval: pollInterval, QueuedPollInterval: pollInterval, StatusFallback: time.Hour}, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

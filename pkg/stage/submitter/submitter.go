@@ -324,6 +324,11 @@ func (s *Stage) announce(ctx context.Context, specID string, sub *amrpipev1.Subm
 	if st := rec.GetState(); st != amrpipev1.JobState_JOB_STATE_UNSPECIFIED && st != amrpipev1.JobState_JOB_STATE_SUBMITTED {
 		return nil
 	}
+	// AMR_JOBS drops its oldest message when full instead of refusing (message schedules need
+	// it): a hand-off waits for room rather than push a live job's out.
+	if err := bus.Room(ctx, s.deps.Runtime.JS, topology.StreamJobs, int64(proto.Size(job))); err != nil {
+		return err
+	}
 	if _, err := bus.Publish(ctx, s.deps.Runtime.JS, topology.JobSubject(job.GetJobId()), job, job.GetJobId()); err != nil {
 		return fmt.Errorf("publish submitted job %s: %w", job.GetJobId(), err)
 	}

@@ -36,6 +36,8 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	case path == "faults" && r.Method == http.MethodDelete:
 		s.faults.set(nil)
 		writeJSON(w, r, http.StatusOK, map[string]any{"rules": 0})
+	case path == "calls" && r.Method == http.MethodGet:
+		writeJSON(w, r, http.StatusOK, map[string]any{"calls": s.Calls()})
 	case path == "mutate" && r.Method == http.MethodPost:
 		var b struct {
 			Changes int `json:"changes"`

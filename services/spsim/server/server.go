@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -61,6 +62,8 @@ type Server struct {
 	mu    sync.Mutex
 	jobs  map[string]*job
 	queue chan *job
+	// calls counts the REST calls answered, by method: what a client costs a tenant.
+	calls map[string]int64
 
 	wg     sync.WaitGroup
 	ctx    context.Context
@@ -99,6 +102,7 @@ func New(cfg Config) (*Server, error) {
 		log:    cfg.Logger,
 		faults: newFaultSet(cfg.Faults),
 		jobs:   map[string]*job{},
+		calls:  map[string]int64{},
 		// The queue is deep enough that job creation never blocks on it.
 		queue:  make(chan *job, 100000),
 		ctx:    ctx,
@@ -118,6 +122,15 @@ func (s *Server) Close() error {
 	return nil
 }
 
+// Calls returns the REST calls answered so far (the admin API's excepted), by method name:
+// GetMigrationJobProgress, CreateSPAsyncReadJob, lists, ... A throttled or refused call counts:
+// SharePoint counts it against the tenant too.
+func (s *Server) Calls() map[string]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.calls)
+}
+
 // Handler returns the HTTP handler of the REST surface (and of the admin API when enabled).
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(s.serveHTTP)
@@ -133,11 +146,14 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusNotFound, errNotFound("no such endpoint"))
 		return
 	}
+	method := methodName(rest)
 	if !s.authorized(r) {
 		writeUnauthorized(w, r)
 		return
 	}
-	method := methodName(rest)
+	s.mu.Lock()
+	s.calls[method]++
+	s.mu.Unlock()
 	if prefix == "" {
 		prefix = "/"
 	}

@@ -12,6 +12,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -444,4 +445,25 @@ func decode(t *testing.T, l string) map[string]string {
 		t.Fatal(err)
 	}
 	return ev
+}
+
+// TestCallsAreCounted: the simulator counts every REST call by method, throttled ones too (what
+// a client costs the tenant), and says so on its admin API.
+func TestCallsAreCounted(t *testing.T) {
+	s := newSim(t, tenant.SmallProfile(), nil)
+	ctx := context.Background()
+	s.admin(http.MethodPost, "faults", map[string]any{"rules": []server.Rule{{Method: "GetMigrationJobStatus", Status: http.StatusTooManyRequests, RetryAfter: "1", Times: 1}}})
+	const job = "00000000-0000-0000-0000-000000000001"
+	for range 3 {
+		_, _ = s.client.GetMigrationJobProgress(ctx, s.site("/sites/small"), job, "")
+	}
+	_, _ = s.client.GetMigrationJobStatus(ctx, s.site("/sites/small"), job)
+	want := map[string]int64{"GetMigrationJobProgress": 3, "GetMigrationJobStatus": 1}
+	if got := s.srv.Calls(); !maps.Equal(got, want) {
+		t.Errorf("Calls() = %v, want %v", got, want)
+	}
+	var doc struct{ Calls map[string]int64 }
+	if err := json.Unmarshal(s.admin(http.MethodGet, "calls", nil), &doc); err != nil || !maps.Equal(doc.Calls, want) {
+		t.Errorf("GET /_spsim/calls = %v (%v), want %v", doc.Calls, err, want)
+	}
 }

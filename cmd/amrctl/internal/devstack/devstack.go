@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -65,8 +66,9 @@ type Options struct {
 	PollInterval time.Duration
 	// Faults are injected into the simulator from the start.
 	Faults []server.Rule
-	// StageFlags are more flags of a stage's replicas, by stage name (after the stack's own).
-	StageFlags map[string][]string
+	// StageArgs are more flags of a stage's replicas, by stage name, after the stack's own (a
+	// later flag wins): -tenant-polls-per-minute for the relay, -concurrency, ...
+	StageArgs map[string][]string
 	// Log receives the services' JSON logs; nil discards them.
 	Log io.Writer
 	// LogLevel of the services (default warn).
@@ -191,7 +193,7 @@ func (s *Stack) args(d stage.Def) []string {
 	args := testenv.StageArgs(d, testenv.StageFlags{NATSURL: s.natsURL, LogLevel: s.opts.LogLevel, Storage: s.Storage,
 		Small: s.opts.Small, Large: s.opts.Large, Plaintext: s.opts.Plaintext, PollInterval: s.opts.PollInterval,
 		Replicas: s.opts.StreamReplicas})
-	return append(args, s.opts.StageFlags[d.Name]...)
+	return append(args, s.opts.StageArgs[d.Name]...)
 }
 
 // env is the environment of every replica: the secrets, which are never flags.
@@ -213,7 +215,9 @@ func (s *Stack) StartStage(ctx context.Context, name string) error {
 	}
 	rctx, cancel := context.WithCancel(context.Background())
 	r := &replica{main: m, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- m.Run(rctx) }()
+	// The replica's goroutines carry its stage's name as a profiler label, so a CPU profile of
+	// the stack says what each stage cost (the benchmarks read it).
+	go pprof.Do(rctx, pprof.Labels("stage", name), func(ctx context.Context) { r.done <- m.Run(ctx) })
 	for {
 		if rt := m.Runtime(); rt != nil && rt.Ready(ctx) == nil {
 			break

@@ -347,7 +347,7 @@ func TestEndToEndLostCreateAnswersExactlyOnce(t *testing.T) {
 		}
 		// One spec at a time, so the first create call (the security job's) is the one whose answer
 		// is lost and whose job is postponed.
-		o.StageFlags = map[string][]string{topology.StageSubmitter: {"-concurrency", "1", "-reconcile-interval", "100ms", "-reconcile-window", "5s",
+		o.StageArgs = map[string][]string{topology.StageSubmitter: {"-concurrency", "1", "-reconcile-interval", "100ms", "-reconcile-window", "5s",
 			"-janitor-interval", "200ms"}}
 	})
 	p := plan(s, "e2e-lost", false)

@@ -960,6 +960,82 @@ func (x *SubmittedJob) GetSubmitted() *timestamppb.Timestamp {
 	return nil
 }
 
+// PollTimer is the progress-relay's schedule of one live job: published on
+// amr.jobs.schedule.<host>.<jobID> with a JetStream message schedule (Nats-Schedule "@at"), it
+// comes back on amr.jobs.due.<jobID> when the job's next poll is due. One per live job; a newer one
+// replaces it (one message per subject).
+type PollTimer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Job   *SubmittedJob          `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	// poll counts the polls of the job so far (the schedule's message id).
+	Poll uint64 `protobuf:"varint,2,opt,name=poll,proto3" json:"poll,omitempty"`
+	// status_checked is when GetMigrationJobStatus was last asked about the job (the silence
+	// fallback asks at most once per -status-fallback).
+	StatusChecked *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=status_checked,json=statusChecked,proto3" json:"status_checked,omitempty"`
+	// reason says why this poll was scheduled (interval, throttled, queue event, more pages...).
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PollTimer) Reset() {
+	*x = PollTimer{}
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PollTimer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PollTimer) ProtoMessage() {}
+
+func (x *PollTimer) ProtoReflect() protoreflect.Message {
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PollTimer.ProtoReflect.Descriptor instead.
+func (*PollTimer) Descriptor() ([]byte, []int) {
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *PollTimer) GetJob() *SubmittedJob {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+func (x *PollTimer) GetPoll() uint64 {
+	if x != nil {
+		return x.Poll
+	}
+	return 0
+}
+
+func (x *PollTimer) GetStatusChecked() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StatusChecked
+	}
+	return nil
+}
+
+func (x *PollTimer) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // RelayedEvent is one distinct migration event of a job: on amr.events.<job_id>.<event name>.
 type RelayedEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -976,7 +1052,7 @@ type RelayedEvent struct {
 
 func (x *RelayedEvent) Reset() {
 	*x = RelayedEvent{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[7]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -988,7 +1064,7 @@ func (x *RelayedEvent) String() string {
 func (*RelayedEvent) ProtoMessage() {}
 
 func (x *RelayedEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[7]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1001,7 +1077,7 @@ func (x *RelayedEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayedEvent.ProtoReflect.Descriptor instead.
 func (*RelayedEvent) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{7}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RelayedEvent) GetEventId() string {
@@ -1056,7 +1132,7 @@ type ManifestReady struct {
 
 func (x *ManifestReady) Reset() {
 	*x = ManifestReady{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[8]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1068,7 +1144,7 @@ func (x *ManifestReady) String() string {
 func (*ManifestReady) ProtoMessage() {}
 
 func (x *ManifestReady) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[8]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1081,7 +1157,7 @@ func (x *ManifestReady) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestReady.ProtoReflect.Descriptor instead.
 func (*ManifestReady) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{8}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ManifestReady) GetJobId() string {
@@ -1145,7 +1221,7 @@ type RecordBatch struct {
 
 func (x *RecordBatch) Reset() {
 	*x = RecordBatch{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[9]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1157,7 +1233,7 @@ func (x *RecordBatch) String() string {
 func (*RecordBatch) ProtoMessage() {}
 
 func (x *RecordBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[9]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1170,7 +1246,7 @@ func (x *RecordBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordBatch.ProtoReflect.Descriptor instead.
 func (*RecordBatch) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{9}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RecordBatch) GetJobId() string {
@@ -1245,7 +1321,7 @@ type ParseProgress struct {
 
 func (x *ParseProgress) Reset() {
 	*x = ParseProgress{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[10]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1257,7 +1333,7 @@ func (x *ParseProgress) String() string {
 func (*ParseProgress) ProtoMessage() {}
 
 func (x *ParseProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[10]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1270,7 +1346,7 @@ func (x *ParseProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParseProgress.ProtoReflect.Descriptor instead.
 func (*ParseProgress) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{10}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ParseProgress) GetJobId() string {
@@ -1358,7 +1434,7 @@ type JobSummary struct {
 
 func (x *JobSummary) Reset() {
 	*x = JobSummary{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[11]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1370,7 +1446,7 @@ func (x *JobSummary) String() string {
 func (*JobSummary) ProtoMessage() {}
 
 func (x *JobSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[11]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1383,7 +1459,7 @@ func (x *JobSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobSummary.ProtoReflect.Descriptor instead.
 func (*JobSummary) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{11}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *JobSummary) GetJobId() string {
@@ -1483,7 +1559,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[12]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1495,7 +1571,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[12]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1508,7 +1584,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{12}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeadLetter) GetStage() string {
@@ -1596,7 +1672,7 @@ type WrappedKey struct {
 
 func (x *WrappedKey) Reset() {
 	*x = WrappedKey{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[13]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1608,7 +1684,7 @@ func (x *WrappedKey) String() string {
 func (*WrappedKey) ProtoMessage() {}
 
 func (x *WrappedKey) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[13]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1621,7 +1697,7 @@ func (x *WrappedKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WrappedKey.ProtoReflect.Descriptor instead.
 func (*WrappedKey) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{13}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WrappedKey) GetKekId() string {
@@ -1704,7 +1780,7 @@ type JobRecord struct {
 
 func (x *JobRecord) Reset() {
 	*x = JobRecord{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[14]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1716,7 +1792,7 @@ func (x *JobRecord) String() string {
 func (*JobRecord) ProtoMessage() {}
 
 func (x *JobRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[14]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1729,7 +1805,7 @@ func (x *JobRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobRecord.ProtoReflect.Descriptor instead.
 func (*JobRecord) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{14}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *JobRecord) GetJobId() string {
@@ -1924,7 +2000,7 @@ type StoredToken struct {
 
 func (x *StoredToken) Reset() {
 	*x = StoredToken{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[15]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1936,7 +2012,7 @@ func (x *StoredToken) String() string {
 func (*StoredToken) ProtoMessage() {}
 
 func (x *StoredToken) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[15]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1949,7 +2025,7 @@ func (x *StoredToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredToken.ProtoReflect.Descriptor instead.
 func (*StoredToken) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{15}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StoredToken) GetListId() string {
@@ -2007,7 +2083,7 @@ type PlannedSpecs struct {
 
 func (x *PlannedSpecs) Reset() {
 	*x = PlannedSpecs{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[16]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2019,7 +2095,7 @@ func (x *PlannedSpecs) String() string {
 func (*PlannedSpecs) ProtoMessage() {}
 
 func (x *PlannedSpecs) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[16]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2032,7 +2108,7 @@ func (x *PlannedSpecs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlannedSpecs.ProtoReflect.Descriptor instead.
 func (*PlannedSpecs) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{16}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PlannedSpecs) GetPlanId() string {
@@ -2092,7 +2168,7 @@ type Submission struct {
 
 func (x *Submission) Reset() {
 	*x = Submission{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[17]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2104,7 +2180,7 @@ func (x *Submission) String() string {
 func (*Submission) ProtoMessage() {}
 
 func (x *Submission) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[17]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2117,7 +2193,7 @@ func (x *Submission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Submission.ProtoReflect.Descriptor instead.
 func (*Submission) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{17}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Submission) GetOutcome() isSubmission_Outcome {
@@ -2231,7 +2307,7 @@ type SpecClaim struct {
 
 func (x *SpecClaim) Reset() {
 	*x = SpecClaim{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[18]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2243,7 +2319,7 @@ func (x *SpecClaim) String() string {
 func (*SpecClaim) ProtoMessage() {}
 
 func (x *SpecClaim) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[18]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2256,7 +2332,7 @@ func (x *SpecClaim) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SpecClaim.ProtoReflect.Descriptor instead.
 func (*SpecClaim) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{18}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SpecClaim) GetOwner() string {
@@ -2310,7 +2386,7 @@ type CreateAttempt struct {
 
 func (x *CreateAttempt) Reset() {
 	*x = CreateAttempt{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[19]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2322,7 +2398,7 @@ func (x *CreateAttempt) String() string {
 func (*CreateAttempt) ProtoMessage() {}
 
 func (x *CreateAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[19]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2335,7 +2411,7 @@ func (x *CreateAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAttempt.ProtoReflect.Descriptor instead.
 func (*CreateAttempt) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{19}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CreateAttempt) GetNumber() uint32 {
@@ -2394,7 +2470,7 @@ type OrphanJob struct {
 
 func (x *OrphanJob) Reset() {
 	*x = OrphanJob{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[20]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2406,7 +2482,7 @@ func (x *OrphanJob) String() string {
 func (*OrphanJob) ProtoMessage() {}
 
 func (x *OrphanJob) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[20]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2419,7 +2495,7 @@ func (x *OrphanJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrphanJob.ProtoReflect.Descriptor instead.
 func (*OrphanJob) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{20}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *OrphanJob) GetJobId() string {
@@ -2464,7 +2540,7 @@ type AmbiguousSpec struct {
 
 func (x *AmbiguousSpec) Reset() {
 	*x = AmbiguousSpec{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[21]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2476,7 +2552,7 @@ func (x *AmbiguousSpec) String() string {
 func (*AmbiguousSpec) ProtoMessage() {}
 
 func (x *AmbiguousSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[21]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2489,7 +2565,7 @@ func (x *AmbiguousSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AmbiguousSpec.ProtoReflect.Descriptor instead.
 func (*AmbiguousSpec) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{21}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *AmbiguousSpec) GetSpecId() string {
@@ -2541,7 +2617,7 @@ type PlanStatus struct {
 
 func (x *PlanStatus) Reset() {
 	*x = PlanStatus{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[22]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2553,7 +2629,7 @@ func (x *PlanStatus) String() string {
 func (*PlanStatus) ProtoMessage() {}
 
 func (x *PlanStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[22]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2566,7 +2642,7 @@ func (x *PlanStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanStatus.ProtoReflect.Descriptor instead.
 func (*PlanStatus) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{22}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PlanStatus) GetPlanId() string {
@@ -2676,7 +2752,7 @@ type SpecStatus struct {
 
 func (x *SpecStatus) Reset() {
 	*x = SpecStatus{}
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[23]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2688,7 +2764,7 @@ func (x *SpecStatus) String() string {
 func (*SpecStatus) ProtoMessage() {}
 
 func (x *SpecStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[23]
+	mi := &file_amrpipe_v1_pipeline_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2701,7 +2777,7 @@ func (x *SpecStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SpecStatus.ProtoReflect.Descriptor instead.
 func (*SpecStatus) Descriptor() ([]byte, []int) {
-	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{23}
+	return file_amrpipe_v1_pipeline_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SpecStatus) GetSpecId() string {
@@ -2836,7 +2912,12 @@ const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
 	"\x05queue\x18\x04 \x01(\tR\x05queue\x12\x1c\n" +
 	"\tencrypted\x18\x05 \x01(\bR\tencrypted\x12!\n" +
 	"\fchange_token\x18\x06 \x01(\tR\vchangeToken\x128\n" +
-	"\tsubmitted\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tsubmitted\"\xbc\x01\n" +
+	"\tsubmitted\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tsubmitted\"\xa6\x01\n" +
+	"\tPollTimer\x12*\n" +
+	"\x03job\x18\x01 \x01(\v2\x18.amrpipe.v1.SubmittedJobR\x03job\x12\x12\n" +
+	"\x04poll\x18\x02 \x01(\x04R\x04poll\x12A\n" +
+	"\x0estatus_checked\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\rstatusChecked\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xbc\x01\n" +
 	"\fRelayedEvent\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12*\n" +
 	"\x06source\x18\x02 \x01(\x0e2\x12.amrpipe.v1.SourceR\x06source\x120\n" +
@@ -3055,7 +3136,7 @@ func file_amrpipe_v1_pipeline_proto_rawDescGZIP() []byte {
 }
 
 var file_amrpipe_v1_pipeline_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_amrpipe_v1_pipeline_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_amrpipe_v1_pipeline_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_amrpipe_v1_pipeline_proto_goTypes = []any{
 	(Emit)(0),                     // 0: amrpipe.v1.Emit
 	(Source)(0),                   // 1: amrpipe.v1.Source
@@ -3068,81 +3149,84 @@ var file_amrpipe_v1_pipeline_proto_goTypes = []any{
 	(*FolderSize)(nil),            // 8: amrpipe.v1.FolderSize
 	(*ProbeResult)(nil),           // 9: amrpipe.v1.ProbeResult
 	(*SubmittedJob)(nil),          // 10: amrpipe.v1.SubmittedJob
-	(*RelayedEvent)(nil),          // 11: amrpipe.v1.RelayedEvent
-	(*ManifestReady)(nil),         // 12: amrpipe.v1.ManifestReady
-	(*RecordBatch)(nil),           // 13: amrpipe.v1.RecordBatch
-	(*ParseProgress)(nil),         // 14: amrpipe.v1.ParseProgress
-	(*JobSummary)(nil),            // 15: amrpipe.v1.JobSummary
-	(*DeadLetter)(nil),            // 16: amrpipe.v1.DeadLetter
-	(*WrappedKey)(nil),            // 17: amrpipe.v1.WrappedKey
-	(*JobRecord)(nil),             // 18: amrpipe.v1.JobRecord
-	(*StoredToken)(nil),           // 19: amrpipe.v1.StoredToken
-	(*PlannedSpecs)(nil),          // 20: amrpipe.v1.PlannedSpecs
-	(*Submission)(nil),            // 21: amrpipe.v1.Submission
-	(*SpecClaim)(nil),             // 22: amrpipe.v1.SpecClaim
-	(*CreateAttempt)(nil),         // 23: amrpipe.v1.CreateAttempt
-	(*OrphanJob)(nil),             // 24: amrpipe.v1.OrphanJob
-	(*AmbiguousSpec)(nil),         // 25: amrpipe.v1.AmbiguousSpec
-	(*PlanStatus)(nil),            // 26: amrpipe.v1.PlanStatus
-	(*SpecStatus)(nil),            // 27: amrpipe.v1.SpecStatus
-	nil,                           // 28: amrpipe.v1.JobSummary.CountsEntry
-	nil,                           // 29: amrpipe.v1.DeadLetter.HeadersEntry
-	nil,                           // 30: amrpipe.v1.JobRecord.CountsEntry
-	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
-	(*MigrationEvent)(nil),        // 32: amrpipe.v1.MigrationEvent
-	(*Record)(nil),                // 33: amrpipe.v1.Record
+	(*PollTimer)(nil),             // 11: amrpipe.v1.PollTimer
+	(*RelayedEvent)(nil),          // 12: amrpipe.v1.RelayedEvent
+	(*ManifestReady)(nil),         // 13: amrpipe.v1.ManifestReady
+	(*RecordBatch)(nil),           // 14: amrpipe.v1.RecordBatch
+	(*ParseProgress)(nil),         // 15: amrpipe.v1.ParseProgress
+	(*JobSummary)(nil),            // 16: amrpipe.v1.JobSummary
+	(*DeadLetter)(nil),            // 17: amrpipe.v1.DeadLetter
+	(*WrappedKey)(nil),            // 18: amrpipe.v1.WrappedKey
+	(*JobRecord)(nil),             // 19: amrpipe.v1.JobRecord
+	(*StoredToken)(nil),           // 20: amrpipe.v1.StoredToken
+	(*PlannedSpecs)(nil),          // 21: amrpipe.v1.PlannedSpecs
+	(*Submission)(nil),            // 22: amrpipe.v1.Submission
+	(*SpecClaim)(nil),             // 23: amrpipe.v1.SpecClaim
+	(*CreateAttempt)(nil),         // 24: amrpipe.v1.CreateAttempt
+	(*OrphanJob)(nil),             // 25: amrpipe.v1.OrphanJob
+	(*AmbiguousSpec)(nil),         // 26: amrpipe.v1.AmbiguousSpec
+	(*PlanStatus)(nil),            // 27: amrpipe.v1.PlanStatus
+	(*SpecStatus)(nil),            // 28: amrpipe.v1.SpecStatus
+	nil,                           // 29: amrpipe.v1.JobSummary.CountsEntry
+	nil,                           // 30: amrpipe.v1.DeadLetter.HeadersEntry
+	nil,                           // 31: amrpipe.v1.JobRecord.CountsEntry
+	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
+	(*MigrationEvent)(nil),        // 33: amrpipe.v1.MigrationEvent
+	(*Record)(nil),                // 34: amrpipe.v1.Record
 }
 var file_amrpipe_v1_pipeline_proto_depIdxs = []int32{
 	4,  // 0: amrpipe.v1.PlanRequest.options:type_name -> amrpipe.v1.ReadOptions
-	31, // 1: amrpipe.v1.PlanRequest.submitted:type_name -> google.protobuf.Timestamp
+	32, // 1: amrpipe.v1.PlanRequest.submitted:type_name -> google.protobuf.Timestamp
 	4,  // 2: amrpipe.v1.JobSpec.options:type_name -> amrpipe.v1.ReadOptions
 	0,  // 3: amrpipe.v1.JobSpec.emit:type_name -> amrpipe.v1.Emit
 	7,  // 4: amrpipe.v1.JobSpec.list_tokens:type_name -> amrpipe.v1.ListToken
-	31, // 5: amrpipe.v1.ListToken.read:type_name -> google.protobuf.Timestamp
+	32, // 5: amrpipe.v1.ListToken.read:type_name -> google.protobuf.Timestamp
 	6,  // 6: amrpipe.v1.ProbeResult.spec:type_name -> amrpipe.v1.JobSpec
 	8,  // 7: amrpipe.v1.ProbeResult.subfolders:type_name -> amrpipe.v1.FolderSize
 	6,  // 8: amrpipe.v1.SubmittedJob.spec:type_name -> amrpipe.v1.JobSpec
-	31, // 9: amrpipe.v1.SubmittedJob.submitted:type_name -> google.protobuf.Timestamp
-	1,  // 10: amrpipe.v1.RelayedEvent.source:type_name -> amrpipe.v1.Source
-	32, // 11: amrpipe.v1.RelayedEvent.event:type_name -> amrpipe.v1.MigrationEvent
-	33, // 12: amrpipe.v1.RecordBatch.records:type_name -> amrpipe.v1.Record
-	31, // 13: amrpipe.v1.ParseProgress.updated:type_name -> google.protobuf.Timestamp
-	28, // 14: amrpipe.v1.JobSummary.counts:type_name -> amrpipe.v1.JobSummary.CountsEntry
-	31, // 15: amrpipe.v1.JobSummary.ended:type_name -> google.protobuf.Timestamp
-	29, // 16: amrpipe.v1.DeadLetter.headers:type_name -> amrpipe.v1.DeadLetter.HeadersEntry
-	31, // 17: amrpipe.v1.DeadLetter.at:type_name -> google.protobuf.Timestamp
-	31, // 18: amrpipe.v1.WrappedKey.expires:type_name -> google.protobuf.Timestamp
-	6,  // 19: amrpipe.v1.JobRecord.spec:type_name -> amrpipe.v1.JobSpec
-	2,  // 20: amrpipe.v1.JobRecord.state:type_name -> amrpipe.v1.JobState
-	31, // 21: amrpipe.v1.JobRecord.submitted:type_name -> google.protobuf.Timestamp
-	31, // 22: amrpipe.v1.JobRecord.started:type_name -> google.protobuf.Timestamp
-	31, // 23: amrpipe.v1.JobRecord.updated:type_name -> google.protobuf.Timestamp
-	31, // 24: amrpipe.v1.JobRecord.ended:type_name -> google.protobuf.Timestamp
-	30, // 25: amrpipe.v1.JobRecord.counts:type_name -> amrpipe.v1.JobRecord.CountsEntry
-	8,  // 26: amrpipe.v1.JobRecord.probe_subfolders:type_name -> amrpipe.v1.FolderSize
-	31, // 27: amrpipe.v1.StoredToken.issued:type_name -> google.protobuf.Timestamp
-	31, // 28: amrpipe.v1.PlannedSpecs.planned:type_name -> google.protobuf.Timestamp
-	10, // 29: amrpipe.v1.Submission.job:type_name -> amrpipe.v1.SubmittedJob
-	5,  // 30: amrpipe.v1.Submission.replan:type_name -> amrpipe.v1.PlanRequest
-	22, // 31: amrpipe.v1.Submission.claim:type_name -> amrpipe.v1.SpecClaim
-	23, // 32: amrpipe.v1.Submission.attempts:type_name -> amrpipe.v1.CreateAttempt
-	24, // 33: amrpipe.v1.Submission.orphans:type_name -> amrpipe.v1.OrphanJob
-	31, // 34: amrpipe.v1.SpecClaim.lease_until:type_name -> google.protobuf.Timestamp
-	31, // 35: amrpipe.v1.SpecClaim.ambiguous_since:type_name -> google.protobuf.Timestamp
-	31, // 36: amrpipe.v1.SpecClaim.found:type_name -> google.protobuf.Timestamp
-	31, // 37: amrpipe.v1.CreateAttempt.started:type_name -> google.protobuf.Timestamp
-	31, // 38: amrpipe.v1.CreateAttempt.ended:type_name -> google.protobuf.Timestamp
-	3,  // 39: amrpipe.v1.CreateAttempt.outcome:type_name -> amrpipe.v1.AttemptOutcome
-	31, // 40: amrpipe.v1.OrphanJob.found:type_name -> google.protobuf.Timestamp
-	31, // 41: amrpipe.v1.AmbiguousSpec.since:type_name -> google.protobuf.Timestamp
-	31, // 42: amrpipe.v1.AmbiguousSpec.until:type_name -> google.protobuf.Timestamp
-	27, // 43: amrpipe.v1.PlanStatus.specs:type_name -> amrpipe.v1.SpecStatus
-	2,  // 44: amrpipe.v1.SpecStatus.state:type_name -> amrpipe.v1.JobState
-	45, // [45:45] is the sub-list for method output_type
-	45, // [45:45] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	32, // 9: amrpipe.v1.SubmittedJob.submitted:type_name -> google.protobuf.Timestamp
+	10, // 10: amrpipe.v1.PollTimer.job:type_name -> amrpipe.v1.SubmittedJob
+	32, // 11: amrpipe.v1.PollTimer.status_checked:type_name -> google.protobuf.Timestamp
+	1,  // 12: amrpipe.v1.RelayedEvent.source:type_name -> amrpipe.v1.Source
+	33, // 13: amrpipe.v1.RelayedEvent.event:type_name -> amrpipe.v1.MigrationEvent
+	34, // 14: amrpipe.v1.RecordBatch.records:type_name -> amrpipe.v1.Record
+	32, // 15: amrpipe.v1.ParseProgress.updated:type_name -> google.protobuf.Timestamp
+	29, // 16: amrpipe.v1.JobSummary.counts:type_name -> amrpipe.v1.JobSummary.CountsEntry
+	32, // 17: amrpipe.v1.JobSummary.ended:type_name -> google.protobuf.Timestamp
+	30, // 18: amrpipe.v1.DeadLetter.headers:type_name -> amrpipe.v1.DeadLetter.HeadersEntry
+	32, // 19: amrpipe.v1.DeadLetter.at:type_name -> google.protobuf.Timestamp
+	32, // 20: amrpipe.v1.WrappedKey.expires:type_name -> google.protobuf.Timestamp
+	6,  // 21: amrpipe.v1.JobRecord.spec:type_name -> amrpipe.v1.JobSpec
+	2,  // 22: amrpipe.v1.JobRecord.state:type_name -> amrpipe.v1.JobState
+	32, // 23: amrpipe.v1.JobRecord.submitted:type_name -> google.protobuf.Timestamp
+	32, // 24: amrpipe.v1.JobRecord.started:type_name -> google.protobuf.Timestamp
+	32, // 25: amrpipe.v1.JobRecord.updated:type_name -> google.protobuf.Timestamp
+	32, // 26: amrpipe.v1.JobRecord.ended:type_name -> google.protobuf.Timestamp
+	31, // 27: amrpipe.v1.JobRecord.counts:type_name -> amrpipe.v1.JobRecord.CountsEntry
+	8,  // 28: amrpipe.v1.JobRecord.probe_subfolders:type_name -> amrpipe.v1.FolderSize
+	32, // 29: amrpipe.v1.StoredToken.issued:type_name -> google.protobuf.Timestamp
+	32, // 30: amrpipe.v1.PlannedSpecs.planned:type_name -> google.protobuf.Timestamp
+	10, // 31: amrpipe.v1.Submission.job:type_name -> amrpipe.v1.SubmittedJob
+	5,  // 32: amrpipe.v1.Submission.replan:type_name -> amrpipe.v1.PlanRequest
+	23, // 33: amrpipe.v1.Submission.claim:type_name -> amrpipe.v1.SpecClaim
+	24, // 34: amrpipe.v1.Submission.attempts:type_name -> amrpipe.v1.CreateAttempt
+	25, // 35: amrpipe.v1.Submission.orphans:type_name -> amrpipe.v1.OrphanJob
+	32, // 36: amrpipe.v1.SpecClaim.lease_until:type_name -> google.protobuf.Timestamp
+	32, // 37: amrpipe.v1.SpecClaim.ambiguous_since:type_name -> google.protobuf.Timestamp
+	32, // 38: amrpipe.v1.SpecClaim.found:type_name -> google.protobuf.Timestamp
+	32, // 39: amrpipe.v1.CreateAttempt.started:type_name -> google.protobuf.Timestamp
+	32, // 40: amrpipe.v1.CreateAttempt.ended:type_name -> google.protobuf.Timestamp
+	3,  // 41: amrpipe.v1.CreateAttempt.outcome:type_name -> amrpipe.v1.AttemptOutcome
+	32, // 42: amrpipe.v1.OrphanJob.found:type_name -> google.protobuf.Timestamp
+	32, // 43: amrpipe.v1.AmbiguousSpec.since:type_name -> google.protobuf.Timestamp
+	32, // 44: amrpipe.v1.AmbiguousSpec.until:type_name -> google.protobuf.Timestamp
+	28, // 45: amrpipe.v1.PlanStatus.specs:type_name -> amrpipe.v1.SpecStatus
+	2,  // 46: amrpipe.v1.SpecStatus.state:type_name -> amrpipe.v1.JobState
+	47, // [47:47] is the sub-list for method output_type
+	47, // [47:47] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_amrpipe_v1_pipeline_proto_init() }
@@ -3152,7 +3236,7 @@ func file_amrpipe_v1_pipeline_proto_init() {
 	}
 	file_amrpipe_v1_events_proto_init()
 	file_amrpipe_v1_records_proto_init()
-	file_amrpipe_v1_pipeline_proto_msgTypes[17].OneofWrappers = []any{
+	file_amrpipe_v1_pipeline_proto_msgTypes[18].OneofWrappers = []any{
 		(*Submission_Job)(nil),
 		(*Submission_Replan)(nil),
 		(*Submission_Failed)(nil),
@@ -3164,7 +3248,7 @@ func file_amrpipe_v1_pipeline_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_amrpipe_v1_pipeline_proto_rawDesc), len(file_amrpipe_v1_pipeline_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   27,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,178 @@
+package devstack_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/amrpipe/amrpipe/cmd/amrctl/internal/devstack"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
+	"github.com/amrpipe/amrpipe/services/spsim/tenant"
+)
+
+// BenchmarkLiveJobs submits AMRPIPE_BENCH_JOBS (default 10,000) small single-URL jobs at once
+// (each one of the small site's twelve Team folders, about 45 objects) to a stack whose simulator
+// exports at unlimited rate, 16 jobs at a time, and waits until every job is done and every
+// record is downstream. All jobs are live together: the relay follows thousands at once.
+//
+// Reported per run: seconds, SharePoint calls per job (every REST call the simulator answered,
+// creates and polls), progress polls per job, and the peak of the JetStream account's storage.
+// The relay's paces are production's shape, scaled to jobs that take seconds: running jobs every
+// 5 s, queued ones every 30 s, the tenant's budget 6,000 polls a minute. Run it with -cpuprofile:
+// the stages' goroutines carry a "stage" profiler label (go tool pprof -tags), which is how
+// scripts/bench_scale.sh reports the relay's CPU.
+func BenchmarkLiveJobs(b *testing.B) {
+	n := 10_000
+	if v, err := strconv.Atoi(os.Getenv("AMRPIPE_BENCH_JOBS")); err == nil && v > 0 {
+		n = v
+	}
+	for range b.N {
+		runLiveJobs(b, n)
+	}
+}
+
+func runLiveJobs(b *testing.B, n int) {
+	b.StopTimer()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Hour)
+	defer cancel()
+	s, err := devstack.Start(ctx, devstack.Options{Profile: tenant.SmallProfile(), Rate: 0, SimWorkers: 16,
+		MaxManifestBytes: 1 << 20, PollInterval: 5 * time.Second,
+		StageArgs: map[string][]string{topology.StageRelay: {"-queued-poll-interval", "30s", "-tenant-polls-per-minute", "6000", "-concurrency", "32"}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		if err := s.Close(); err != nil {
+			b.Error(err)
+		}
+	}()
+	folders, err := teamFolders(ctx, s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// What each job must yield: its folder's content objects.
+	want := 0
+	for _, f := range folders {
+		objs, err := s.Truth(ctx, []string{f.url}, tenant.ReadOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		f.objects = len(objs)
+	}
+	peak := newStoragePeak(ctx, s)
+	b.StartTimer()
+	start := time.Now()
+	for i := range n {
+		f := folders[i%len(folders)]
+		want += f.objects
+		spec := &amrpipev1.JobSpec{SpecId: fmt.Sprintf("bench-%05d", i), PlanId: "bench", SiteUrl: s.SiteURL("/sites/small"),
+			WebUrl: s.SiteURL("/sites/small"), Urls: []string{s.SiteURL(f.url)}, Options: &amrpipev1.ReadOptions{},
+			Emit: amrpipev1.Emit_EMIT_ALL, ExpectedItems: int64(f.objects)}
+		if _, err := bus.Publish(ctx, s.JS, topology.SpecSubject("bench"), spec, spec.GetSpecId()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.WaitIdle(ctx); err != nil {
+		b.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	jobs, err := s.Jobs(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := 0
+	for _, j := range jobs {
+		if j.GetState() == amrpipev1.JobState_JOB_STATE_DONE {
+			done++
+		}
+	}
+	got, err := s.Records(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	content := 0
+	for _, c := range got.Content {
+		content += c
+	}
+	if done != n || content != want {
+		b.Fatalf("%d of %d jobs done, %d content records of %d", done, n, content, want)
+	}
+	calls := s.Sim.Calls()
+	var total int64
+	for _, c := range calls {
+		total += c
+	}
+	b.ReportMetric(elapsed.Seconds(), "s")
+	b.ReportMetric(float64(total)/float64(n), "calls/job")
+	b.ReportMetric(float64(calls["GetMigrationJobProgress"])/float64(n), "polls/job")
+	b.ReportMetric(float64(peak.stop())/(1<<20), "store-peak-MiB")
+	b.ReportMetric(float64(content)/elapsed.Seconds(), "objects/s")
+}
+
+type folder struct {
+	url     string
+	objects int
+}
+
+// teamFolders are the small site's twelve "Team" folders (server-relative URLs).
+func teamFolders(ctx context.Context, s *devstack.Stack) ([]*folder, error) {
+	lib, err := s.Tenant.Resolve("/sites/small/Shared Documents")
+	if err != nil {
+		return nil, err
+	}
+	var out []*folder
+	err = s.Tenant.Walk(ctx, []tenant.Target{lib}, tenant.ReadOptions{IncludeDirectDescendantsOnly: true}, func(o *tenant.Object) error {
+		if o.Type == tenant.TypeFolder && len(o.Name) >= 4 && o.Name[:4] == "Team" {
+			out = append(out, &folder{url: o.ServerURL})
+		}
+		return nil
+	})
+	if err == nil && len(out) == 0 {
+		err = fmt.Errorf("no Team folder in the small profile")
+	}
+	return out, err
+}
+
+// storagePeak samples the JetStream account's storage every second until stop.
+type storagePeak struct {
+	mu     sync.Mutex
+	max    uint64
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newStoragePeak(ctx context.Context, s *devstack.Stack) *storagePeak {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &storagePeak{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		for {
+			if info, err := s.JS.AccountInfo(ctx); err == nil {
+				p.mu.Lock()
+				p.max = max(p.max, info.Store)
+				p.mu.Unlock()
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	return p
+}
+
+func (p *storagePeak) stop() uint64 {
+	p.cancel()
+	<-p.done
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.max
+}
