@@ -40,7 +40,7 @@ func TestStartWaitsForNATS(t *testing.T) {
 	srv := start()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	rt, err := svc.New(ctx, svc.Config{Name: "planner", NATSURL: srv.ClientURL(), HTTPAddr: "127.0.0.1:0", OTel: "none", LogLevel: "error"},
+	rt, err := svc.New(ctx, svc.Config{Name: "planner", NATSURL: srv.ClientURL(), HTTPAddr: "127.0.0.1:0", OTel: "none", LogLevel: "error", ApplyTopology: true},
 		svc.Options{LogOutput: io.Discard, Signals: []os.Signal{}})
 	if err != nil {
 		t.Fatal(err)

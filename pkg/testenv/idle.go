@@ -60,14 +60,16 @@ func Idle(ctx context.Context, js jetstream.JetStream, store *jobstore.Store) (i
 }
 
 // WaitIdle waits until Idle holds twice in a row, a little apart (a probe result may be in flight
-// between two stages at the first look), or ctx ends.
+// between two stages at the first look), or ctx ends. A look that fails counts as not idle: on a
+// cluster a look may meet a leader election (no responders, a lost request), and ctx bounds the
+// wait; the last failure is in the error then.
 func WaitIdle(ctx context.Context, js jetstream.JetStream, store *jobstore.Store) error {
 	streak := 0
 	last := ""
 	for {
 		idle, why, err := Idle(ctx, js, store)
 		if err != nil {
-			return err
+			idle, why = false, "a look failed: "+err.Error()
 		}
 		if idle {
 			streak++

@@ -14,14 +14,17 @@ import (
 // ErrLive is returned by Forget for a job that is not final: its state is still needed.
 var ErrLive = errors.New("job is not final")
 
-// Forget removes what was kept to follow a final job: its wrapped key (amr_keys, under the spec
-// id of its record), its progress cursor (amr_cursors) and every seen-event marker of it
-// (amr_seen, keys "<jobID>.<eventID>"), each with one purge request by subject on the bucket's
-// stream, which leaves no delete markers behind. The record, plannings, submission and summary
-// stay (topology.JobRecordTTL). A job without a record (expired, or never recorded) is forgotten
-// too; a job that is not final is refused with ErrLive, since forgetting its markers would
-// relay its events again. Forget is idempotent; the relay calls it once it stops following a
-// final job (docs/pipeline.md, "Lifetimes").
+// Forget removes what was kept to follow a final job: its progress cursor (amr_cursors), every
+// seen-event marker of it (amr_seen, keys "<jobID>.<eventID>") and what parse progress a crash
+// left (amr_parse_progress, keys "<jobID>.<file>"), each with one purge request by subject on the
+// bucket's stream, which leaves no delete markers behind. The record, plannings, submission and
+// summary stay (topology.JobRecordTTL), and so does the job's wrapped key (amr_keys, until
+// topology.KeyLifetime): late report-queue messages of the job are still authenticated with it
+// (a forgery is dead-lettered, SharePoint's own late message dropped), and the submitter's
+// sweeper recognises a late orphan job of the spec by manifests that decrypt with it. A job
+// without a record (expired, or never recorded) is forgotten too; a job that is not final is
+// refused with ErrLive, since forgetting its markers would relay its events again. Forget is
+// idempotent; the parser calls it once it completed a job (docs/pipeline.md, "Lifetimes").
 func (s *Store) Forget(ctx context.Context, jobID string) error {
 	if err := topology.CheckToken(jobID); err != nil {
 		return fmt.Errorf("forget job: %w", err)
@@ -39,12 +42,6 @@ func (s *Store) Forget(ctx context.Context, jobID string) error {
 		{topology.BucketCursors, kvSubject(topology.BucketCursors, jobID)},
 		{topology.BucketSeen, kvSubject(topology.BucketSeen, jobID) + ".>"},
 		{topology.BucketParseProgress, kvSubject(topology.BucketParseProgress, jobID) + ".>"},
-	}
-	if spec := rec.GetSpec().GetSpecId(); spec != "" {
-		if !validKey(spec) {
-			return fmt.Errorf("forget job %s: spec id %q is no key", jobID, spec)
-		}
-		purges = append(purges, struct{ bucket, subject string }{topology.BucketKeys, kvSubject(topology.BucketKeys, spec)})
 	}
 	for _, p := range purges {
 		st, err := s.js.Stream(ctx, topology.KVStream(p.bucket))

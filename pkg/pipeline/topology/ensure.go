@@ -271,6 +271,9 @@ func streamDiffs(want, got jetstream.StreamConfig) []string {
 }
 
 // consumerDiffs lists what of got differs from want among the settings the topology fixes.
+// MaxAckPending is not among them: it bounds a consumer's messages in flight, a throughput knob
+// the operator may turn (like a size limit), and no stage relies on its value (the relay's live
+// jobs wait as message schedules, not as pending messages).
 func consumerDiffs(want, got jetstream.ConsumerConfig) []string {
 	var d []string
 	filters := func(c jetstream.ConsumerConfig) []string {
@@ -290,9 +293,6 @@ func consumerDiffs(want, got jetstream.ConsumerConfig) []string {
 	}
 	if got.MaxDeliver != want.MaxDeliver {
 		d = append(d, fmt.Sprintf("max deliver %d, want %d", got.MaxDeliver, want.MaxDeliver))
-	}
-	if got.MaxAckPending != want.MaxAckPending {
-		d = append(d, fmt.Sprintf("max ack pending %d, want %d", got.MaxAckPending, want.MaxAckPending))
 	}
 	if got.DeliverPolicy != want.DeliverPolicy {
 		d = append(d, fmt.Sprintf("deliver policy %v, want %v", got.DeliverPolicy, want.DeliverPolicy))

@@ -31,9 +31,9 @@ const (
 // Lifetimes of the topology, each derived from one rule above (docs/pipeline.md, "Lifetimes").
 const (
 	// JobStateTTL bounds the state kept to follow one job: its wrapped key (amr_keys), progress
-	// cursor (amr_cursors) and seen-event markers (amr_seen). They are removed by
-	// jobstore.Forget once the job is final; the TTL is only a backstop for a job nothing
-	// forgets, set past the longest a job's manifests can exist (its container), so that no live
+	// cursor (amr_cursors), seen-event markers (amr_seen) and parse progress. All but the key are
+	// removed by jobstore.Forget once the job is final (the key lives its KeyLifetime, for late
+	// messages and late orphans); the TTL is only a backstop for a job nothing forgets, set past the longest a job's manifests can exist (its container), so that no live
 	// job meets it (7 days was a cliff for a job queued or running long).
 	JobStateTTL = ContainerRetentionMax
 	// KeyLifetime is the validity of a job's wrapped key (the submitter's -key-ttl default): a

@@ -29,7 +29,7 @@ var defaultMaxBytes = map[string]int64{
 	StreamRecords:       6 * GiB,   // the output, kept until every downstream consumer read it
 	StreamDone:          256 * MiB, // ~1 KB per job summary, kept JobRecordTTL
 	StreamDLQ:           1 * GiB,   // a dead letter carries its message (up to 1 MiB)
-	BucketKeys:          64 * MiB,  // ~200 B per job
+	BucketKeys:          256 * MiB, // ~250 B per job, kept KeyLifetime (90 days): ~1M jobs
 	BucketJobs:          1 * GiB,   // job records with their file lists, a few KB each
 	BucketCursors:       64 * MiB,  // one short token per live job
 	BucketSeen:          512 * MiB, // ~150 B per relayed event of a live job

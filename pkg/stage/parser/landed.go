@@ -42,11 +42,12 @@ const scanWait = 5 * time.Second
 // findLanded returns fr's file's batches on amr.records.<jobID> after stream sequence after, read
 // headers only (their ids say which records they hold).
 func findLanded(ctx context.Context, js jetstream.JetStream, fr framing, after uint64) ([]landedBatch, error) {
-	cons, err := js.OrderedConsumer(ctx, topology.StreamRecords, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{topology.RecordSubject(fr.jobID)},
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy, OptStartSeq: after + 1,
-		HeadersOnly: true,
-	})
+	// A reader that holds nothing back (topology.ReaderConsumer): an ordered consumer cannot read
+	// the records stream once it has replicas (interest retention requires every consumer to have
+	// the stream's).
+	cfg := topology.ReaderConsumer(topology.RecordSubject(fr.jobID))
+	cfg.DeliverPolicy, cfg.OptStartSeq, cfg.HeadersOnly = jetstream.DeliverByStartSequencePolicy, after+1, true
+	cons, err := js.CreateConsumer(ctx, topology.StreamRecords, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("look for published batches of %s: %w", fr.file, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 )
 
@@ -20,6 +21,12 @@ var errObjectGone = errors.New("decrypted object gone from " + topology.ObjectMa
 // chunkIdle is how long a read waits for the next chunk of an object before it looks whether the
 // object is still there (a chunk purged under a reader never comes).
 const chunkIdle = 2 * time.Second
+
+// readStall is how long a read waits for the next chunk of an object that is still there before
+// it gives up with a retryable error: after a cluster's stream leader changed, an ordered
+// consumer was seen to deliver nothing more, and the handler would have waited for its deadline.
+// A retry opens a new consumer and resumes after the batches already published.
+const readStall = 30 * time.Second
 
 // objectReader streams one object of the amr_manifests store chunk by chunk, straight from the
 // messages that hold them, through an ordered consumer of the store's stream (JetStream's object
@@ -43,6 +50,7 @@ type objectReader struct {
 	cur    []byte
 	read   uint64
 	chunks uint32
+	last   time.Time // when the last chunk came (or the read began)
 }
 
 // openObject opens the named object of bucket for reading; errObjectGone when there is none.
@@ -90,11 +98,17 @@ func (r *objectReader) Read(p []byte) (int, error) {
 			}
 			return 0, io.EOF
 		}
+		if r.last.IsZero() {
+			r.last = time.Now()
+		}
 		msg, err := r.it.Next(jetstream.NextMaxWait(chunkIdle))
 		switch {
 		case errors.Is(err, nats.ErrTimeout):
 			if r.gone(r.ctx) {
 				return 0, fmt.Errorf("object %s after %d of %d bytes: %w", r.info.Name, r.read, r.info.Size, errObjectGone)
+			}
+			if waited := time.Since(r.last); waited > readStall {
+				return 0, &bus.Retryable{Err: fmt.Errorf("object %s: no chunk for %s after %d of %d bytes", r.info.Name, waited.Round(time.Second), r.read, r.info.Size)}
 			}
 			continue // the server is slow, the object is there
 		case err != nil && r.ctx.Err() != nil:
@@ -102,7 +116,7 @@ func (r *objectReader) Read(p []byte) (int, error) {
 		case err != nil:
 			return 0, fmt.Errorf("object %s: %w", r.info.Name, err)
 		}
-		r.cur = msg.Data()
+		r.cur, r.last = msg.Data(), time.Now()
 		r.chunks++
 		r.read += uint64(len(r.cur))
 		if r.read > r.info.Size {

@@ -35,10 +35,6 @@ const settleTimeout = 10 * time.Second
 // errRetryLater marks trouble on our side (a store outage): leave the message for a later read.
 var errRetryLater = errors.New("retry later")
 
-// errJobFinished: the message names a job that is DONE or FAILED. Nothing can change it any
-// more, and its key may be forgotten already (jobstore.Forget), so the message is deleted unread.
-var errJobFinished = errors.New("job finished")
-
 // readQueue relays the report queue's messages until ctx ends: a second, optional source of the
 // same events (SharePoint deprecates the queue in H2 2026; GetMigrationJobProgress is primary).
 func (s *Stage) readQueue(ctx context.Context) error {
@@ -130,7 +126,7 @@ func (s *Stage) queueMessage(ctx context.Context, qc *azqueue.QueueClient, m *az
 
 // relayQueued decodes, authenticates and relays one message text. outcome is "relayed",
 // "duplicate", "deferred" (an end: the progress API is the authoritative source of those),
-// "finished" (a late message of a job that is DONE or FAILED: deleted),
+// "finished" (an authentic late message of a job that is DONE or FAILED: deleted),
 // "unknown_job" (leave it for now), "dead_letter" (with the reason) or "error" (leave it).
 //
 // Anyone holding the queue's Add SAS (handed to SharePoint) can post to it, so a message changes
@@ -144,8 +140,6 @@ func (s *Stage) relayQueued(ctx context.Context, text string) (outcome, reason s
 	switch {
 	case errors.Is(err, errUnknownJob):
 		return "unknown_job", err.Error()
-	case errors.Is(err, errJobFinished):
-		return "finished", ""
 	case errors.Is(err, errRetryLater):
 		return "error", err.Error()
 	case err != nil:
@@ -171,13 +165,15 @@ func (s *Stage) relayQueued(ctx context.Context, text string) (outcome, reason s
 	} else if err != nil {
 		return "error", err.Error()
 	}
-	if jobstore.Final(rec) {
-		return "finished", ""
-	}
 	if rec.GetEncrypted() && !qm.Encrypted {
 		s.metrics.unauthenticated.Inc()
 		return "dead_letter", fmt.Sprintf("a plain %s for encrypted job %s: not SharePoint's (its messages come in the job's envelope); it changed nothing",
 			truncate(ev.GetRawName(), 64), jobID)
+	}
+	if jobstore.Final(rec) {
+		// SharePoint's late message (a duplicate, another URL's end): nothing can change the job
+		// any more, and what deduplicated its events is forgotten (jobstore.Forget).
+		return "finished", ""
 	}
 	e, err := newEvent(jobID, qm.Event, 0)
 	if err != nil {
@@ -217,9 +213,6 @@ func (s *Stage) queueKey(ctx context.Context, jobID string) ([]byte, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errRetryLater, err)
-	}
-	if jobstore.Final(rec) {
-		return nil, fmt.Errorf("%w: %s", errJobFinished, jobID)
 	}
 	specID := rec.GetSpec().GetSpecId()
 	if specID == "" {

@@ -471,8 +471,9 @@ func TestQueueForgeriesAndPoisonChangeNothing(t *testing.T) {
 	plainJob := testenv.Job{ID: "7d2c0c1e-2b1a-4d5e-9f10-0a0b0c0d0e0f", SpecID: "spec-plain", Site: e.SimURL + testenv.Site, Container: "poison"}
 	e.Record(t, ctx, plainJob)
 	unknown := "0f0e0d0c-0b0a-4010-9f5e-4d1a2b1e0c1b"
-	// A finished job whose key is forgotten: its late messages are deleted unread.
+	// A finished job: its authentic late messages are deleted unread, its forgeries dead-lettered.
 	finished := testenv.Job{ID: "8e3d0c1e-2b1a-4d5e-9f10-0a0b0c0d0e0f", SpecID: "spec-finished", Site: e.SimURL + testenv.Site, Container: "poison", Key: key}
+	e.PutKey(t, ctx, finished.SpecID, key)
 	e.Record(t, ctx, finished)
 	if _, err := e.Store.Fire(ctx, finished.ID, jobstore.EndSeen(time.Now(), nil), jobstore.EndConfirmed(), jobstore.Completed()); err != nil {
 		t.Fatal(err)
@@ -518,7 +519,8 @@ func TestQueueForgeriesAndPoisonChangeNothing(t *testing.T) {
 		// A plaintext job's JobEnd cannot be authenticated: it is left to the progress API.
 		{"a plain JobEnd for a plaintext job", b64(event(plainJob.ID, "JobEnd")), ""},
 		{"a late JobEnd of a finished job", b64(envelopeOf(t, finished.ID, key, event(finished.ID, "JobEnd"))), ""},
-		{"a late plain upload of a finished job", b64(upload(finished.ID, "Manifest9.xml")), ""},
+		// A finished job's messages are still authenticated: a forgery is still dead-lettered.
+		{"a late plain upload of a finished job", b64(upload(finished.ID, "Manifest9.xml")), "not SharePoint's"},
 	}
 	qc, err := e.Account(t, queue).QueueClient(queue)
 	if err != nil {
@@ -550,11 +552,11 @@ func TestQueueForgeriesAndPoisonChangeNothing(t *testing.T) {
 			t.Errorf("%s: dead letter %v, want one with a reason containing %q", m.name, found, m.reason)
 		}
 	}
-	if len(dls) != len(messages)-4 {
-		t.Errorf("%d dead letters, want %d", len(dls), len(messages)-4)
+	if len(dls) != len(messages)-3 {
+		t.Errorf("%d dead letters, want %d", len(dls), len(messages)-3)
 	}
-	if n := testenv.Counter(t, rt, "amr_relay_queue_messages_total", map[string]string{"outcome": "finished"}); n != 2 {
-		t.Errorf("%v messages of the finished job deleted, want 2", n)
+	if n := testenv.Counter(t, rt, "amr_relay_queue_messages_total", map[string]string{"outcome": "finished"}); n != 1 {
+		t.Errorf("%v messages of the finished job deleted unread, want 1", n)
 	}
 	if evs := e.Events(t, ctx, finished.ID); len(evs) != 0 {
 		t.Errorf("relayed %v for a finished job", evs)
@@ -566,8 +568,8 @@ func TestQueueForgeriesAndPoisonChangeNothing(t *testing.T) {
 			t.Errorf("job %s changed by forged messages: %v", id, rec)
 		}
 	}
-	if n := testenv.Counter(t, rt, "amr_relay_unauthenticated_messages_total", nil); n != 2 {
-		t.Errorf("%v unauthenticated messages counted, want 2", n)
+	if n := testenv.Counter(t, rt, "amr_relay_unauthenticated_messages_total", nil); n != 3 {
+		t.Errorf("%v unauthenticated messages counted, want 3", n)
 	}
 	for _, dl := range dls {
 		if strings.Contains(dl.String(), base64.StdEncoding.EncodeToString(key)) || bytes.Contains(dl.GetPayload(), key) {

@@ -251,7 +251,10 @@ func TestClusterExportSurvivesLeaderKills(t *testing.T) {
 		kill(target{"meta leader", c.MetaLeader})
 		kill(streamLeader(c, topology.StreamManifests))
 	}
-	if err := s.WaitIdle(ctx); err != nil {
+	// Bounded: a look at an idle pipeline fails over a leader election only for seconds.
+	wctx, wcancel := context.WithTimeout(ctx, 4*time.Minute)
+	defer wcancel()
+	if err := s.WaitIdle(wctx); err != nil {
 		diagnose(t, c)
 		t.Fatal(err)
 	}
