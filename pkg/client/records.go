@@ -224,11 +224,6 @@ func (k *Consumer) run(ctx context.Context, handle func(context.Context, *Batch)
 	}()
 	defer func() { stopWatch(); <-watchDone }()
 
-	if !k.opts.follow {
-		if done, err := k.atEnd(ctx); err != nil || done {
-			return err
-		}
-	}
 	for ctx.Err() == nil {
 		var batch jetstream.MessageBatch
 		var err error
