@@ -228,7 +228,7 @@ func (k *Consumer) run(ctx context.Context, handle func(context.Context, *Batch)
 		var batch jetstream.MessageBatch
 		var err error
 		if k.opts.follow {
-			batch, err = k.cons.Fetch(k.opts.batchSize, jetstream.FetchMaxWait(5*time.Second))
+			batch, err = k.cons.Fetch(k.opts.batchSize, jetstream.FetchMaxWait(2*time.Second)) // also how long a stop may wait
 		} else {
 			// No pull request left waiting at the end: it would take batches published later
 			// and hold them until AckWait.
@@ -383,7 +383,10 @@ func (k *Consumer) watchSummaries(ctx context.Context) {
 	sweep := time.NewTicker(2 * time.Second)
 	defer sweep.Stop()
 	summaries := make(chan string, 64)
+	done := make(chan struct{})
+	defer func() { <-done }()
 	go func() {
+		defer close(done)
 		err := k.c.follow(ctx, topology.StreamDone, []string{topology.DoneSubject("*")}, true, func(msg jetstream.Msg) error {
 			var s amrpipev1.JobSummary
 			if err := bus.Decode(msg, &s); err != nil {
