@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/amrpipe/amrpipe/pkg/client"
 	"github.com/amrpipe/amrpipe/pkg/runreport"
 )
 
@@ -24,15 +23,11 @@ func reportCommand(connect connectFunc) *cobra.Command {
 				return errors.New("--plan is required")
 			}
 			ctx := cmd.Context()
-			nc, _, err := connect(ctx)
+			c, closeConn, err := connectClient(ctx, connect)
 			if err != nil {
 				return err
 			}
-			defer nc.Close()
-			c, err := client.New(ctx, nc)
-			if err != nil {
-				return err
-			}
+			defer closeConn()
 			r, err := runreport.Build(ctx, c, planID)
 			if err != nil {
 				return err

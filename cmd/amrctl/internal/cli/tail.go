@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 
 	"github.com/spf13/cobra"
@@ -18,15 +19,11 @@ func tailCommand(connect connectFunc) *cobra.Command {
 			"through a reader that takes nothing from the declared consumers. Stops at the end of the stream unless --follow.",
 		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			ctx := cmd.Context()
-			nc, _, err := connect(ctx)
+			c, closeConn, err := connectClient(ctx, connect)
 			if err != nil {
 				return err
 			}
-			defer nc.Close()
-			c, err := client.New(ctx, nc)
-			if err != nil {
-				return err
-			}
+			defer closeConn()
 			opts := []client.ConsumeOption{client.WithFollow(follow)}
 			if job != "" {
 				opts = append(opts, client.WithJobs(job))
@@ -42,4 +39,18 @@ func tailCommand(connect connectFunc) *cobra.Command {
 	cmd.Flags().StringVar(&job, "job", "", "only records of this AMR job id")
 	cmd.Flags().BoolVar(&follow, "follow", false, "wait for new records until interrupted")
 	return cmd
+}
+
+// connectClient connects and wraps the connection in the client library; closeConn closes the
+// connection.
+func connectClient(ctx context.Context, connect connectFunc) (c *client.Client, closeConn func(), err error) {
+	nc, _, err := connect(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c, err = client.New(ctx, nc); err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return c, nc.Close, nil
 }
