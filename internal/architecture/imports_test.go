@@ -31,6 +31,8 @@ func rules() []rule {
 		{"pkg/stage/", append(core, "pkg/pipeline/", "pkg/sharepoint/", "pkg/stage"), "a stage uses the kit, never another stage"},
 		{"pkg/stage/registry", []string{"pkg/stage", "pkg/stage/"}, "the stage table lists every stage"},
 		{"pkg/downstream/", append(core, "pkg/pipeline/"), "downstream consumers read the pipeline's subjects"},
+		{"pkg/client", append(core, "pkg/pipeline/"), "the client library reads the pipeline's subjects and stores, nothing of SharePoint or the stages"},
+		{"pkg/runreport", append(core, "pkg/pipeline/", "pkg/client"), "run reports read what the client library reads"},
 		{"pkg/testenv", append(core, "pkg/pipeline/", "pkg/sharepoint/", "pkg/stage", "services/spsim/"), "test environments start real parts"},
 		{"services/spsim", append(core, "services/spsim/", "pkg/sharepoint/storage", "pkg/pipeline/flagenv", "pkg/pipeline/svc"),
 			"the simulator shares no validation code with the client it tests"},

@@ -377,6 +377,8 @@ type ParsedFile struct {
 	// Records is how many records were published; Counts the records by object type.
 	Records int64
 	Counts  map[string]int64
+	// Bytes and Versions are the file sizes and earlier versions in the records published.
+	Bytes, Versions int64
 	// ProbeSubfolders and ProbeDirectFiles are what a probe job's file showed of the probed
 	// folder (merged by URL across files: a folder's totals may come in another file).
 	ProbeSubfolders  []*amrpipev1.FolderSize
@@ -392,6 +394,8 @@ func FileParsed(p ParsedFile) Transition {
 		}
 		r.FilesParsed = append(r.FilesParsed, p.File)
 		r.Records += p.Records
+		r.Bytes += p.Bytes
+		r.Versions += p.Versions
 		if len(p.Counts) > 0 && r.Counts == nil {
 			r.Counts = make(map[string]int64, len(p.Counts))
 		}

@@ -223,10 +223,10 @@ func TestLifecycleGuardsAndEffects(t *testing.T) {
 			return ""
 		}},
 		{"a file parsed twice counts once", []jobstore.Transition{
-			jobstore.FileParsed(jobstore.ParsedFile{File: "Manifest.xml", Records: 3, Counts: map[string]int64{"SPFile": 3}}),
-			jobstore.FileParsed(jobstore.ParsedFile{File: "Manifest.xml", Records: 3, Counts: map[string]int64{"SPFile": 3}})},
+			jobstore.FileParsed(jobstore.ParsedFile{File: "Manifest.xml", Records: 3, Counts: map[string]int64{"SPFile": 3}, Bytes: 300, Versions: 2}),
+			jobstore.FileParsed(jobstore.ParsedFile{File: "Manifest.xml", Records: 3, Counts: map[string]int64{"SPFile": 3}, Bytes: 300, Versions: 2})},
 			func(r *amrpipev1.JobRecord, err error) string {
-				if err != nil || r.GetRecords() != 3 || r.GetCounts()["SPFile"] != 3 {
+				if err != nil || r.GetRecords() != 3 || r.GetCounts()["SPFile"] != 3 || r.GetBytes() != 300 || r.GetVersions() != 2 {
 					return fmt.Sprintf("%v %v", r, err)
 				}
 				return ""

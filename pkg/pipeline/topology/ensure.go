@@ -320,3 +320,28 @@ func BindConsumer(ctx context.Context, js jetstream.JetStream, name string) (jet
 	}
 	return c, nil
 }
+
+// VerifyDownstream checks that name is a declared downstream consumer of AMR_RECORDS: a durable
+// consumer with the settings of DownstreamConsumer(name), created by Ensure (amrctl topology apply
+// --downstream). A reader never creates its own: with interest retention, records published
+// before a consumer exists are not kept for it, so only the topology may declare one. The error
+// wraps ErrMissing or ErrMismatch and says what to run.
+func VerifyDownstream(ctx context.Context, js jetstream.JetStream, name string) error {
+	if err := CheckToken(name); err != nil {
+		return fmt.Errorf("downstream consumer name: %w", err)
+	}
+	want := DownstreamConsumer(name)
+	c, err := js.Consumer(ctx, want.Stream, name)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound):
+		return fmt.Errorf("downstream consumer %s on %s: %w: it is not declared in the topology; run amrctl topology apply --downstream %s",
+			name, want.Stream, ErrMissing, name)
+	case err != nil:
+		return fmt.Errorf("downstream consumer %s on %s: %w", name, want.Stream, err)
+	}
+	if diffs := consumerDiffs(want.Config, c.CachedInfo().Config); len(diffs) > 0 {
+		return fmt.Errorf("downstream consumer %s on %s: %w: %s (amrctl topology apply --downstream %s declares it)",
+			name, want.Stream, ErrMismatch, strings.Join(diffs, "; "), name)
+	}
+	return nil
+}

@@ -137,7 +137,7 @@ func summary(r *amrpipev1.JobRecord, bad bool) *amrpipev1.JobSummary {
 	sm := &amrpipev1.JobSummary{
 		JobId: r.GetJobId(), SpecId: spec.GetSpecId(), PlanId: spec.GetPlanId(), Counts: r.GetCounts(),
 		Records: r.GetRecords(), Errors: slices.Clone(r.GetErrors()), ListIds: spec.GetListIds(), Failed: bad,
-		Files: r.GetFilesParsed(), Ended: r.GetEnded(),
+		Files: r.GetFilesParsed(), Ended: r.GetEnded(), Bytes: r.GetBytes(), Versions: r.GetVersions(),
 	}
 	if sm.Ended == nil {
 		sm.Ended = r.GetUpdated()

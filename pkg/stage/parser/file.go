@@ -83,7 +83,7 @@ func (s *Stage) handleManifest(ctx context.Context, msg jetstream.Msg) error {
 		return err
 	}
 	s.metrics.fileTime.Observe(time.Since(start).Seconds())
-	parsed := jobstore.ParsedFile{File: file, Records: out.verdicts[publish], Counts: out.counts}
+	parsed := jobstore.ParsedFile{File: file, Records: out.verdicts[publish], Counts: out.counts, Bytes: out.bytes, Versions: out.versions}
 	if out.probe != nil {
 		parsed.ProbeSubfolders, parsed.ProbeDirectFiles = out.probe.folders, out.probe.files
 	}

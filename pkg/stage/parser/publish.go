@@ -85,6 +85,8 @@ type fileOutput struct {
 	parsed   int64                    // records the parser yielded
 	verdicts [len(verdictNames)]int64 // by verdict; verdicts[publish] were published (or had been)
 	counts   map[string]int64         // published records by object type
+	bytes    int64                    // File.file_size over the published records
+	versions int64                    // earlier versions of files and items in the published records
 	batches  uint32                   // batches framed; sent + skipped
 	sent     uint32                   // batches published by this parse
 	probe    *probeScan               // what a probe job's file lists; nil for other jobs
@@ -153,6 +155,8 @@ func parseAndPublish(ctx context.Context, r io.Reader, pol *policy, probe *probe
 				continue
 			}
 			out.counts[rec.GetObjectType()]++
+			out.bytes += rec.GetFile().GetFileSize()
+			out.versions += int64(len(rec.GetFile().GetVersions()) + len(rec.GetListItem().GetVersions()))
 			if rec.GetSequence() < rp.mark.next {
 				continue // on the stream since an earlier parse: counted, not sent again
 			}

@@ -39,8 +39,15 @@ type Rule struct {
 	// (JobFatalError after the first manifest part, then JobEnd), "slow-upload" (Delay before each
 	// blob), "truncated-upload" (every manifest part is uploaded cut short, still announced by
 	// FinishManifestFileUpload), "not-found" (the job vanishes: progress answers job-not-found),
-	// "expire-status" (the status expires as soon as the job ends).
+	// "expire-status" (the status expires as soon as the job ends), "object-error" and
+	// "object-warning" (SharePoint's per-object JobError or JobWarning for the objects Match selects).
 	Job string `json:"job,omitempty"`
+	// Match selects the objects of the "object-error" and "object-warning" job faults: every
+	// exported file, and list item that is not a file's or folder's item, whose web-relative URL
+	// contains it gets a JobError or JobWarning (ObjectType File or ListItem, Url, Id, ErrorCode
+	// Code, ErrorType, Message: the fields docs/amr-protocol.md §2 lists), and JobEnd counts them in
+	// TotalErrors and TotalWarnings. The job still exports the object and ends as it would.
+	Match string `json:"match,omitempty"`
 	// Delay is, for a job rule, its wait ("postponed", "slow-upload"); for a call rule, how long the
 	// fault's answer (or the dropped connection) is held back, so a client may time out first.
 	Delay time.Duration `json:"delay,omitempty"`
@@ -67,6 +74,10 @@ func validateRules(rules []Rule) error {
 		case r.Job != "":
 			switch r.Job {
 			case "postponed", "fatal", "slow-upload", "truncated-upload", "not-found", "expire-status":
+			case "object-error", "object-warning":
+				if r.Match == "" {
+					return fmt.Errorf("fault %d: %s needs match (a part of the objects' URLs)", i, r.Job)
+				}
 			default:
 				return fmt.Errorf("fault %d: unknown job fault %q", i, r.Job)
 			}

@@ -306,6 +306,7 @@ func (e fatalError) Error() string { return e.msg }
 // jobStats are the counters JobProgress and JobEnd report.
 type jobStats struct {
 	objects, files, expected int64
+	errors, warnings         int64
 	bytes                    int64
 	byType                   map[tenant.ObjectType]int64
 	started                  time.Time
@@ -322,7 +323,7 @@ func (st *jobStats) fields() []string {
 		"BytesProcessed", strconv.FormatInt(st.bytes, 10),
 		"ObjectsProcessed", strconv.FormatInt(st.objects, 10),
 		"TotalExpectedSPObjects", strconv.FormatInt(st.expected, 10),
-		"TotalErrors", "0", "TotalWarnings", "0",
+		"TotalErrors", strconv.FormatInt(st.errors, 10), "TotalWarnings", strconv.FormatInt(st.warnings, 10),
 		"TotalDurationInMs", strconv.FormatInt(time.Since(st.started).Milliseconds(), 10),
 		"ObjectsStatsByType", string(statsJSON),
 	}
@@ -383,6 +384,7 @@ func (s *Server) export(ctx context.Context, j *job) (*jobStats, error) {
 		if err := w.Add(o); err != nil {
 			return err
 		}
+		s.objectIssues(ctx, j, o, st)
 		if fatal != nil && st.objects >= expected/2 {
 			return fatalError{code: codeOperationCanceled, msg: "Operation canceled (injected by spsim)."}
 		}
@@ -415,4 +417,43 @@ func (s *Server) export(ctx context.Context, j *job) (*jobStats, error) {
 		users, groups = s.cfg.Tenant.Principals(j.site.ID, principals)
 	}
 	return st, w.Close(users, groups)
+}
+
+// issueCode is the ErrorCode of injected object issues without a code of their own: SharePoint's
+// example JobError and JobWarning code (docs/amr-protocol.md §5.1).
+const issueCode = -2147024816
+
+// objectIssues emits the JobError and JobWarning events the job's "object-error" and
+// "object-warning" faults ask for o, with the fields SharePoint documents for them.
+func (s *Server) objectIssues(ctx context.Context, j *job, o *tenant.Object, st *jobStats) {
+	objectType := ""
+	switch {
+	case o.Type == tenant.TypeFile:
+		objectType = "File"
+	case o.Type == tenant.TypeListItem && o.DocType == "":
+		objectType = "ListItem"
+	default:
+		return
+	}
+	for _, kind := range [...]struct{ fault, event string }{{"object-error", "JobError"}, {"object-warning", "JobWarning"}} {
+		f := j.hasFault(kind.fault)
+		if f == nil || !strings.Contains(o.WebRelURL, f.Match) {
+			continue
+		}
+		code, msg := f.Code, f.Message
+		if code == 0 {
+			code = issueCode
+		}
+		if msg == "" {
+			msg = kind.event + " on " + o.WebRelURL + " (injected by spsim)"
+		}
+		if kind.event == "JobError" {
+			st.errors++
+		} else {
+			st.warnings++
+		}
+		s.emit(ctx, j, kind.event, "TotalRetryCount", "0", "MigrationType", "AsyncRead", "MigrationDirection", "Export",
+			"ObjectType", objectType, "Url", o.WebRelURL, "Id", o.ID, "ErrorCode", strconv.FormatInt(code, 10),
+			"ErrorType", "Microsoft.SharePoint.SPException", "Message", msg)
+	}
 }

@@ -1420,14 +1420,18 @@ type JobSummary struct {
 	SpecId string                 `protobuf:"bytes,2,opt,name=spec_id,json=specId,proto3" json:"spec_id,omitempty"`
 	PlanId string                 `protobuf:"bytes,3,opt,name=plan_id,json=planId,proto3" json:"plan_id,omitempty"`
 	// counts are records per object type.
-	Counts        map[string]int64       `protobuf:"bytes,4,rep,name=counts,proto3" json:"counts,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	Records       int64                  `protobuf:"varint,5,opt,name=records,proto3" json:"records,omitempty"`
-	Errors        []string               `protobuf:"bytes,6,rep,name=errors,proto3" json:"errors,omitempty"`
-	ChangeToken   string                 `protobuf:"bytes,7,opt,name=change_token,json=changeToken,proto3" json:"change_token,omitempty"`
-	ListIds       []string               `protobuf:"bytes,8,rep,name=list_ids,json=listIds,proto3" json:"list_ids,omitempty"`
-	Failed        bool                   `protobuf:"varint,9,opt,name=failed,proto3" json:"failed,omitempty"`
-	Files         []string               `protobuf:"bytes,10,rep,name=files,proto3" json:"files,omitempty"`
-	Ended         *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=ended,proto3" json:"ended,omitempty"`
+	Counts      map[string]int64       `protobuf:"bytes,4,rep,name=counts,proto3" json:"counts,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	Records     int64                  `protobuf:"varint,5,opt,name=records,proto3" json:"records,omitempty"`
+	Errors      []string               `protobuf:"bytes,6,rep,name=errors,proto3" json:"errors,omitempty"`
+	ChangeToken string                 `protobuf:"bytes,7,opt,name=change_token,json=changeToken,proto3" json:"change_token,omitempty"`
+	ListIds     []string               `protobuf:"bytes,8,rep,name=list_ids,json=listIds,proto3" json:"list_ids,omitempty"`
+	Failed      bool                   `protobuf:"varint,9,opt,name=failed,proto3" json:"failed,omitempty"`
+	Files       []string               `protobuf:"bytes,10,rep,name=files,proto3" json:"files,omitempty"`
+	Ended       *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=ended,proto3" json:"ended,omitempty"`
+	// bytes and versions are the job's JobRecord.bytes and JobRecord.versions: the current versions'
+	// sizes of the files published, and the earlier versions of files and items published.
+	Bytes         int64 `protobuf:"varint,12,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Versions      int64 `protobuf:"varint,13,opt,name=versions,proto3" json:"versions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1537,6 +1541,20 @@ func (x *JobSummary) GetEnded() *timestamppb.Timestamp {
 		return x.Ended
 	}
 	return nil
+}
+
+func (x *JobSummary) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *JobSummary) GetVersions() int64 {
+	if x != nil {
+		return x.Versions
+	}
+	return 0
 }
 
 // DeadLetter is a message a stage gave up on: on amr.dlq.<stage>.
@@ -1774,8 +1792,13 @@ type JobRecord struct {
 	// malformed_events counts events of the job the progress API returned that did not decode: the
 	// job cannot be known complete, so it cannot succeed.
 	MalformedEvents int64 `protobuf:"varint,25,opt,name=malformed_events,json=malformedEvents,proto3" json:"malformed_events,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// bytes is the sum of File.file_size over the File records published (current versions), over
+	// files_parsed; versions counts the earlier versions (File.versions, ListItem.versions) in the
+	// records published.
+	Bytes         int64 `protobuf:"varint,26,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Versions      int64 `protobuf:"varint,27,opt,name=versions,proto3" json:"versions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JobRecord) Reset() {
@@ -1979,6 +2002,20 @@ func (x *JobRecord) GetEndConfirmed() bool {
 func (x *JobRecord) GetMalformedEvents() int64 {
 	if x != nil {
 		return x.MalformedEvents
+	}
+	return 0
+}
+
+func (x *JobRecord) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *JobRecord) GetVersions() int64 {
+	if x != nil {
+		return x.Versions
 	}
 	return 0
 }
@@ -2949,7 +2986,7 @@ const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
 	"\bcomplete\x18\x06 \x01(\bR\bcomplete\x12\x18\n" +
 	"\aframing\x18\a \x01(\tR\aframing\x12\x16\n" +
 	"\x06sha256\x18\b \x01(\tR\x06sha256\x124\n" +
-	"\aupdated\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\"\x9c\x03\n" +
+	"\aupdated\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\"\xce\x03\n" +
 	"\n" +
 	"JobSummary\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x17\n" +
@@ -2963,7 +3000,9 @@ const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
 	"\x06failed\x18\t \x01(\bR\x06failed\x12\x14\n" +
 	"\x05files\x18\n" +
 	" \x03(\tR\x05files\x120\n" +
-	"\x05ended\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x05ended\x1a9\n" +
+	"\x05ended\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x05ended\x12\x14\n" +
+	"\x05bytes\x18\f \x01(\x03R\x05bytes\x12\x1a\n" +
+	"\bversions\x18\r \x01(\x03R\bversions\x1a9\n" +
 	"\vCountsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x8d\x03\n" +
@@ -2992,7 +3031,7 @@ const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
 	"\n" +
 	"ciphertext\x18\x03 \x01(\fR\n" +
 	"ciphertext\x124\n" +
-	"\aexpires\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\"\xb5\b\n" +
+	"\aexpires\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\"\xe7\b\n" +
 	"\tJobRecord\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12'\n" +
 	"\x04spec\x18\x02 \x01(\v2\x13.amrpipe.v1.JobSpecR\x04spec\x12*\n" +
@@ -3021,7 +3060,9 @@ const file_amrpipe_v1_pipeline_proto_rawDesc = "" +
 	"\x12probe_direct_files\x18\x16 \x01(\x03R\x10probeDirectFiles\x12\x1c\n" +
 	"\tencrypted\x18\x17 \x01(\bR\tencrypted\x12#\n" +
 	"\rend_confirmed\x18\x18 \x01(\bR\fendConfirmed\x12)\n" +
-	"\x10malformed_events\x18\x19 \x01(\x03R\x0fmalformedEvents\x1a9\n" +
+	"\x10malformed_events\x18\x19 \x01(\x03R\x0fmalformedEvents\x12\x14\n" +
+	"\x05bytes\x18\x1a \x01(\x03R\x05bytes\x12\x1a\n" +
+	"\bversions\x18\x1b \x01(\x03R\bversions\x1a9\n" +
 	"\vCountsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x9d\x01\n" +

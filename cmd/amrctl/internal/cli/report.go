@@ -1,0 +1,63 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/amrpipe/amrpipe/pkg/runreport"
+)
+
+func reportCommand(connect connectFunc) *cobra.Command {
+	var planID, out string
+	cmd := &cobra.Command{
+		Use:   "report",
+		Short: "Write a plan's run report: SummaryReport.csv, JobReport.csv, ObjectTypeReport.csv, FailureSummary.csv",
+		Long: "Write the run report of a plan into a directory: the summary (jobs, objects per type, bytes, versions, " +
+			"duration, throttling), one row per job, and the failures (SharePoint's JobError/JobWarning/JobFatalError " +
+			"per object, failed jobs, dead-lettered specs). A plan still running gets a report marked running.",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if planID == "" {
+				return errors.New("--plan is required")
+			}
+			ctx := cmd.Context()
+			c, closeConn, err := connectClient(ctx, connect)
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			r, err := runreport.Build(ctx, c, planID)
+			if err != nil {
+				return err
+			}
+			paths, err := r.WriteCSV(out)
+			if err != nil {
+				return err
+			}
+			writeReportSummary(cmd.OutOrStdout(), r)
+			for _, p := range paths {
+				fmt.Fprintln(cmd.OutOrStdout(), "wrote", p)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&planID, "plan", "", "the plan id")
+	cmd.Flags().StringVar(&out, "out", ".", "directory to write the CSV files into (created if missing)")
+	return cmd
+}
+
+// writeReportSummary prints the report's totals in a few lines.
+func writeReportSummary(w io.Writer, r *runreport.Report) {
+	s := r.Summary
+	fmt.Fprintf(w, "plan %s: %s; %d jobs %v, %d specs pending, %d dead-lettered\n", r.PlanID, s.Status(), s.Jobs, s.JobsByState,
+		s.SpecsPending, s.SpecsDeadLettered)
+	fmt.Fprintf(w, "%d records (%d objects by SharePoint's count), %d bytes, %d earlier versions in %s (%.0f records/s)\n",
+		s.Records, s.Objects, s.Bytes, s.Versions, s.Duration.Round(1e6), s.RecordsPerSecond)
+	fmt.Fprintf(w, "SharePoint: %d errors, %d warnings, %d fatal errors; SQL throttling wait %s, %d postponements\n",
+		s.Errors, s.Warnings, s.FatalErrors, s.SQLThrottlingWait, s.Postponed)
+	if len(r.EventsMissing) > 0 {
+		fmt.Fprintf(w, "events of %d jobs are no longer stored (older than 5 days): their issues are not in the report\n", len(r.EventsMissing))
+	}
+}
