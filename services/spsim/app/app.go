@@ -55,7 +55,7 @@ type Main struct {
 	DestinationPerKind     int
 	DestinationLoginDomain string
 	Storage                storage.Config
-	LogLevel             string
+	LogLevel               string
 
 	// Lookup reads the environment (the SPSIM_* fallbacks and SPSIM_STORAGE_KEY); nil is
 	// os.LookupEnv.
