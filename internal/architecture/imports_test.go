@@ -31,6 +31,8 @@ func rules() []rule {
 		{"pkg/stage/", append(core, "pkg/pipeline/", "pkg/sharepoint/", "pkg/stage"), "a stage uses the kit, never another stage"},
 		{"pkg/stage/registry", []string{"pkg/stage", "pkg/stage/"}, "the stage table lists every stage"},
 		{"pkg/downstream/", append(core, "pkg/pipeline/"), "downstream consumers read the pipeline's subjects"},
+		{"pkg/report", nil, "the report builder is a leaf: tables and charts of plain values"},
+		{"pkg/validate", append(core, "pkg/report"), "validation compares two sources of items and reports on them"},
 		{"pkg/testenv", append(core, "pkg/pipeline/", "pkg/sharepoint/", "pkg/stage", "services/spsim/"), "test environments start real parts"},
 		{"services/spsim", append(core, "services/spsim/", "pkg/sharepoint/storage", "pkg/pipeline/flagenv", "pkg/pipeline/svc"),
 			"the simulator shares no validation code with the client it tests"},
