@@ -98,14 +98,15 @@ func (c *CSVSource) Items(ctx context.Context, fn func(*Item) error) (err error)
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
-		line, _ := r.FieldPos(0)
 		if err != nil {
+			line := 0
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
 				line = pe.Line
 			}
-			return &CSVError{Name: c.name, Row: line, Err: err}
+			return &CSVError{Name: c.name, Row: max(line, 1), Err: err}
 		}
+		line, _ := r.FieldPos(0)
 		it, cerr := parseRow(rec, idx)
 		if cerr != nil {
 			cerr.Name, cerr.Row = c.name, line

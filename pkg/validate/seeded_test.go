@@ -1,8 +1,18 @@
 package validate_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
+	"encoding/xml"
+	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,5 +145,97 @@ func checkCompared(t *testing.T, res *validate.Result) {
 	t.Helper()
 	if res.Total.Items < 2000 || len(res.Lists) != 3 {
 		t.Fatalf("%d items in %d lists compared: %+v", res.Total.Items, len(res.Lists), res.Lists)
+	}
+}
+
+// TestReportsOfTheSeededDestination writes the reports of a seeded validation: the CSVs carry
+// every item and the seeded failures, and report.html is well-formed, self-contained and shows the
+// counts (item failures capped, with a pointer to the CSV).
+func TestReportsOfTheSeededDestination(t *testing.T) {
+	src, _ := tenant.New(tenant.SmallProfile())
+	dst, err := tenant.NewDestination(tenant.SmallProfile(), tenant.DestinationSpec{Sites: map[string]string{"/sites/small": "/sites/small-new"}, Seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := validate.Validate(context.Background(), exported(t, src, "/sites/small", "source"),
+		exported(t, dst, "/sites/small-new", "destination"), validate.Options{
+			Mappings: []validate.Mapping{{From: "/sites/small", To: "/sites/small-new"}}, Logins: dst.LoginMap(), MtimeTolerance: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	paths, err := validate.WriteReports(dir, res, 5, time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) != 5 {
+		t.Fatalf("paths %v", paths)
+	}
+	read := func(name string) [][]string {
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		rows, err := csv.NewReader(f).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rows
+	}
+	failed := 8*2 + 2 // two per kind, and the renamed files' extras
+	if rows := read(validate.ItemFile); len(rows) != 1+res.Total.Items || !slices.Equal(rows[0], validate.ItemColumns) {
+		t.Errorf("item report: %d rows, want %d", len(rows), 1+res.Total.Items)
+	}
+	if rows := read(validate.ItemFailureFile); len(rows) != 1+failed {
+		t.Errorf("item failure report: %d rows, want %d", len(rows), 1+failed)
+	}
+	sum := read(validate.SummaryFile)
+	if last := sum[len(sum)-1]; len(sum) != 1+3+1 || last[0] != "(all)" || last[2] != validate.StatusFailed || last[5] != strconv.Itoa(failed) {
+		t.Errorf("summary %q", sum)
+	}
+	n := 0
+	for _, row := range read(validate.FailureSummaryFile)[1:] {
+		c, _ := strconv.Atoi(row[3])
+		n += c
+	}
+	if n != 8*2+2 { // every failure once: a renamed file is one missing and one extra
+		t.Errorf("failure summary sums to %d", n)
+	}
+	page, err := os.ReadFile(filepath.Join(dir, validate.HTMLFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := xml.NewDecoder(bytes.NewReader(page))
+	d.Strict = true
+	var texts []string
+	for {
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("report.html is not well-formed: %v", err)
+		}
+		switch tk := tok.(type) {
+		case xml.StartElement:
+			for _, a := range tk.Attr {
+				if (a.Name.Local == "src" || a.Name.Local == "href") && !strings.HasPrefix(a.Value, "#") {
+					t.Errorf("<%s %s=%q> leaves the page", tk.Name.Local, a.Name.Local, a.Value)
+				}
+			}
+			if tk.Name.Local == "script" {
+				t.Error("a script")
+			}
+		case xml.CharData:
+			texts = append(texts, strings.TrimSpace(string(tk)))
+		}
+	}
+	all := strings.Join(texts, "\n")
+	for _, want := range []string{"\n" + strconv.Itoa(res.Total.Items) + "\nitems compared", "\n" + strconv.Itoa(failed) + "\nfailed",
+		"Showing the first 5 of " + strconv.Itoa(failed) + " failed items; ItemFailureReport.csv lists them all."} {
+		if !strings.Contains(all, want) {
+			t.Errorf("report.html does not show %q", want)
+		}
 	}
 }
