@@ -19,11 +19,11 @@ import (
 // The report files WriteReports writes, named after the SPMT reports they resemble
 // (docs/validation.md maps their columns).
 const (
-	SummaryFile       = "SummaryReport.csv"
-	ItemFile          = "ItemReport.csv"
-	ItemFailureFile   = "ItemFailureReport.csv"
+	SummaryFile        = "SummaryReport.csv"
+	ItemFile           = "ItemReport.csv"
+	ItemFailureFile    = "ItemFailureReport.csv"
 	FailureSummaryFile = "FailureSummary.csv"
-	HTMLFile          = "report.html"
+	HTMLFile           = "report.html"
 )
 
 // DefaultHTMLItems caps the item failures the HTML report lists; the CSVs list them all.
