@@ -258,3 +258,25 @@ func FuzzCSVSource(f *testing.F) {
 		}
 	})
 }
+
+func TestReadLoginMapAndRecordsBadInput(t *testing.T) {
+	m, err := ReadLoginMap("users.csv", strings.NewReader("a@contoso.com,a@fabrikam.com\nHR Owners,HR Owners,TRUE\n"))
+	if err != nil || m["a@contoso.com"] != "a@fabrikam.com" || m["HR Owners"] != "HR Owners" {
+		t.Fatalf("%v %v", m, err)
+	}
+	for body, want := range map[string]string{
+		"a\n":                    "users.csv row 1: 1 columns",
+		"a,b\na,c\n":             "users.csv row 2: a mapped twice",
+		"a,b,maybe\n":            "users.csv row 1 column C",
+		"a,b\n\xff,b\n":          "users.csv row 2 column A: invalid UTF-8",
+		"a,\"b\n":                "users.csv row 1",
+		"a,b,FALSE\n,x,FALSE\n": "users.csv row 2: empty login",
+	} {
+		if _, err := ReadLoginMap("users.csv", strings.NewReader(body)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", body, err, want)
+		}
+	}
+	if _, err := ReadRecordsJSONL("r.jsonl", strings.NewReader("{\"job_id\":\"j\"}\n\n{nope\n")); err == nil || !strings.Contains(err.Error(), "r.jsonl line 3") {
+		t.Errorf("bad records line: %v", err)
+	}
+}
