@@ -265,11 +265,11 @@ func TestReadLoginMapAndRecordsBadInput(t *testing.T) {
 		t.Fatalf("%v %v", m, err)
 	}
 	for body, want := range map[string]string{
-		"a\n":                    "users.csv row 1: 1 columns",
-		"a,b\na,c\n":             "users.csv row 2: a mapped twice",
-		"a,b,maybe\n":            "users.csv row 1 column C",
-		"a,b\n\xff,b\n":          "users.csv row 2 column A: invalid UTF-8",
-		"a,\"b\n":                "users.csv row 1",
+		"a\n":                   "users.csv row 1: 1 columns",
+		"a,b\na,c\n":            "users.csv row 2: a mapped twice",
+		"a,b,maybe\n":           "users.csv row 1 column C",
+		"a,b\n\xff,b\n":         "users.csv row 2 column A: invalid UTF-8",
+		"a,\"b\n":               "users.csv row 1",
 		"a,b,FALSE\n,x,FALSE\n": "users.csv row 2: empty login",
 	} {
 		if _, err := ReadLoginMap("users.csv", strings.NewReader(body)); err == nil || !strings.Contains(err.Error(), want) {
