@@ -33,6 +33,8 @@ func rules() []rule {
 		{"pkg/downstream/", append(core, "pkg/pipeline/"), "downstream consumers read the pipeline's subjects"},
 		{"pkg/client", append(core, "pkg/pipeline/"), "the client library reads the pipeline's subjects and stores, nothing of SharePoint or the stages"},
 		{"pkg/runreport", append(core, "pkg/pipeline/", "pkg/client"), "run reports read what the client library reads"},
+		{"pkg/report", nil, "the report builder is a leaf: tables and charts of plain values"},
+		{"pkg/validate", append(core, "pkg/report"), "validation compares two sources of items and reports on them"},
 		{"pkg/testenv", append(core, "pkg/pipeline/", "pkg/sharepoint/", "pkg/stage", "services/spsim/"), "test environments start real parts"},
 		{"services/spsim", append(core, "services/spsim/", "pkg/sharepoint/storage", "pkg/pipeline/flagenv", "pkg/pipeline/svc"),
 			"the simulator shares no validation code with the client it tests"},

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,8 +47,15 @@ type Main struct {
 	// ManifestFolderTotals writes SMTotalFileCount and SMTotalSize into folder items of the
 	// manifests (server.Config.ManifestFolderTotals); off by default.
 	ManifestFolderTotals bool
-	Storage              storage.Config
-	LogLevel             string
+	// Destination, when not empty, serves the destination tenant of the profile instead
+	// (tenant.NewDestination): "SRC=DST" site mappings separated by commas, with
+	// DestinationSeed, DestinationPerKind and DestinationLoginDomain.
+	Destination            string
+	DestinationSeed        int64
+	DestinationPerKind     int
+	DestinationLoginDomain string
+	Storage                storage.Config
+	LogLevel               string
 
 	// Lookup reads the environment (the SPSIM_* fallbacks and SPSIM_STORAGE_KEY); nil is
 	// os.LookupEnv.
@@ -86,6 +94,11 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.FaultsPath, "faults", "", "JSON file of faults to inject from the start")
 	fs.BoolVar(&m.ManifestFolderTotals, "manifest-folder-totals", false,
 		"write SMTotalFileCount and SMTotalSize into folder items of the manifests (undocumented for AMR)")
+	fs.StringVar(&m.Destination, "destination", "",
+		"serve a destination tenant: a copy of the profile's sites SRC=DST[,SRC=DST] with seeded differences (GET /_spsim/differences)")
+	fs.Int64Var(&m.DestinationSeed, "destination-seed", 1, "seed choosing the destination's differing items")
+	fs.IntVar(&m.DestinationPerKind, "destination-differences", 2, "differences seeded per kind in the destination tenant")
+	fs.StringVar(&m.DestinationLoginDomain, "destination-login-domain", tenant.DefaultDestinationLoginDomain, "login and e-mail domain of the destination's users")
 	fs.StringVar(&m.Storage.BlobURL, "storage-blob-url", "", "blob endpoint ProvisionMigrationContainers creates containers in, e.g. Azurite's")
 	fs.StringVar(&m.Storage.Account, "storage-account", "devstoreaccount1", "storage account name")
 	fs.StringVar(&m.LogLevel, "log-level", "info", "debug, info, warn or error")
@@ -180,7 +193,35 @@ func (m *Main) tenant() (*tenant.Tenant, error) {
 	if m.Seed != 0 {
 		p.Seed = m.Seed
 	}
-	return tenant.New(p)
+	if m.Destination == "" {
+		return tenant.New(p)
+	}
+	sites, err := ParseSiteMap(m.Destination)
+	if err != nil {
+		return nil, err
+	}
+	perKind := m.DestinationPerKind
+	if perKind == 0 {
+		perKind = -1 // the flag's 0 means none; the spec's 0 means its default
+	}
+	return tenant.NewDestination(p, tenant.DestinationSpec{Sites: sites, Seed: m.DestinationSeed, PerKind: perKind,
+		LoginDomain: m.DestinationLoginDomain})
+}
+
+// ParseSiteMap reads -destination: "SRC=DST" pairs separated by commas.
+func ParseSiteMap(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, pair := range strings.Split(s, ",") {
+		from, to, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		if !ok || from == "" || to == "" {
+			return nil, fmt.Errorf("-destination: %q is not SRC=DST", pair)
+		}
+		if _, dup := out[from]; dup {
+			return nil, fmt.Errorf("-destination: site %s mapped twice", from)
+		}
+		out[from] = to
+	}
+	return out, nil
 }
 
 // Close stops the job workers.

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
+	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )
 
 // env returns a Lookup reading only the given map.
@@ -121,6 +123,8 @@ func TestRunConfigErrors(t *testing.T) {
 		{name: "missing profile file", args: []string{"-profile-file", "/nonexistent/profile.json"}, wantErr: "profile.json"},
 		{name: "missing faults file", args: []string{"-profile", "small", "-faults", "/nonexistent/faults.json"}, wantErr: "faults.json"},
 		{name: "bad listen address", args: []string{"-profile", "small", "-listen", "127.0.0.1:-1"}, wantErr: "listen"},
+		{name: "destination not SRC=DST", args: []string{"-profile", "small", "-destination", "/sites/small"}, wantErr: "not SRC=DST"},
+		{name: "destination of an unknown site", args: []string{"-profile", "small", "-destination", "/sites/x=/sites/y"}, wantErr: "/sites/x is not in the source profile"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -244,5 +248,67 @@ func TestExecuteExitCodes(t *testing.T) {
 				t.Errorf("stderr %q, want it to contain %q", stderr.String(), tt.wantStderr)
 			}
 		})
+	}
+}
+
+// TestRunServesADestination: with -destination the simulator serves the copy under its new site
+// URL, not the source's, and the admin API tells the seeded differences and the login mapping.
+func TestRunServesADestination(t *testing.T) {
+	m := NewMain()
+	m.Lookup = env(map[string]string{"SPSIM_TOKEN": "test-token"})
+	m.Log = io.Discard
+	if err := m.ParseFlags([]string{"-listen", "127.0.0.1:0", "-profile", "small", "-workers", "1", "-admin",
+		"-destination", "/sites/small=/sites/small-new", "-destination-differences", "1"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		if err := m.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	for deadline := time.Now().Add(10 * time.Second); m.Addr() == nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("Run did not start listening")
+		}
+	}
+	get := func(path string) (int, string) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.Addr().String()+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer test-token")
+		req.Header.Set("Accept", "application/json;odata=verbose")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/sites/small-new/_api/web"); code != http.StatusOK {
+		t.Errorf("destination site: HTTP %d", code)
+	}
+	if code, _ := get("/sites/small/_api/web"); code == http.StatusOK {
+		t.Error("the source site is served too")
+	}
+	code, body := get("/_spsim/differences")
+	var doc struct {
+		Differences []tenant.Difference
+		Logins      map[string]string
+		Sites       map[string]string
+	}
+	if err := json.Unmarshal([]byte(body), &doc); err != nil || code != http.StatusOK {
+		t.Fatalf("differences: HTTP %d %v: %s", code, err, body)
+	}
+	if len(doc.Differences) != len(tenant.DifferenceKinds) || len(doc.Logins) == 0 || doc.Sites["/sites/small"] != "/sites/small-new" {
+		t.Errorf("differences document %+v", doc)
 	}
 }

@@ -36,6 +36,9 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	case path == "faults" && r.Method == http.MethodDelete:
 		s.faults.set(nil)
 		writeJSON(w, r, http.StatusOK, map[string]any{"rules": 0})
+	case path == "differences" && r.Method == http.MethodGet:
+		t := s.cfg.Tenant
+		writeJSON(w, r, http.StatusOK, map[string]any{"differences": t.Seeded(), "logins": t.LoginMap(), "sites": t.SiteMap()})
 	case path == "calls" && r.Method == http.MethodGet:
 		writeJSON(w, r, http.StatusOK, map[string]any{"calls": s.Calls()})
 	case path == "mutate" && r.Method == http.MethodPost:

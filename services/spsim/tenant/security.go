@@ -127,7 +127,7 @@ func (t *Tenant) user(s *siteNode, k int) User {
 	h := mix(mix(s.hash, saltUser), uint64(k))
 	first, last := firstNames[h%uint64(len(firstNames))], lastNames[mix(h, 1)%uint64(len(lastNames))]
 	alias := strings.ToLower(asciiFold.Replace(first + "." + last + strconv.Itoa(k+1)))
-	email := alias + "@contoso.com"
+	email := alias + "@" + t.loginDomain()
 	return User{
 		ID: s.firstUserID() + k, Name: first + " " + last, Login: "i:0#.f|membership|" + email, Email: email,
 		SystemID:    systemID("i:0h.f|membership|" + strings.ReplaceAll(guid(h), "-", "")[:16] + "@live.com"),
@@ -196,6 +196,6 @@ func (t *Tenant) roleAssignment(l *listNode, scope, objectID string, objectType 
 	return RoleAssignment{
 		ScopeID: scope, RoleDefWebID: rw.id, RoleDefWebURL: strings.TrimPrefix(rw.url, "/"),
 		ObjectID: objectID, ObjectType: objectType, ObjectURL: objectURL,
-		Assignments: t.assignments(l.site, hashString(l.site.hash, scope)),
+		Assignments: t.dropAssignment(scope, t.assignments(l.site, hashString(l.site.hash, scope))),
 	}
 }

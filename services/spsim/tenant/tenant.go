@@ -101,6 +101,9 @@ type Tenant struct {
 	now time.Time
 	log changeLog
 	ov  overlay
+
+	// dest is set on a destination tenant (NewDestination) and nil otherwise.
+	dest *destState
 }
 
 type siteNode struct {
@@ -136,6 +139,9 @@ type listNode struct {
 	root     *specNode
 	// ctFolder, ctDoc and ctItem are the list's content type ids for folders, documents and items.
 	ctFolder, ctDoc, ctItem string
+	// inherits holds the list item ids whose unique permissions a destination tenant lost
+	// (destination.go); set before the tenant is used, read-only afterwards.
+	inherits map[int64]bool
 }
 
 // specNode is a compiled FolderSpec: one node per spec entry, whatever its Repeat, with the
@@ -197,7 +203,10 @@ func compileSpec(f FolderSpec, extraFiles int, salt uint64, sizes *sizeTable) *s
 }
 
 // New builds a tenant from a profile. It does no work proportional to the number of items.
-func New(p Profile) (*Tenant, error) {
+func New(p Profile) (*Tenant, error) { return build(p, nil) }
+
+// build builds a tenant; dest, when not nil, makes it a destination tenant (destination.go).
+func build(p Profile, dest *destState) (*Tenant, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
@@ -206,6 +215,7 @@ func New(p Profile) (*Tenant, error) {
 		epoch:    p.Epoch.UTC().Truncate(time.Second),
 		oddEvery: p.OddNameEvery,
 		webs:     map[string]*webNode{},
+		dest:     dest,
 	}
 	if p.Epoch.IsZero() {
 		t.epoch = DefaultEpoch
@@ -234,7 +244,7 @@ func New(p Profile) (*Tenant, error) {
 }
 
 func (t *Tenant) addSite(ss SiteSpec) {
-	s := &siteNode{url: ss.URL, title: ss.Title, spec: ss, hash: hashString(mix(t.seed, saltSite), ss.URL)}
+	s := &siteNode{url: ss.URL, title: ss.Title, spec: ss, hash: hashString(mix(t.seed, saltSite), t.identity(ss.URL))}
 	s.id = guid(s.hash)
 	t.sites = append(t.sites, s)
 	// Webs are created parents first (shorter paths first) so each finds its parent.
@@ -245,7 +255,7 @@ func (t *Tenant) addSite(ss SiteSpec) {
 		if ws.Path != "" {
 			url += "/" + ws.Path
 		}
-		w := &webNode{url: url, title: ws.Title, site: s, hash: hashString(mix(t.seed, saltWeb), url)}
+		w := &webNode{url: url, title: ws.Title, site: s, hash: hashString(mix(t.seed, saltWeb), t.identity(url))}
 		w.id = guid(w.hash)
 		if ws.Path == "" {
 			s.rootWeb = w
@@ -282,7 +292,7 @@ func (t *Tenant) addList(w *webNode, ls ListSpec) {
 	}
 	l.url = w.url + "/" + l.webRel
 	l.rootName = l.webRel[strings.LastIndexByte(l.webRel, '/')+1:]
-	l.hash = hashString(mix(t.seed, saltList), l.url)
+	l.hash = hashString(mix(t.seed, saltList), t.identity(l.url))
 	l.id = guid(l.hash)
 	l.rootID = guid(mix(l.hash, saltRootFolder))
 	l.scopeID = guid(mix(l.hash, saltScope))

@@ -51,7 +51,7 @@ func (f *folderRef) child(ci int, r int64) folderRef {
 }
 
 func (l *listNode) uniqueAt(intID int64) bool {
-	return l.spec.UniqueEvery > 0 && intID > 0 && intID%int64(l.spec.UniqueEvery) == 0
+	return l.spec.UniqueEvery > 0 && intID > 0 && intID%int64(l.spec.UniqueEvery) == 0 && !l.inherits[intID]
 }
 
 // leafHash is the identity hash of the i-th base file (or item) of f.

@@ -33,7 +33,8 @@ func Root() *cobra.Command {
 		}
 		return nc, js, nil
 	}
-	root.AddCommand(devCommand(), planCommand(connect), jobsCommand(connect), tailCommand(connect), topologyCommand(connect), reportCommand(connect))
+	root.AddCommand(devCommand(), planCommand(connect), jobsCommand(connect), tailCommand(connect), topologyCommand(connect),
+		reportCommand(connect), validateCommand())
 	return root
 }
 

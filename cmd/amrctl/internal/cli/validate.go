@@ -1,0 +1,150 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/amrpipe/amrpipe/pkg/validate"
+)
+
+// ErrDifferences is the error of `validate` when the validation found differences; amrctl exits
+// with ExitDifferences for it.
+var ErrDifferences = errors.New("the destination differs from the source")
+
+// Exit codes of amrctl.
+const (
+	ExitError       = 1 // anything went wrong: bad input, a source that could not be read
+	ExitDifferences = 2 // validate ran to the end and found differences
+)
+
+// ExitCode is amrctl's exit status for the error a command returned.
+func ExitCode(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, ErrDifferences):
+		return ExitDifferences
+	}
+	return ExitError
+}
+
+func validateCommand() *cobra.Command {
+	var (
+		srcCSV, dstCSV, srcRecords, dstRecords, loginMap, out string
+		maps                                                  []string
+		tolerance                                             time.Duration
+		htmlItems                                             int
+	)
+	cmd := &cobra.Command{
+		Use:   "validate",
+		Short: "Post-migration validation: compare a destination with its source and write SPMT-style reports",
+		Long: `Compares the items of a source tenant with a destination's through path mappings (--map SRC=DST,
+repeatable) and checks presence, size, modified time (--mtime-tolerance), version count, author and
+editor (through --login-map, SPMT's user mapping format) and unique permissions. Each side is a
+migration engine's CSV report (--source-csv, --destination-csv; columns in docs/validation.md) or
+the pipeline's records as JSON lines (--source-records, --destination-records; amrctl dev's sink
+writes them). Writes SummaryReport.csv, ItemReport.csv, ItemFailureReport.csv, FailureSummary.csv
+and report.html (self-contained: open it in any browser, offline) into --out.
+
+Exit status: 0 when every check passed, 2 when differences were found (the reports say which),
+1 when the validation could not run (bad input: then no report is written).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			src, err := sideSource("source", srcCSV, srcRecords)
+			if err != nil {
+				return err
+			}
+			dst, err := sideSource("destination", dstCSV, dstRecords)
+			if err != nil {
+				return err
+			}
+			opts := validate.Options{MtimeTolerance: tolerance}
+			for _, m := range maps {
+				mp, err := validate.ParseMapping(m)
+				if err != nil {
+					return fmt.Errorf("--map: %w", err)
+				}
+				opts.Mappings = append(opts.Mappings, mp)
+			}
+			if len(opts.Mappings) == 0 {
+				return errors.New("--map SRC=DST is required")
+			}
+			if loginMap != "" {
+				f, err := os.Open(loginMap)
+				if err != nil {
+					return fmt.Errorf("--login-map: %w", err)
+				}
+				opts.Logins, err = validate.ReadLoginMap(loginMap, f)
+				f.Close()
+				if err != nil {
+					return fmt.Errorf("--login-map: %w", err)
+				}
+			}
+			res, err := validate.Validate(cmd.Context(), src, dst, opts)
+			if err != nil {
+				return err
+			}
+			paths, err := validate.WriteReports(out, res, htmlItems, time.Now())
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "%d items compared in %d lists: %d passed, %d failed\n", res.Total.Items, len(res.Lists), res.Total.Passed, res.Total.Failed)
+			for _, c := range validate.Checks {
+				if n := res.Total.ByCheck[c]; n > 0 {
+					fmt.Fprintf(w, "  %-12s %d\n", c, n)
+				}
+			}
+			fmt.Fprintln(w, "reports:")
+			for _, p := range paths {
+				fmt.Fprintln(w, "  "+p)
+			}
+			fmt.Fprintf(w, "open %s in a browser (it needs no network)\n", paths[len(paths)-1])
+			if res.Failed() {
+				return fmt.Errorf("%d items failed: %w", res.Total.Failed, ErrDifferences)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&srcCSV, "source-csv", "", "the source's items: a migration engine's CSV report")
+	f.StringVar(&dstCSV, "destination-csv", "", "the destination's items: a CSV report")
+	f.StringVar(&srcRecords, "source-records", "", "the source's items: the pipeline's records as JSON lines")
+	f.StringVar(&dstRecords, "destination-records", "", "the destination's items: records as JSON lines")
+	f.StringArrayVar(&maps, "map", nil, "path mapping SRC=DST of server-relative prefixes, e.g. /sites/hr=/sites/hr-new (repeatable)")
+	f.StringVar(&loginMap, "login-map", "", "CSV without header: source login, destination login[, TRUE for a group] (SPMT's user mapping format)")
+	f.DurationVar(&tolerance, "mtime-tolerance", 2*time.Second, "largest modified-time difference that passes")
+	f.StringVar(&out, "out", "validation", "directory the reports are written to")
+	f.IntVar(&htmlItems, "html-items", validate.DefaultHTMLItems, "item failures listed in report.html (the CSVs list all)")
+	return cmd
+}
+
+// sideSource opens one side's input: exactly one of a CSV report or a records file.
+func sideSource(side, csvPath, recordsPath string) (validate.Source, error) {
+	switch {
+	case csvPath != "" && recordsPath != "":
+		return nil, fmt.Errorf("--%s-csv and --%s-records: give one", side, side)
+	case csvPath != "":
+		if _, err := os.Stat(csvPath); err != nil {
+			return nil, fmt.Errorf("--%s-csv: %w", side, err)
+		}
+		return validate.NewCSVSource(csvPath, func() (io.ReadCloser, error) { return os.Open(csvPath) }), nil
+	case recordsPath != "":
+		f, err := os.Open(recordsPath)
+		if err != nil {
+			return nil, fmt.Errorf("--%s-records: %w", side, err)
+		}
+		defer f.Close()
+		recs, err := validate.ReadRecordsJSONL(recordsPath, f)
+		if err != nil {
+			return nil, fmt.Errorf("--%s-records: %w", side, err)
+		}
+		return validate.NewRecordsSource(recordsPath, recs), nil
+	}
+	return nil, fmt.Errorf("the %s: give --%s-csv or --%s-records", side, side, side)
+}
