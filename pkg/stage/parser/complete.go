@@ -86,10 +86,12 @@ func (s *Stage) complete(ctx context.Context, r *amrpipev1.JobRecord) error {
 	if err != nil && !errors.Is(err, jobstore.ErrRefused) {
 		return err
 	}
-	// The job is final: what was kept to follow it (its key, cursor, seen-markers, parse progress)
-	// goes now rather than at its TTL; its record and summary stay.
-	if ferr := s.store.Forget(ctx, jobID); ferr != nil {
-		s.log.WarnContext(ctx, "forget a final job's state (its TTL removes it later)", "job", jobID, "err", ferr)
+	// The replica that made the job final forgets what was kept to follow it (cursor,
+	// seen-markers, parse progress) now rather than at its TTL; its record, key and summary stay.
+	if err == nil {
+		if ferr := s.store.Forget(ctx, jobID); ferr != nil {
+			s.log.WarnContext(ctx, "forget a final job's state (its TTL removes it later)", "job", jobID, "err", ferr)
+		}
 	}
 	if !bad && rec != nil {
 		// Two replicas completing the last two jobs of a tree at once each find the other one

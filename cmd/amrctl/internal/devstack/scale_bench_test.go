@@ -12,6 +12,7 @@ import (
 	"github.com/amrpipe/amrpipe/cmd/amrctl/internal/devstack"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )
@@ -175,4 +176,63 @@ func (p *storagePeak) stop() uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.max
+}
+
+// BenchmarkCallsPerMillion exports the demo's three plans (tenant.DefaultProfile, about 420K
+// content objects) with the relay at production's paces (running jobs polled every minute, queued
+// ones and jobs reported through the queue every 5 minutes) and the simulator at
+// AMRPIPE_BENCH_RATE objects/s per job (default 400, SharePoint's lab figure), and reports every
+// REST call the simulator answered per million content objects delivered, and the progress polls
+// among them. Planning (folder sizes, lists, probes), creates and polls all count: what a tenant
+// pays for an export.
+func BenchmarkCallsPerMillion(b *testing.B) {
+	rate := 400.0
+	if v, err := strconv.ParseFloat(os.Getenv("AMRPIPE_BENCH_RATE"), 64); err == nil && v > 0 {
+		rate = v
+	}
+	for range b.N {
+		b.StopTimer()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Hour)
+		s, err := devstack.Start(ctx, devstack.Options{Profile: tenant.DefaultProfile(), Rate: rate, Small: testenv.DemoSmall,
+			Large: testenv.DemoLarge, PollInterval: time.Minute,
+			StageArgs: map[string][]string{topology.StageRelay: {"-queued-poll-interval", "5m", "-queue-poll-interval", "5m"}}})
+		if err != nil {
+			cancel()
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		start := time.Now()
+		for _, p := range testenv.DemoPlans(s.SiteURL) {
+			if err := s.Submit(ctx, p); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := s.WaitIdle(ctx); err != nil {
+			b.Fatal(err)
+		}
+		elapsed := time.Since(start)
+		b.StopTimer()
+		got, err := s.Records(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		objects := 0
+		for _, c := range got.Content {
+			objects += c
+		}
+		calls := s.Sim.Calls()
+		var total int64
+		for _, c := range calls {
+			total += c
+		}
+		b.ReportMetric(elapsed.Seconds(), "s")
+		b.ReportMetric(float64(objects), "objects")
+		b.ReportMetric(float64(total)/float64(objects)*1e6, "calls/M-objects")
+		b.ReportMetric(float64(calls["GetMigrationJobProgress"])/float64(objects)*1e6, "polls/M-objects")
+		b.Logf("calls by method: %v", calls)
+		if err := s.Close(); err != nil {
+			b.Error(err)
+		}
+		cancel()
+	}
 }
