@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
@@ -11,6 +12,9 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
+
+// fetchWait bounds one fetch of job records.
+const fetchWait = 5 * time.Second
 
 // Jobs returns every job record now in the bucket. Unlike Watch it needs no push consumer: an
 // ordered pull consumer reads the last value of each key in one pass (thousands of records in a
@@ -35,7 +39,9 @@ func (s *Store) Jobs(ctx context.Context) ([]*amrpipev1.JobRecord, error) {
 	left := int(info.NumPending)
 	out := make([]*amrpipev1.JobRecord, 0, left)
 	for left > 0 {
-		batch, err := cons.Fetch(min(left, 1000), jetstream.FetchContext(ctx))
+		// Bounded, not ctx's whole deadline: on a cluster a fetch sent while a leader changes is
+		// lost, and the caller (a look at the pipeline) asks again.
+		batch, err := cons.Fetch(min(left, 1000), jetstream.FetchMaxWait(fetchWait))
 		if err != nil {
 			return nil, fmt.Errorf("job records: %w", err)
 		}
@@ -55,7 +61,7 @@ func (s *Store) Jobs(ctx context.Context) ([]*amrpipev1.JobRecord, error) {
 			return nil, fmt.Errorf("job records: %w", err)
 		}
 		if n == 0 {
-			return nil, fmt.Errorf("job records: %d not delivered: %w", left, ctx.Err())
+			return nil, fmt.Errorf("job records: %d not delivered within %s", left, fetchWait)
 		}
 		left -= n
 	}

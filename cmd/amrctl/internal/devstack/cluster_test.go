@@ -157,13 +157,22 @@ func recordsLeaderApart(t *testing.T, c *testenv.Cluster) target {
 	return target{"leader of " + topology.StreamRecords + " (not the meta leader)", func() int { return c.StreamLeader(topology.StreamRecords) }}
 }
 
+// allJobs reads every job record; a look that fails (a leader being elected) is made again.
+func allJobs(ctx context.Context, t *testing.T, s *devstack.Stack) []*amrpipev1.JobRecord {
+	t.Helper()
+	var jobs []*amrpipev1.JobRecord
+	testenv.Eventually(t, time.Minute, "the job records", func() bool {
+		var err error
+		jobs, err = s.Jobs(ctx)
+		return err == nil
+	})
+	return jobs
+}
+
 // liveJobs counts the jobs that are neither done nor failed.
 func liveJobs(ctx context.Context, t *testing.T, s *devstack.Stack) (live, all int) {
 	t.Helper()
-	jobs, err := s.Jobs(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	jobs := allJobs(ctx, t, s)
 	for _, j := range jobs {
 		if j.GetState() != amrpipev1.JobState_JOB_STATE_DONE && j.GetState() != amrpipev1.JobState_JOB_STATE_FAILED {
 			live++
@@ -224,11 +233,7 @@ func TestClusterExportSurvivesLeaderKills(t *testing.T) {
 		}
 	}
 	firstJobs := map[string]bool{}
-	jobs, err := s.Jobs(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, j := range jobs {
+	for _, j := range allJobs(ctx, t, s) {
 		firstJobs[j.GetJobId()] = true
 	}
 	kill(target{"meta leader", c.MetaLeader})

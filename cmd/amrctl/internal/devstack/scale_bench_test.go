@@ -79,11 +79,7 @@ func runLiveJobs(b *testing.B, n int) {
 			b.Fatal(err)
 		}
 	}
-	if err := s.WaitIdle(ctx); err != nil {
-		b.Fatal(err)
-	}
-	elapsed := time.Since(start)
-	b.StopTimer()
+	m := waitMeasured(ctx, b, s, start)
 	jobs, err := s.Jobs(ctx)
 	if err != nil {
 		b.Fatal(err)
@@ -94,27 +90,14 @@ func runLiveJobs(b *testing.B, n int) {
 			done++
 		}
 	}
-	got, err := s.Records(ctx)
-	if err != nil {
-		b.Fatal(err)
+	if done != n || m.objects != want {
+		b.Fatalf("%d of %d jobs done, %d content records of %d", done, n, m.objects, want)
 	}
-	content := 0
-	for _, c := range got.Content {
-		content += c
-	}
-	if done != n || content != want {
-		b.Fatalf("%d of %d jobs done, %d content records of %d", done, n, content, want)
-	}
-	calls := s.Sim.Calls()
-	var total int64
-	for _, c := range calls {
-		total += c
-	}
-	b.ReportMetric(elapsed.Seconds(), "s")
-	b.ReportMetric(float64(total)/float64(n), "calls/job")
-	b.ReportMetric(float64(calls["GetMigrationJobProgress"])/float64(n), "polls/job")
+	b.ReportMetric(m.elapsed.Seconds(), "s")
+	b.ReportMetric(float64(m.total)/float64(n), "calls/job")
+	b.ReportMetric(float64(m.calls["GetMigrationJobProgress"])/float64(n), "polls/job")
 	b.ReportMetric(float64(peak.stop())/(1<<20), "store-peak-MiB")
-	b.ReportMetric(float64(content)/elapsed.Seconds(), "objects/s")
+	b.ReportMetric(float64(m.objects)/m.elapsed.Seconds(), "objects/s")
 }
 
 type folder struct {
@@ -207,32 +190,45 @@ func BenchmarkCallsPerMillion(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		if err := s.WaitIdle(ctx); err != nil {
-			b.Fatal(err)
-		}
-		elapsed := time.Since(start)
-		b.StopTimer()
-		got, err := s.Records(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		objects := 0
-		for _, c := range got.Content {
-			objects += c
-		}
-		calls := s.Sim.Calls()
-		var total int64
-		for _, c := range calls {
-			total += c
-		}
-		b.ReportMetric(elapsed.Seconds(), "s")
-		b.ReportMetric(float64(objects), "objects")
-		b.ReportMetric(float64(total)/float64(objects)*1e6, "calls/M-objects")
-		b.ReportMetric(float64(calls["GetMigrationJobProgress"])/float64(objects)*1e6, "polls/M-objects")
-		b.Logf("calls by method: %v", calls)
+		m := waitMeasured(ctx, b, s, start)
+		b.ReportMetric(m.elapsed.Seconds(), "s")
+		b.ReportMetric(float64(m.objects), "objects")
+		b.ReportMetric(float64(m.total)/float64(m.objects)*1e6, "calls/M-objects")
+		b.ReportMetric(float64(m.calls["GetMigrationJobProgress"])/float64(m.objects)*1e6, "polls/M-objects")
+		b.Logf("calls by method: %v", m.calls)
 		if err := s.Close(); err != nil {
 			b.Error(err)
 		}
 		cancel()
 	}
+}
+
+// measured is what a scale benchmark's run took: its time, the content objects downstream and the
+// simulator's REST calls.
+type measured struct {
+	elapsed time.Duration
+	objects int
+	calls   map[string]int64
+	total   int64
+}
+
+// waitMeasured waits until the stack is idle, stops the timer and measures the run begun at start.
+func waitMeasured(ctx context.Context, b *testing.B, s *devstack.Stack, start time.Time) measured {
+	b.Helper()
+	if err := s.WaitIdle(ctx); err != nil {
+		b.Fatal(err)
+	}
+	m := measured{elapsed: time.Since(start), calls: s.Sim.Calls()}
+	b.StopTimer()
+	got, err := s.Records(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range got.Content {
+		m.objects += c
+	}
+	for _, c := range m.calls {
+		m.total += c
+	}
+	return m
 }
