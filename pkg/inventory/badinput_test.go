@@ -56,6 +56,9 @@ func TestChangesRefusesBadArguments(t *testing.T) {
 			return p.Info().ID
 		}
 		a1, a2, a3 := pass("a.sharepoint.com", true), pass("a.sharepoint.com", true), pass("a.sharepoint.com", false)
+		if _, err := s.Changes(ctx, 0, a1); !isArg(err, "to") {
+			t.Errorf("first pass: %v", err)
+		}
 		b1 := pass("b.sharepoint.com", true)
 
 		var tm *inventory.TenantMismatchError

@@ -35,14 +35,15 @@ type Change struct {
 // ChangeSet is what changed in a tenant from one pass to the next.
 type ChangeSet struct {
 	Tenant  string   `json:"tenant"`
-	From    int64    `json:"from_pass"` // 0: no earlier pass, everything is added
+	From    int64    `json:"from_pass"`
 	To      int64    `json:"to_pass"`
 	Changes []Change `json:"changes"`
 }
 
 // Changes returns the change set of pass to against from. to 0 means the latest pass; from 0
 // means to's base (the previous pass of its tenant and scope), the only from a stored change set
-// is against: any other from is refused with an *ArgError. Errors: *UnknownPassError for a pass
+// is against: any other from, or a to that is the first pass of its tenant and scope, is refused
+// with an *ArgError. Errors: *UnknownPassError for a pass
 // the inventory does not hold, *TenantMismatchError when from and to are of different tenants,
 // ErrIncompletePass when to did not end complete (or has not ended), ErrNoPass for an empty
 // inventory.
@@ -76,6 +77,10 @@ func (s *Store) Changes(ctx context.Context, from, to int64) (*ChangeSet, error)
 	}
 	if tp.Open() || !tp.Complete {
 		return nil, fmt.Errorf("change set of pass %d: %w", to, ErrIncompletePass)
+	}
+	if tp.Base == 0 {
+		return nil, &ArgError{Arg: "to", Reason: fmt.Sprintf("pass %d is the first of tenant %q, scope %q: there is no earlier pass to compare it with",
+			to, tp.Tenant, tp.Scope)}
 	}
 	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT kind, object_type, object_id, url, prev_url, fields FROM changes
 		WHERE pass_id = ? ORDER BY object_type, object_id, kind`), to)

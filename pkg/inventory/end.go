@@ -13,7 +13,8 @@ import (
 //   - a complete full pass marks deleted every object of its tenant and scope it did not see;
 //   - a pass that exported permissions re-derives the unique-permissions flag of the objects it
 //     saw (an object has unique permissions when a role assignment of the pass names it);
-//   - the change set against the pass's base is computed and stored (see Changes).
+//   - the change set against the pass's base is computed and stored (see Changes); a first pass
+//     (no base) has none.
 //
 // An incomplete pass records what it saw and computes its change set too, but infers no
 // deletions from absence, and Changes refuses it.
@@ -29,6 +30,11 @@ func (p *Pass) End(ctx context.Context, complete bool) error {
 		return fmt.Errorf("end pass %d: %w", info.ID, err)
 	}
 	defer tx.Rollback()
+	if s.d.analyze != "" {
+		if _, err := tx.ExecContext(ctx, s.d.analyze); err != nil {
+			return fmt.Errorf("end pass %d: %w", info.ID, err)
+		}
+	}
 	if complete && info.Kind == Full {
 		// Every tracked column moves to prev_ (the row was last written by an earlier pass).
 		set := make([]string, 0, len(tracked)+4)
@@ -45,17 +51,17 @@ func (p *Pass) End(ctx context.Context, complete bool) error {
 		info.Counts.Deleted += n
 	}
 	if info.Permissions {
-		if _, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE objects SET unique_perms = CASE WHEN EXISTS (
-				SELECT 1 FROM role_assignments ra WHERE ra.tenant = objects.tenant AND ra.object_id = objects.object_id AND ra.last_pass = ?)
-			THEN 1 ELSE 0 END WHERE tenant = ? AND last_pass = ? AND deleted = 0`), info.ID, info.Tenant, info.ID); err != nil {
+		if err := p.uniquePermissions(ctx, tx); err != nil {
 			return fmt.Errorf("end pass %d: unique permissions: %w", info.ID, err)
 		}
 	}
-	changes, err := p.computeChanges(ctx, tx)
-	if err != nil {
-		return fmt.Errorf("end pass %d: change set: %w", info.ID, err)
+	var changes []Change
+	if info.Base != 0 { // a first pass has nothing to compare with: its change set is the inventory
+		if changes, err = p.computeChanges(ctx, tx); err != nil {
+			return fmt.Errorf("end pass %d: change set: %w", info.ID, err)
+		}
 	}
-	r := newRows(&changesTable)
+	r := newRows(&changesTable, len(changes))
 	for _, c := range changes {
 		r.add(string(c.Kind)+"\x00"+c.ObjectType+"\x00"+c.ObjectID,
 			info.ID, string(c.Kind), c.ObjectType, c.ObjectID, info.Tenant, c.URL, c.PrevURL, strings.Join(c.Fields, ","))
@@ -77,6 +83,67 @@ func (p *Pass) End(ctx context.Context, complete bool) error {
 	}
 	p.done = true
 	return nil
+}
+
+// uniquePermissions sets the flag of the objects the pass's role assignments name and clears it
+// on the other objects the pass saw. It goes by primary key, one object at a time, and writes only
+// the rows whose flag flips: a role assignment names its object by id alone, which no index of
+// the objects table leads with, and a set-based UPDATE joined on it scans. (last_pass + 0 keeps
+// SQLite's planner off the (tenant, last_pass) index, which would scan the pass's rows per id.)
+func (p *Pass) uniquePermissions(ctx context.Context, tx *sql.Tx) error {
+	s, info := p.s, &p.info
+	ids, err := queryStrings(ctx, tx, s.d.rebind(`SELECT object_id FROM role_assignments WHERE tenant = ? AND last_pass = ?`), info.Tenant, info.ID)
+	if err != nil {
+		return err
+	}
+	named := make(map[string]bool, len(ids))
+	set, err := tx.PrepareContext(ctx, s.d.rebind(`UPDATE objects SET unique_perms = 1 WHERE tenant = ? AND object_type IN (`+
+		contentTypeList+`) AND object_id = ? AND last_pass + 0 = ? AND deleted = 0 AND unique_perms = 0`))
+	if err != nil {
+		return err
+	}
+	defer set.Close()
+	for _, id := range ids {
+		named[id] = true
+		if _, err := set.ExecContext(ctx, info.Tenant, id, info.ID); err != nil {
+			return err
+		}
+	}
+	flagged, err := queryStrings(ctx, tx, s.d.rebind(`SELECT object_id FROM objects WHERE tenant = ? AND last_pass = ? AND unique_perms = 1 AND deleted = 0`),
+		info.Tenant, info.ID)
+	if err != nil {
+		return err
+	}
+	for _, id := range flagged {
+		if named[id] {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE objects SET unique_perms = 0 WHERE tenant = ? AND object_type IN (`+
+			contentTypeList+`) AND object_id = ? AND last_pass + 0 = ?`), info.Tenant, id, info.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// contentTypeList is the SQL list of the objects table's types.
+const contentTypeList = `'SPList', 'SPDocumentLibrary', 'SPFolder', 'SPFile', 'SPListItem'`
+
+func queryStrings(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }
 
 // computeChanges compares every object the pass wrote with its state before the pass (its prev_

@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -40,7 +41,9 @@ type rows struct {
 	index map[string]int // key -> row number
 }
 
-func newRows(t *table) *rows { return &rows{t: t, index: map[string]int{}} }
+func newRows(t *table, capacity int) *rows {
+	return &rows{t: t, index: make(map[string]int, capacity), vals: make([]any, 0, capacity*(len(t.key)+len(t.cols)))}
+}
 
 func (r *rows) add(key string, vals ...any) {
 	if i, ok := r.index[key]; ok {
@@ -55,8 +58,8 @@ func (r *rows) n() int { return len(r.index) }
 
 // batch is one Ingest call's rows, by table.
 type batch struct {
-	objects, deleted, versions, principals, roles, assignments *rows
-	counts                                                     Counts
+	objects, deleted, principals, roles, assignments *rows
+	counts                                           Counts
 }
 
 // Ingest upserts the records in one transaction. A record delivered twice, in this pass or
@@ -74,7 +77,7 @@ func (p *Pass) Ingest(ctx context.Context, recs []*amrpipev1.Record) error {
 		return fmt.Errorf("ingest into pass %d: %w", p.info.ID, err)
 	}
 	defer tx.Rollback()
-	for _, r := range []*rows{b.objects, b.deleted, b.versions, b.principals, b.roles, b.assignments} {
+	for _, r := range []*rows{b.objects, b.deleted, b.principals, b.roles, b.assignments} {
 		if err := p.s.upsert(ctx, tx, r); err != nil {
 			return fmt.Errorf("ingest into pass %d: %w", p.info.ID, err)
 		}
@@ -97,8 +100,8 @@ func (p *Pass) Ingest(ctx context.Context, recs []*amrpipev1.Record) error {
 var contentTypes = map[string]bool{"SPList": true, "SPDocumentLibrary": true, "SPFolder": true, "SPFile": true, "SPListItem": true}
 
 func (p *Pass) rows(recs []*amrpipev1.Record) *batch {
-	b := &batch{objects: newRows(&objectsTable), deleted: newRows(&deletedTable), versions: newRows(&versionsTable),
-		principals: newRows(&principalsTable), roles: newRows(&rolesTable), assignments: newRows(&roleAssignmentsTable)}
+	b := &batch{objects: newRows(&objectsTable, len(recs)), deleted: newRows(&deletedTable, 0),
+		principals: newRows(&principalsTable, 0), roles: newRows(&rolesTable, 0), assignments: newRows(&roleAssignmentsTable, 0)}
 	tenant, pass := p.info.Tenant, p.info.ID
 	b.counts.Records = int64(len(recs))
 	for _, r := range recs {
@@ -128,8 +131,9 @@ func (p *Pass) rows(recs []*amrpipev1.Record) *batch {
 				continue
 			}
 			o := objectOf(r)
+			vs := versionsOf(r)
 			vals := []any{tenant, o.Type, o.ID, p.info.Scope, o.URL, o.Name, o.ParentID, o.ListID, o.DocID, o.Size,
-				micros(o.Created), micros(o.Modified), o.Author, o.Editor, o.Version, o.VersionCount, o.hash(),
+				micros(o.Created), micros(o.Modified), o.Author, o.Editor, o.Version, o.VersionCount, vs, o.hash(),
 				boolInt(o.Deleted), 0, pass, pass, r.GetJobId()}
 			key := o.Type + "\x00" + o.ID
 			if o.Deleted {
@@ -139,10 +143,7 @@ func (p *Pass) rows(recs []*amrpipev1.Record) *batch {
 			}
 			b.objects.add(key, vals...)
 			b.counts.Objects++
-			for _, v := range versionsOf(r) {
-				b.versions.add(key+"\x00"+v.label, tenant, o.Type, o.ID, v.label, v.size, v.modified, v.editor, pass)
-				b.counts.Versions++
-			}
+			b.counts.Versions += o.VersionCount
 		}
 	}
 	return b
@@ -168,33 +169,83 @@ func hashStrings(ss ...string) int64 {
 	return int64(h.Sum64())
 }
 
-type version struct {
-	label                  string
-	size, modified, editor int64
+// Version is one historical version of a file or list item, as the object's versions column
+// holds it (a JSON array: l label, s size in bytes, m modified in UTC microseconds, e editor id).
+type Version struct {
+	Label    string `json:"l"`
+	Size     int64  `json:"s,omitempty"`
+	Modified int64  `json:"m,omitempty"`
+	Editor   int64  `json:"e,omitempty"`
 }
 
-func versionsOf(r *amrpipev1.Record) []version {
-	var out []version
+// versionsOf encodes a record's versions for the versions column (by hand: it runs once per
+// record on the ingest path, where encoding/json's reflection over the struct shows).
+func versionsOf(r *amrpipev1.Record) string {
+	var buf []byte
+	add := func(label string, size, modified, editor int64) {
+		if buf == nil {
+			buf = append(buf, '[')
+		} else {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `{"l":`...)
+		buf = appendJSONString(buf, label)
+		for _, f := range []struct {
+			k string
+			v int64
+		}{{`,"s":`, size}, {`,"m":`, modified}, {`,"e":`, editor}} {
+			if f.v != 0 {
+				buf = append(buf, f.k...)
+				buf = strconv.AppendInt(buf, f.v, 10)
+			}
+		}
+		buf = append(buf, '}')
+	}
 	switch body := r.GetBody().(type) {
 	case *amrpipev1.Record_File:
 		for _, v := range body.File.GetVersions() {
-			out = append(out, version{v.GetVersion(), v.GetFileSize(), tsMicros(v.GetTimeLastModified()), v.GetModifiedBy()})
+			add(v.GetVersion(), v.GetFileSize(), tsMicros(v.GetTimeLastModified()), v.GetModifiedBy())
 		}
 	case *amrpipev1.Record_ListItem:
 		for _, v := range body.ListItem.GetVersions() {
-			out = append(out, version{v.GetVersion(), 0, tsMicros(v.GetTimeLastModified()), v.GetModifiedBy()})
+			add(v.GetVersion(), 0, tsMicros(v.GetTimeLastModified()), v.GetModifiedBy())
 		}
 	}
-	return out
+	if buf == nil {
+		return "[]"
+	}
+	return string(append(buf, ']'))
+}
+
+// appendJSONString appends s quoted for JSON: labels are plain ASCII ("3.0"), anything else goes
+// through encoding/json.
+func appendJSONString(buf []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(buf, q...)
+		}
+	}
+	buf = append(buf, '"')
+	buf = append(buf, s...)
+	return append(buf, '"')
 }
 
 func tsMicros(t *timestamppb.Timestamp) int64 { return micros(ts(t)) }
 
-// upsert writes r's rows in statements of as many rows as the dialect's parameter limit allows
-// (at most 512: longer statements gain nothing and cost SQLite's parser).
+// upsert writes r's rows. SQLite takes them in multi-row statements of as many rows as its
+// parameter limit allows (at most 512: longer statements gain nothing and cost its parser);
+// PostgreSQL in one statement over column arrays (dialect.arrays).
 func (s *Store) upsert(ctx context.Context, tx *sql.Tx, r *rows) error {
 	n := r.n()
 	if n == 0 {
+		return nil
+	}
+	if s.d.arrays {
+		q, args := unnestUpsert(r.t, r.vals, n)
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("upsert %s: %w", r.t.name, err)
+		}
 		return nil
 	}
 	ncols := len(r.t.key) + len(r.t.cols)
@@ -245,11 +296,53 @@ func upsertSQL(t *table, n int) string {
 		}
 		b.WriteString(row)
 	}
-	b.WriteString(" ON CONFLICT (" + strings.Join(t.key, ", ") + ") DO UPDATE SET ")
-	if t.set != "" {
-		b.WriteString(t.set)
-	} else {
-		b.WriteString(strings.Join(setExcluded(t.cols...), ", "))
-	}
+	b.WriteString(onConflict(t))
 	return b.String()
+}
+
+// onConflict is the upsert's conflict clause, the same for both backends.
+func onConflict(t *table) string {
+	set := t.set
+	if set == "" {
+		set = strings.Join(setExcluded(t.cols...), ", ")
+	}
+	return " ON CONFLICT (" + strings.Join(t.key, ", ") + ") DO UPDATE SET " + set
+}
+
+// unnestUpsert is the upsert of n rows as one statement over one array per column: PostgreSQL
+// plans it once whatever n, where a VALUES list of n rows costs planning time in n.
+func unnestUpsert(t *table, vals []any, n int) (string, []any) {
+	cols := t.allCols()
+	args := make([]any, len(cols))
+	sel := make([]string, len(cols))
+	for c := range cols {
+		switch vals[c].(type) {
+		case string:
+			a := make([]string, n)
+			for i := range n {
+				a[i] = vals[i*len(cols)+c].(string)
+			}
+			args[c], sel[c] = a, "$"+strconv.Itoa(c+1)+"::text[]"
+		default:
+			a := make([]int64, n)
+			for i := range n {
+				a[i] = toInt64(vals[i*len(cols)+c])
+			}
+			args[c], sel[c] = a, "$"+strconv.Itoa(c+1)+"::bigint[]"
+		}
+	}
+	q := "INSERT INTO " + t.name + " (" + strings.Join(cols, ", ") + ") SELECT * FROM unnest(" + strings.Join(sel, ", ") + ")" + onConflict(t)
+	return q, args
+}
+
+func toInt64(v any) int64 {
+	switch v := v.(type) {
+	case int64:
+		return v
+	case int:
+		return int64(v)
+	case int32:
+		return int64(v)
+	}
+	panic(fmt.Sprintf("inventory: column value %T", v))
 }

@@ -27,8 +27,9 @@ type Object struct {
 	Author, Editor      int64 // principal ids of the object's job (UserGroup.xml)
 	AuthorLogin         string
 	EditorLogin         string
-	Version             string // label of the current version, e.g. "3.0"
-	VersionCount        int64  // versions exported (IncludeVersions), 0 otherwise
+	Version             string    // label of the current version, e.g. "3.0"
+	VersionCount        int64     // versions exported (IncludeVersions), 0 otherwise
+	Versions            []Version // the exported versions, oldest first
 	UniquePermissions   bool
 	Deleted             bool
 	FirstPass, LastPass int64

@@ -49,20 +49,17 @@ func setExcluded(cols ...string) []string {
 
 var (
 	objectCols = []string{"scope", "url", "name", "parent_id", "list_id", "doc_id", "size", "created", "modified",
-		"author", "editor", "version", "version_count", "hash", "deleted", "unique_perms", "first_pass", "last_pass", "last_job"}
+		"author", "editor", "version", "version_count", "versions", "hash", "deleted", "unique_perms", "first_pass", "last_pass", "last_job"}
 
 	// objectsTable: a live object's record replaces every column but first_pass and unique_perms
 	// (End derives that one from the pass's role assignments).
 	objectsTable = table{name: "objects", key: []string{"tenant", "object_type", "object_id"}, cols: objectCols,
 		set: strings.Join(append(keepPrev("objects", tracked), setExcluded("scope", "url", "name", "parent_id", "list_id", "doc_id",
-			"size", "created", "modified", "author", "editor", "version", "version_count", "hash", "deleted", "last_pass", "last_job")...), ", ")}
+			"size", "created", "modified", "author", "editor", "version", "version_count", "versions", "hash", "deleted", "last_pass", "last_job")...), ", ")}
 
 	// deletedTable: a deletion (IsDeleted) keeps the object's last known state and marks it.
 	deletedTable = table{name: "objects", key: objectsTable.key, cols: objectCols,
 		set: strings.Join(append(keepPrev("objects", tracked), setExcluded("scope", "deleted", "last_pass", "last_job")...), ", ")}
-
-	versionsTable = table{name: "versions", key: []string{"tenant", "object_type", "object_id", "label"},
-		cols: []string{"size", "modified", "editor", "last_pass"}}
 
 	principalsTable = table{name: "principals", key: []string{"tenant", "job_id", "kind", "principal_id"},
 		cols: []string{"name", "login", "email", "site_admin", "last_pass"}}
@@ -81,7 +78,17 @@ var (
 
 // schema is the DDL, portable but for the passes table's generated key (%s). Booleans are 0/1
 // integers and times UTC microseconds since 1970, so both backends read them the same way.
-func schema(serialPK string) []string {
+// schema is the DDL in the dialect's types. Booleans are 0/1 integers and times UTC microseconds
+// since 1970, so both backends read them the same way.
+func schema(d dialect) []string {
+	out := schema0(d.serialPK)
+	for i, q := range out {
+		out[i] = strings.ReplaceAll(q, " TEXT", " "+d.text)
+	}
+	return out
+}
+
+func schema0(serialPK string) []string {
 	prevObj := ""
 	for _, c := range tracked {
 		typ := "BIGINT"
@@ -103,15 +110,11 @@ func schema(serialPK string) []string {
 			tenant TEXT NOT NULL, object_type TEXT NOT NULL, object_id TEXT NOT NULL, scope TEXT NOT NULL,
 			url TEXT NOT NULL, name TEXT NOT NULL, parent_id TEXT NOT NULL, list_id TEXT NOT NULL, doc_id TEXT NOT NULL,
 			size BIGINT NOT NULL, created BIGINT NOT NULL, modified BIGINT NOT NULL, author BIGINT NOT NULL, editor BIGINT NOT NULL,
-			version TEXT NOT NULL, version_count BIGINT NOT NULL, hash BIGINT NOT NULL, deleted INTEGER NOT NULL,
+			version TEXT NOT NULL, version_count BIGINT NOT NULL, versions TEXT NOT NULL, hash BIGINT NOT NULL, deleted INTEGER NOT NULL,
 			unique_perms INTEGER NOT NULL, first_pass BIGINT NOT NULL, last_pass BIGINT NOT NULL, last_job TEXT NOT NULL,
 			prev_pass BIGINT` + prevObj + `,
 			PRIMARY KEY (tenant, object_type, object_id))`,
 		`CREATE INDEX IF NOT EXISTS objects_pass ON objects (tenant, last_pass)`,
-		`CREATE TABLE IF NOT EXISTS versions (
-			tenant TEXT NOT NULL, object_type TEXT NOT NULL, object_id TEXT NOT NULL, label TEXT NOT NULL,
-			size BIGINT NOT NULL, modified BIGINT NOT NULL, editor BIGINT NOT NULL, last_pass BIGINT NOT NULL,
-			PRIMARY KEY (tenant, object_type, object_id, label))`,
 		`CREATE TABLE IF NOT EXISTS principals (
 			tenant TEXT NOT NULL, job_id TEXT NOT NULL, kind TEXT NOT NULL, principal_id BIGINT NOT NULL,
 			name TEXT NOT NULL, login TEXT NOT NULL, email TEXT NOT NULL, site_admin INTEGER NOT NULL, last_pass BIGINT NOT NULL,

@@ -32,7 +32,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, fmt.Errorf("open inventory %s: %w", d.name, err)
 	}
 	s := &Store{db: db, d: d, stmts: map[string]*sql.Stmt{}}
-	for _, q := range schema(d.serialPK) {
+	for _, q := range schema(d) {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("inventory schema (%s): %w", d.name, err)

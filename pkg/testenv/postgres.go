@@ -4,6 +4,7 @@ package testenv
 // temporary data directory, a free loopback port, the socket beside the data.
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -200,4 +202,50 @@ func RunWithPostgres(m *testing.M, pg **Postgres) int {
 		code = max(code, 1)
 	}
 	return code
+}
+
+// CPUTime is the CPU time the server has used so far: the postmaster, its live children
+// (backends, background writers) and its exited ones, from /proc (clock ticks of 10 ms).
+func (p *Postgres) CPUTime() (time.Duration, error) {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0, errors.New("postgres not running")
+	}
+	root := p.cmd.Process.Pid
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	var ticks int64
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		// Fields after the command name (which may hold spaces) in parentheses: state ppid ...
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 15 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		if pid != root && ppid != root {
+			continue
+		}
+		last := 13 // utime stime (fields 14, 15 of stat)
+		if pid == root {
+			last = 15 // and cutime cstime: the exited backends
+		}
+		for _, v := range f[11:last] {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			ticks += n
+		}
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
 }
