@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -60,12 +61,12 @@ func (s *Store) Changes(ctx context.Context, from, to int64) (*ChangeSet, error)
 	}
 	tp, err := s.PassByID(ctx, to)
 	if err != nil {
-		return nil, err
+		return nil, namePass(err, "to")
 	}
 	if from != 0 {
 		fp, err := s.PassByID(ctx, from)
 		if err != nil {
-			return nil, err
+			return nil, namePass(err, "from")
 		}
 		if fp.Tenant != tp.Tenant {
 			return nil, &TenantMismatchError{From: from, To: to, FromTenant: fp.Tenant, ToTenant: tp.Tenant}
@@ -105,6 +106,14 @@ func (s *Store) Changes(ctx context.Context, from, to int64) (*ChangeSet, error)
 		return nil, fmt.Errorf("change set of pass %d: %w", to, err)
 	}
 	return cs, nil
+}
+
+func namePass(err error, arg string) error {
+	var up *UnknownPassError
+	if errors.As(err, &up) {
+		up.Arg = arg
+	}
+	return err
 }
 
 // Count is how many changes are of kind k.

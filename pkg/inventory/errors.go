@@ -18,10 +18,19 @@ type ArgError struct{ Arg, Reason string }
 
 func (e *ArgError) Error() string { return fmt.Sprintf("inventory: argument %s: %s", e.Arg, e.Reason) }
 
-// UnknownPassError is a pass id the inventory does not hold.
-type UnknownPassError struct{ ID int64 }
+// UnknownPassError is a pass id the inventory does not hold; Arg names the argument that gave
+// it, when there was one.
+type UnknownPassError struct {
+	Arg string
+	ID  int64
+}
 
-func (e *UnknownPassError) Error() string { return fmt.Sprintf("inventory: unknown pass %d", e.ID) }
+func (e *UnknownPassError) Error() string {
+	if e.Arg != "" {
+		return fmt.Sprintf("inventory: argument %s: unknown pass %d", e.Arg, e.ID)
+	}
+	return fmt.Sprintf("inventory: unknown pass %d", e.ID)
+}
 
 // TenantMismatchError refuses to compare passes of different tenants.
 type TenantMismatchError struct {
