@@ -102,4 +102,3 @@ func writeChangeTable(out io.Writer, cs *inventory.ChangeSet) error {
 	}
 	return w.Flush()
 }
-
