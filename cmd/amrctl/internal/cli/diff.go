@@ -11,21 +11,25 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/amrpipe/amrpipe/pkg/downstream/changes"
 	"github.com/amrpipe/amrpipe/pkg/inventory"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 )
 
 // diffFormats are the outputs of `amrctl diff`.
 var diffFormats = []string{"table", "csv", "json"}
 
-func diffCommand() *cobra.Command {
+func diffCommand(connect connectFunc) *cobra.Command {
 	var dsn, format string
+	var publish bool
 	var from, to int64
 	cmd := &cobra.Command{
 		Use:   "diff --inventory DSN [--from PASS] [--to PASS]",
 		Short: "What changed in a tenant between two passes of an inventory: added, changed (which fields), deleted, moved or renamed, permissions",
 		Long: `diff prints the change set of an inventory pass against the previous pass of its tenant and
 scope (--to: the latest pass by default; --from, when given, must be that previous pass). It
-refuses passes of different tenants, unknown passes and a pass that did not end complete.`,
+refuses passes of different tenants, unknown passes and a pass that did not end complete.
+With --publish it also publishes the change set on amr.changes.<tenant>.<pass> (stream AMR_CHANGES).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !slices.Contains(diffFormats, format) {
@@ -49,6 +53,18 @@ refuses passes of different tenants, unknown passes and a pass that did not end 
 			if err != nil {
 				return diffArgError(err)
 			}
+			if publish {
+				nc, js, err := connect(cmd.Context())
+				if err != nil {
+					return err
+				}
+				defer nc.Close()
+				n, err := changes.Publish(cmd.Context(), js, cs)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "published %d changes in %d parts on %s\n", len(cs.Changes), n, topology.ChangesSubject(cs.Tenant, cs.To))
+			}
 			out := cmd.OutOrStdout()
 			switch format {
 			case "csv":
@@ -64,6 +80,7 @@ refuses passes of different tenants, unknown passes and a pass that did not end 
 	f.Int64Var(&from, "from", 0, "pass to compare from (default: the previous pass of --to's tenant and scope)")
 	f.Int64Var(&to, "to", 0, "pass to compare (default: the latest pass)")
 	f.StringVar(&format, "format", "table", "output: "+strings.Join(diffFormats, ", "))
+	f.BoolVar(&publish, "publish", false, "also publish the change set on amr.changes.<tenant>.<pass> (--nats-url)")
 	return cmd
 }
 

@@ -9,8 +9,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/amrpipe/amrpipe/pkg/downstream/changes"
 	"github.com/amrpipe/amrpipe/pkg/inventory"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/testenv"
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )
 
@@ -90,13 +93,20 @@ func TestDiffCommand(t *testing.T) {
 	if err != nil || len(rows) != len(want.Changes)+1 || strings.Join(rows[0], ",") != strings.Join(inventory.CSVHeader, ",") {
 		t.Errorf("csv: %v, %d rows for %d changes", err, len(rows), len(want.Changes))
 	}
-	out, err = amrctl(t, "", "diff", "--inventory", dsn, "--to", "2", "--format", "json")
+	env := testenv.StartJetStream(t)
+	out, err = amrctl(t, env.Server.ClientURL(), "diff", "--inventory", dsn, "--to", "2", "--format", "json", "--publish")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got inventory.ChangeSet
+	out = out[strings.Index(out, "{"):] // after the line saying where it published
 	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got.Changes) != len(want.Changes) || got.Tenant != "contoso.sharepoint.com" {
 		t.Errorf("json: %v, %d changes for %d", err, len(got.Changes), len(want.Changes))
+	}
+	parts := testenv.Messages(t, ctx, env.JS, topology.StreamChanges, topology.ChangesSubject("contoso.sharepoint.com", 2),
+		func() *amrpipev1.ChangeSetPart { return &amrpipev1.ChangeSetPart{} })
+	if published, err := changes.FromParts(parts); err != nil || len(published.Changes) != len(want.Changes) {
+		t.Errorf("published change set: %v, %d parts", err, len(parts))
 	}
 
 	for _, c := range []struct {

@@ -33,7 +33,7 @@ func Root() *cobra.Command {
 		}
 		return nc, js, nil
 	}
-	root.AddCommand(devCommand(), planCommand(connect), jobsCommand(connect), tailCommand(connect), topologyCommand(connect), diffCommand())
+	root.AddCommand(devCommand(), planCommand(connect), jobsCommand(connect), tailCommand(connect), topologyCommand(connect), diffCommand(connect))
 	return root
 }
 
