@@ -25,10 +25,11 @@ func (p *Pass) End(ctx context.Context, complete bool) error {
 		return ErrPassEnded
 	}
 	s, info := p.s, &p.info
-	tx, err := s.db.BeginTx(ctx, nil)
+	conn, tx, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("end pass %d: %w", info.ID, err)
 	}
+	defer conn.Close()
 	defer tx.Rollback()
 	if s.d.analyze != "" {
 		if _, err := tx.ExecContext(ctx, s.d.analyze); err != nil {
@@ -66,7 +67,7 @@ func (p *Pass) End(ctx context.Context, complete bool) error {
 		r.add(string(c.Kind)+"\x00"+c.ObjectType+"\x00"+c.ObjectID,
 			info.ID, string(c.Kind), c.ObjectType, c.ObjectID, info.Tenant, c.URL, c.PrevURL, strings.Join(c.Fields, ","))
 	}
-	if err := s.upsert(ctx, tx, r); err != nil {
+	if err := s.upsert(ctx, conn, tx, r); err != nil {
 		return fmt.Errorf("end pass %d: store change set: %w", info.ID, err)
 	}
 	info.Counts.Changes = int64(len(changes))
@@ -88,8 +89,7 @@ func (p *Pass) End(ctx context.Context, complete bool) error {
 // uniquePermissions sets the flag of the objects the pass's role assignments name and clears it
 // on the other objects the pass saw. It goes by primary key, one object at a time, and writes only
 // the rows whose flag flips: a role assignment names its object by id alone, which no index of
-// the objects table leads with, and a set-based UPDATE joined on it scans. (last_pass + 0 keeps
-// SQLite's planner off the (tenant, last_pass) index, which would scan the pass's rows per id.)
+// the objects table leads with, and a set-based UPDATE joined on it scans.
 func (p *Pass) uniquePermissions(ctx context.Context, tx *sql.Tx) error {
 	s, info := p.s, &p.info
 	ids, err := queryStrings(ctx, tx, s.d.rebind(`SELECT object_id FROM role_assignments WHERE tenant = ? AND last_pass = ?`), info.Tenant, info.ID)
@@ -98,7 +98,7 @@ func (p *Pass) uniquePermissions(ctx context.Context, tx *sql.Tx) error {
 	}
 	named := make(map[string]bool, len(ids))
 	set, err := tx.PrepareContext(ctx, s.d.rebind(`UPDATE objects SET unique_perms = 1 WHERE tenant = ? AND object_type IN (`+
-		contentTypeList+`) AND object_id = ? AND last_pass + 0 = ? AND deleted = 0 AND unique_perms = 0`))
+		contentTypeList+`) AND object_id = ? AND last_pass = ? AND deleted = 0 AND unique_perms = 0`))
 	if err != nil {
 		return err
 	}
@@ -119,7 +119,7 @@ func (p *Pass) uniquePermissions(ctx context.Context, tx *sql.Tx) error {
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE objects SET unique_perms = 0 WHERE tenant = ? AND object_type IN (`+
-			contentTypeList+`) AND object_id = ? AND last_pass + 0 = ?`), info.Tenant, id, info.ID); err != nil {
+			contentTypeList+`) AND object_id = ? AND last_pass = ?`), info.Tenant, id, info.ID); err != nil {
 			return err
 		}
 	}

@@ -9,6 +9,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"sync"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -16,9 +19,10 @@ import (
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
-// Pass is an open pass. Ingest and End are serialised by the pass (concurrent calls wait for each
-// other): SQLite has one writer anyway, and one transaction at a time keeps the upserts of two
-// batches naming the same object from deadlocking on PostgreSQL.
+// Pass is an open pass, safe for concurrent use. Ingest and End write one transaction at a time
+// (concurrent calls convert their records at once, then wait for each other): SQLite has one
+// writer anyway, and one transaction at a time keeps the upserts of two batches naming the same
+// objects from deadlocking on PostgreSQL.
 type Pass struct {
 	s    *Store
 	mu   sync.Mutex
@@ -66,19 +70,20 @@ type batch struct {
 // another, writes the same rows: an object's identity is (tenant, object_type, object_id), a
 // version's adds its label, a principal's is (job, kind, id), a role assignment's its scope.
 func (p *Pass) Ingest(ctx context.Context, recs []*amrpipev1.Record) error {
+	b := p.rows(recs) // outside the lock: concurrent callers convert while another one writes
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.done {
 		return ErrPassEnded
 	}
-	b := p.rows(recs)
-	tx, err := p.s.db.BeginTx(ctx, nil)
+	conn, tx, err := p.s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("ingest into pass %d: %w", p.info.ID, err)
 	}
+	defer conn.Close()
 	defer tx.Rollback()
 	for _, r := range []*rows{b.objects, b.deleted, b.principals, b.roles, b.assignments} {
-		if err := p.s.upsert(ctx, tx, r); err != nil {
+		if err := p.s.upsert(ctx, conn, tx, r); err != nil {
 			return fmt.Errorf("ingest into pass %d: %w", p.info.ID, err)
 		}
 	}
@@ -233,17 +238,30 @@ func appendJSONString(buf []byte, s string) []byte {
 
 func tsMicros(t *timestamppb.Timestamp) int64 { return micros(ts(t)) }
 
+// begin starts a transaction on a connection of its own (PostgreSQL's COPY needs the connection).
+func (s *Store) begin(ctx context.Context) (*sql.Conn, *sql.Tx, error) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return conn, tx, nil
+}
+
 // upsert writes r's rows. SQLite takes them in multi-row statements of as many rows as its
 // parameter limit allows (at most 512: longer statements gain nothing and cost its parser);
-// PostgreSQL in one statement over column arrays (dialect.arrays).
-func (s *Store) upsert(ctx context.Context, tx *sql.Tx, r *rows) error {
+// PostgreSQL by COPY into a temporary table and one INSERT ... SELECT from it (dialect.copy).
+func (s *Store) upsert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, r *rows) error {
 	n := r.n()
 	if n == 0 {
 		return nil
 	}
-	if s.d.arrays {
-		q, args := unnestUpsert(r.t, r.vals, n)
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+	if s.d.copy {
+		if err := copyUpsert(ctx, conn, tx, r); err != nil {
 			return fmt.Errorf("upsert %s: %w", r.t.name, err)
 		}
 		return nil
@@ -309,40 +327,34 @@ func onConflict(t *table) string {
 	return " ON CONFLICT (" + strings.Join(t.key, ", ") + ") DO UPDATE SET " + set
 }
 
-// unnestUpsert is the upsert of n rows as one statement over one array per column: PostgreSQL
-// plans it once whatever n, where a VALUES list of n rows costs planning time in n.
-func unnestUpsert(t *table, vals []any, n int) (string, []any) {
-	cols := t.allCols()
-	args := make([]any, len(cols))
-	sel := make([]string, len(cols))
-	for c := range cols {
-		switch vals[c].(type) {
-		case string:
-			a := make([]string, n)
-			for i := range n {
-				a[i] = vals[i*len(cols)+c].(string)
-			}
-			args[c], sel[c] = a, "$"+strconv.Itoa(c+1)+"::text[]"
-		default:
-			a := make([]int64, n)
-			for i := range n {
-				a[i] = toInt64(vals[i*len(cols)+c])
-			}
-			args[c], sel[c] = a, "$"+strconv.Itoa(c+1)+"::bigint[]"
+// copyUpsert copies r's rows into a temporary table (created once per connection, emptied at
+// commit) in PostgreSQL's binary COPY format, then upserts them from there in one statement:
+// neither a VALUES list of thousands of rows (planned row by row) nor unnest over column arrays
+// (decoded element by element) comes close.
+func copyUpsert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, r *rows) error {
+	stage := "stage_" + r.t.name
+	if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE IF NOT EXISTS `+stage+` (LIKE `+r.t.name+`) ON COMMIT DELETE ROWS`); err != nil {
+		return err
+	}
+	cols := r.t.allCols()
+	err := conn.Raw(func(dc any) error {
+		pc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("driver connection %T is not pgx's", dc)
 		}
+		_, err := pc.Conn().CopyFrom(ctx, pgx.Identifier{stage}, cols, pgx.CopyFromSlice(r.n(), func(i int) ([]any, error) {
+			return r.vals[i*len(cols) : (i+1)*len(cols)], nil
+		}))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("copy: %w", err)
 	}
-	q := "INSERT INTO " + t.name + " (" + strings.Join(cols, ", ") + ") SELECT * FROM unnest(" + strings.Join(sel, ", ") + ")" + onConflict(t)
-	return q, args
-}
-
-func toInt64(v any) int64 {
-	switch v := v.(type) {
-	case int64:
-		return v
-	case int:
-		return int64(v)
-	case int32:
-		return int64(v)
+	list := strings.Join(cols, ", ")
+	if _, err := tx.ExecContext(ctx, "INSERT INTO "+r.t.name+" ("+list+") SELECT "+list+" FROM "+stage+onConflict(r.t)); err != nil {
+		return err
 	}
-	panic(fmt.Sprintf("inventory: column value %T", v))
+	// objects is written twice in a transaction (live objects, then deletions).
+	_, err = tx.ExecContext(ctx, "TRUNCATE "+stage)
+	return err
 }

@@ -114,7 +114,6 @@ func schema0(serialPK string) []string {
 			unique_perms INTEGER NOT NULL, first_pass BIGINT NOT NULL, last_pass BIGINT NOT NULL, last_job TEXT NOT NULL,
 			prev_pass BIGINT` + prevObj + `,
 			PRIMARY KEY (tenant, object_type, object_id))`,
-		`CREATE INDEX IF NOT EXISTS objects_pass ON objects (tenant, last_pass)`,
 		`CREATE TABLE IF NOT EXISTS principals (
 			tenant TEXT NOT NULL, job_id TEXT NOT NULL, kind TEXT NOT NULL, principal_id BIGINT NOT NULL,
 			name TEXT NOT NULL, login TEXT NOT NULL, email TEXT NOT NULL, site_admin INTEGER NOT NULL, last_pass BIGINT NOT NULL,
