@@ -33,15 +33,13 @@ func (s *memorySink) Put(_ context.Context, name string, data []byte, _ map[stri
 // and the parser reads every file of it, in the package's order. opts.StartChangeToken makes it
 // incremental.
 func ExportRecords(ctx context.Context, tn *tenant.Tenant, jobID string, targets []string, opts tenant.ReadOptions) ([]*amrpipev1.Record, error) {
-	var ts []tenant.Target
-	var roots []export.Root
-	for _, u := range targets {
-		t, err := tn.Resolve(u)
-		if err != nil {
-			return nil, fmt.Errorf("resolve %s: %w", u, err)
-		}
-		ts = append(ts, t)
-		roots = append(roots, export.Root{ID: t.ID, Type: string(t.Kind), ParentID: t.ParentID, URL: u, WebID: t.WebID, WebURL: t.WebURL})
+	ts, err := resolveAll(tn, targets)
+	if err != nil {
+		return nil, err
+	}
+	roots := make([]export.Root, len(ts))
+	for i, t := range ts {
+		roots[i] = export.Root{ID: t.ID, Type: string(t.Kind), ParentID: t.ParentID, URL: targets[i], WebID: t.WebID, WebURL: t.WebURL}
 	}
 	if len(ts) == 0 {
 		return nil, fmt.Errorf("export %s: no targets", jobID)

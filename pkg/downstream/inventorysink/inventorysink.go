@@ -12,8 +12,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -73,11 +73,15 @@ func (s *Sink) Records() int64 { return s.records.Load() }
 // It returns when src's Consume returns.
 func (s *Sink) Run(ctx context.Context, src Source) error {
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	committed := make(chan struct{})
-	go func() { defer close(committed); s.commit(cctx) }()
+	var committers sync.WaitGroup
+	// Two committers: one converts its group's records while the other's transaction runs
+	// (Ingest converts outside the pass's lock).
+	for range 2 {
+		committers.Go(func() { s.commit(cctx) })
+	}
 	err := src.Consume(ctx, s.Write)
 	cancel() // Consume has drained its handlers: nothing waits for a commit any more
-	<-committed
+	committers.Wait()
 	return err
 }
 
@@ -132,18 +136,6 @@ func (s *Sink) commit(ctx context.Context) {
 			r.done <- err
 		}
 	}
-}
-
-// WaitRecords polls until the sink has committed at least n records or ctx ends.
-func (s *Sink) WaitRecords(ctx context.Context, n int64) error {
-	for s.Records() < n {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return nil
 }
 
 // Stage is the name the sink consumes under: its dead letters go to amr.dlq.inventory.
