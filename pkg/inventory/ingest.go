@@ -327,12 +327,12 @@ func onConflict(t *table) string {
 	return " ON CONFLICT (" + strings.Join(t.key, ", ") + ") DO UPDATE SET " + set
 }
 
-// copyUpsert copies r's rows into a temporary table (created once per connection, emptied at
-// commit) in PostgreSQL's binary COPY format, then upserts them from there in one statement:
+// copyUpsert copies r's rows into its table's temporary table (created once per connection,
+// emptied at commit; each upsert of a transaction has its own) in PostgreSQL's binary COPY format, then upserts them from there in one statement:
 // neither a VALUES list of thousands of rows (planned row by row) nor unnest over column arrays
 // (decoded element by element) comes close.
 func copyUpsert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, r *rows) error {
-	stage := "stage_" + r.t.name
+	stage := r.t.stage
 	if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE IF NOT EXISTS `+stage+` (LIKE `+r.t.name+`) ON COMMIT DELETE ROWS`); err != nil {
 		return err
 	}
@@ -351,10 +351,6 @@ func copyUpsert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, r *rows) error 
 		return fmt.Errorf("copy: %w", err)
 	}
 	list := strings.Join(cols, ", ")
-	if _, err := tx.ExecContext(ctx, "INSERT INTO "+r.t.name+" ("+list+") SELECT "+list+" FROM "+stage+onConflict(r.t)); err != nil {
-		return err
-	}
-	// objects is written twice in a transaction (live objects, then deletions).
-	_, err = tx.ExecContext(ctx, "TRUNCATE "+stage)
+	_, err = tx.ExecContext(ctx, "INSERT INTO "+r.t.name+" ("+list+") SELECT "+list+" FROM "+stage+onConflict(r.t))
 	return err
 }

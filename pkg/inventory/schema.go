@@ -5,10 +5,11 @@ import "strings"
 // table describes one upserted table: its key, its other columns, and what a conflict updates
 // (empty: every non-key column from the new row).
 type table struct {
-	name string
-	key  []string
-	cols []string
-	set  string
+	name  string
+	stage string // PostgreSQL's temporary table the rows are copied into first
+	key   []string
+	cols  []string
+	set   string
 }
 
 func (t *table) allCols() []string { return append(append([]string(nil), t.key...), t.cols...) }
@@ -53,26 +54,26 @@ var (
 
 	// objectsTable: a live object's record replaces every column but first_pass and unique_perms
 	// (End derives that one from the pass's role assignments).
-	objectsTable = table{name: "objects", key: []string{"tenant", "object_type", "object_id"}, cols: objectCols,
+	objectsTable = table{name: "objects", stage: "stage_objects", key: []string{"tenant", "object_type", "object_id"}, cols: objectCols,
 		set: strings.Join(append(keepPrev("objects", tracked), setExcluded("scope", "url", "name", "parent_id", "list_id", "doc_id",
 			"size", "created", "modified", "author", "editor", "version", "version_count", "versions", "hash", "deleted", "last_pass", "last_job")...), ", ")}
 
 	// deletedTable: a deletion (IsDeleted) keeps the object's last known state and marks it.
-	deletedTable = table{name: "objects", key: objectsTable.key, cols: objectCols,
+	deletedTable = table{name: "objects", stage: "stage_deleted", key: objectsTable.key, cols: objectCols,
 		set: strings.Join(append(keepPrev("objects", tracked), setExcluded("scope", "deleted", "last_pass", "last_job")...), ", ")}
 
-	principalsTable = table{name: "principals", key: []string{"tenant", "job_id", "kind", "principal_id"},
+	principalsTable = table{name: "principals", stage: "stage_principals", key: []string{"tenant", "job_id", "kind", "principal_id"},
 		cols: []string{"name", "login", "email", "site_admin", "last_pass"}}
 
-	rolesTable = table{name: "roles", key: []string{"tenant", "job_id", "role_id"},
+	rolesTable = table{name: "roles", stage: "stage_roles", key: []string{"tenant", "job_id", "role_id"},
 		cols: []string{"title", "perm_mask", "last_pass"}}
 
-	roleAssignmentsTable = table{name: "role_assignments", key: []string{"tenant", "scope_id"},
+	roleAssignmentsTable = table{name: "role_assignments", stage: "stage_role_assignments", key: []string{"tenant", "scope_id"},
 		cols: []string{"object_id", "object_url", "assignments", "hash", "last_pass", "last_job"},
 		set: strings.Join(append(keepPrev("role_assignments", []string{"hash"}),
 			setExcluded("object_id", "object_url", "assignments", "hash", "last_pass", "last_job")...), ", ")}
 
-	changesTable = table{name: "changes", key: []string{"pass_id", "kind", "object_type", "object_id"},
+	changesTable = table{name: "changes", stage: "stage_changes", key: []string{"pass_id", "kind", "object_type", "object_id"},
 		cols: []string{"tenant", "url", "prev_url", "fields"}}
 )
 

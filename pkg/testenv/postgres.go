@@ -79,6 +79,7 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 	if err != nil {
 		return nil, err
 	}
+	removeStalePostgres()
 	dir, err := os.MkdirTemp("", "amrpipe-pg-")
 	if err != nil {
 		return nil, fmt.Errorf("postgres dir: %w", err)
@@ -131,6 +132,26 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 			return fail(fmt.Errorf("postgres did not accept connections: %w (last: %v)", wctx.Err(), err))
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+}
+
+// removeStalePostgres removes the directories of servers whose test process was killed (the
+// server died with it, Pdeathsig, but nothing removed its directory): those without a live
+// postmaster, older than a minute (a younger one may be another test binary's, starting).
+func removeStalePostgres() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "amrpipe-pg-*"))
+	for _, d := range dirs {
+		st, err := os.Stat(d)
+		if err != nil || time.Since(st.ModTime()) < time.Minute {
+			continue
+		}
+		if pidFile, err := os.ReadFile(filepath.Join(d, "data", "postmaster.pid")); err == nil {
+			line, _, _ := strings.Cut(string(pidFile), "\n")
+			if pid, err := strconv.Atoi(strings.TrimSpace(line)); err == nil && syscall.Kill(pid, 0) == nil {
+				continue // alive
+			}
+		}
+		_ = os.RemoveAll(d)
 	}
 }
 
