@@ -10,10 +10,19 @@ BINARIES := ./services/planner ./services/submitter ./services/progress-relay ./
 
 all: build
 
-## setup: install Azurite (npm ci, pinned by package-lock.json) and download the Go modules the
-## build and the tests need (not every module of the graph: their checksums are not in go.sum).
-setup: node_modules/.package-lock.json
+## setup: install Azurite (npm ci, pinned by package-lock.json), PostgreSQL (the Debian package,
+## when no /usr/lib/postgresql/*/bin/initdb exists: the inventory's tests start their own server)
+## and download the Go modules the build and the tests need (not every module of the graph: their
+## checksums are not in go.sum).
+setup: node_modules/.package-lock.json postgresql
 	$(GO) list -deps -test ./... >/dev/null
+
+.PHONY: postgresql
+postgresql:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "setup: installing postgresql"; \
+		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	fi
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund

@@ -25,16 +25,12 @@ var ContentTypes = map[string]bool{
 // straight from the tenant: every content object under the targets, once. fn, if not nil, sees
 // each of them (with its URL), e.g. to tell which job a missing object belonged to.
 func Truth(ctx context.Context, tn *tenant.Tenant, targets []string, opts tenant.ReadOptions, fn func(*tenant.Object)) (map[Object]int, error) {
-	var ts []tenant.Target
-	for _, u := range targets {
-		t, err := tn.Resolve(u)
-		if err != nil {
-			return nil, fmt.Errorf("resolve %s: %w", u, err)
-		}
-		ts = append(ts, t)
+	ts, err := resolveAll(tn, targets)
+	if err != nil {
+		return nil, err
 	}
 	out := map[Object]int{}
-	err := tn.Walk(ctx, ts, opts, func(o *tenant.Object) error {
+	err = tn.Walk(ctx, ts, opts, func(o *tenant.Object) error {
 		if ContentTypes[string(o.Type)] {
 			out[Object{string(o.Type), o.ID}]++
 			if fn != nil {
@@ -44,6 +40,19 @@ func Truth(ctx context.Context, tn *tenant.Tenant, targets []string, opts tenant
 		return nil
 	})
 	return out, err
+}
+
+// resolveAll resolves the URLs of a job or plan on the tenant.
+func resolveAll(tn *tenant.Tenant, urls []string) ([]tenant.Target, error) {
+	ts := make([]tenant.Target, 0, len(urls))
+	for _, u := range urls {
+		t, err := tn.Resolve(u)
+		if err != nil {
+			return nil, fmt.Errorf("resolve %s: %w", u, err)
+		}
+		ts = append(ts, t)
+	}
+	return ts, nil
 }
 
 // TenantOptions are a job's or a plan's read options as the simulated tenant takes them.

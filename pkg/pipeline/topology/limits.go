@@ -15,7 +15,7 @@ const (
 )
 
 // defaultMaxBytes is the size limit of every stream, bucket and object store, by the name an
-// operator knows it by (the stream's, the bucket's). The defaults add up to about 15 GiB, under
+// operator knows it by (the stream's, the bucket's). The defaults add up to about 16 GiB, under
 // the 20 GB max_file_store of deploy/nats/nats.conf: JetStream reserves each stream's MaxBytes on
 // every server holding a replica, and with R3 on three nodes every node holds one of each.
 // docs/pipeline.md gives the reasoning of each; Options.MaxBytes (amrctl topology apply
@@ -29,6 +29,7 @@ var defaultMaxBytes = map[string]int64{
 	StreamRecords:       6 * GiB,   // the output, kept until every downstream consumer read it
 	StreamDone:          256 * MiB, // ~1 KB per job summary, kept JobRecordTTL
 	StreamDLQ:           1 * GiB,   // a dead letter carries its message (up to 1 MiB)
+	StreamChanges:       1 * GiB,   // change sets of inventory passes, ~150 B per change
 	BucketKeys:          256 * MiB, // ~250 B per job, kept KeyLifetime (90 days): ~1M jobs
 	BucketJobs:          1 * GiB,   // job records with their file lists, a few KB each
 	BucketCursors:       64 * MiB,  // one short token per live job

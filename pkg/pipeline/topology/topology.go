@@ -6,6 +6,7 @@ package topology
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ const (
 	StreamRecords   = "AMR_RECORDS"
 	StreamDone      = "AMR_DONE"
 	StreamDLQ       = "AMR_DLQ"
+	StreamChanges   = "AMR_CHANGES"
 )
 
 // Fixed subjects.
@@ -43,6 +45,7 @@ const (
 	prefixRecords   = "amr.records"
 	prefixDone      = "amr.done"
 	prefixDLQ       = "amr.dlq"
+	prefixChanges   = "amr.changes"
 )
 
 // SharePoint event names used as the last token of an event subject (the names SharePoint gives
@@ -147,6 +150,21 @@ func RecordSubject(jobID string) string { return prefixRecords + "." + jobID }
 
 // DoneSubject is the subject of a job's summary.
 func DoneSubject(jobID string) string { return prefixDone + "." + jobID }
+
+// ChangesSubject is the subject of an inventory pass's change set: the tenant (a host name) as a
+// token ('.' and anything else a token cannot hold become '_'), then the pass id.
+func ChangesSubject(tenant string, pass int64) string {
+	tok := []byte(tenant)
+	for i, c := range tok {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			tok[i] = '_'
+		}
+	}
+	if len(tok) == 0 {
+		tok = []byte("_")
+	}
+	return prefixChanges + "." + string(tok) + "." + strconv.FormatInt(pass, 10)
+}
 
 // DLQSubject is the dead-letter subject of a stage.
 func DLQSubject(stage string) string { return prefixDLQ + "." + stage }
@@ -268,6 +286,7 @@ func Streams(o Options) []jetstream.StreamConfig {
 		stream(StreamRecords, interest, 0, longDuplicates, prefixRecords+".*"),
 		stream(StreamDone, lim, JobRecordTTL, defaultDuplicates, prefixDone+".*"),
 		stream(StreamDLQ, lim, DLQMaxAge, defaultDuplicates, prefixDLQ+".*"),
+		stream(StreamChanges, lim, JobRecordTTL, defaultDuplicates, prefixChanges+".*.*"),
 	}
 }
 

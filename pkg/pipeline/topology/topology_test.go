@@ -228,6 +228,7 @@ func TestEnsureIsIdempotentAndRoutes(t *testing.T) {
 		topology.RecordSubject(job):                                        topology.StreamRecords,
 		topology.DoneSubject(job):                                          topology.StreamDone,
 		topology.DLQSubject("decryptor"):                                   topology.StreamDLQ,
+		topology.ChangesSubject("contoso.sharepoint.com", 2):               topology.StreamChanges,
 		topology.EventSubject(job, topology.EventFinishManifestFileUpload): topology.StreamEvents,
 		topology.EventSubject(job, topology.EventManifestExpired):          topology.StreamEvents,
 	}

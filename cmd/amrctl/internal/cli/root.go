@@ -34,7 +34,7 @@ func Root() *cobra.Command {
 		return nc, js, nil
 	}
 	root.AddCommand(devCommand(), planCommand(connect), jobsCommand(connect), tailCommand(connect), topologyCommand(connect),
-		reportCommand(connect), validateCommand())
+		reportCommand(connect), validateCommand(), diffCommand(connect))
 	return root
 }
 

@@ -1,0 +1,179 @@
+// Package inventorysink is a downstream consumer of the records stream that ingests every record
+// batch into an inventory pass (pkg/inventory), acknowledging a batch only after the transaction
+// that wrote it committed: a crash before the commit redelivers the batch, and the inventory's
+// idempotent upserts make a batch written twice the same as once.
+//
+// Batches that arrive together are written in one transaction (a group commit): the source runs
+// several handlers at once, each hands its batch to the committer and waits for the commit that
+// includes it.
+package inventorysink
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
+)
+
+// Ingester writes records in one transaction: *inventory.Pass.
+type Ingester interface {
+	Ingest(ctx context.Context, recs []*amrpipev1.Record) error
+}
+
+// Handler processes one record batch; the source acknowledges the batch when it returns nil and
+// delivers it again otherwise. msgID is the batch's Nats-Msg-Id.
+type Handler func(ctx context.Context, msgID string, b *amrpipev1.RecordBatch) error
+
+// Source delivers the records stream's batches, at least once, to a Handler: the seam where a
+// consumer library (pkg/client) can replace JetStreamSource.
+type Source interface {
+	Consume(ctx context.Context, h Handler) error
+}
+
+// Options configures a Sink.
+type Options struct {
+	// MaxRecords bounds the records of one transaction (default 4096): more waiting batches wait
+	// for the next one.
+	MaxRecords int
+}
+
+// Sink group-commits record batches into an Ingester.
+type Sink struct {
+	in      Ingester
+	max     int
+	reqs    chan *request
+	records atomic.Int64
+	batches atomic.Int64
+}
+
+type request struct {
+	recs []*amrpipev1.Record
+	done chan error
+}
+
+// New returns a sink writing into in.
+func New(in Ingester, o Options) *Sink {
+	if o.MaxRecords <= 0 {
+		o.MaxRecords = 4096
+	}
+	return &Sink{in: in, max: o.MaxRecords, reqs: make(chan *request)}
+}
+
+// Records is how many records were committed (a redelivered batch counts again).
+func (s *Sink) Records() int64 { return s.records.Load() }
+
+// Run commits the batches its Write calls hand over until ctx ends, and consumes src into them.
+// It returns when src's Consume returns.
+func (s *Sink) Run(ctx context.Context, src Source) error {
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var committers sync.WaitGroup
+	// Two committers: one converts its group's records while the other's transaction runs
+	// (Ingest converts outside the pass's lock).
+	for range 2 {
+		committers.Go(func() { s.commit(cctx) })
+	}
+	err := src.Consume(ctx, s.Write)
+	cancel() // Consume has drained its handlers: nothing waits for a commit any more
+	committers.Wait()
+	return err
+}
+
+// Write hands a batch to the committer and waits until the transaction that holds it committed
+// (nil) or failed. It is the sink's Handler.
+func (s *Sink) Write(ctx context.Context, _ string, b *amrpipev1.RecordBatch) error {
+	if len(b.GetRecords()) == 0 {
+		return nil
+	}
+	r := &request{recs: b.GetRecords(), done: make(chan error, 1)}
+	select {
+	case s.reqs <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done(): // the transaction may still commit; the batch comes again either way
+		return ctx.Err()
+	}
+}
+
+// commit takes the first waiting batch and every other already waiting, up to MaxRecords, and
+// writes them in one transaction.
+func (s *Sink) commit(ctx context.Context) {
+	var group []*request
+	var recs []*amrpipev1.Record
+	for {
+		group, recs = group[:0], recs[:0]
+		select {
+		case r := <-s.reqs:
+			group, recs = append(group, r), append(recs, r.recs...)
+		case <-ctx.Done():
+			return
+		}
+	more:
+		for len(recs) < s.max {
+			select {
+			case r := <-s.reqs:
+				group, recs = append(group, r), append(recs, r.recs...)
+			default:
+				break more
+			}
+		}
+		err := s.in.Ingest(ctx, recs)
+		if err == nil {
+			s.records.Add(int64(len(recs)))
+			s.batches.Add(int64(len(group)))
+		}
+		for _, r := range group {
+			r.done <- err
+		}
+	}
+}
+
+// Stage is the name the sink consumes under: its dead letters go to amr.dlq.inventory.
+const Stage = "inventory"
+
+// JetStreamSource consumes AMR_RECORDS through a durable downstream consumer (declared by the
+// topology: topology.DownstreamConsumer) with the bus's consume loop: Concurrency handlers at
+// once (batches for one group commit), failures handed back with back-off, a batch that cannot
+// be decoded dead-lettered with its reason.
+type JetStreamSource struct {
+	JS jetstream.JetStream
+	// Durable names the consumer (default topology.DefaultDownstream).
+	Durable string
+	// Concurrency is how many batches may wait for one commit (default 16).
+	Concurrency int
+	Logger      *slog.Logger
+}
+
+// Consume runs until ctx ends (nil) or the consumer cannot be read.
+func (j *JetStreamSource) Consume(ctx context.Context, h Handler) error {
+	durable := j.Durable
+	if durable == "" {
+		durable = topology.DefaultDownstream
+	}
+	cons, err := j.JS.Consumer(ctx, topology.StreamRecords, durable)
+	if err != nil {
+		return fmt.Errorf("inventory sink: consumer %s of %s (declared by the topology: amrctl topology apply --downstream): %w",
+			durable, topology.StreamRecords, err)
+	}
+	conc := j.Concurrency
+	if conc <= 0 {
+		conc = 16
+	}
+	return bus.Consume(ctx, cons, func(ctx context.Context, msg jetstream.Msg) error {
+		var b amrpipev1.RecordBatch
+		if err := bus.Decode(msg, &b); err != nil {
+			return &bus.Permanent{Reason: "record batch " + msg.Subject() + " does not decode", Err: err}
+		}
+		return h(ctx, msg.Headers().Get(jetstream.MsgIDHeader), &b)
+	}, bus.ConsumeOptions{Stage: Stage, JS: j.JS, Concurrency: conc, Logger: j.Logger})
+}

@@ -1,0 +1,132 @@
+package inventorysink_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/amrpipe/amrpipe/pkg/downstream/inventorysink"
+	"github.com/amrpipe/amrpipe/pkg/inventory"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
+	"github.com/amrpipe/amrpipe/services/spsim/tenant"
+)
+
+// failFirst fails the first n transactions (a database that is briefly down), then writes.
+type failFirst struct {
+	*inventory.Pass
+	n atomic.Int64
+}
+
+func (f *failFirst) Ingest(ctx context.Context, recs []*amrpipev1.Record) error {
+	if f.n.Add(-1) >= 0 {
+		return errors.New("database unavailable")
+	}
+	return f.Pass.Ingest(ctx, recs)
+}
+
+// TestSinkIngestsTheStreamAndAcksOnlyCommittedBatches publishes a simulator export as record
+// batches (one of them twice, as a parser re-publishing after a crash would, and one that does not
+// decode) and runs the sink on the default downstream consumer while its first transaction fails:
+// the inventory ends up holding every content object of the export once, the failed batches came
+// back (they were not acknowledged), nothing is left pending on the consumer, and the undecodable
+// batch is a dead letter.
+func TestSinkIngestsTheStreamAndAcksOnlyCommittedBatches(t *testing.T) {
+	env := testenv.StartJetStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tn, err := tenant.New(tenant.SmallProfile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets := testenv.SmallTargets(func(s string) string { return s })
+	opts := tenant.ReadOptions{IncludeVersions: true, IncludePermission: true}
+	recs, err := testenv.ExportRecords(ctx, tn, "job-1", targets, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	truth, err := testenv.Truth(ctx, tn, targets, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batches []*amrpipev1.RecordBatch
+	for off := 0; off < len(recs); off += 256 {
+		batches = append(batches, &amrpipev1.RecordBatch{JobId: "job-1", SourceFile: "Manifest.xml", Batch: uint32(len(batches)), Records: recs[off:min(off+256, len(recs))]})
+	}
+	publish := func(i int, id string) {
+		if _, err := bus.Publish(ctx, env.JS, topology.RecordSubject("job-1"), batches[i], id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range batches {
+		publish(i, "job-1/Manifest.xml/"+strconv.Itoa(i))
+	}
+	publish(3, "job-1/Manifest.xml/again") // a second copy beyond the duplicate window
+	garbage := nats.NewMsg(topology.RecordSubject("job-1"))
+	garbage.Data = []byte("not a record batch")
+	garbage.Header.Set(jetstream.MsgIDHeader, "job-1/garbage")
+	if _, err := env.JS.PublishMsg(ctx, garbage); err != nil {
+		t.Fatal(err)
+	}
+
+	store, err := inventory.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "inv.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	pass, err := store.BeginPass(ctx, inventory.PassInfo{Tenant: "contoso.sharepoint.com", Scope: "/sites/small", Kind: inventory.Full, Permissions: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &failFirst{Pass: pass}
+	in.n.Store(1)
+	sink := inventorysink.New(in, inventorysink.Options{})
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- sink.Run(rctx, &inventorysink.JetStreamSource{JS: env.JS}) }()
+
+	// Every batch (the repeated one included) committed; the failed ones came back for it.
+	want := int64(len(recs) + len(batches[3].Records))
+	testenv.Eventually(t, 30*time.Second, "every batch committed", func() bool { return sink.Records() >= want })
+	testenv.Eventually(t, 20*time.Second, "the consumer has nothing pending", func() bool {
+		info, err := env.JS.Consumer(ctx, topology.StreamRecords, topology.DefaultDownstream)
+		if err != nil {
+			return false
+		}
+		ci, err := info.Info(ctx)
+		return err == nil && ci.NumPending == 0 && ci.NumAckPending == 0
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if sink.Records() != want {
+		t.Errorf("sink committed %d records, want %d", sink.Records(), want)
+	}
+	if err := pass.End(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	got := map[testenv.Object]int{}
+	if err := store.Objects(ctx, "contoso.sharepoint.com", inventory.Filter{}, func(o *inventory.Object) error {
+		got[testenv.Object{Type: o.Type, ID: o.ID}]++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.Diff(got, truth); err != nil {
+		t.Error(err)
+	}
+	dl := env.DeadLetters(t, inventorysink.Stage)
+	if len(dl) != 1 {
+		t.Fatalf("%d dead letters, want the undecodable batch", len(dl))
+	}
+}

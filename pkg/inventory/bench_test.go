@@ -1,0 +1,98 @@
+package inventory_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/amrpipe/amrpipe/pkg/inventory"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
+	"github.com/amrpipe/amrpipe/services/spsim/tenant"
+)
+
+// BenchmarkIngest measures a first full pass into an empty inventory: the simulator's export of
+// the default tenant's HR library and onboarding list (about 48K records: files and their list
+// items with versions, folders, role assignments, users and groups), parsed by
+// pkg/sharepoint/manifest, ingested in transactions of batch records (256 is one RecordBatch of
+// the parser's default size; 4096 is what the inventory sink commits at once when batches are
+// waiting), then End (change set included). records/s counts the records ingested.
+func BenchmarkIngest(b *testing.B) {
+	ctx := context.Background()
+	tn, err := tenant.New(tenant.DefaultProfile())
+	if err != nil {
+		b.Fatal(err)
+	}
+	recs, err := testenv.ExportRecords(ctx, tn, "bench", []string{"/sites/hr/Shared Documents", "/sites/hr/Lists/Onboarding Tasks"}, fullOpts())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, backend := range []string{"sqlite", "postgres"} {
+		for _, batch := range []int{256, 4096, 16384} {
+			b.Run(fmt.Sprintf("%s/batch=%d", backend, batch), func(b *testing.B) {
+				n := 0
+				var cpu time.Duration
+				for b.Loop() {
+					b.StopTimer()
+					dsn := "sqlite:" + filepath.Join(b.TempDir(), "inv.db")
+					if backend == "postgres" {
+						dsn = pg.NewDatabase(b)
+					}
+					s, err := inventory.Open(ctx, dsn)
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+					cpu0 := cpuTime(b, backend)
+					ingestAll(b, s, recs, batch)
+					cpu += cpuTime(b, backend) - cpu0
+					b.StopTimer()
+					s.Close()
+					b.StartTimer()
+					n += len(recs)
+				}
+				b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
+				// CPU of this process and of the PostgreSQL server while ingesting: what the records
+				// cost whatever else runs on the machine.
+				b.ReportMetric(float64(n)/cpu.Seconds(), "records/cpu-s")
+			})
+		}
+	}
+}
+
+// cpuTime is the user and system time of this process so far, and of the PostgreSQL server for
+// that backend.
+func cpuTime(tb testing.TB, backend string) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	d := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	if backend == "postgres" {
+		server, err := pg.CPUTime()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		d += server
+	}
+	return d
+}
+
+func ingestAll(b *testing.B, s *inventory.Store, recs []*amrpipev1.Record, batch int) {
+	ctx := context.Background()
+	p, err := s.BeginPass(ctx, inventory.PassInfo{Tenant: testTenant, Scope: "/sites/hr", Kind: inventory.Full, Permissions: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for off := 0; off < len(recs); off += batch {
+		if err := p.Ingest(ctx, recs[off:min(off+batch, len(recs))]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := p.End(ctx, true); err != nil {
+		b.Fatal(err)
+	}
+}

@@ -1,0 +1,277 @@
+package inventory
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// End ends the pass. A complete pass then settles what the records alone cannot say, in one
+// transaction with its change set:
+//   - a complete full pass marks deleted every object of its tenant and scope it did not see;
+//   - a pass that exported permissions re-derives the unique-permissions flag of the objects it
+//     saw (an object has unique permissions when a role assignment of the pass names it);
+//   - the change set against the pass's base is computed and stored (see Changes); a first pass
+//     (no base) has none.
+//
+// An incomplete pass records what it saw and computes its change set too, but infers no
+// deletions from absence, and Changes refuses it.
+func (p *Pass) End(ctx context.Context, complete bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done {
+		return ErrPassEnded
+	}
+	s, info := p.s, &p.info
+	conn, tx, err := s.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("end pass %d: %w", info.ID, err)
+	}
+	defer conn.Close()
+	defer tx.Rollback()
+	if s.d.analyze != "" {
+		if _, err := tx.ExecContext(ctx, s.d.analyze); err != nil {
+			return fmt.Errorf("end pass %d: %w", info.ID, err)
+		}
+	}
+	if complete && info.Kind == Full {
+		// Every tracked column moves to prev_ (the row was last written by an earlier pass).
+		set := make([]string, 0, len(tracked)+4)
+		for _, c := range tracked {
+			set = append(set, "prev_"+c+" = "+c)
+		}
+		set = append(set, "prev_pass = last_pass", "deleted = 1", "last_pass = ?")
+		res, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE objects SET `+strings.Join(set, ", ")+
+			` WHERE tenant = ? AND scope = ? AND last_pass <> ? AND deleted = 0`), info.ID, info.Tenant, info.Scope, info.ID)
+		if err != nil {
+			return fmt.Errorf("end pass %d: mark unseen objects deleted: %w", info.ID, err)
+		}
+		n, _ := res.RowsAffected()
+		info.Counts.Deleted += n
+	}
+	if info.Permissions {
+		if err := p.uniquePermissions(ctx, tx); err != nil {
+			return fmt.Errorf("end pass %d: unique permissions: %w", info.ID, err)
+		}
+	}
+	var changes []Change
+	if info.Base != 0 { // a first pass has nothing to compare with: its change set is the inventory
+		if changes, err = p.computeChanges(ctx, tx); err != nil {
+			return fmt.Errorf("end pass %d: change set: %w", info.ID, err)
+		}
+	}
+	r := newRows(&changesTable, len(changes))
+	for _, c := range changes {
+		r.add(string(c.Kind)+"\x00"+c.ObjectType+"\x00"+c.ObjectID,
+			info.ID, string(c.Kind), c.ObjectType, c.ObjectID, info.Tenant, c.URL, c.PrevURL, strings.Join(c.Fields, ","))
+	}
+	if err := s.upsert(ctx, conn, tx, r); err != nil {
+		return fmt.Errorf("end pass %d: store change set: %w", info.ID, err)
+	}
+	info.Counts.Changes = int64(len(changes))
+	info.Ended, info.Complete = time.Now().UTC(), complete
+	c := info.Counts
+	if _, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE passes SET ended = ?, complete = ?, records = ?, objects = ?, deleted = ?,
+		versions = ?, principals = ?, role_assignments = ?, other = ?, changes = ? WHERE pass_id = ?`),
+		micros(info.Ended), boolInt(complete), c.Records, c.Objects, c.Deleted, c.Versions, c.Principals, c.RoleAssignments,
+		c.Other, c.Changes, info.ID); err != nil {
+		return fmt.Errorf("end pass %d: %w", info.ID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("end pass %d: commit: %w", info.ID, err)
+	}
+	p.done = true
+	return nil
+}
+
+// uniquePermissions sets the flag of the objects the pass's role assignments name and clears it
+// on the other objects the pass saw. It goes by primary key, one object at a time, and writes only
+// the rows whose flag flips: a role assignment names its object by id alone, which no index of
+// the objects table leads with, and a set-based UPDATE joined on it scans.
+func (p *Pass) uniquePermissions(ctx context.Context, tx *sql.Tx) error {
+	s, info := p.s, &p.info
+	ids, err := queryStrings(ctx, tx, s.d.rebind(`SELECT object_id FROM role_assignments WHERE tenant = ? AND last_pass = ?`), info.Tenant, info.ID)
+	if err != nil {
+		return err
+	}
+	named := make(map[string]bool, len(ids))
+	set, err := tx.PrepareContext(ctx, s.d.rebind(`UPDATE objects SET unique_perms = 1 WHERE tenant = ? AND object_type IN (`+
+		contentTypeList+`) AND object_id = ? AND last_pass = ? AND deleted = 0 AND unique_perms = 0`))
+	if err != nil {
+		return err
+	}
+	defer set.Close()
+	for _, id := range ids {
+		named[id] = true
+		if _, err := set.ExecContext(ctx, info.Tenant, id, info.ID); err != nil {
+			return err
+		}
+	}
+	flagged, err := queryStrings(ctx, tx, s.d.rebind(`SELECT object_id FROM objects WHERE tenant = ? AND last_pass = ? AND unique_perms = 1 AND deleted = 0`),
+		info.Tenant, info.ID)
+	if err != nil {
+		return err
+	}
+	for _, id := range flagged {
+		if named[id] {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE objects SET unique_perms = 0 WHERE tenant = ? AND object_type IN (`+
+			contentTypeList+`) AND object_id = ? AND last_pass = ?`), info.Tenant, id, info.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// contentTypeList is the SQL list of the objects table's types.
+const contentTypeList = `'SPList', 'SPDocumentLibrary', 'SPFolder', 'SPFile', 'SPListItem'`
+
+func queryStrings(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// computeChanges compares every object the pass wrote with its state before the pass (its prev_
+// columns): new objects are added (a deleted one that was unknown is nothing to act on), a
+// deletion of a live object is deleted, a new URL is a move or rename (with the located fields
+// that differ), other differing compared fields are a change, and a different unique-permissions
+// flag or role assignment is a permissions change. One object may have a move, a change and a
+// permissions change at once.
+func (p *Pass) computeChanges(ctx context.Context, tx *sql.Tx) ([]Change, error) {
+	s, info := p.s, &p.info
+	cols := strings.Join(compared, ", ")
+	prev := "prev_" + strings.Join(compared, ", prev_")
+	rows, err := tx.QueryContext(ctx, s.d.rebind(`SELECT object_type, object_id, prev_pass IS NULL, deleted, COALESCE(prev_deleted, 0),
+		unique_perms, COALESCE(prev_unique_perms, 0), `+cols+`, `+prev+` FROM objects
+		WHERE tenant = ? AND last_pass = ? AND (prev_pass IS NULL OR hash <> prev_hash OR deleted <> prev_deleted OR unique_perms <> prev_unique_perms)`),
+		info.Tenant, info.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Change
+	byObject := map[string]int{} // object id -> index of a live, pre-existing object's first change (or -1)
+	for rows.Next() {
+		var typ, id string
+		var isNew bool
+		var deleted, prevDeleted, unique, prevUnique int
+		cur, old := make([]any, len(compared)), make([]any, len(compared))
+		for i, c := range compared {
+			cur[i], old[i] = newCol(c), newCol(c)
+		}
+		dest := append(append([]any{&typ, &id, &isNew, &deleted, &prevDeleted, &unique, &prevUnique}, cur...), old...)
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		url, prevURL := colString(cur[0]), colString(old[0])
+		switch {
+		case isNew || prevDeleted != 0:
+			if deleted == 0 {
+				out = append(out, Change{Kind: Added, ObjectType: typ, ObjectID: id, URL: url})
+			}
+			continue
+		case deleted != 0:
+			out = append(out, Change{Kind: Deleted, ObjectType: typ, ObjectID: id, URL: url})
+			continue
+		}
+		byObject[id] = -1
+		var moved, edited []string
+		for i, c := range compared {
+			if colString(cur[i]) == colString(old[i]) {
+				continue
+			}
+			if located[c] {
+				moved = append(moved, c)
+			} else {
+				edited = append(edited, c)
+			}
+		}
+		if len(moved) > 0 && url != prevURL {
+			out = append(out, Change{Kind: Moved, ObjectType: typ, ObjectID: id, URL: url, PrevURL: prevURL, Fields: moved})
+		} else {
+			edited = append(moved, edited...)
+		}
+		if len(edited) > 0 {
+			out = append(out, Change{Kind: Changed, ObjectType: typ, ObjectID: id, URL: url, Fields: edited})
+		}
+		if unique != prevUnique {
+			byObject[id] = len(out)
+			out = append(out, Change{Kind: Permissions, ObjectType: typ, ObjectID: id, URL: url, Fields: []string{"unique_permissions"}})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	// A role assignment whose grants differ from its previous pass's: a permissions change of the
+	// object it secures (when that object is known and neither new nor deleted now).
+	ras, err := tx.QueryContext(ctx, s.d.rebind(`SELECT ra.object_id, ra.object_url, o.object_type, o.url, o.deleted, o.prev_pass IS NULL
+		FROM role_assignments ra LEFT JOIN objects o ON o.tenant = ra.tenant AND o.object_id = ra.object_id
+		WHERE ra.tenant = ? AND ra.last_pass = ? AND ra.prev_pass IS NOT NULL AND ra.hash <> ra.prev_hash`), info.Tenant, info.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer ras.Close()
+	for ras.Next() {
+		var id, raURL string
+		var typ, url sql.NullString
+		var deleted sql.NullInt64
+		var isNew sql.NullBool
+		if err := ras.Scan(&id, &raURL, &typ, &url, &deleted, &isNew); err != nil {
+			return nil, err
+		}
+		if deleted.Int64 != 0 || isNew.Bool {
+			continue
+		}
+		if i, ok := byObject[id]; ok && i >= 0 {
+			out[i].Fields = append(out[i].Fields, "role_assignments")
+			continue
+		}
+		c := Change{Kind: Permissions, ObjectType: typ.String, ObjectID: id, URL: url.String, Fields: []string{"role_assignments"}}
+		if !typ.Valid { // the secured object is not in the inventory (e.g. a web)
+			c.ObjectType, c.URL = "RoleAssignment", raURL
+		}
+		byObject[id] = len(out)
+		out = append(out, c)
+	}
+	return out, ras.Err()
+}
+
+func newCol(c string) any {
+	switch c {
+	case "size", "modified", "author", "editor", "version_count":
+		return new(sql.NullInt64)
+	}
+	return new(sql.NullString)
+}
+
+func colString(v any) string {
+	switch v := v.(type) {
+	case *sql.NullInt64:
+		if !v.Valid {
+			return "\x00null"
+		}
+		return fmt.Sprint(v.Int64)
+	case *sql.NullString:
+		if !v.Valid {
+			return "\x00null"
+		}
+		return v.String
+	}
+	return ""
+}

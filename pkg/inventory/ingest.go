@@ -1,0 +1,356 @@
+package inventory
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"sync"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
+)
+
+// Pass is an open pass, safe for concurrent use. Ingest and End write one transaction at a time
+// (concurrent calls convert their records at once, then wait for each other): SQLite has one
+// writer anyway, and one transaction at a time keeps the upserts of two batches naming the same
+// objects from deadlocking on PostgreSQL.
+type Pass struct {
+	s    *Store
+	mu   sync.Mutex
+	info PassInfo
+	done bool
+}
+
+// Info is the pass as begun, with what it has received so far.
+func (p *Pass) Info() PassInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.info
+}
+
+// rows are the values of one table's rows, flattened in its column order, de-duplicated by key
+// (the last record of an object in a batch wins, as it would in two statements).
+type rows struct {
+	t     *table
+	vals  []any
+	index map[string]int // key -> row number
+}
+
+func newRows(t *table, capacity int) *rows {
+	return &rows{t: t, index: make(map[string]int, capacity), vals: make([]any, 0, capacity*(len(t.key)+len(t.cols)))}
+}
+
+func (r *rows) add(key string, vals ...any) {
+	if i, ok := r.index[key]; ok {
+		copy(r.vals[i*len(vals):], vals)
+		return
+	}
+	r.index[key] = len(r.vals) / len(vals)
+	r.vals = append(r.vals, vals...)
+}
+
+func (r *rows) n() int { return len(r.index) }
+
+// batch is one Ingest call's rows, by table.
+type batch struct {
+	objects, deleted, principals, roles, assignments *rows
+	counts                                           Counts
+}
+
+// Ingest upserts the records in one transaction. A record delivered twice, in this pass or
+// another, writes the same rows: an object's identity is (tenant, object_type, object_id), a
+// version's adds its label, a principal's is (job, kind, id), a role assignment's its scope.
+func (p *Pass) Ingest(ctx context.Context, recs []*amrpipev1.Record) error {
+	b := p.rows(recs) // outside the lock: concurrent callers convert while another one writes
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done {
+		return ErrPassEnded
+	}
+	conn, tx, err := p.s.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("ingest into pass %d: %w", p.info.ID, err)
+	}
+	defer conn.Close()
+	defer tx.Rollback()
+	for _, r := range []*rows{b.objects, b.deleted, b.principals, b.roles, b.assignments} {
+		if err := p.s.upsert(ctx, conn, tx, r); err != nil {
+			return fmt.Errorf("ingest into pass %d: %w", p.info.ID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("ingest into pass %d: commit: %w", p.info.ID, err)
+	}
+	c := &p.info.Counts
+	c.Records += b.counts.Records
+	c.Objects += b.counts.Objects
+	c.Deleted += b.counts.Deleted
+	c.Versions += b.counts.Versions
+	c.Principals += b.counts.Principals
+	c.RoleAssignments += b.counts.RoleAssignments
+	c.Other += b.counts.Other
+	return nil
+}
+
+// Content object types: what the objects table holds.
+var contentTypes = map[string]bool{"SPList": true, "SPDocumentLibrary": true, "SPFolder": true, "SPFile": true, "SPListItem": true}
+
+func (p *Pass) rows(recs []*amrpipev1.Record) *batch {
+	b := &batch{objects: newRows(&objectsTable, len(recs)), deleted: newRows(&deletedTable, 0),
+		principals: newRows(&principalsTable, 0), roles: newRows(&rolesTable, 0), assignments: newRows(&roleAssignmentsTable, 0)}
+	tenant, pass := p.info.Tenant, p.info.ID
+	b.counts.Records = int64(len(recs))
+	for _, r := range recs {
+		switch body := r.GetBody().(type) {
+		case *amrpipev1.Record_User:
+			u := body.User
+			b.principals.add(r.GetJobId()+"\x00u\x00"+strconv.FormatInt(u.GetId(), 10),
+				tenant, r.GetJobId(), "user", u.GetId(), u.GetName(), u.GetLogin(), u.GetEmail(), boolInt(u.GetIsSiteAdmin()), pass)
+			b.counts.Principals++
+		case *amrpipev1.Record_Group:
+			g := body.Group
+			b.principals.add(r.GetJobId()+"\x00g\x00"+strconv.FormatInt(g.GetId(), 10),
+				tenant, r.GetJobId(), "group", g.GetId(), g.GetName(), "", "", 0, pass)
+			b.counts.Principals++
+		case *amrpipev1.Record_Role:
+			ro := body.Role
+			b.roles.add(r.GetJobId()+"\x00"+strconv.FormatInt(ro.GetRoleId(), 10), tenant, r.GetJobId(), ro.GetRoleId(), ro.GetTitle(), ro.GetPermMask(), pass)
+			b.counts.Other++
+		case *amrpipev1.Record_RoleAssignment:
+			ra := body.RoleAssignment
+			assign := assignments(ra.GetAssignments())
+			b.assignments.add(ra.GetScopeId(), tenant, ra.GetScopeId(), ra.GetObjectId(), ra.GetObjectUrl(), assign, hashStrings(assign), pass, r.GetJobId())
+			b.counts.RoleAssignments++
+		default:
+			if !contentTypes[r.GetObjectType()] || r.GetObjectId() == "" {
+				b.counts.Other++
+				continue
+			}
+			o := objectOf(r)
+			vs := versionsOf(r)
+			vals := []any{tenant, o.Type, o.ID, p.info.Scope, o.URL, o.Name, o.ParentID, o.ListID, o.DocID, o.Size,
+				micros(o.Created), micros(o.Modified), o.Author, o.Editor, o.Version, o.VersionCount, vs, o.hash(),
+				boolInt(o.Deleted), 0, pass, pass, r.GetJobId()}
+			key := o.Type + "\x00" + o.ID
+			if o.Deleted {
+				b.deleted.add(key, vals...)
+				b.counts.Deleted++
+				continue
+			}
+			b.objects.add(key, vals...)
+			b.counts.Objects++
+			b.counts.Versions += o.VersionCount
+		}
+	}
+	return b
+}
+
+// assignments is a role assignment's grants as "role:principal" pairs, sorted, comma-separated:
+// the same grants in another order are the same permissions.
+func assignments(as []*amrpipev1.Assignment) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = strconv.FormatInt(a.GetRoleId(), 10) + ":" + strconv.FormatInt(a.GetPrincipalId(), 10)
+	}
+	slices.Sort(s)
+	return strings.Join(s, ",")
+}
+
+func hashStrings(ss ...string) int64 {
+	h := fnv.New64a()
+	for _, s := range ss {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return int64(h.Sum64())
+}
+
+// Version is one historical version of a file or list item, as the object's versions column
+// holds it (a JSON array: l label, s size in bytes, m modified in UTC microseconds, e editor id).
+type Version struct {
+	Label    string `json:"l"`
+	Size     int64  `json:"s,omitempty"`
+	Modified int64  `json:"m,omitempty"`
+	Editor   int64  `json:"e,omitempty"`
+}
+
+// versionsOf encodes a record's versions for the versions column (by hand: it runs once per
+// record on the ingest path, where encoding/json's reflection over the struct shows).
+func versionsOf(r *amrpipev1.Record) string {
+	var buf []byte
+	add := func(label string, size, modified, editor int64) {
+		if buf == nil {
+			buf = append(buf, '[')
+		} else {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `{"l":`...)
+		buf = appendJSONString(buf, label)
+		for _, f := range []struct {
+			k string
+			v int64
+		}{{`,"s":`, size}, {`,"m":`, modified}, {`,"e":`, editor}} {
+			if f.v != 0 {
+				buf = append(buf, f.k...)
+				buf = strconv.AppendInt(buf, f.v, 10)
+			}
+		}
+		buf = append(buf, '}')
+	}
+	switch body := r.GetBody().(type) {
+	case *amrpipev1.Record_File:
+		for _, v := range body.File.GetVersions() {
+			add(v.GetVersion(), v.GetFileSize(), tsMicros(v.GetTimeLastModified()), v.GetModifiedBy())
+		}
+	case *amrpipev1.Record_ListItem:
+		for _, v := range body.ListItem.GetVersions() {
+			add(v.GetVersion(), 0, tsMicros(v.GetTimeLastModified()), v.GetModifiedBy())
+		}
+	}
+	if buf == nil {
+		return "[]"
+	}
+	return string(append(buf, ']'))
+}
+
+// appendJSONString appends s quoted for JSON: labels are plain ASCII ("3.0"), anything else goes
+// through encoding/json.
+func appendJSONString(buf []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(buf, q...)
+		}
+	}
+	buf = append(buf, '"')
+	buf = append(buf, s...)
+	return append(buf, '"')
+}
+
+func tsMicros(t *timestamppb.Timestamp) int64 { return micros(ts(t)) }
+
+// begin starts a transaction on a connection of its own (PostgreSQL's COPY needs the connection).
+func (s *Store) begin(ctx context.Context) (*sql.Conn, *sql.Tx, error) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return conn, tx, nil
+}
+
+// upsert writes r's rows. SQLite takes them in multi-row statements of as many rows as its
+// parameter limit allows (at most 512: longer statements gain nothing and cost its parser);
+// PostgreSQL by COPY into a temporary table and one INSERT ... SELECT from it (dialect.copy).
+func (s *Store) upsert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, r *rows) error {
+	n := r.n()
+	if n == 0 {
+		return nil
+	}
+	if s.d.copy {
+		if err := copyUpsert(ctx, conn, tx, r); err != nil {
+			return fmt.Errorf("upsert %s: %w", r.t.name, err)
+		}
+		return nil
+	}
+	ncols := len(r.t.key) + len(r.t.cols)
+	per := min(512, s.d.maxParams/ncols)
+	for off := 0; off < n; off += per {
+		k := min(per, n-off)
+		args := r.vals[off*ncols : (off+k)*ncols]
+		var err error
+		if k == per { // the common statement is prepared once; a batch's remainder is not
+			var st *sql.Stmt
+			if st, err = s.stmt(ctx, r.t, k); err == nil {
+				_, err = tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+			}
+		} else {
+			_, err = tx.ExecContext(ctx, s.d.rebind(upsertSQL(r.t, k)), args...)
+		}
+		if err != nil {
+			return fmt.Errorf("upsert %s: %w", r.t.name, err)
+		}
+	}
+	return nil
+}
+
+// stmt is the prepared upsert of n rows into t, prepared once per Store.
+func (s *Store) stmt(ctx context.Context, t *table, n int) (*sql.Stmt, error) {
+	key := fmt.Sprintf("%p/%d", t, n)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.stmts[key]; ok {
+		return st, nil
+	}
+	st, err := s.db.PrepareContext(ctx, s.d.rebind(upsertSQL(t, n)))
+	if err != nil {
+		return nil, fmt.Errorf("prepare upsert %s: %w", t.name, err)
+	}
+	s.stmts[key] = st
+	return st, nil
+}
+
+func upsertSQL(t *table, n int) string {
+	cols := t.allCols()
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", len(cols)), ",") + ")"
+	var b strings.Builder
+	b.WriteString("INSERT INTO " + t.name + " (" + strings.Join(cols, ", ") + ") VALUES ")
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(row)
+	}
+	b.WriteString(onConflict(t))
+	return b.String()
+}
+
+// onConflict is the upsert's conflict clause, the same for both backends.
+func onConflict(t *table) string {
+	set := t.set
+	if set == "" {
+		set = strings.Join(setExcluded(t.cols...), ", ")
+	}
+	return " ON CONFLICT (" + strings.Join(t.key, ", ") + ") DO UPDATE SET " + set
+}
+
+// copyUpsert copies r's rows into its table's temporary table (created once per connection,
+// emptied at commit; each upsert of a transaction has its own) in PostgreSQL's binary COPY format, then upserts them from there in one statement:
+// neither a VALUES list of thousands of rows (planned row by row) nor unnest over column arrays
+// (decoded element by element) comes close.
+func copyUpsert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, r *rows) error {
+	stage := r.t.stage
+	if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE IF NOT EXISTS `+stage+` (LIKE `+r.t.name+`) ON COMMIT DELETE ROWS`); err != nil {
+		return err
+	}
+	cols := r.t.allCols()
+	err := conn.Raw(func(dc any) error {
+		pc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("driver connection %T is not pgx's", dc)
+		}
+		_, err := pc.Conn().CopyFrom(ctx, pgx.Identifier{stage}, cols, pgx.CopyFromSlice(r.n(), func(i int) ([]any, error) {
+			return r.vals[i*len(cols) : (i+1)*len(cols)], nil
+		}))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("copy: %w", err)
+	}
+	list := strings.Join(cols, ", ")
+	_, err = tx.ExecContext(ctx, "INSERT INTO "+r.t.name+" ("+list+") SELECT "+list+" FROM "+stage+onConflict(r.t))
+	return err
+}

@@ -1,0 +1,43 @@
+package inventory_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/amrpipe/amrpipe/pkg/inventory"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
+)
+
+// pg is the PostgreSQL server every test of the package shares (a database each).
+var pg *testenv.Postgres
+
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithPostgres(m, &pg)) }
+
+// backend is an empty inventory of each kind.
+type backend struct{ name, dsn string }
+
+func backends(t testing.TB) []backend {
+	return []backend{
+		{"sqlite", "sqlite:" + filepath.Join(t.TempDir(), "inv.db")},
+		{"postgres", pg.NewDatabase(t)},
+	}
+}
+
+// forEachBackend runs fn against a fresh store of each backend.
+func forEachBackend(t *testing.T, fn func(t *testing.T, s *inventory.Store)) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			s, err := inventory.Open(context.Background(), b.dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			if s.Backend() != b.name {
+				t.Fatalf("backend %q, want %q", s.Backend(), b.name)
+			}
+			fn(t, s)
+		})
+	}
+}

@@ -1,0 +1,86 @@
+package testenv
+
+// This file exports a simulated tenant the way the simulator's AMR jobs do (services/spsim/export)
+// and parses the package with the pipeline's parser (pkg/sharepoint/manifest): the records a
+// downstream consumer receives, without the pipeline in between.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/manifest"
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
+	"github.com/amrpipe/amrpipe/services/spsim/export"
+	"github.com/amrpipe/amrpipe/services/spsim/tenant"
+)
+
+// memorySink keeps a package's files in order.
+type memorySink struct {
+	names []string
+	files [][]byte
+}
+
+func (s *memorySink) Put(_ context.Context, name string, data []byte, _ map[string]*string) error {
+	s.names = append(s.names, name)
+	s.files = append(s.files, bytes.Clone(data))
+	return nil
+}
+
+// ExportRecords is what one AMR job over targets (server-relative URLs of one site collection)
+// with opts yields downstream: the simulator writes the package (unencrypted) as its job would
+// and the parser reads every file of it, in the package's order. opts.StartChangeToken makes it
+// incremental.
+func ExportRecords(ctx context.Context, tn *tenant.Tenant, jobID string, targets []string, opts tenant.ReadOptions) ([]*amrpipev1.Record, error) {
+	ts, err := resolveAll(tn, targets)
+	if err != nil {
+		return nil, err
+	}
+	roots := make([]export.Root, len(ts))
+	for i, t := range ts {
+		roots[i] = export.Root{ID: t.ID, Type: string(t.Kind), ParentID: t.ParentID, URL: targets[i], WebID: t.WebID, WebURL: t.WebURL}
+	}
+	if len(ts) == 0 {
+		return nil, fmt.Errorf("export %s: no targets", jobID)
+	}
+	sink := &memorySink{}
+	w, err := export.NewWriter(ctx, sink, export.Options{JobID: jobID, SiteURL: "https://contoso.sharepoint.com" + ts[0].WebURL,
+		ReadOptions: opts, ChangeToken: tn.CurrentChangeToken(ts[0]), Targets: roots})
+	if err != nil {
+		return nil, err
+	}
+	var principals []int
+	err = tn.Walk(ctx, ts, opts, func(o *tenant.Object) error {
+		for _, ra := range o.RoleAssignments {
+			for _, a := range ra.Assignments {
+				principals = append(principals, a.PrincipalID)
+			}
+		}
+		return w.Add(o)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("export %s: %w", jobID, err)
+	}
+	var users []tenant.User
+	var groups []tenant.Group
+	switch {
+	case opts.IncludeSecurity:
+		users, groups, _ = tn.Security(ts[0].SiteID)
+	case opts.IncludePermission:
+		users, groups = tn.Principals(ts[0].SiteID, principals)
+	}
+	if err := w.Close(users, groups); err != nil {
+		return nil, fmt.Errorf("export %s: %w", jobID, err)
+	}
+	var recs []*amrpipev1.Record
+	for i, name := range sink.names {
+		file := name[strings.LastIndexByte(name, '/')+1:]
+		err := manifest.Parse(ctx, bytes.NewReader(sink.files[i]), manifest.Options{JobID: jobID, SourceFile: file},
+			func(r *amrpipev1.Record) error { recs = append(recs, r); return nil })
+		if err != nil {
+			return nil, fmt.Errorf("parse %s: %w", name, err)
+		}
+	}
+	return recs, nil
+}
