@@ -40,6 +40,18 @@ var storage *testenv.Azurite
 func TestMain(m *testing.M) { os.Exit(testenv.RunWithAzurite(m, &storage)) }
 
 // runDecryptor starts a decryptor on its own runtime.
+// oneJob starts a world with a decryptor and records one job of it; ctx lasts a minute.
+func oneJob(t *testing.T) (context.Context, *testenv.World, *svc.Runtime, testenv.Job) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	e := testenv.StartWorld(t, storage, nil)
+	rt := runDecryptor(t, e)
+	j := e.CreateJob(t, ctx, testenv.JobOptions{})
+	e.Record(t, ctx, j)
+	return ctx, e, rt, j
+}
+
 func runDecryptor(t testing.TB, e *testenv.World) *svc.Runtime {
 	t.Helper()
 	deps := e.Deps(t, decryptor.Def(), nil)
@@ -319,12 +331,7 @@ func TestTruncatedUploadIsDeadLetteredWithItsReason(t *testing.T) {
 
 func TestWrongKeyIsAClearErrorNotGarbage(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	e := testenv.StartWorld(t, storage, nil)
-	rt := runDecryptor(t, e)
-	j := e.CreateJob(t, ctx, testenv.JobOptions{})
-	e.Record(t, ctx, j)
+	ctx, e, rt, j := oneJob(t)
 	const wrongSpec = "spec-with-another-key"
 	e.PutKey(t, ctx, wrongSpec, bytes.Repeat([]byte{0x77}, 32))
 	ups := relayUploads(t, ctx, e, j.ID, wrongSpec, e.Log(t, ctx, j))
@@ -400,12 +407,7 @@ func putEncrypted(t testing.TB, ctx context.Context, e *testenv.World, container
 // and stores it again, whole.
 func TestIncompleteObjectIsStoredAgain(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	e := testenv.StartWorld(t, storage, nil)
-	rt := runDecryptor(t, e)
-	j := e.CreateJob(t, ctx, testenv.JobOptions{})
-	e.Record(t, ctx, j)
+	ctx, e, rt, j := oneJob(t)
 	ups := relayUploads(t, ctx, e, j.ID, j.SpecID, e.Log(t, ctx, j))
 	idle(t, ctx, e)
 
@@ -449,12 +451,7 @@ func TestIncompleteObjectIsStoredAgain(t *testing.T) {
 // happens.
 func TestExpiredCopyIsDecryptedAgain(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	e := testenv.StartWorld(t, storage, nil)
-	rt := runDecryptor(t, e)
-	j := e.CreateJob(t, ctx, testenv.JobOptions{})
-	e.Record(t, ctx, j)
+	ctx, e, rt, j := oneJob(t)
 	ups := relayUploads(t, ctx, e, j.ID, j.SpecID, e.Log(t, ctx, j))
 	idle(t, ctx, e)
 	before := manifests(t, ctx, e, j.ID)
