@@ -415,13 +415,7 @@ func TestEnsureNeverShrinks(t *testing.T) {
 // 7-day max age, limits retention for records) take the new configuration in place, keeping
 // their messages.
 func TestEnsureUpgradesAnOlderTopology(t *testing.T) {
-	srv, err := testenv.StartNATS(testenv.NATSOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	env := &testenv.JetStream{Server: srv}
-	env.Conn, env.JS = env.Connect(t)
+	env := bareJetStream(t)
 	ctx := context.Background()
 	for _, cfg := range topology.Streams(topology.Options{}) {
 		cfg.MaxBytes, cfg.MaxAge, cfg.Discard = -1, 7*24*time.Hour, jetstream.DiscardOld
@@ -450,16 +444,10 @@ func TestEnsureUpgradesAnOlderTopology(t *testing.T) {
 // TestVerify: a service's check finds what is missing, what is configured otherwise, and a
 // records stream no durable consumer keeps records for, and changes nothing.
 func TestVerify(t *testing.T) {
-	srv, err := testenv.StartNATS(testenv.NATSOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	env := &testenv.JetStream{Server: srv}
-	env.Conn, env.JS = env.Connect(t)
+	env := bareJetStream(t)
 	ctx := context.Background()
 
-	err = topology.Verify(ctx, env.JS, topology.Options{})
+	err := topology.Verify(ctx, env.JS, topology.Options{})
 	if !errors.Is(err, topology.ErrMissing) || errors.Is(err, topology.ErrMismatch) || !strings.Contains(err.Error(), "not applied") {
 		t.Fatalf("Verify on an empty server = %v, want only ErrMissing, saying the topology is not applied", err)
 	}
@@ -640,4 +628,17 @@ func TestReplicasNeverLowered(t *testing.T) {
 	if err := topology.Verify(ctx, js, topology.Options{Replicas: 3}); !errors.Is(err, topology.ErrMismatch) {
 		t.Fatalf("a service expecting 3 replicas of R1 streams: %v", err)
 	}
+}
+
+// bareJetStream is an embedded JetStream without the topology (testenv.StartJetStream applies it).
+func bareJetStream(t *testing.T) *testenv.JetStream {
+	t.Helper()
+	srv, err := testenv.StartNATS(testenv.NATSOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	env := &testenv.JetStream{Server: srv}
+	env.Conn, env.JS = env.Connect(t)
+	return env
 }
