@@ -252,22 +252,11 @@ func streamDiffs(want, got jetstream.StreamConfig) []string {
 	if !slices.Equal(got.Subjects, want.Subjects) {
 		d = append(d, fmt.Sprintf("subjects %v, want %v", got.Subjects, want.Subjects))
 	}
-	if got.Retention != want.Retention {
-		d = append(d, fmt.Sprintf("retention %v, want %v", got.Retention, want.Retention))
-	}
-	if got.Discard != want.Discard {
-		d = append(d, fmt.Sprintf("discard %v, want %v", got.Discard, want.Discard))
-	}
-	if got.Duplicates != want.Duplicates {
-		d = append(d, fmt.Sprintf("duplicate window %s, want %s", got.Duplicates, want.Duplicates))
-	}
-	if got.Storage != want.Storage {
-		d = append(d, fmt.Sprintf("storage %v, want %v", got.Storage, want.Storage))
-	}
-	if len(d) > 0 {
-		d[len(d)-1] += ": " + applyHint
-	}
-	return d
+	d = differ(d, "retention", got.Retention, want.Retention)
+	d = differ(d, "discard", got.Discard, want.Discard)
+	d = differ(d, "duplicate window", got.Duplicates, want.Duplicates)
+	d = differ(d, "storage", got.Storage, want.Storage)
+	return withHint(d)
 }
 
 // consumerDiffs lists what of got differs from want among the settings the topology fixes.
@@ -285,18 +274,23 @@ func consumerDiffs(want, got jetstream.ConsumerConfig) []string {
 	if !slices.Equal(filters(got), filters(want)) {
 		d = append(d, fmt.Sprintf("filter %v, want %v", filters(got), filters(want)))
 	}
-	if got.AckPolicy != want.AckPolicy {
-		d = append(d, fmt.Sprintf("ack policy %v, want %v", got.AckPolicy, want.AckPolicy))
+	d = differ(d, "ack policy", got.AckPolicy, want.AckPolicy)
+	d = differ(d, "ack wait", got.AckWait, want.AckWait)
+	d = differ(d, "max deliver", got.MaxDeliver, want.MaxDeliver)
+	d = differ(d, "deliver policy", got.DeliverPolicy, want.DeliverPolicy)
+	return withHint(d)
+}
+
+// differ appends "<setting> <got>, want <want>" to d when the two differ.
+func differ[T comparable](d []string, setting string, got, want T) []string {
+	if got != want {
+		d = append(d, fmt.Sprintf("%s %v, want %v", setting, got, want))
 	}
-	if got.AckWait != want.AckWait {
-		d = append(d, fmt.Sprintf("ack wait %s, want %s", got.AckWait, want.AckWait))
-	}
-	if got.MaxDeliver != want.MaxDeliver {
-		d = append(d, fmt.Sprintf("max deliver %d, want %d", got.MaxDeliver, want.MaxDeliver))
-	}
-	if got.DeliverPolicy != want.DeliverPolicy {
-		d = append(d, fmt.Sprintf("deliver policy %v, want %v", got.DeliverPolicy, want.DeliverPolicy))
-	}
+	return d
+}
+
+// withHint ends a list of differences with how to mend them.
+func withHint(d []string) []string {
 	if len(d) > 0 {
 		d[len(d)-1] += ": " + applyHint
 	}
