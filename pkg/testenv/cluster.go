@@ -186,20 +186,28 @@ func (c *Cluster) StepDownStream(stream string) error {
 	return c.Server(i).JetStreamStepdownStream(server.DEFAULT_GLOBAL_ACCOUNT, stream)
 }
 
-// WaitMetaLeader waits until a meta leader is elected and every running server is current with
-// it, and returns the leader's index.
+// WaitMetaLeader waits until a meta leader is elected, every running server is current with it
+// and the leader counts every running server as an online peer (before that, placing an R3
+// stream fails with "no suitable peers for placement"), and returns the leader's index.
 func (c *Cluster) WaitMetaLeader(timeout time.Duration) (int, error) {
 	var leader int
 	err := waitFor(timeout, func() bool {
 		if leader = c.MetaLeader(); leader < 0 {
 			return false
 		}
+		running := 0
 		for i := range c.opts {
-			if s := c.Server(i); s != nil && !s.JetStreamIsCurrent() {
+			s := c.Server(i)
+			if s == nil {
+				continue
+			}
+			if !s.JetStreamIsCurrent() {
 				return false
 			}
+			running++
 		}
-		return true
+		ls := c.Server(leader)
+		return ls != nil && len(ls.JetStreamClusterPeers()) >= running
 	})
 	if err != nil {
 		return -1, fmt.Errorf("no JetStream meta leader: %w", err)
