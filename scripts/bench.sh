@@ -37,6 +37,10 @@ if [ -z "${BENCH_DIR:-}" ]; then trap 'rm -rf "$work"' EXIT; fi
 mkdir -p "$work"
 go build -o "$work/amrbench" ./cmd/amrbench
 
+# The tenant-scale section (scripts/bench_scale.sh, half an hour and more) is kept as it was.
+scale_section=$work/scale.md
+sed -n '/^<!-- scale -->$/,/^<!-- \/scale -->$/p' "$OUT" 2>/dev/null >"$scale_section" || true
+
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 rows=$work/rows.jsonl
 : >"$rows"
@@ -261,5 +265,9 @@ the index over the job's roots against the linear scan over them it replaced.
 
 $em_table
 EOF
+if [ -s "$scale_section" ]; then
+	printf '\n' >>"$OUT"
+	cat "$scale_section" >>"$OUT"
+fi
 echo
 echo "wrote $OUT"

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Tenant-scale benchmarks (make bench-scale): BenchmarkLiveJobs (AMRPIPE_BENCH_JOBS concurrent
+# single-URL jobs, default 10,000) and BenchmarkCallsPerMillion (the demo's plans at SharePoint's
+# lab rate with production's polling paces), both in cmd/amrctl/internal/devstack. Writes their
+# table into docs/benchmarks.md between the "scale" markers; make bench keeps that section.
+#
+# Environment: SCALE_COUNT (runs of each benchmark; default 1: a 10,000-job run takes about half
+# an hour on 2 cores), AMRPIPE_BENCH_JOBS, AMRPIPE_BENCH_RATE, ONLY (LiveJobs or CallsPerMillion:
+# run one of them and keep the other's previous rows).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SCALE_COUNT=${SCALE_COUNT:-1}
+OUT=docs/benchmarks.md
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+go build -o "$work/amrbench" ./cmd/amrbench
+go test -c -o "$work/devstack.test" ./cmd/amrctl/internal/devstack
+
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+started=$(date -u '+%Y-%m-%d %H:%M UTC')
+for b in LiveJobs CallsPerMillion; do
+	if [ -n "${ONLY:-}" ] && [ "$ONLY" != "$b" ]; then continue; fi
+	(cd cmd/amrctl/internal/devstack && "$work/devstack.test" -test.run '^$' -test.bench "^Benchmark$b\$" \
+		-test.benchtime 1x -test.count "$SCALE_COUNT" -test.timeout 4h -test.v) | tee "$work/$b.txt"
+	# A failed run prints FAIL and no result line; a table of the passing runs would hide it.
+	if grep -q -e '^--- FAIL' -e '^FAIL' "$work/$b.txt"; then
+		echo "bench-scale: Benchmark$b failed" >&2
+		exit 1
+	fi
+	"$work/amrbench" gotable -units 's,calls/job,polls/job,store-peak-MiB,objects/s,objects,calls/M-objects,polls/M-objects' \
+		"$work/$b.txt" >"$work/$b.md"
+	grep 'calls by method' "$work/$b.txt" | tail -1 | sed 's/^ *//' >"$work/$b.calls" || true
+done
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
+
+python3 - "$OUT" "$work" "$started" "$load0" "$load1" "$SCALE_COUNT" "${AMRPIPE_BENCH_JOBS:-10000}" "${AMRPIPE_BENCH_RATE:-400}" <<'PYEOF'
+import os, re, sys
+out, work, started, load0, load1, count, jobs, rate = sys.argv[1:9]
+doc = open(out).read() if os.path.exists(out) else "# Benchmarks\n"
+begin, end = "<!-- scale -->", "<!-- /scale -->"
+old = doc[doc.find(begin):doc.find(end)] if begin in doc and end in doc else ""
+
+def part(name):  # this run's table, or the previous section's when this run skipped it
+    p = os.path.join(work, name + ".md")
+    if os.path.exists(p):
+        calls = os.path.join(work, name + ".calls")
+        extra = open(calls).read().strip() if os.path.exists(calls) else ""
+        return open(p).read().strip() + (f"\n\n{extra}" if extra else "")
+    m = re.search(rf"<!-- {name} -->\n(.*?)\n<!-- /{name} -->", old, re.S)
+    return m.group(1) if m else "(not run yet: `make bench-scale`)"
+
+section = f"""{begin}
+## Tenant scale (cmd/amrctl/internal/devstack, `make bench-scale`)
+
+Written by `scripts/bench_scale.sh` ({started}; load average before / after {load0} / {load1};
+{count} run(s) per benchmark, median and range when more). The whole pipeline runs in one process
+(embedded JetStream, Azurite, the SharePoint simulator, one replica of each stage).
+
+**BenchmarkLiveJobs**: {jobs} single-URL jobs (a Team folder of the small site each, about 45
+objects) published at once and followed together to the end: the run fails unless every job ends
+done and every content record of every job is downstream. `s` is the wall time from the first spec
+to an idle pipeline; `calls/job` every REST call the simulator answered (creates, progress polls,
+planning calls) per job; `polls/job` the progress polls among them; `store-peak-MiB` the largest
+JetStream account storage seen (sampled every second). The relay's paces are production's shape
+scaled to jobs of seconds: running jobs polled every 5 s, queued ones every 30 s, the tenant's
+budget 6,000 polls a minute.
+
+<!-- LiveJobs -->
+{part("LiveJobs")}
+<!-- /LiveJobs -->
+
+**BenchmarkCallsPerMillion**: the demo's three plans (about 420K content objects) with the
+simulator exporting {rate} objects/s per job (SharePoint's lab figure) and the relay at
+production's paces (running jobs polled every minute, queued ones and jobs reported through the
+queue every 5 minutes). `calls/M-objects` is every REST call the tenant answered, planning
+included, per million content objects delivered (the plan's target: at most 150).
+
+<!-- CallsPerMillion -->
+{part("CallsPerMillion")}
+<!-- /CallsPerMillion -->
+{end}"""
+if begin in doc and end in doc:
+    doc = doc[:doc.find(begin)] + section + doc[doc.find(end) + len(end):]
+else:
+    doc = doc.rstrip("\n") + "\n\n" + section + "\n"
+open(out, "w").write(doc)
+print(section)
+PYEOF
