@@ -22,7 +22,7 @@ started=$(date -u '+%Y-%m-%d %H:%M UTC')
 for b in LiveJobs CallsPerMillion; do
 	if [ -n "${ONLY:-}" ] && [ "$ONLY" != "$b" ]; then continue; fi
 	(cd cmd/amrctl/internal/devstack && "$work/devstack.test" -test.run '^$' -test.bench "^Benchmark$b\$" \
-		-test.benchtime 1x -test.count "$SCALE_COUNT" -test.timeout 4h -test.v) | tee "$work/$b.txt"
+		-test.benchtime 1x -test.count "$SCALE_COUNT" -test.timeout 4h -test.v -test.cpuprofile "$work/$b.cpu") | tee "$work/$b.txt"
 	# A failed run prints FAIL and no result line; a table of the passing runs would hide it.
 	if grep -q -e '^--- FAIL' -e '^FAIL' "$work/$b.txt"; then
 		echo "bench-scale: Benchmark$b failed" >&2
@@ -31,6 +31,11 @@ for b in LiveJobs CallsPerMillion; do
 	"$work/amrbench" gotable -units 's,calls/job,polls/job,store-peak-MiB,objects/s,objects,calls/M-objects,polls/M-objects' \
 		"$work/$b.txt" >"$work/$b.md"
 	grep 'calls by method' "$work/$b.txt" | tail -1 | sed 's/^ *//' >"$work/$b.calls" || true
+	# CPU by stage: every stage goroutine carries a "stage" profiler label.
+	if [ -s "$work/$b.cpu" ]; then
+		go tool pprof -tags "$work/devstack.test" "$work/$b.cpu" 2>/dev/null |
+			awk '/^ *stage:/ {on=1; next} on && NF==0 {on=0} on' | sed 's/^ */    /' >"$work/$b.stages" || true
+	fi
 done
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -46,6 +51,9 @@ def part(name):  # this run's table, or the previous section's when this run ski
     if os.path.exists(p):
         calls = os.path.join(work, name + ".calls")
         extra = open(calls).read().strip() if os.path.exists(calls) else ""
+        stages = os.path.join(work, name + ".stages")
+        if os.path.exists(stages) and open(stages).read().strip():
+            extra += ("\n\n" if extra else "") + "CPU by stage (profiler samples labelled with the stage; the rest is the simulator, Azurite's client, NATS and the benchmark):\n\n" + open(stages).read().rstrip()
         return open(p).read().strip() + (f"\n\n{extra}" if extra else "")
     m = re.search(rf"<!-- {name} -->\n(.*?)\n<!-- /{name} -->", old, re.S)
     return m.group(1) if m else "(not run yet: `make bench-scale`)"
