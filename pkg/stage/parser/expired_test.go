@@ -8,17 +8,59 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
 // TestGoneObjectIsAskedForAgain: a file whose decrypted copy is gone (its TTL expired while the
-// parser was down) does not fail: the parser asks the decryptor to decrypt it again, once however
-// often it looks, and waits, longer than -stall-timeout (the watchdog sees the file queued). When
-// the copy is back (the test plays the decryptor), the file is parsed and the job completes with
-// every record; the parser then deletes the copy and the file's progress entry.
+// parser was down), or whose stored copy does not match its digest (its chunk replaced, as a
+// cluster was once seen to serve after a leader change), does not fail: the parser asks the
+// decryptor to decrypt it again (a bad copy is deleted first, so the decryptor cannot take it for a
+// stored one), once however often it looks, and waits, longer than -stall-timeout (the watchdog
+// sees the file queued). When the copy is back (the test plays the decryptor), the file is parsed
+// and the job completes with every record; the parser then deletes the copy and the file's
+// progress entry.
 func TestGoneObjectIsAskedForAgain(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// store puts what the object store holds of Manifest1.xml before it is announced.
+		store func(h *harness, jobID string, data []byte)
+	}{
+		{name: "gone", store: func(*harness, string, []byte) {}},
+		{name: "copy not matching its digest", store: func(h *harness, jobID string, data []byte) {
+			h.putFile(jobID, "Manifest1.xml", data)
+			corruptChunk(h, topology.ManifestObject(jobID, "Manifest1.xml"), data[len(data)/2:])
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { askedForAgain(t, tc.store) })
+	}
+}
+
+// corruptChunk replaces the stored chunks of a one-chunk object with data.
+func corruptChunk(h *harness, object string, data []byte) {
+	h.t.Helper()
+	ctx := context.Background()
+	info, err := h.objects.GetInfo(ctx, object)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	st, err := h.env.JS.Stream(ctx, topology.ObjectStream(topology.ObjectManifests))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	chunks := "$O." + topology.ObjectManifests + ".C." + info.NUID
+	if err := st.Purge(ctx, jetstream.WithPurgeSubject(chunks)); err != nil {
+		h.t.Fatal(err)
+	}
+	if _, err := h.env.JS.Publish(ctx, chunks, data); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func askedForAgain(t *testing.T, store func(h *harness, jobID string, data []byte)) {
 	h := newHarness(t)
 	h.startParser(Config{BatchSize: 16, RedecryptPoll: 50 * time.Millisecond, StallTimeout: 200 * time.Millisecond,
 		WatchInterval: 50 * time.Millisecond})
@@ -27,6 +69,7 @@ func TestGoneObjectIsAskedForAgain(t *testing.T) {
 	h.ready(h.putFile(j.id, "Manifest.xml", j.files["Manifest.xml"]), j.id+"/Manifest.xml")
 	h.ready(h.putFile(j.id, "UserGroup.xml", j.files["UserGroup.xml"]), j.id+"/UserGroup.xml")
 	gone := j.files["Manifest1.xml"]
+	store(h, j.id, gone)
 	sum := sha256.Sum256(gone)
 	h.ready(&amrpipev1.ManifestReady{JobId: j.id, File: "Manifest1.xml", Object: topology.ManifestObject(j.id, "Manifest1.xml"),
 		Size: int64(len(gone)), Sha256: hex.EncodeToString(sum[:]), SpecId: "spec-1"}, j.id+"/Manifest1.xml")

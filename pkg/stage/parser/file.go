@@ -178,10 +178,17 @@ func (s *Stage) parse(ctx context.Context, rec *amrpipev1.JobRecord, file, objec
 	cancel()
 	s.metrics.batches.Add(float64(out.sent))
 	var se *manifest.SyntaxError
+	if errors.As(err, &se) {
+		switch check := s.reproduces(ctx, object, se); check {
+		case corruptCopy:
+			return out, fmt.Errorf("%s: parse error at byte offset %d, and the stored copy does not match its digest (deleted; the blob is still in Azure): %w",
+				file, se.Offset, errObjectGone)
+		case readDiffers:
+			return out, &bus.Retryable{Err: fmt.Errorf("%s: parse error at byte offset %d that a digest-checked read does not repeat (a bad read, not a bad file): %w",
+				file, se.Offset, err)}
+		}
+	}
 	switch {
-	case errors.As(err, &se) && !s.reproduces(ctx, object, se):
-		return out, &bus.Retryable{Err: fmt.Errorf("%s: parse error at byte offset %d that a digest-checked read does not repeat (a bad read, not a bad file): %w",
-			file, se.Offset, err)}
 	case errors.As(err, &se):
 		return out, &bus.Permanent{Reason: sas.Redact(fmt.Sprintf("%s: parse error at byte offset %d (line %d): %s", file, se.Offset, se.Line, se.Msg)), Err: se.Err}
 	case err != nil:
@@ -200,21 +207,43 @@ func (s *Stage) parse(ctx context.Context, rec *amrpipev1.JobRecord, file, objec
 	return out, nil
 }
 
+// recheck is what a digest-checked read of a file that failed to parse found.
+type recheck int
+
+const (
+	reproduced  recheck = iota // the same parse error at the same offset: the file itself is bad
+	readDiffers                // the read parsed differently, or could not be made: try again
+	corruptCopy                // the stored copy does not match its digest: decrypt the blob again
+)
+
 // reproduces parses an object again from a read that checks the object's SHA-256 (the store's
 // own Get, which the parser's reader skips), publishing nothing: a file is poison only if its own
-// bytes fail to parse where the first read failed. A read that went wrong (a cluster's leader
-// changing under a read was seen to hand the parser bytes from the middle of a file) is retried
-// instead. Only files that fail pay for the second read.
-func (s *Stage) reproduces(ctx context.Context, object string, first *manifest.SyntaxError) bool {
+// bytes fail to parse where the first read failed. A read that went wrong is retried instead. A
+// copy whose chunks do not match the digest its description records (seen once on a 3-node
+// cluster after the object store's leader was shut down, every read failing the same way) is
+// deleted, so that the decryptor writes it again from the blob. Only files that fail pay for the
+// second read.
+func (s *Stage) reproduces(ctx context.Context, object string, first *manifest.SyntaxError) recheck {
 	obj, err := s.objects.Get(ctx, object)
 	if err != nil {
-		return false
+		return readDiffers
 	}
 	defer func() { _ = obj.Close() }()
 	perr := manifest.Parse(ctx, obj, manifest.Options{}, func(*amrpipev1.Record) error { return nil })
 	_, rerr := io.Copy(io.Discard, obj) // the digest is checked at the end of the object
 	var se *manifest.SyntaxError
-	return rerr == nil && errors.As(perr, &se) && se.Offset == first.Offset
+	switch {
+	case errors.Is(rerr, jetstream.ErrDigestMismatch):
+		if derr := s.objects.Delete(ctx, object); derr != nil && !errors.Is(derr, jetstream.ErrObjectNotFound) {
+			s.log.WarnContext(ctx, "delete a stored copy that does not match its digest", "object", object, "err", derr)
+			return readDiffers
+		}
+		s.log.WarnContext(ctx, "stored copy does not match its digest; deleted it to decrypt the blob again", "object", object)
+		return corruptCopy
+	case rerr == nil && errors.As(perr, &se) && se.Offset == first.Offset:
+		return reproduced
+	}
+	return readDiffers
 }
 
 // sameContent checks the object against the digest the decryptor announced: another content
