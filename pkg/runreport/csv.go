@@ -1,9 +1,11 @@
 package runreport
 
 import (
+	"bufio"
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -54,8 +56,8 @@ func (s Summary) Status() string {
 // paths. Each file is written whole or not at all (written aside, then renamed), so a reader
 // never takes a cut file for the report.
 func (r *Report) WriteCSV(dir string) ([]string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("report directory: %w", err)
+	if err := mkdir(dir); err != nil {
+		return nil, err
 	}
 	s := r.Summary
 	files := []struct {
@@ -116,8 +118,27 @@ func (r *Report) failureRows() [][]string {
 	return rows
 }
 
+func mkdir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("report directory: %w", err)
+	}
+	return nil
+}
+
 // writeFile writes one CSV file aside and renames it into place.
-func writeFile(path string, head []string, rows [][]string) (err error) {
+func writeFile(path string, head []string, rows [][]string) error {
+	return writeAside(path, func(w io.Writer) error {
+		cw := csv.NewWriter(w)
+		if err := cw.Write(head); err != nil {
+			return err
+		}
+		return cw.WriteAll(rows) // WriteAll flushes
+	})
+}
+
+// writeAside writes a file through write into a temporary file beside path and renames it into
+// place, so that a reader never takes a cut file for the report.
+func writeAside(path string, write func(io.Writer) error) (err error) {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
@@ -127,11 +148,11 @@ func writeFile(path string, head []string, rows [][]string) (err error) {
 			_ = os.Remove(tmp.Name())
 		}
 	}()
-	w := csv.NewWriter(tmp)
-	if err := w.Write(head); err != nil {
+	bw := bufio.NewWriter(tmp)
+	if err := write(bw); err != nil {
 		return errors.Join(fmt.Errorf("write %s: %w", path, err), tmp.Close())
 	}
-	if err := w.WriteAll(rows); err != nil { // WriteAll flushes
+	if err := bw.Flush(); err != nil {
 		return errors.Join(fmt.Errorf("write %s: %w", path, err), tmp.Close())
 	}
 	if err := tmp.Close(); err != nil {
