@@ -2,12 +2,16 @@ package inventory_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/amrpipe/amrpipe/pkg/inventory"
+	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
+	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )
 
 // Record edits for the composition cases.
@@ -156,4 +160,134 @@ func TestComposedChangeSets(t *testing.T) {
 func sameChange(a, b inventory.Change) bool {
 	return a.Kind == b.Kind && a.ObjectType == b.ObjectType && a.ObjectID == b.ObjectID && a.URL == b.URL && a.PrevURL == b.PrevURL &&
 		slices.Equal(a.Fields, b.Fields)
+}
+
+// TestComposedChangeSetEqualsTheSimulatorsChanges: a full export of the small tenant, then two
+// rounds of the simulator's changes each followed by an incremental export; the change set from the
+// first pass to the third is exactly the net effect of both rounds per object (a file's list item
+// beside its file): added then deleted is nothing, added then updated is added, updated then
+// deleted is deleted. (The combinations the simulator's rounds do not make are TestComposedChangeSets' cases.)
+func TestComposedChangeSetEqualsTheSimulatorsChanges(t *testing.T) {
+	ctx := context.Background()
+	tn, err := tenant.New(tenant.SmallProfile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := tn.Resolve(smallTargets()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := [][]*amrpipev1.Record{}
+	var rounds [][]tenant.Change
+	for n := range 3 {
+		opts := fullOpts()
+		if n > 0 {
+			opts.StartChangeToken = tn.CurrentChangeToken(target)
+			tn.Advance(time.Hour)
+			rounds = append(rounds, tn.Mutate(120))
+		}
+		r, err := testenv.ExportRecords(ctx, tn, fmt.Sprintf("job-%d", n+1), smallTargets(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	want := netChanges(t, rounds, recs...)
+	forEachBackend(t, func(t *testing.T, s *inventory.Store) {
+		var ids []int64
+		for n, r := range recs {
+			kind := inventory.Incremental
+			if n == 0 {
+				kind = inventory.Full
+			}
+			p := begin(t, s, kind)
+			ingest(t, p, r)
+			end(t, p)
+			ids = append(ids, p.Info().ID)
+		}
+		cs, err := s.Changes(ctx, ids[0], ids[2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, c := range cs.Changes {
+			got = append(got, string(c.Kind)+" "+c.ObjectType+" "+c.ObjectID)
+			if c.Kind == inventory.Changed && !slices.Contains(c.Fields, "version") {
+				t.Errorf("%s %s changed %v: a simulator update is a new version", c.ObjectType, c.ObjectID, c.Fields)
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("composed change set (%d) differs from the simulator's net changes (%d):\n%s", len(got), len(want), setDiff(got, want))
+		}
+	})
+}
+
+// netChanges is the change set rounds of the simulator's changes make from before the first to
+// after the last: per object (a file and its list item), added when its first change adds it and
+// it is not deleted at the end, nothing when it is, deleted when it existed and is deleted at the
+// end, changed otherwise.
+func netChanges(t *testing.T, rounds [][]tenant.Change, recs ...[]*amrpipev1.Record) []string {
+	t.Helper()
+	itemOf := map[string]string{}
+	for _, rs := range recs {
+		for _, r := range rs {
+			if id := r.GetListItem().GetDocId(); id != "" {
+				itemOf[id] = r.GetObjectId()
+			}
+		}
+	}
+	type life struct{ added, deleted bool }
+	net := map[testenv.Object]*life{}
+	var order []testenv.Object
+	adds, deletes := 0, 0
+	for _, round := range rounds {
+		for _, c := range round {
+			objs := []testenv.Object{{Type: string(c.ObjectType), ID: c.ObjectID}}
+			if c.ObjectType == tenant.TypeFile {
+				item, ok := itemOf[c.ObjectID]
+				if !ok {
+					t.Fatalf("no list item for file %s in any export", c.ObjectID)
+				}
+				objs = append(objs, testenv.Object{Type: string(tenant.TypeListItem), ID: item})
+			}
+			for _, o := range objs {
+				l := net[o]
+				if l == nil {
+					l = &life{added: c.Kind == tenant.ChangeAdd}
+					net[o] = l
+					order = append(order, o)
+				}
+				l.deleted = c.Kind == tenant.ChangeDelete
+			}
+			switch c.Kind {
+			case tenant.ChangeAdd:
+				adds++
+			case tenant.ChangeDelete:
+				deletes++
+			}
+		}
+	}
+	if adds == 0 || deletes == 0 {
+		t.Fatalf("the simulator made %d additions and %d deletions; the test needs both", adds, deletes)
+	}
+	var out []string
+	vanished := 0
+	for _, o := range order {
+		l := net[o]
+		kind := inventory.Changed
+		switch {
+		case l.added && l.deleted:
+			vanished++
+			continue
+		case l.added:
+			kind = inventory.Added
+		case l.deleted:
+			kind = inventory.Deleted
+		}
+		out = append(out, string(kind)+" "+o.Type+" "+o.ID)
+	}
+	t.Logf("%d rounds: %d additions, %d deletions; %d objects net, %d added then deleted", len(rounds), adds, deletes, len(out), vanished)
+	slices.Sort(out)
+	return out
 }
