@@ -1,9 +1,7 @@
 package runreport
 
 import (
-	"bufio"
 	"encoding/csv"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/amrpipe/amrpipe/pkg/report"
 )
 
 // The CSV files WriteCSV writes. Their names and columns follow SharePoint Migration Tool's
@@ -125,43 +125,15 @@ func mkdir(dir string) error {
 	return nil
 }
 
-// writeFile writes one CSV file aside and renames it into place.
+// writeFile writes one CSV file, whole or not at all.
 func writeFile(path string, head []string, rows [][]string) error {
-	return writeAside(path, func(w io.Writer) error {
+	return report.WriteFile(path, func(w io.Writer) error {
 		cw := csv.NewWriter(w)
 		if err := cw.Write(head); err != nil {
 			return err
 		}
 		return cw.WriteAll(rows) // WriteAll flushes
 	})
-}
-
-// writeAside writes a file through write into a temporary file beside path and renames it into
-// place, so that a reader never takes a cut file for the report.
-func writeAside(path string, write func(io.Writer) error) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	bw := bufio.NewWriter(tmp)
-	if err := write(bw); err != nil {
-		return errors.Join(fmt.Errorf("write %s: %w", path, err), tmp.Close())
-	}
-	if err := bw.Flush(); err != nil {
-		return errors.Join(fmt.Errorf("write %s: %w", path, err), tmp.Close())
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 func itoa(n int) string  { return strconv.Itoa(n) }

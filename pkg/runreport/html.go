@@ -211,7 +211,7 @@ func (r *Report) WriteHTML(dir string) (string, error) {
 	page := report.HTML{Title: "Run report of plan " + r.PlanID, Subtitle: fmt.Sprintf("%s; built %s", r.Summary.Status(), when(r.Built)),
 		Sections: r.Sections()}
 	path := filepath.Join(dir, FileHTML)
-	if err := writeAside(path, page.Write); err != nil {
+	if err := report.WriteFile(path, page.Write); err != nil {
 		return "", err
 	}
 	return path, nil
