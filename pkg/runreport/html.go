@@ -133,7 +133,7 @@ func (r *Report) jobDurations() report.Section {
 		if end.IsZero() {
 			end = r.Built // still running: up to now
 		}
-		jobs = append(jobs, timed{label: j.Kind + " " + strings.Join(j.Targets, " "), queued: j.Started.Sub(j.Submitted), running: end.Sub(j.Started)})
+		jobs = append(jobs, timed{label: jobLabel(j), queued: j.Started.Sub(j.Submitted), running: end.Sub(j.Started)})
 	}
 	sec := report.Section{Title: "Slowest jobs"}
 	if len(jobs) == 0 {
@@ -141,13 +141,26 @@ func (r *Report) jobDurations() report.Section {
 		return sec
 	}
 	sort.SliceStable(jobs, func(i, k int) bool { return jobs[i].queued+jobs[i].running > jobs[k].queued+jobs[k].running })
-	sec.Note = fmt.Sprintf("The %d longest of %d started jobs, in seconds: queued is SharePoint's queue (submission to start), exporting is start to end (to now for a running job). JobReport.csv has every job's times.",
+	sec.Note = fmt.Sprintf("The longest %d of the %d jobs that started, in seconds: queued is SharePoint's queue (submission to start), exporting is start to end (to now for a running job). JobReport.csv has every job's times.",
 		min(slowestJobs, len(jobs)), len(jobs))
 	sec.Chart = &report.BarChart{Title: "Seconds queued and exporting per job", Series: []string{"queued", "exporting"}, Colors: []string{"#ef6c00", "#1565c0"}}
 	for _, j := range jobs[:min(slowestJobs, len(jobs))] {
 		sec.Chart.Bars = append(sec.Chart.Bars, report.Bar{Label: j.label, Values: []float64{j.queued.Seconds(), j.running.Seconds()}})
 	}
 	return sec
+}
+
+// jobLabel names a job in a chart: its kind and first target (the chart shows a label's end, so
+// the count of further targets stays visible).
+func jobLabel(j Job) string {
+	label := j.Kind
+	if len(j.Targets) > 0 {
+		label += " " + j.Targets[0]
+	}
+	if len(j.Targets) > 1 {
+		label += fmt.Sprintf(" +%d", len(j.Targets)-1)
+	}
+	return label
 }
 
 func (r *Report) jobsTable() report.Section {

@@ -91,7 +91,7 @@ func TestHTMLReportShowsTheRunAndCapsItsTables(t *testing.T) {
 		Jobs: []Job{
 			{SpecID: "s1", JobID: "j1", State: stateDone, Kind: "single", Targets: []string{"https://x/sites/hr/Docs"},
 				Submitted: at, Started: at.Add(10 * time.Second), Ended: at.Add(100 * time.Second), Records: 12000},
-			{SpecID: "s2", JobID: "j2", State: stateFailed, Kind: "probe", Targets: []string{"https://x/sites/fin"},
+			{SpecID: "s2", JobID: "j2", State: stateFailed, Kind: "multi-url", Targets: []string{"https://x/sites/fin", "https://x/sites/legal"},
 				Submitted: at, Started: at.Add(time.Second), Ended: at.Add(5 * time.Second), Error: "file Manifest2.xml failed"},
 			{SpecID: "s3", State: stateDeadLettered, Error: "SharePoint refused the create call"},
 		},
@@ -140,6 +140,7 @@ func TestHTMLReportShowsTheRunAndCapsItsTables(t *testing.T) {
 		"Specs per state", "done", "failed", "dead-lettered",
 		"Seconds queued and exporting per job",
 		"single https://x/sites/hr/Docs",
+		"multi-url https://x/sites/fin +1",
 		"Shared Documents/<b>0</b> & co.docx",
 		fmt.Sprintf("Showing the first %d of %d failures; FailureSummary.csv lists them all.", HTMLRows, HTMLRows+7),
 	} {
