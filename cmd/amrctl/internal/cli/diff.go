@@ -34,7 +34,8 @@ listed, deleted then added again is changed (without fields: re-read it), change
 changes list the union of their fields, moves keep the first previous URL (docs/inventory.md). It
 refuses passes of different tenants or scopes, unknown passes, a --from not earlier than --to,
 and --to or a pass in between that did not end complete.
-With --publish it also publishes the change set on amr.changes.<tenant>.<pass> (stream AMR_CHANGES).`,
+With --publish it also publishes the change set on amr.changes.<tenant>.<pass> (stream AMR_CHANGES):
+only a pass's own change set, against its base.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !slices.Contains(diffFormats, format) {
@@ -59,6 +60,13 @@ With --publish it also publishes the change set on amr.changes.<tenant>.<pass> (
 				return diffArgError(err)
 			}
 			if publish {
+				// amr.changes.<tenant>.<pass> carries a pass's own change set: a composed one would take its place.
+				if tp, err := store.PassByID(cmd.Context(), cs.To); err != nil {
+					return err
+				} else if tp.Base != cs.From {
+					return fmt.Errorf("--publish: only a pass's own change set (against pass %d, its base) is published on %s; --from %d composes several",
+						tp.Base, topology.ChangesSubject(cs.Tenant, cs.To), cs.From)
+				}
 				nc, js, err := connect(cmd.Context())
 				if err != nil {
 					return err

@@ -140,6 +140,7 @@ func TestDiffCommand(t *testing.T) {
 		{[]string{"--inventory", dsn, "--to", "1"}, "--to", new(*inventory.ArgError)},
 		{[]string{"--inventory", dsn, "--from", "2", "--to", "1"}, "--from", new(*inventory.ArgError)},
 		{[]string{"--inventory", dsn, "--from", "3"}, "--from, --to", new(*inventory.TenantMismatchError)},
+		{[]string{"--inventory", dsn, "--from", "1", "--publish"}, "--publish", nil},
 		{[]string{"--inventory", dsn, "--format", "xml"}, "--format", nil},
 	} {
 		out, err := amrctl(t, "", append([]string{"diff"}, c.args...)...)
