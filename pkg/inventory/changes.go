@@ -18,7 +18,7 @@ type ChangeKind string
 // Change kinds.
 const (
 	Added       ChangeKind = "added"
-	Changed     ChangeKind = "changed"     // compared fields differ (Fields names them)
+	Changed     ChangeKind = "changed"     // compared fields differ (Fields names them; none when composed over a deletion and a re-creation)
 	Deleted     ChangeKind = "deleted"     // IsDeleted in an incremental pass, or unseen by a complete full pass
 	Moved       ChangeKind = "moved"       // same id, new URL: a move or a rename (Fields: url, name, parent_id, list_id)
 	Permissions ChangeKind = "permissions" // unique_permissions flag or role_assignments differ
@@ -34,7 +34,8 @@ type Change struct {
 	Fields     []string   `json:"fields,omitempty"`
 }
 
-// ChangeSet is what changed in a tenant from one pass to the next.
+// ChangeSet is what changed in a tenant from one pass to a later one of the same scope (the next,
+// or further, composed).
 type ChangeSet struct {
 	Tenant  string   `json:"tenant"`
 	From    int64    `json:"from_pass"`
