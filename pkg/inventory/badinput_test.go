@@ -101,7 +101,7 @@ func TestChangesRefusesBadArguments(t *testing.T) {
 			arg      string // the *ArgError's argument, or "" for ErrIncompletePass naming want
 			want     string
 		}{
-			{"a pass in between did not end complete", a1, a4, "", fmt.Sprintf("pass %d did not end complete", a3)},
+			{"a pass in between did not end complete", a1, a4, "", fmt.Sprintf("pass %d in between did not end complete", a3)},
 			{"from of another scope", other, a4, "from", `scope "t"`},
 			{"from later than to", a2, a1, "from", fmt.Sprintf("pass %d is not earlier than pass %d", a2, a1)},
 			{"from is to", a2, a2, "from", "not earlier"},

@@ -128,7 +128,7 @@ func (s *Store) chain(ctx context.Context, from, to PassInfo) ([]int64, error) {
 			return nil, fmt.Errorf("base of pass %d: %w", p.ID, err)
 		}
 		if base.Open() || !base.Complete {
-			return nil, fmt.Errorf("change sets of passes %d to %d: pass %d did not end complete: %w", from.ID+1, to.ID, base.ID, ErrIncompletePass)
+			return nil, fmt.Errorf("change set from pass %d to pass %d: pass %d in between did not end complete: %w", from.ID, to.ID, base.ID, ErrIncompletePass)
 		}
 		chain = append(chain, base.ID)
 		p = base
