@@ -70,7 +70,7 @@ func TestValidateBadInputWritesNoReport(t *testing.T) {
 		{"records file with invalid UTF-8", []string{"--source-records", file("bad.jsonl", jsonl.String()+"{\"job_id\":\"caf\xe9\"}\n"), "--destination-csv", dst},
 			"--source-records: " + filepath.Join(dir, "bad.jsonl") + " line 4"},
 		{"mapping that maps no source item", []string{"--source-csv", good, "--destination-csv", dst, "--map", "/sites/fin=/sites/fin-new"},
-			"mapping /sites/fin=/sites/fin-new maps nothing: no item of " + good},
+			"--map: validate: mapping /sites/fin=/sites/fin-new maps nothing: no item of " + good},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
