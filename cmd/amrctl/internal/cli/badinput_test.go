@@ -19,7 +19,8 @@ import (
 )
 
 // TestValidateBadInputWritesNoReport: a side's CSV with missing columns, a row or a header that
-// is not UTF-8, a records file with a bad line: each ends `amrctl validate` with an error naming
+// is not UTF-8, a records file with a bad line, a login mapping that is not UTF-8, a path mapping
+// that maps nothing: each ends `amrctl validate` with an error naming
 // the file and the row or line (exit status 1), and no report is written: a partial validation is
 // never presented as a report.
 func TestValidateBadInputWritesNoReport(t *testing.T) {
@@ -69,6 +70,8 @@ func TestValidateBadInputWritesNoReport(t *testing.T) {
 			"utf16.csv row 1: header: the file is UTF-16, not UTF-8"},
 		{"records file with invalid UTF-8", []string{"--source-records", file("bad.jsonl", jsonl.String()+"{\"job_id\":\"caf\xe9\"}\n"), "--destination-csv", dst},
 			"--source-records: " + filepath.Join(dir, "bad.jsonl") + " line 4"},
+		{"login mapping with invalid UTF-8", []string{"--source-csv", good, "--destination-csv", dst, "--login-map", file("users.csv", "a,b\nRen\xe9,b\n")},
+			"users.csv row 2 column A: invalid UTF-8"},
 		{"mapping that maps no source item", []string{"--source-csv", good, "--destination-csv", dst, "--map", "/sites/fin=/sites/fin-new"},
 			"--map: validate: mapping /sites/fin=/sites/fin-new maps nothing: no item of " + good},
 	}
