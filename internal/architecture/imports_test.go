@@ -33,7 +33,7 @@ func rules() []rule {
 		{"pkg/inventory", core, "the inventory knows the records, not the pipeline that carries them"},
 		{"pkg/downstream/", append(core, "pkg/pipeline/", "pkg/inventory"), "downstream consumers read the pipeline's subjects"},
 		{"pkg/client", append(core, "pkg/pipeline/"), "the client library reads the pipeline's subjects and stores, nothing of SharePoint or the stages"},
-		{"pkg/runreport", append(core, "pkg/pipeline/", "pkg/client"), "run reports read what the client library reads"},
+		{"pkg/runreport", append(core, "pkg/pipeline/", "pkg/client", "pkg/report"), "run reports read what the client library reads and render into the HTML report"},
 		{"pkg/report", nil, "the report builder is a leaf: tables and charts of plain values"},
 		{"pkg/validate", append(core, "pkg/report"), "validation compares two sources of items and reports on them"},
 		{"pkg/testenv", append(core, "pkg/pipeline/", "pkg/sharepoint/", "pkg/stage", "services/spsim/"), "test environments start real parts"},

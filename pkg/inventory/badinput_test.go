@@ -3,6 +3,7 @@ package inventory_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -27,6 +28,7 @@ func TestOpenRefusesAnUnknownScheme(t *testing.T) {
 func TestChangesRefusesBadArguments(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s *inventory.Store) {
 		ctx := context.Background()
+		var scopePass func(tenant, scope string, complete bool) int64
 		if _, err := s.Changes(ctx, 0, 0); !errors.Is(err, inventory.ErrNoPass) {
 			t.Errorf("empty inventory: %v, want ErrNoPass", err)
 		}
@@ -36,8 +38,9 @@ func TestChangesRefusesBadArguments(t *testing.T) {
 		if _, err := s.BeginPass(ctx, inventory.PassInfo{Tenant: "a", Kind: "partial"}); !isArg(err, "kind") {
 			t.Errorf("bad kind: %v", err)
 		}
-		pass := func(tenant string, complete bool) int64 {
-			p, err := s.BeginPass(ctx, inventory.PassInfo{Tenant: tenant, Scope: "s", Kind: inventory.Full})
+		pass := func(tenant string, complete bool) int64 { return scopePass(tenant, "s", complete) }
+		scopePass = func(tenant, scope string, complete bool) int64 {
+			p, err := s.BeginPass(ctx, inventory.PassInfo{Tenant: tenant, Scope: scope, Kind: inventory.Full})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -81,8 +84,36 @@ func TestChangesRefusesBadArguments(t *testing.T) {
 		if cs, err := s.Changes(ctx, a1, a2); err != nil || cs.From != a1 || cs.To != a2 {
 			t.Errorf("consecutive passes: %v %+v", err, cs)
 		}
-		if _, err := s.Changes(ctx, a1, a3); !isArg(err, "from") {
-			t.Errorf("from is not to's base: %v", err)
+		if _, err := s.Changes(ctx, a1, a3); !errors.Is(err, inventory.ErrIncompletePass) {
+			t.Errorf("to did not end complete: %v", err)
+		}
+
+		// A from further back than to's base: the passes in between must have ended complete, and
+		// from must be an earlier pass of to's tenant and scope.
+		a4 := pass("a.sharepoint.com", true)
+		other := scopePass("a.sharepoint.com", "t", true)
+		if cs, err := s.Changes(ctx, a3, a4); err != nil || cs.From != a3 {
+			t.Errorf("to's base ended incomplete, to did not: %v %+v", err, cs)
+		}
+		for _, c := range []struct {
+			name     string
+			from, to int64
+			arg      string // the *ArgError's argument, or "" for ErrIncompletePass naming want
+			want     string
+		}{
+			{"a pass in between did not end complete", a1, a4, "", fmt.Sprintf("pass %d in between did not end complete", a3)},
+			{"from of another scope", other, a4, "from", `scope "t"`},
+			{"from later than to", a2, a1, "from", fmt.Sprintf("pass %d is not earlier than pass %d", a2, a1)},
+			{"from is to", a2, a2, "from", "not earlier"},
+			{"to of another scope than from", a1, other, "from", `scope "s"`},
+		} {
+			_, err := s.Changes(ctx, c.from, c.to)
+			switch {
+			case c.arg == "" && (!errors.Is(err, inventory.ErrIncompletePass) || !strings.Contains(err.Error(), c.want)):
+				t.Errorf("%s: %v, want ErrIncompletePass saying %q", c.name, err, c.want)
+			case c.arg != "" && (!isArg(err, c.arg) || !strings.Contains(err.Error(), c.want)):
+				t.Errorf("%s: %v, want an *ArgError naming %s and saying %q", c.name, err, c.arg, c.want)
+			}
 		}
 	})
 }

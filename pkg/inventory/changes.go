@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -17,7 +18,7 @@ type ChangeKind string
 // Change kinds.
 const (
 	Added       ChangeKind = "added"
-	Changed     ChangeKind = "changed"     // compared fields differ (Fields names them)
+	Changed     ChangeKind = "changed"     // compared fields differ (Fields names them; none when composed over a deletion and a re-creation)
 	Deleted     ChangeKind = "deleted"     // IsDeleted in an incremental pass, or unseen by a complete full pass
 	Moved       ChangeKind = "moved"       // same id, new URL: a move or a rename (Fields: url, name, parent_id, list_id)
 	Permissions ChangeKind = "permissions" // unique_permissions flag or role_assignments differ
@@ -33,7 +34,8 @@ type Change struct {
 	Fields     []string   `json:"fields,omitempty"`
 }
 
-// ChangeSet is what changed in a tenant from one pass to the next.
+// ChangeSet is what changed in a tenant from one pass to a later one of the same scope (the next,
+// or further, composed).
 type ChangeSet struct {
 	Tenant  string   `json:"tenant"`
 	From    int64    `json:"from_pass"`
@@ -42,12 +44,14 @@ type ChangeSet struct {
 }
 
 // Changes returns the change set of pass to against from. to 0 means the latest pass; from 0
-// means to's base (the previous pass of its tenant and scope), the only from a stored change set
-// is against: any other from, or a to that is the first pass of its tenant and scope, is refused
-// with an *ArgError. Errors: *UnknownPassError for a pass
-// the inventory does not hold, *TenantMismatchError when from and to are of different tenants,
-// ErrIncompletePass when to did not end complete (or has not ended), ErrNoPass for an empty
-// inventory.
+// means to's base (the previous pass of its tenant and scope), whose change set is stored. A from
+// further back, an earlier pass of the same tenant and scope (an ancestor in to's chain of bases),
+// yields the stored change sets of the passes after from up to to, composed per object (see
+// compose). Errors: *UnknownPassError for a pass the inventory does not hold,
+// *TenantMismatchError when from and to are of different tenants, *ArgError for a from of another
+// scope, a from that is not earlier than to, or a to that is the first pass of its tenant and
+// scope, ErrIncompletePass when to or a pass between from and to did not end complete (or has not
+// ended), ErrNoPass for an empty inventory.
 func (s *Store) Changes(ctx context.Context, from, to int64) (*ChangeSet, error) {
 	if to == 0 {
 		var last *int64
@@ -63,6 +67,7 @@ func (s *Store) Changes(ctx context.Context, from, to int64) (*ChangeSet, error)
 	if err != nil {
 		return nil, namePass(err, "to")
 	}
+	var chain []int64 // the passes after from up to to, oldest first, when from is further back than to's base
 	if from != 0 {
 		fp, err := s.PassByID(ctx, from)
 		if err != nil {
@@ -72,8 +77,9 @@ func (s *Store) Changes(ctx context.Context, from, to int64) (*ChangeSet, error)
 			return nil, &TenantMismatchError{From: from, To: to, FromTenant: fp.Tenant, ToTenant: tp.Tenant}
 		}
 		if from != tp.Base {
-			return nil, &ArgError{Arg: "from", Reason: fmt.Sprintf("pass %d's change set is against pass %d (the previous pass of tenant %q, scope %q), not pass %d",
-				to, tp.Base, tp.Tenant, tp.Scope, from)}
+			if chain, err = s.chain(ctx, fp, tp); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if tp.Open() || !tp.Complete {
@@ -83,29 +89,86 @@ func (s *Store) Changes(ctx context.Context, from, to int64) (*ChangeSet, error)
 		return nil, &ArgError{Arg: "to", Reason: fmt.Sprintf("pass %d is the first of tenant %q, scope %q: there is no earlier pass to compare it with",
 			to, tp.Tenant, tp.Scope)}
 	}
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT kind, object_type, object_id, url, prev_url, fields FROM changes
-		WHERE pass_id = ? ORDER BY object_type, object_id, kind`), to)
+	if chain != nil {
+		entries, err := s.storedChanges(ctx, chain)
+		if err != nil {
+			return nil, fmt.Errorf("change sets of passes %d to %d: %w", chain[0], to, err)
+		}
+		return &ChangeSet{Tenant: tp.Tenant, From: from, To: to, Changes: compose(entries)}, nil
+	}
+	entries, err := s.storedChanges(ctx, []int64{to})
 	if err != nil {
 		return nil, fmt.Errorf("change set of pass %d: %w", to, err)
 	}
-	defer rows.Close()
 	cs := &ChangeSet{Tenant: tp.Tenant, From: tp.Base, To: to, Changes: []Change{}}
+	for _, e := range entries {
+		cs.Changes = append(cs.Changes, e.Change)
+	}
+	return cs, nil
+}
+
+// chain returns the passes after from up to to, following to's bases back to from: every one must
+// have ended complete. from must be an earlier pass of to's scope.
+func (s *Store) chain(ctx context.Context, from, to PassInfo) ([]int64, error) {
+	if from.Scope != to.Scope {
+		return nil, &ArgError{Arg: "from", Reason: fmt.Sprintf("pass %d is of scope %q and pass %d of scope %q: a change set compares passes of one scope",
+			from.ID, from.Scope, to.ID, to.Scope)}
+	}
+	if from.ID >= to.ID {
+		return nil, &ArgError{Arg: "from", Reason: fmt.Sprintf("pass %d is not earlier than pass %d", from.ID, to.ID)}
+	}
+	chain := []int64{to.ID}
+	for p := to; p.Base != from.ID; {
+		if p.Base == 0 || p.Base < from.ID {
+			return nil, &ArgError{Arg: "from", Reason: fmt.Sprintf("pass %d is not one of the passes pass %d's change sets go back through (tenant %q, scope %q)",
+				from.ID, to.ID, to.Tenant, to.Scope)}
+		}
+		base, err := s.PassByID(ctx, p.Base)
+		if err != nil {
+			return nil, fmt.Errorf("base of pass %d: %w", p.ID, err)
+		}
+		if base.Open() || !base.Complete {
+			return nil, fmt.Errorf("change set from pass %d to pass %d: pass %d in between did not end complete: %w", from.ID, to.ID, base.ID, ErrIncompletePass)
+		}
+		chain = append(chain, base.ID)
+		p = base
+	}
+	slices.Reverse(chain)
+	return chain, nil
+}
+
+// storedChange is an entry of a pass's stored change set.
+type storedChange struct {
+	Pass int64
+	Change
+}
+
+// storedChanges reads the stored change sets of passes, in pass order, then by object and kind.
+func (s *Store) storedChanges(ctx context.Context, passes []int64) ([]storedChange, error) {
+	args := make([]any, len(passes))
+	for i, p := range passes {
+		args[i] = p
+	}
+	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT pass_id, kind, object_type, object_id, url, prev_url, fields FROM changes
+		WHERE pass_id IN (`+strings.TrimSuffix(strings.Repeat("?,", len(passes)), ",")+`) ORDER BY pass_id, object_type, object_id, kind`), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []storedChange
 	for rows.Next() {
-		var c Change
+		var c storedChange
 		var kind, fields string
-		if err := rows.Scan(&kind, &c.ObjectType, &c.ObjectID, &c.URL, &c.PrevURL, &fields); err != nil {
-			return nil, fmt.Errorf("change set of pass %d: %w", to, err)
+		if err := rows.Scan(&c.Pass, &kind, &c.ObjectType, &c.ObjectID, &c.URL, &c.PrevURL, &fields); err != nil {
+			return nil, err
 		}
 		c.Kind = ChangeKind(kind)
 		if fields != "" {
 			c.Fields = strings.Split(fields, ",")
 		}
-		cs.Changes = append(cs.Changes, c)
+		out = append(out, c)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("change set of pass %d: %w", to, err)
-	}
-	return cs, nil
+	return out, rows.Err()
 }
 
 func namePass(err error, arg string) error {

@@ -2,6 +2,7 @@
 // figures, tables and bar charts drawn as inline SVG. The page has no script, no font and no
 // reference to anything outside itself, so it renders offline in any browser. Validation
 // (pkg/validate) and the run reports each contribute sections; a report is their concatenation.
+// WriteFile writes a report's files (the page, its CSV companions) whole or not at all.
 package report
 
 import (

@@ -2,14 +2,16 @@ package runreport
 
 import (
 	"encoding/csv"
-	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/amrpipe/amrpipe/pkg/report"
 )
 
 // The CSV files WriteCSV writes. Their names and columns follow SharePoint Migration Tool's
@@ -54,8 +56,8 @@ func (s Summary) Status() string {
 // paths. Each file is written whole or not at all (written aside, then renamed), so a reader
 // never takes a cut file for the report.
 func (r *Report) WriteCSV(dir string) ([]string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("report directory: %w", err)
+	if err := mkdir(dir); err != nil {
+		return nil, err
 	}
 	s := r.Summary
 	files := []struct {
@@ -116,31 +118,22 @@ func (r *Report) failureRows() [][]string {
 	return rows
 }
 
-// writeFile writes one CSV file aside and renames it into place.
-func writeFile(path string, head []string, rows [][]string) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	w := csv.NewWriter(tmp)
-	if err := w.Write(head); err != nil {
-		return errors.Join(fmt.Errorf("write %s: %w", path, err), tmp.Close())
-	}
-	if err := w.WriteAll(rows); err != nil { // WriteAll flushes
-		return errors.Join(fmt.Errorf("write %s: %w", path, err), tmp.Close())
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+func mkdir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("report directory: %w", err)
 	}
 	return nil
+}
+
+// writeFile writes one CSV file, whole or not at all.
+func writeFile(path string, head []string, rows [][]string) error {
+	return report.WriteFile(path, func(w io.Writer) error {
+		cw := csv.NewWriter(w)
+		if err := cw.Write(head); err != nil {
+			return err
+		}
+		return cw.WriteAll(rows) // WriteAll flushes
+	})
 }
 
 func itoa(n int) string  { return strconv.Itoa(n) }

@@ -69,6 +69,9 @@ func (c *CSVSource) Items(ctx context.Context, fn func(*Item) error) (err error)
 	if err != nil {
 		return &CSVError{Name: c.name, Row: 1, Err: fmt.Errorf("header: %w", err)}
 	}
+	if err := headerEncoding(head); err != nil {
+		return &CSVError{Name: c.name, Row: 1, Err: err}
+	}
 	col := map[string]int{}
 	for i, h := range head {
 		if i == 0 {
@@ -116,6 +119,19 @@ func (c *CSVSource) Items(ctx context.Context, fn func(*Item) error) (err error)
 			return &CSVError{Name: c.name, Row: line, Err: err}
 		}
 	}
+}
+
+// headerEncoding refuses a header that is not UTF-8 text, saying what it looks like: a report saved
+// as UTF-16 ("Unicode text" in spreadsheet programs) would otherwise read as missing every column.
+func headerEncoding(head []string) error {
+	h := strings.Join(head, ",")
+	switch {
+	case strings.HasPrefix(h, "\xff\xfe") || strings.HasPrefix(h, "\xfe\xff") || strings.ContainsRune(h, 0):
+		return errors.New("header: the file is UTF-16, not UTF-8 (save the report as CSV UTF-8)")
+	case !utf8.ValidString(h):
+		return errors.New("header: invalid UTF-8 (the report must be CSV UTF-8)")
+	}
+	return nil
 }
 
 func parseRow(rec []string, idx []int) (*Item, *CSVError) {

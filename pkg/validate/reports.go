@@ -1,9 +1,7 @@
 package validate
 
 import (
-	"bufio"
 	"encoding/csv"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -252,23 +250,10 @@ func WriteReports(dir string, r *Result, maxItems int, now time.Time) ([]string,
 	var out []string
 	for _, f := range files {
 		p := filepath.Join(dir, f.name)
-		if err := writeFile(p, f.write); err != nil {
+		if err := report.WriteFile(p, f.write); err != nil {
 			return nil, err
 		}
 		out = append(out, p)
 	}
 	return out, nil
-}
-
-func writeFile(p string, write func(io.Writer) error) (err error) {
-	f, err := os.Create(p)
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, f.Close()) }()
-	bw := bufio.NewWriter(f)
-	if err := write(bw); err != nil {
-		return fmt.Errorf("%s: %w", p, err)
-	}
-	return bw.Flush()
 }

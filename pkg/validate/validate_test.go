@@ -171,6 +171,16 @@ func TestValidateRefusesPartialResults(t *testing.T) {
 	}
 }
 
+// utf16 encodes ASCII text as UTF-16LE, as a spreadsheet program's "Unicode text" export does.
+func utf16(ascii string) string {
+	var b strings.Builder
+	for i := 0; i < len(ascii); i++ {
+		b.WriteByte(ascii[i])
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
 func csvSource(name, body string) *CSVSource {
 	return NewCSVSource(name, func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(body)), nil })
 }
@@ -223,6 +233,10 @@ func TestCSVSourceBadInput(t *testing.T) {
 		{"bad boolean", head + row("UniquePermissions", "yes"), "row 2 column UniquePermissions"},
 		{"bad principal", head + row("Principals", "bob"), "row 2 column Principals"},
 		{"ragged row", head + "a,b\n", "report.csv row 2: "},
+		{"UTF-16 with a byte order mark", "\xff\xfe" + utf16(head+row()), "report.csv row 1: header: the file is UTF-16, not UTF-8"},
+		{"UTF-16 without a byte order mark", utf16(head + row()), "report.csv row 1: header: the file is UTF-16"},
+		{"header in Latin-1", strings.Replace(head, "Principals", "Principal\xe9s", 1) + row(), "report.csv row 1: header: invalid UTF-8"},
+		{"invalid UTF-8 in the URL", head + row() + row() + row("URL", "/sites/hr/Docs/caf\xe9.docx"), "report.csv row 4 column URL: invalid UTF-8"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -276,7 +290,13 @@ func TestReadLoginMapAndRecordsBadInput(t *testing.T) {
 			t.Errorf("%q: %v, want %q", body, err, want)
 		}
 	}
-	if _, err := ReadRecordsJSONL("r.jsonl", strings.NewReader("{\"job_id\":\"j\"}\n\n{nope\n")); err == nil || !strings.Contains(err.Error(), "r.jsonl line 3") {
-		t.Errorf("bad records line: %v", err)
+	for body, want := range map[string]string{
+		"{\"job_id\":\"j\"}\n\n{nope\n":                       "r.jsonl line 3",
+		"{\"job_id\":\"j\"}\n{\"job_id\":\"caf\xe9\"}\n":      "r.jsonl line 2",
+		"{\"job_id\":\"j\"}\n{\"job_id\":\"j\",\"nope\":1}\n": "r.jsonl line 2",
+	} {
+		if recs, err := ReadRecordsJSONL("r.jsonl", strings.NewReader(body)); err == nil || recs != nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %d records, %v; want none and an error naming %q", body, len(recs), err, want)
+		}
 	}
 }

@@ -21,8 +21,9 @@ import (
 // whatever the URLs.
 const PartSize = 1000
 
-// Publish publishes cs in parts of at most PartSize changes, in the change set's order, and
-// returns the number of parts. Each part's message id is <subject>/<part>, so publishing the same
+// Publish publishes cs, a pass's own change set (inventory.Store.Changes against the pass's base,
+// not one composed over several passes, which would take its subject), in parts of at most
+// PartSize changes, in the change set's order, and returns the number of parts. Each part's message id is <subject>/<part>, so publishing the same
 // change set again within the stream's duplicate window stores nothing twice, and a consumer
 // keyed on (tenant, to_pass, part) is idempotent beyond it.
 func Publish(ctx context.Context, js jetstream.JetStream, cs *inventory.ChangeSet) (int, error) {

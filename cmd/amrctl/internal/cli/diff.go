@@ -26,10 +26,16 @@ func diffCommand(connect connectFunc) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "diff --inventory DSN [--from PASS] [--to PASS]",
 		Short: "What changed in a tenant between two passes of an inventory: added, changed (which fields), deleted, moved or renamed, permissions",
-		Long: `diff prints the change set of an inventory pass against the previous pass of its tenant and
-scope (--to: the latest pass by default; --from, when given, must be that previous pass). It
-refuses passes of different tenants, unknown passes and a pass that did not end complete.
-With --publish it also publishes the change set on amr.changes.<tenant>.<pass> (stream AMR_CHANGES).`,
+		Long: `diff prints what changed in a tenant from pass --from to pass --to of an inventory (--to: the
+latest pass by default; --from: the previous pass of --to's tenant and scope by default). A --from
+further back, any earlier pass of the same tenant and scope, composes the change sets of the
+passes in between per object: an object added then changed is added, added then deleted is not
+listed, deleted then added again is changed (without fields: re-read it), changes and permission
+changes list the union of their fields, moves keep the first previous URL (docs/inventory.md). It
+refuses passes of different tenants or scopes, unknown passes, a --from not earlier than --to,
+and --to or a pass in between that did not end complete.
+With --publish it also publishes the change set on amr.changes.<tenant>.<pass> (stream AMR_CHANGES):
+only a pass's own change set, against its base.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !slices.Contains(diffFormats, format) {
@@ -54,6 +60,13 @@ With --publish it also publishes the change set on amr.changes.<tenant>.<pass> (
 				return diffArgError(err)
 			}
 			if publish {
+				// amr.changes.<tenant>.<pass> carries a pass's own change set: a composed one would take its place.
+				if tp, err := store.PassByID(cmd.Context(), cs.To); err != nil {
+					return err
+				} else if tp.Base != cs.From {
+					return fmt.Errorf("--publish: only a pass's own change set (against pass %d, its base) is published on %s; --from %d composes several",
+						tp.Base, topology.ChangesSubject(cs.Tenant, cs.To), cs.From)
+				}
 				nc, js, err := connect(cmd.Context())
 				if err != nil {
 					return err
@@ -77,7 +90,7 @@ With --publish it also publishes the change set on amr.changes.<tenant>.<pass> (
 	}
 	f := cmd.Flags()
 	f.StringVar(&dsn, "inventory", envOr("AMR_INVENTORY", ""), "inventory DSN: sqlite:/path/inv.db or postgres://... (AMR_INVENTORY)")
-	f.Int64Var(&from, "from", 0, "pass to compare from (default: the previous pass of --to's tenant and scope)")
+	f.Int64Var(&from, "from", 0, "pass to compare from: the previous pass of --to's tenant and scope (default) or an earlier one of them")
 	f.Int64Var(&to, "to", 0, "pass to compare (default: the latest pass)")
 	f.StringVar(&format, "format", "table", "output: "+strings.Join(diffFormats, ", "))
 	f.BoolVar(&publish, "publish", false, "also publish the change set on amr.changes.<tenant>.<pass> (--nats-url)")

@@ -43,6 +43,12 @@ func TestDiffCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	opts.StartChangeToken = tn.CurrentChangeToken(tg)
+	tn.Mutate(30)
+	recs3, err := testenv.ExportRecords(ctx, tn, "job-3", targets, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	path := filepath.Join(t.TempDir(), "inv.db")
 	dsn := "sqlite:" + path
 	store, err := inventory.Open(ctx, dsn)
@@ -53,15 +59,13 @@ func TestDiffCommand(t *testing.T) {
 		tenant string
 		kind   inventory.Kind
 		recs   int
-	}{{"contoso.sharepoint.com", inventory.Full, 1}, {"contoso.sharepoint.com", inventory.Incremental, 2}, {"fabrikam.sharepoint.com", inventory.Full, 1}} {
+	}{{"contoso.sharepoint.com", inventory.Full, 1}, {"contoso.sharepoint.com", inventory.Incremental, 2}, {"fabrikam.sharepoint.com", inventory.Full, 1},
+		{"contoso.sharepoint.com", inventory.Incremental, 3}} {
 		ps, err := store.BeginPass(ctx, inventory.PassInfo{Tenant: p.tenant, Scope: "/sites/small", Kind: p.kind})
 		if err != nil {
 			t.Fatal(err)
 		}
-		recs := recs1
-		if p.recs == 2 {
-			recs = recs2
-		}
+		recs := [][]*amrpipev1.Record{recs1, recs2, recs3}[p.recs-1]
 		if err := ps.Ingest(ctx, recs); err != nil {
 			t.Fatal(err)
 		}
@@ -70,6 +74,10 @@ func TestDiffCommand(t *testing.T) {
 		}
 	}
 	want, err := store.Changes(ctx, 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	composed, err := store.Changes(ctx, 1, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,12 +101,22 @@ func TestDiffCommand(t *testing.T) {
 	if err != nil || len(rows) != len(want.Changes)+1 || strings.Join(rows[0], ",") != strings.Join(inventory.CSVHeader, ",") {
 		t.Errorf("csv: %v, %d rows for %d changes", err, len(rows), len(want.Changes))
 	}
+	// Passes 1 and 4 are two incremental passes apart (3 is another tenant's): their change sets
+	// composed.
+	out, err = amrctl(t, "", "diff", "--inventory", dsn, "--from", "1", "--format", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got inventory.ChangeSet
+	if err := json.Unmarshal([]byte(out), &got); err != nil || got.From != 1 || got.To != 4 || len(got.Changes) != len(composed.Changes) {
+		t.Errorf("composed json: %v, passes %d -> %d, %d changes, want 1 -> 4 and %d", err, got.From, got.To, len(got.Changes), len(composed.Changes))
+	}
 	env := testenv.StartJetStream(t)
 	out, err = amrctl(t, env.Server.ClientURL(), "diff", "--inventory", dsn, "--to", "2", "--format", "json", "--publish")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got inventory.ChangeSet
+	got = inventory.ChangeSet{}
 	out = out[strings.Index(out, "{"):] // after the line saying where it published
 	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got.Changes) != len(want.Changes) || got.Tenant != "contoso.sharepoint.com" {
 		t.Errorf("json: %v, %d changes for %d", err, len(got.Changes), len(want.Changes))
@@ -120,6 +138,9 @@ func TestDiffCommand(t *testing.T) {
 		{[]string{"--inventory", dsn, "--from", "8", "--to", "2"}, "--from", new(*inventory.UnknownPassError)},
 		{[]string{"--inventory", dsn, "--from", "3", "--to", "2"}, "--from, --to", new(*inventory.TenantMismatchError)},
 		{[]string{"--inventory", dsn, "--to", "1"}, "--to", new(*inventory.ArgError)},
+		{[]string{"--inventory", dsn, "--from", "2", "--to", "1"}, "--from", new(*inventory.ArgError)},
+		{[]string{"--inventory", dsn, "--from", "3"}, "--from, --to", new(*inventory.TenantMismatchError)},
+		{[]string{"--inventory", dsn, "--from", "1", "--publish"}, "--publish", nil},
 		{[]string{"--inventory", dsn, "--format", "xml"}, "--format", nil},
 	} {
 		out, err := amrctl(t, "", append([]string{"diff"}, c.args...)...)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/amrpipe/amrpipe/pkg/client"
 	"github.com/amrpipe/amrpipe/pkg/runreport"
 )
 
@@ -14,10 +15,12 @@ func reportCommand(connect connectFunc) *cobra.Command {
 	var planID, out string
 	cmd := &cobra.Command{
 		Use:   "report",
-		Short: "Write a plan's run report: SummaryReport.csv, JobReport.csv, ObjectTypeReport.csv, FailureSummary.csv",
+		Short: "Write a plan's run report: SummaryReport.csv, JobReport.csv, ObjectTypeReport.csv, FailureSummary.csv and report.html",
 		Long: "Write the run report of a plan into a directory: the summary (jobs, objects per type, bytes, versions, " +
 			"duration, throttling), one row per job, and the failures (SharePoint's JobError/JobWarning/JobFatalError " +
-			"per object, failed jobs, dead-lettered specs). A plan still running gets a report marked running.",
+			"per object, failed jobs, dead-lettered specs) as CSV files, and the same report as report.html " +
+			"(self-contained: open it in any browser, offline; its tables show the first 1,000 rows, the CSV files all). " +
+			"A plan still running gets a report marked running.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if planID == "" {
 				return errors.New("--plan is required")
@@ -29,6 +32,9 @@ func reportCommand(connect connectFunc) *cobra.Command {
 			}
 			defer closeConn()
 			r, err := runreport.Build(ctx, c, planID)
+			if errors.Is(err, client.ErrNotFound) {
+				return fmt.Errorf("--plan: %w", err)
+			}
 			if err != nil {
 				return err
 			}
@@ -36,15 +42,21 @@ func reportCommand(connect connectFunc) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			writeReportSummary(cmd.OutOrStdout(), r)
-			for _, p := range paths {
-				fmt.Fprintln(cmd.OutOrStdout(), "wrote", p)
+			html, err := r.WriteHTML(out)
+			if err != nil {
+				return err
 			}
+			w := cmd.OutOrStdout()
+			writeReportSummary(w, r)
+			for _, p := range append(paths, html) {
+				fmt.Fprintln(w, "wrote", p)
+			}
+			fmt.Fprintf(w, "open %s in a browser (it needs no network)\n", html)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&planID, "plan", "", "the plan id")
-	cmd.Flags().StringVar(&out, "out", ".", "directory to write the CSV files into (created if missing)")
+	cmd.Flags().StringVar(&out, "out", ".", "directory to write the CSV files and report.html into (created if missing)")
 	return cmd
 }
 

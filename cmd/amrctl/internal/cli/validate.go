@@ -86,6 +86,9 @@ Exit status: 0 when every check passed, 2 when differences were found (the repor
 				}
 			}
 			res, err := validate.Validate(cmd.Context(), src, dst, opts)
+			if errors.Is(err, validate.ErrMapsNothing) {
+				return fmt.Errorf("--map: %w", err)
+			}
 			if err != nil {
 				return err
 			}

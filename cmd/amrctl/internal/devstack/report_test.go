@@ -81,6 +81,11 @@ func TestRunReportShowsSharePointIssuesAndTheTruth(t *testing.T) {
 		t.Fatalf("amrctl report: %v\n%s", err, out.String())
 	}
 	t.Log(out.String())
+	if html := filepath.Join(dir, runreport.FileHTML); !strings.Contains(out.String(), "wrote "+html) {
+		t.Errorf("amrctl report does not say it wrote %s:\n%s", html, out.String())
+	} else if page, err := os.ReadFile(html); err != nil || !strings.Contains(string(page), "JobError on ") {
+		t.Errorf("%s: %v, or it does not list SharePoint's JobErrors", html, err)
+	}
 
 	got := map[issue]int{}
 	for _, row := range readCSV(t, filepath.Join(dir, runreport.FileFailures), runreport.FailureColumns) {
