@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
 // ErrLive is returned by Forget for a job that is not final: its state is still needed.
@@ -29,7 +31,7 @@ func (s *Store) Forget(ctx context.Context, jobID string) error {
 	if err := topology.CheckToken(jobID); err != nil {
 		return fmt.Errorf("forget job: %w", err)
 	}
-	rec, _, err := s.Job(ctx, jobID)
+	rec, err := s.settledRecord(ctx, jobID)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		rec = nil
@@ -53,6 +55,23 @@ func (s *Store) Forget(ctx context.Context, jobID string) error {
 		}
 	}
 	return nil
+}
+
+// settledRecord reads a job's record for Forget. A key-value read may be answered by a replica
+// that has not applied the write that made the job final (on a cluster, right after the parser's
+// Completed), so a record that is not final yet is read again a few times before Forget refuses.
+func (s *Store) settledRecord(ctx context.Context, jobID string) (*amrpipev1.JobRecord, error) {
+	for i := 0; ; i++ {
+		rec, _, err := s.Job(ctx, jobID)
+		if err != nil || Final(rec) || i == 4 {
+			return rec, err
+		}
+		select {
+		case <-ctx.Done():
+			return rec, nil
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // kvSubject is the subject a key of a bucket is stored under.
