@@ -156,6 +156,7 @@ func (c *Client) follow(ctx context.Context, stream string, filters []string, fo
 	if err != nil {
 		return fmt.Errorf("read %s: %w", stream, err)
 	}
+	defer func() { _ = bus.DropReader(ctx, c.js, stream, cons) }()
 	if !follow {
 		info, err := cons.Info(ctx)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
@@ -28,10 +29,11 @@ func (s *Store) Jobs(ctx context.Context) ([]*amrpipev1.JobRecord, error) {
 		return nil, fmt.Errorf("job records stream: %w", err)
 	}
 	cons, err := str.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{prefix + ">"},
-		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy})
+		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy, InactiveThreshold: 30 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("job records: %w", err)
 	}
+	defer func() { _ = bus.DropReader(ctx, s.js, stream, cons) }()
 	info, err := cons.Info(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("job records: %w", err)

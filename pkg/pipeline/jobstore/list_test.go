@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
@@ -40,5 +41,19 @@ func TestJobsListsTheLatestRecordOfEveryJob(t *testing.T) {
 	sort.Strings(got)
 	if len(got) != 3 || got[0] != "a" || got[2] != "c" {
 		t.Fatalf("jobs %v, want a b c", got)
+	}
+	// A look leaves no reader behind: watchdogs and dashboards look every few seconds, and the
+	// server refuses consumers beyond its limit.
+	for range 20 {
+		if _, err := st.Jobs(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	str, err := env.JS.Stream(ctx, topology.KVStream(topology.BucketJobs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := str.CachedInfo().State.Consumers; n != 0 {
+		t.Fatalf("%d consumers left on the job records' stream after 21 looks, want 0", n)
 	}
 }

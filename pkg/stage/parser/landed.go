@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 )
 
@@ -51,6 +52,7 @@ func findLanded(ctx context.Context, js jetstream.JetStream, fr framing, after u
 	if err != nil {
 		return nil, fmt.Errorf("look for published batches of %s: %w", fr.file, err)
 	}
+	defer func() { _ = bus.DropReader(ctx, js, topology.StreamRecords, cons) }()
 	it, err := cons.Messages(jetstream.PullMaxMessages(512))
 	if err != nil {
 		return nil, fmt.Errorf("look for published batches of %s: %w", fr.file, err)

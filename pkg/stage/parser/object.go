@@ -136,14 +136,8 @@ func (r *objectReader) Close() error {
 	}
 	r.stop()
 	r.it.Stop()
-	info := r.cons.CachedInfo()
-	if info == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 5*time.Second)
-	defer cancel()
-	if err := r.js.DeleteConsumer(ctx, r.stream, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return fmt.Errorf("object %s: delete its reader: %w", r.info.Name, err)
+	if err := bus.DropReader(r.ctx, r.js, r.stream, r.cons); err != nil {
+		return fmt.Errorf("object %s: %w", r.info.Name, err)
 	}
 	return nil
 }
