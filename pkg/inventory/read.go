@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -59,4 +60,152 @@ func (s *Store) Objects(ctx context.Context, tenant string, f Filter, fn func(*O
 		}
 	}
 	return rows.Err()
+}
+
+// Grant is one grant of an object's unique permissions: a principal and a role, with their names
+// as Names resolves them for the role assignment's job ("" when it cannot).
+type Grant struct {
+	PrincipalID int64
+	// Principal is a user's login or a group's name.
+	Principal string
+	RoleID    int64
+	Role      string
+}
+
+// Grants calls fn, for every object of tenant whose latest role assignment names it, with that
+// assignment's grants (an empty slice for a scope that grants nothing), ordered by object id.
+// An object's latest role assignment is the one its latest pass wrote; whether the object has
+// unique permissions now is Object.UniquePermissions.
+func (s *Store) Grants(ctx context.Context, tenant string, fn func(objectID string, grants []Grant) error) error {
+	nm, err := s.Names(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT object_id, assignments, last_job FROM role_assignments
+		WHERE tenant = ? ORDER BY object_id, last_pass DESC, scope_id`), tenant)
+	if err != nil {
+		return fmt.Errorf("inventory grants: %w", err)
+	}
+	defer rows.Close()
+	last := "\x00"
+	for rows.Next() {
+		var id, assigns, job string
+		if err := rows.Scan(&id, &assigns, &job); err != nil {
+			return fmt.Errorf("inventory grants: %w", err)
+		}
+		if id == last { // an older scope of the same object
+			continue
+		}
+		last = id
+		grants := []Grant{}
+		for _, pair := range strings.Split(assigns, ",") {
+			if pair == "" {
+				continue
+			}
+			role, principal, ok := strings.Cut(pair, ":")
+			rid, err1 := strconv.ParseInt(role, 10, 64)
+			pid, err2 := strconv.ParseInt(principal, 10, 64)
+			if !ok || err1 != nil || err2 != nil {
+				return fmt.Errorf("inventory grants: object %s: assignment %q is not role:principal", id, pair)
+			}
+			g := Grant{PrincipalID: pid, RoleID: rid, Role: nm.Role(job, rid)}
+			if g.Principal = nm.Login(job, pid); g.Principal == "" {
+				g.Principal = nm.Group(job, pid)
+			}
+			grants = append(grants, g)
+		}
+		if err := fn(id, grants); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+const (
+	kindUser = iota
+	kindGroup
+	kindRole
+)
+
+// Names resolves a tenant's principal and role ids as a job saw them: through the job's own
+// principals and roles when it listed any, else through the only name every job that listed the
+// id agrees on (a pipeline publishes principals once per site collection, from its security job).
+// An id no job names, or that jobs name differently, resolves to "".
+type Names struct {
+	byJob map[string]*[3]map[int64]string
+	all   [3]map[int64]string
+	clash [3]map[int64]bool
+}
+
+func (n *Names) add(job string, kind int, id int64, v string) {
+	j := n.byJob[job]
+	if j == nil {
+		j = &[3]map[int64]string{{}, {}, {}}
+		n.byJob[job] = j
+	}
+	j[kind][id] = v
+	if old, ok := n.all[kind][id]; ok && old != v {
+		n.clash[kind][id] = true
+	}
+	n.all[kind][id] = v
+}
+
+func (n *Names) name(job string, kind int, id int64) string {
+	if j := n.byJob[job]; j != nil && len(j[kindUser])+len(j[kindGroup]) > 0 {
+		return j[kind][id]
+	}
+	if n.clash[kind][id] {
+		return ""
+	}
+	return n.all[kind][id]
+}
+
+// Login is the login of user id as job saw it.
+func (n *Names) Login(job string, id int64) string { return n.name(job, kindUser, id) }
+
+// Group is the name of group id as job saw it.
+func (n *Names) Group(job string, id int64) string { return n.name(job, kindGroup, id) }
+
+// Role is the title of role id as job saw it.
+func (n *Names) Role(job string, id int64) string { return n.name(job, kindRole, id) }
+
+// Names reads the principals and roles of tenant.
+func (s *Store) Names(ctx context.Context, tenant string) (*Names, error) {
+	nm := &Names{byJob: map[string]*[3]map[int64]string{}}
+	for k := range nm.all {
+		nm.all[k], nm.clash[k] = map[int64]string{}, map[int64]bool{}
+	}
+	for _, q := range []struct {
+		sql  string
+		kind func(string) int
+	}{
+		{`SELECT job_id, kind, principal_id, CASE WHEN kind = 'user' THEN login ELSE name END FROM principals WHERE tenant = ?`,
+			func(k string) int {
+				if k == "user" {
+					return kindUser
+				}
+				return kindGroup
+			}},
+		{`SELECT job_id, 'role', role_id, title FROM roles WHERE tenant = ?`, func(string) int { return kindRole }},
+	} {
+		rows, err := s.db.QueryContext(ctx, s.d.rebind(q.sql), tenant)
+		if err != nil {
+			return nil, fmt.Errorf("inventory principals: %w", err)
+		}
+		for rows.Next() {
+			var job, kind, v string
+			var id int64
+			if err := rows.Scan(&job, &kind, &id, &v); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("inventory principals: %w", err)
+			}
+			nm.add(job, q.kind(kind), id, v)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("inventory principals: %w", err)
+		}
+	}
+	return nm, nil
 }

@@ -174,9 +174,7 @@ func (s *RecordsSource) item(r *amrpipev1.Record, j *jobInfo, lists map[string]s
 		f := b.File
 		it.Kind, it.Size, listID, a, e = KindFile, f.GetFileSize(), f.GetListId(), f.GetAuthor(), f.GetModifiedBy()
 		it.Modified = f.GetTimeLastModified().AsTime()
-		if j.versions {
-			it.Versions = len(f.GetVersions()) + 1
-		}
+		it.Versions = versionCount(len(f.GetVersions()), j.versions)
 		if it.URL == "" {
 			it.URL = f.GetServerRelativeUrl()
 		}
@@ -194,9 +192,7 @@ func (s *RecordsSource) item(r *amrpipev1.Record, j *jobInfo, lists map[string]s
 		}
 		it.Kind, listID, a, e = KindListItem, li.GetParentListId(), li.GetAuthor(), li.GetModifiedBy()
 		it.Modified = li.GetTimeLastModified().AsTime()
-		if j.versions {
-			it.Versions = len(li.GetVersions()) + 1
-		}
+		it.Versions = versionCount(len(li.GetVersions()), j.versions)
 		if it.URL == "" {
 			it.URL = li.GetServerRelativeUrl()
 		}
@@ -204,9 +200,7 @@ func (s *RecordsSource) item(r *amrpipev1.Record, j *jobInfo, lists map[string]s
 	if it.URL == "" {
 		return nil, fmt.Errorf("no server-relative URL")
 	}
-	if it.List = lists[listID]; it.List == "" {
-		it.List = "list " + listID // a job that did not export the list object
-	}
+	it.List = listURL(lists, listID)
 	var err error
 	if it.Author, err = s.principal(nm, r.GetJobId(), nameLogin, a); err != nil {
 		return nil, err
@@ -238,10 +232,41 @@ func (s *RecordsSource) item(r *amrpipev1.Record, j *jobInfo, lists map[string]s
 	} else {
 		it.Permissions = PermissionsInherited
 	}
-	if it.Modified.Equal(time.Unix(0, 0).UTC()) {
-		it.Modified = time.Time{}
-	}
+	it.Modified = knownTime(it.Modified)
 	return it, nil
+}
+
+// The mapping of an exported object to an Item that every source over the pipeline's exports
+// (records, the inventory) shares.
+
+// listURL is the root folder URL of list listID, from lists (list id → root folder URL).
+func listURL(lists map[string]string, listID string) string {
+	if u := lists[listID]; u != "" {
+		return u
+	}
+	return "list " + listID // a job that did not export the list object
+}
+
+// versionCount counts the versions of an object with history earlier versions, the current
+// included, when its job exported versions; 0 (unknown) otherwise.
+func versionCount(history int, exported bool) int {
+	if !exported {
+		return 0
+	}
+	return history + 1
+}
+
+// knownTime is t, or the zero time (unknown) for the epoch a manifest writes for no time.
+func knownTime(t time.Time) time.Time {
+	if t.Equal(time.Unix(0, 0).UTC()) {
+		return time.Time{}
+	}
+	return t
+}
+
+// unnamed shows an id no principal or role record names, in the reports.
+func unnamed(kind int, id int64) string {
+	return [3]string{"user ", "principal ", "role "}[kind] + strconv.FormatInt(id, 10)
 }
 
 // principal names a principal or role id; an id no record names stays visible in the reports as
@@ -254,5 +279,5 @@ func (s *RecordsSource) principal(nm *names, job string, kind int, id int64) (st
 	if err != nil || v != "" {
 		return v, err
 	}
-	return [3]string{"user ", "principal ", "role "}[kind] + strconv.FormatInt(id, 10), nil
+	return unnamed(kind, id), nil
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amrpipe/amrpipe/pkg/inventory"
 	"github.com/amrpipe/amrpipe/pkg/testenv"
 	"github.com/amrpipe/amrpipe/pkg/validate"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
@@ -237,5 +238,115 @@ func TestReportsOfTheSeededDestination(t *testing.T) {
 		if !strings.Contains(all, want) {
 			t.Errorf("report.html does not show %q", want)
 		}
+	}
+}
+
+// inventoried ingests what exported yields for a tenant into one complete full pass of an SQLite
+// inventory, under the tenant's name, and returns the inventory's source of that tenant.
+func inventoried(t *testing.T, store *inventory.Store, tn *tenant.Tenant, site, name string) *validate.InventorySource {
+	t.Helper()
+	ctx := context.Background()
+	opts := tenant.ReadOptions{IncludeVersions: true, IncludePermission: true, IncludeSecurity: true}
+	pass, err := store.BeginPass(ctx, inventory.PassInfo{Tenant: name, Scope: site, Kind: inventory.Full, Permissions: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, targets := range [][]string{{site + "/Shared Documents", site + "/Lists/Tasks"}, {site + "/team/Notes"}} {
+		recs, err := testenv.ExportRecords(ctx, tn, fmt.Sprintf("%s-job-%d", name, i), targets, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pass.Ingest(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pass.End(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	return validate.NewInventorySource(store, name)
+}
+
+// TestSeededDestinationThroughInventories is the seeded test with both sides read from an
+// inventory (one SQLite database holding both tenants, as `amrctl dev` writes it): the failures are
+// exactly the seeded differences with their values, and the items compared are the records
+// source's, item for item.
+func TestSeededDestinationThroughInventories(t *testing.T) {
+	ctx := context.Background()
+	src, err := tenant.New(tenant.SmallProfile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := tenant.NewDestination(tenant.SmallProfile(), tenant.DestinationSpec{
+		Sites: map[string]string{"/sites/small": "/sites/small-new"}, Seed: 2, PerKind: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := inventory.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "inventory.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	opts := validate.Options{Mappings: []validate.Mapping{{From: "/sites/small", To: "/sites/small-new"}},
+		Logins: dst.LoginMap(), MtimeTolerance: 2 * time.Second}
+	res, err := validate.Validate(ctx, inventoried(t, store, src, "/sites/small", "source.example"),
+		inventoried(t, store, dst, "/sites/small-new", "destination.example"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCompared(t, res)
+	want, got := expected(dst.Seeded()), findings(res)
+	for f, d := range want {
+		g, ok := got[f]
+		if !ok {
+			t.Errorf("seeded %s %s not found", d.Kind, f.url)
+			continue
+		}
+		if d.Source != "" && f.check != validate.CheckPermissions && (g.Source != d.Source || g.Destination != d.Destination) {
+			t.Errorf("%s %s: found %q → %q, seeded %q → %q", f.check, f.url, g.Source, g.Destination, d.Source, d.Destination)
+		}
+	}
+	for f, g := range got {
+		if _, ok := want[f]; !ok {
+			t.Errorf("unseeded difference found: %s %s (%q → %q)", f.check, f.url, g.Source, g.Destination)
+		}
+	}
+	// The records of the same exports compare the same items with the same outcome.
+	fromRecords, err := validate.Validate(ctx, exported(t, src, "/sites/small", "source"), exported(t, dst, "/sites/small-new", "destination"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Total.Items != fromRecords.Total.Items || res.Total.Failed != fromRecords.Total.Failed || len(res.Lists) != len(fromRecords.Lists) {
+		t.Errorf("inventories: %d items in %d lists, %d failed; records: %d items in %d lists, %d failed",
+			res.Total.Items, len(res.Lists), res.Total.Failed, fromRecords.Total.Items, len(fromRecords.Lists), fromRecords.Total.Failed)
+	}
+}
+
+// TestInventorySourceRefusesATenantWithoutACompletePass: no pass, an open pass and an incomplete
+// latest pass are errors (ErrInventoryPass), never an empty or partial tenant.
+func TestInventorySourceRefusesATenantWithoutACompletePass(t *testing.T) {
+	ctx := context.Background()
+	store, err := inventory.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "inventory.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	items := func(tenantName string) error {
+		return validate.NewInventorySource(store, tenantName).Items(ctx, func(*validate.Item) error { return nil })
+	}
+	if err := items("nobody.example"); !errors.Is(err, validate.ErrInventoryPass) {
+		t.Errorf("no pass: %v", err)
+	}
+	pass, err := store.BeginPass(ctx, inventory.PassInfo{Tenant: "t.example", Scope: "/sites/a", Kind: inventory.Full})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := items("t.example"); !errors.Is(err, validate.ErrInventoryPass) || !strings.Contains(err.Error(), "still open") {
+		t.Errorf("open pass: %v", err)
+	}
+	if err := pass.End(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := items("t.example"); !errors.Is(err, validate.ErrInventoryPass) || !strings.Contains(err.Error(), "incomplete") {
+		t.Errorf("incomplete pass: %v", err)
 	}
 }

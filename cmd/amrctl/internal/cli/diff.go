@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -44,15 +45,9 @@ only a pass's own change set, against its base.`,
 			if dsn == "" {
 				return fmt.Errorf("--inventory: no DSN (sqlite:/path/inv.db or postgres://...; AMR_INVENTORY)")
 			}
-			if path, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
-				// Opening creates a missing database: a mistyped path would diff an empty one.
-				if _, err := os.Stat(path); err != nil {
-					return fmt.Errorf("--inventory: %w", err)
-				}
-			}
-			store, err := inventory.Open(cmd.Context(), dsn)
+			store, err := openInventory(cmd.Context(), "inventory", dsn)
 			if err != nil {
-				return fmt.Errorf("--inventory: %w", err)
+				return err
 			}
 			defer store.Close()
 			cs, err := store.Changes(cmd.Context(), from, to)
@@ -131,4 +126,20 @@ func writeChangeTable(out io.Writer, cs *inventory.ChangeSet) error {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", c.Kind, c.ObjectType, c.ObjectID, c.URL, note)
 	}
 	return w.Flush()
+}
+
+// openInventory opens an existing inventory named by a flag; errors name the flag. A SQLite DSN
+// must name an existing file: opening creates a missing database, and a mistyped path would read
+// an empty one.
+func openInventory(ctx context.Context, flag, dsn string) (*inventory.Store, error) {
+	if path, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("--%s: %w", flag, err)
+		}
+	}
+	store, err := inventory.Open(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("--%s: %w", flag, err)
+	}
+	return store, nil
 }

@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -36,6 +39,7 @@ func ExitCode(err error) int {
 func validateCommand() *cobra.Command {
 	var (
 		srcCSV, dstCSV, srcRecords, dstRecords, loginMap, out string
+		srcInv, dstInv, srcTenant, dstTenant                  string
 		maps                                                  []string
 		tolerance                                             time.Duration
 		htmlItems                                             int
@@ -47,22 +51,26 @@ func validateCommand() *cobra.Command {
 repeatable) and checks presence, size, modified time (--mtime-tolerance), version count, author and
 editor (through --login-map, SPMT's user mapping format) and unique permissions. Each side is a
 migration engine's CSV report (--source-csv, --destination-csv; columns in docs/validation.md) or
-the pipeline's records as JSON lines (--source-records, --destination-records; amrctl dev's sink
-writes them). Writes SummaryReport.csv, ItemReport.csv, ItemFailureReport.csv, FailureSummary.csv
+the pipeline's records as JSON lines (--source-records, --destination-records; amrctl dev --jsonl
+writes them) or a tenant of an inventory (--source-inventory DSN --source-tenant HOST,
+--destination-inventory DSN --destination-tenant HOST; its latest state, from a complete latest
+pass; amrctl dev writes out/inventory.db). Writes SummaryReport.csv, ItemReport.csv, ItemFailureReport.csv, FailureSummary.csv
 and report.html (self-contained: open it in any browser, offline) into --out.
 
 Exit status: 0 when every check passed, 2 when differences were found (the reports say which),
 1 when the validation could not run (bad input: then no report is written).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			src, err := sideSource("source", srcCSV, srcRecords)
+			src, closeSrc, err := sideSource(cmd.Context(), "source", side{csv: srcCSV, records: srcRecords, inventory: srcInv, tenant: srcTenant})
 			if err != nil {
 				return err
 			}
-			dst, err := sideSource("destination", dstCSV, dstRecords)
+			defer closeSrc()
+			dst, closeDst, err := sideSource(cmd.Context(), "destination", side{csv: dstCSV, records: dstRecords, inventory: dstInv, tenant: dstTenant})
 			if err != nil {
 				return err
 			}
+			defer closeDst()
 			opts := validate.Options{MtimeTolerance: tolerance}
 			for _, m := range maps {
 				mp, err := validate.ParseMapping(m)
@@ -119,6 +127,10 @@ Exit status: 0 when every check passed, 2 when differences were found (the repor
 	f.StringVar(&dstCSV, "destination-csv", "", "the destination's items: a CSV report")
 	f.StringVar(&srcRecords, "source-records", "", "the source's items: the pipeline's records as JSON lines")
 	f.StringVar(&dstRecords, "destination-records", "", "the destination's items: records as JSON lines")
+	f.StringVar(&srcInv, "source-inventory", "", "the source's items: an inventory DSN (sqlite:/path/inv.db or postgres://...), with --source-tenant")
+	f.StringVar(&srcTenant, "source-tenant", "", "the source tenant in --source-inventory (its host, as amrctl diff shows it)")
+	f.StringVar(&dstInv, "destination-inventory", "", "the destination's items: an inventory DSN, with --destination-tenant")
+	f.StringVar(&dstTenant, "destination-tenant", "", "the destination tenant in --destination-inventory")
 	f.StringArrayVar(&maps, "map", nil, "path mapping SRC=DST of server-relative prefixes, e.g. /sites/hr=/sites/hr-new (repeatable)")
 	f.StringVar(&loginMap, "login-map", "", "CSV without header: source login, destination login[, TRUE for a group] (SPMT's user mapping format)")
 	f.DurationVar(&tolerance, "mtime-tolerance", 2*time.Second, "largest modified-time difference that passes")
@@ -127,27 +139,53 @@ Exit status: 0 when every check passed, 2 when differences were found (the repor
 	return cmd
 }
 
-// sideSource opens one side's input: exactly one of a CSV report or a records file.
-func sideSource(side, csvPath, recordsPath string) (validate.Source, error) {
-	switch {
-	case csvPath != "" && recordsPath != "":
-		return nil, fmt.Errorf("--%s-csv and --%s-records: give one", side, side)
-	case csvPath != "":
-		if _, err := os.Stat(csvPath); err != nil {
-			return nil, fmt.Errorf("--%s-csv: %w", side, err)
+// side is one side's input flags.
+type side struct{ csv, records, inventory, tenant string }
+
+// sideSource opens one side's input: exactly one of a CSV report, a records file or an inventory
+// tenant. The returned func closes what it opened.
+func sideSource(ctx context.Context, name string, in side) (validate.Source, func(), error) {
+	nop := func() {}
+	var given []string
+	for _, f := range []struct{ flag, v string }{{"csv", in.csv}, {"records", in.records}, {"inventory", in.inventory}} {
+		if f.v != "" {
+			given = append(given, "--"+name+"-"+f.flag)
 		}
-		return validate.NewCSVSource(csvPath, func() (io.ReadCloser, error) { return os.Open(csvPath) }), nil
-	case recordsPath != "":
-		f, err := os.Open(recordsPath)
+	}
+	switch {
+	case len(given) > 1:
+		return nil, nop, fmt.Errorf("%s: give one", strings.Join(given, " and "))
+	case in.tenant != "" && in.inventory == "":
+		return nil, nop, fmt.Errorf("--%s-tenant: names a tenant of --%s-inventory, which is not given", name, name)
+	case in.csv != "":
+		if _, err := os.Stat(in.csv); err != nil {
+			return nil, nop, fmt.Errorf("--%s-csv: %w", name, err)
+		}
+		return validate.NewCSVSource(in.csv, func() (io.ReadCloser, error) { return os.Open(in.csv) }), nop, nil
+	case in.records != "":
+		f, err := os.Open(in.records)
 		if err != nil {
-			return nil, fmt.Errorf("--%s-records: %w", side, err)
+			return nil, nop, fmt.Errorf("--%s-records: %w", name, err)
 		}
 		defer f.Close()
-		recs, err := validate.ReadRecordsJSONL(recordsPath, f)
+		recs, err := validate.ReadRecordsJSONL(in.records, f)
 		if err != nil {
-			return nil, fmt.Errorf("--%s-records: %w", side, err)
+			return nil, nop, fmt.Errorf("--%s-records: %w", name, err)
 		}
-		return validate.NewRecordsSource(recordsPath, recs), nil
+		return validate.NewRecordsSource(in.records, recs), nop, nil
+	case in.inventory != "":
+		if strings.TrimSpace(in.tenant) == "" {
+			return nil, nop, fmt.Errorf("--%s-tenant: required with --%s-inventory (the tenant's host, e.g. contoso.sharepoint.com)", name, name)
+		}
+		store, err := openInventory(ctx, name+"-inventory", in.inventory)
+		if err != nil {
+			return nil, nop, err
+		}
+		return validate.NewInventorySource(store, in.tenant), func() {
+			if err := store.Close(); err != nil {
+				slog.Warn("closing the inventory", "flag", "--"+name+"-inventory", "err", err)
+			}
+		}, nil
 	}
-	return nil, fmt.Errorf("the %s: give --%s-csv or --%s-records", side, side, side)
+	return nil, nop, fmt.Errorf("the %s: give --%s-csv, --%s-records or --%s-inventory", name, name, name, name)
 }

@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/amrpipe/amrpipe/pkg/inventory"
 	"github.com/amrpipe/amrpipe/pkg/testenv"
 	"github.com/amrpipe/amrpipe/pkg/validate"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
@@ -113,5 +114,87 @@ func TestValidateCommand(t *testing.T) {
 	}
 	if _, err := runAmrctl("validate", "--source-csv", "/nonexistent.csv", "--destination-records", dstFile, "--map", "/a=/b"); err == nil || !strings.Contains(err.Error(), "--source-csv") {
 		t.Errorf("missing CSV: %v", err)
+	}
+}
+
+// TestValidateCommandOverAnInventory: --source-inventory and --destination-inventory with their
+// tenants read one inventory holding both tenants and end with the seeded differences (exit 2);
+// each flag mistake is an error naming the flag (exit 1), no report written.
+func TestValidateCommandOverAnInventory(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	src, err := tenant.New(tenant.SmallProfile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := tenant.NewDestination(tenant.SmallProfile(), tenant.DestinationSpec{Sites: map[string]string{"/sites/small": "/sites/small-new"}, Seed: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbPath := filepath.Join(dir, "inventory.db")
+	dsn := "sqlite:" + dbPath
+	store, err := inventory.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, side := range []struct {
+		tn           *tenant.Tenant
+		site, tenant string
+	}{{src, "/sites/small", "src.example"}, {dst, "/sites/small-new", "dst.example"}} {
+		recs, err := testenv.ExportRecords(ctx, side.tn, "job-"+side.tenant, []string{side.site + "/Shared Documents", side.site + "/Lists/Tasks"},
+			tenant.ReadOptions{IncludeVersions: true, IncludePermission: true, IncludeSecurity: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pass, err := store.BeginPass(ctx, inventory.PassInfo{Tenant: side.tenant, Scope: side.site, Kind: inventory.Full, Permissions: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pass.Ingest(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+		if err := pass.End(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "reports")
+	stdout, err := runAmrctl("validate", "--source-inventory", dsn, "--source-tenant", "src.example",
+		"--destination-inventory", dsn, "--destination-tenant", "dst.example", "--map", "/sites/small=/sites/small-new", "--out", out)
+	if !errors.Is(err, ErrDifferences) || !strings.Contains(stdout, "missing") {
+		t.Fatalf("err %v, want differences\n%s", err, stdout)
+	}
+	if _, err := os.Stat(filepath.Join(out, validate.HTMLFile)); err != nil {
+		t.Error(err)
+	}
+	recordsFile := filepath.Join(dir, "src.jsonl")
+	writeRecords(t, src, "/sites/small", recordsFile)
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+	}{
+		"two inputs of a side": {[]string{"--source-inventory", dsn, "--source-tenant", "src.example", "--source-records", recordsFile,
+			"--destination-inventory", dsn, "--destination-tenant", "dst.example"}, "--source-records and --source-inventory: give one"},
+		"no tenant": {[]string{"--source-inventory", dsn, "--destination-inventory", dsn, "--destination-tenant", "dst.example"},
+			"--source-tenant: required with --source-inventory"},
+		"tenant without inventory": {[]string{"--source-records", recordsFile, "--destination-inventory", dsn, "--destination-tenant", "dst.example",
+			"--source-tenant", "src.example"}, "--source-tenant: names a tenant of --source-inventory"},
+		"missing database": {[]string{"--source-inventory", "sqlite:" + filepath.Join(dir, "nope.db"), "--source-tenant", "src.example",
+			"--destination-inventory", dsn, "--destination-tenant", "dst.example"}, "--source-inventory:"},
+		"unknown tenant": {[]string{"--source-inventory", dsn, "--source-tenant", "nobody.example",
+			"--destination-inventory", dsn, "--destination-tenant", "dst.example"}, "inventory of nobody.example: the inventory has no pass of this tenant"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "reports")
+			_, err := runAmrctl(append([]string{"validate", "--map", "/sites/small=/sites/small-new", "--out", out}, tc.args...)...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || ExitCode(err) != ExitError {
+				t.Fatalf("err %v, want one saying %q (exit 1)", err, tc.want)
+			}
+			if _, err := os.Stat(out); !os.IsNotExist(err) {
+				t.Errorf("reports written for a failed validation: %v", err)
+			}
+		})
 	}
 }
