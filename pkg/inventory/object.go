@@ -34,6 +34,8 @@ type Object struct {
 	Deleted             bool
 	FirstPass, LastPass int64
 	LastJob             string
+	// Scope is the scope of the pass that last wrote the object.
+	Scope string
 }
 
 // objectOf maps a content record to its compared state. The URL is SPObject/@Url (server-relative)

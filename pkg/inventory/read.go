@@ -17,11 +17,12 @@ type Filter struct {
 }
 
 // Objects calls fn with the latest state of every object of tenant that f selects, ordered by
-// URL. The author's and editor's logins come from the principals of the object's last job.
+// URL. The author's and editor's logins come from the principals of the object's last job (a job
+// that listed none leaves them empty: Names resolves them further).
 func (s *Store) Objects(ctx context.Context, tenant string, f Filter, fn func(*Object) error) error {
 	q := `SELECT o.tenant, o.object_type, o.object_id, o.url, o.name, o.parent_id, o.list_id, o.doc_id, o.size, o.created, o.modified,
 		o.author, o.editor, COALESCE(a.login, ''), COALESCE(e.login, ''), o.version, o.version_count, o.versions, o.unique_perms, o.deleted,
-		o.first_pass, o.last_pass, o.last_job
+		o.first_pass, o.last_pass, o.last_job, o.scope
 		FROM objects o
 		LEFT JOIN principals a ON a.tenant = o.tenant AND a.job_id = o.last_job AND a.kind = 'user' AND a.principal_id = o.author
 		LEFT JOIN principals e ON e.tenant = o.tenant AND e.job_id = o.last_job AND e.kind = 'user' AND e.principal_id = o.editor
@@ -48,7 +49,7 @@ func (s *Store) Objects(ctx context.Context, tenant string, f Filter, fn func(*O
 		var versions string
 		if err := rows.Scan(&o.Tenant, &o.Type, &o.ID, &o.URL, &o.Name, &o.ParentID, &o.ListID, &o.DocID, &o.Size, &created, &modified,
 			&o.Author, &o.Editor, &o.AuthorLogin, &o.EditorLogin, &o.Version, &o.VersionCount, &versions, &unique, &deleted,
-			&o.FirstPass, &o.LastPass, &o.LastJob); err != nil {
+			&o.FirstPass, &o.LastPass, &o.LastJob, &o.Scope); err != nil {
 			return fmt.Errorf("inventory objects: %w", err)
 		}
 		if err := json.Unmarshal([]byte(versions), &o.Versions); err != nil {
@@ -63,7 +64,7 @@ func (s *Store) Objects(ctx context.Context, tenant string, f Filter, fn func(*O
 }
 
 // Grant is one grant of an object's unique permissions: a principal and a role, with their names
-// as Names resolves them for the role assignment's job ("" when it cannot).
+// as Names resolves them for the role assignment's job and pass ("" when it cannot).
 type Grant struct {
 	PrincipalID int64
 	// Principal is a user's login or a group's name.
@@ -81,7 +82,7 @@ func (s *Store) Grants(ctx context.Context, tenant string, fn func(objectID stri
 	if err != nil {
 		return err
 	}
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT object_id, assignments, last_job FROM role_assignments
+	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT object_id, assignments, last_job, last_pass FROM role_assignments
 		WHERE tenant = ? ORDER BY object_id, last_pass DESC, scope_id`), tenant)
 	if err != nil {
 		return fmt.Errorf("inventory grants: %w", err)
@@ -90,13 +91,15 @@ func (s *Store) Grants(ctx context.Context, tenant string, fn func(objectID stri
 	last := "\x00"
 	for rows.Next() {
 		var id, assigns, job string
-		if err := rows.Scan(&id, &assigns, &job); err != nil {
+		var pass int64
+		if err := rows.Scan(&id, &assigns, &job, &pass); err != nil {
 			return fmt.Errorf("inventory grants: %w", err)
 		}
 		if id == last { // an older scope of the same object
 			continue
 		}
 		last = id
+		scope := nm.scopes[pass]
 		grants := []Grant{}
 		for _, pair := range strings.Split(assigns, ",") {
 			if pair == "" {
@@ -108,9 +111,9 @@ func (s *Store) Grants(ctx context.Context, tenant string, fn func(objectID stri
 			if !ok || err1 != nil || err2 != nil {
 				return fmt.Errorf("inventory grants: object %s: assignment %q is not role:principal", id, pair)
 			}
-			g := Grant{PrincipalID: pid, RoleID: rid, Role: nm.Role(job, rid)}
-			if g.Principal = nm.Login(job, pid); g.Principal == "" {
-				g.Principal = nm.Group(job, pid)
+			g := Grant{PrincipalID: pid, RoleID: rid, Role: nm.Role(job, scope, rid)}
+			if g.Principal = nm.Login(job, scope, pid); g.Principal == "" {
+				g.Principal = nm.Group(job, scope, pid)
 			}
 			grants = append(grants, g)
 		}
@@ -127,66 +130,105 @@ const (
 	kindRole
 )
 
-// Names resolves a tenant's principal and role ids as a job saw them: through the job's own
-// principals and roles when it listed any, else through the only name every job that listed the
-// id agrees on (a pipeline publishes principals once per site collection, from its security job).
-// An id no job names, or that jobs name differently, resolves to "".
+// Names resolves a tenant's principal and role ids as a job saw them. Ids are per site
+// collection, and a pipeline publishes a site collection's principals once, from the security job
+// of its plan, so a content job usually lists none. An id resolves through the job's own
+// principals and roles when it listed any; else through the one name the jobs of passes of the
+// same scope (a plan's site) agree on; else through the one name every job of the tenant agrees
+// on; else to "".
 type Names struct {
-	byJob map[string]*[3]map[int64]string
-	all   [3]map[int64]string
+	byJob   map[string]*nameSet
+	byScope map[string]*nameSet
+	all     *nameSet
+	scopes  map[int64]string // pass → scope
+}
+
+// nameSet holds names by kind and id, and the ids that two jobs name differently.
+type nameSet struct {
+	names [3]map[int64]string
 	clash [3]map[int64]bool
 }
 
-func (n *Names) add(job string, kind int, id int64, v string) {
-	j := n.byJob[job]
-	if j == nil {
-		j = &[3]map[int64]string{{}, {}, {}}
-		n.byJob[job] = j
+func newNameSet() *nameSet {
+	n := &nameSet{}
+	for k := range n.names {
+		n.names[k], n.clash[k] = map[int64]string{}, map[int64]bool{}
 	}
-	j[kind][id] = v
-	if old, ok := n.all[kind][id]; ok && old != v {
+	return n
+}
+
+func (n *nameSet) add(kind int, id int64, v string) {
+	if old, ok := n.names[kind][id]; ok && old != v {
 		n.clash[kind][id] = true
 	}
-	n.all[kind][id] = v
+	n.names[kind][id] = v
 }
 
-func (n *Names) name(job string, kind int, id int64) string {
-	if j := n.byJob[job]; j != nil && len(j[kindUser])+len(j[kindGroup]) > 0 {
-		return j[kind][id]
+func (n *nameSet) lookup(kind int, id int64) (string, bool) {
+	if n == nil || n.clash[kind][id] {
+		return "", false
 	}
-	if n.clash[kind][id] {
-		return ""
-	}
-	return n.all[kind][id]
+	v, ok := n.names[kind][id]
+	return v, ok
 }
 
-// Login is the login of user id as job saw it.
-func (n *Names) Login(job string, id int64) string { return n.name(job, kindUser, id) }
+func (n *Names) add(job string, pass int64, kind int, id int64, v string) {
+	set := func(m map[string]*nameSet, k string) *nameSet {
+		if m[k] == nil {
+			m[k] = newNameSet()
+		}
+		return m[k]
+	}
+	set(n.byJob, job).add(kind, id, v)
+	set(n.byScope, n.scopes[pass]).add(kind, id, v)
+	n.all.add(kind, id, v)
+}
 
-// Group is the name of group id as job saw it.
-func (n *Names) Group(job string, id int64) string { return n.name(job, kindGroup, id) }
+func (n *Names) name(job, scope string, kind int, id int64) string {
+	if j := n.byJob[job]; j != nil && len(j.names[kindUser])+len(j.names[kindGroup]) > 0 {
+		v, _ := j.lookup(kind, id)
+		return v
+	}
+	if v, ok := n.byScope[scope].lookup(kind, id); ok {
+		return v
+	}
+	v, _ := n.all.lookup(kind, id)
+	return v
+}
 
-// Role is the title of role id as job saw it.
-func (n *Names) Role(job string, id int64) string { return n.name(job, kindRole, id) }
+// Login is the login of user id as job, of a pass of scope, saw it.
+func (n *Names) Login(job, scope string, id int64) string { return n.name(job, scope, kindUser, id) }
+
+// Group is the name of group id as job, of a pass of scope, saw it.
+func (n *Names) Group(job, scope string, id int64) string { return n.name(job, scope, kindGroup, id) }
+
+// Role is the title of role id as job, of a pass of scope, saw it.
+func (n *Names) Role(job, scope string, id int64) string { return n.name(job, scope, kindRole, id) }
 
 // Names reads the principals and roles of tenant.
 func (s *Store) Names(ctx context.Context, tenant string) (*Names, error) {
-	nm := &Names{byJob: map[string]*[3]map[int64]string{}}
-	for k := range nm.all {
-		nm.all[k], nm.clash[k] = map[int64]string{}, map[int64]bool{}
+	nm := &Names{byJob: map[string]*nameSet{}, byScope: map[string]*nameSet{}, all: newNameSet(), scopes: map[int64]string{}}
+	passes, err := s.Passes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range passes {
+		if p.Tenant == tenant {
+			nm.scopes[p.ID] = p.Scope
+		}
 	}
 	for _, q := range []struct {
 		sql  string
 		kind func(string) int
 	}{
-		{`SELECT job_id, kind, principal_id, CASE WHEN kind = 'user' THEN login ELSE name END FROM principals WHERE tenant = ?`,
+		{`SELECT job_id, last_pass, kind, principal_id, CASE WHEN kind = 'user' THEN login ELSE name END FROM principals WHERE tenant = ?`,
 			func(k string) int {
 				if k == "user" {
 					return kindUser
 				}
 				return kindGroup
 			}},
-		{`SELECT job_id, 'role', role_id, title FROM roles WHERE tenant = ?`, func(string) int { return kindRole }},
+		{`SELECT job_id, last_pass, 'role', role_id, title FROM roles WHERE tenant = ?`, func(string) int { return kindRole }},
 	} {
 		rows, err := s.db.QueryContext(ctx, s.d.rebind(q.sql), tenant)
 		if err != nil {
@@ -194,12 +236,12 @@ func (s *Store) Names(ctx context.Context, tenant string) (*Names, error) {
 		}
 		for rows.Next() {
 			var job, kind, v string
-			var id int64
-			if err := rows.Scan(&job, &kind, &id, &v); err != nil {
+			var pass, id int64
+			if err := rows.Scan(&job, &pass, &kind, &id, &v); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("inventory principals: %w", err)
 			}
-			nm.add(job, q.kind(kind), id, v)
+			nm.add(job, pass, q.kind(kind), id, v)
 		}
 		err = rows.Err()
 		rows.Close()

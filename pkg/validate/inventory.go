@@ -92,8 +92,8 @@ func (s *InventorySource) Items(ctx context.Context, fn func(*Item) error) error
 		if it.URL == "" {
 			return fmt.Errorf("%s: %s %s has no server-relative URL", s.Name(), o.Type, o.ID)
 		}
-		it.Author = login(names, o.LastJob, o.Author, o.AuthorLogin)
-		it.Editor = login(names, o.LastJob, o.Editor, o.EditorLogin)
+		it.Author = login(names, o, o.Author, o.AuthorLogin)
+		it.Editor = login(names, o, o.Editor, o.EditorLogin)
 		switch {
 		case !perms:
 			it.Permissions = PermissionsUnknown
@@ -118,14 +118,14 @@ func (s *InventorySource) Items(ctx context.Context, fn func(*Item) error) error
 
 // login is a user's login: the one Store.Objects read (the object's job's), else as names resolve
 // it, else the id shown as RecordsSource shows it.
-func login(names *inventory.Names, job string, id int64, known string) string {
+func login(names *inventory.Names, o *inventory.Object, id int64, known string) string {
 	switch {
 	case known != "":
 		return known
 	case id == 0:
 		return ""
 	}
-	if l := names.Login(job, id); l != "" {
+	if l := names.Login(o.LastJob, o.Scope, id); l != "" {
 		return l
 	}
 	return unnamed(nameLogin, id)

@@ -66,6 +66,10 @@ type Options struct {
 	PollInterval time.Duration
 	// Faults are injected into the simulator from the start.
 	Faults []server.Rule
+	// Destination, when set, also serves a destination tenant derived from Profile
+	// (tenant.NewDestination: copied sites under new URLs, seeded differences) on a second
+	// simulator server, a tenant of its own host (DestURL).
+	Destination *tenant.DestinationSpec
 	// StageArgs are more flags of a stage's replicas, by stage name, after the stack's own (a
 	// later flag wins): -tenant-polls-per-minute for the relay, -concurrency, ...
 	StageArgs map[string][]string
@@ -85,14 +89,18 @@ type Stack struct {
 	Tenant  *tenant.Tenant
 	Sim     *server.Server
 	// SimURL is the simulator's base URL (http://127.0.0.1:PORT): site URLs are SimURL + path.
-	SimURL  string
-	Conn    *nats.Conn
-	JS      jetstream.JetStream
-	Store   *jobstore.Store
-	Storage storage.Config
+	SimURL string
+	// DestTenant, DestSim and DestURL are the destination tenant's, with Options.Destination.
+	DestTenant *tenant.Tenant
+	DestSim    *server.Server
+	DestURL    string
+	Conn       *nats.Conn
+	JS         jetstream.JetStream
+	Store      *jobstore.Store
+	Storage    storage.Config
 
-	simHTTP *http.Server
-	secrets map[string]string // the stages' environment
+	simHTTP, destHTTP *http.Server
+	secrets           map[string]string // the stages' environment
 
 	mu     sync.Mutex
 	stages map[string][]*replica
@@ -168,24 +176,39 @@ func (s *Stack) startSimulator() error {
 	if s.Tenant, err = tenant.New(s.opts.Profile); err != nil {
 		return err
 	}
-	acct, err := s.Azurite.Account()
-	if err != nil {
+	if s.Sim, s.simHTTP, s.SimURL, err = s.serve(s.Tenant, s.opts.Faults); err != nil {
 		return err
 	}
-	s.Sim, err = server.New(server.Config{Tenant: s.Tenant, Token: simToken, Rate: s.opts.Rate, Workers: s.opts.SimWorkers,
-		MaxManifestBytes: s.opts.MaxManifestBytes, Admin: true, Storage: acct, Faults: s.opts.Faults,
+	if s.opts.Destination == nil {
+		return nil
+	}
+	if s.DestTenant, err = tenant.NewDestination(s.opts.Profile, *s.opts.Destination); err != nil {
+		return err
+	}
+	s.DestSim, s.destHTTP, s.DestURL, err = s.serve(s.DestTenant, nil)
+	return err
+}
+
+// serve starts a simulator server of tn on a loopback port of its own, storing its packages in
+// the stack's Azurite account.
+func (s *Stack) serve(tn *tenant.Tenant, faults []server.Rule) (*server.Server, *http.Server, string, error) {
+	acct, err := s.Azurite.Account()
+	if err != nil {
+		return nil, nil, "", err
+	}
+	sim, err := server.New(server.Config{Tenant: tn, Token: simToken, Rate: s.opts.Rate, Workers: s.opts.SimWorkers,
+		MaxManifestBytes: s.opts.MaxManifestBytes, Admin: true, Storage: acct, Faults: faults,
 		Logger: slog.New(slog.NewJSONHandler(s.opts.Log, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
-		return err
+		return nil, nil, "", err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return fmt.Errorf("simulator listener: %w", err)
+		return nil, nil, "", errors.Join(fmt.Errorf("simulator listener: %w", err), sim.Close())
 	}
-	s.SimURL = "http://" + ln.Addr().String()
-	s.simHTTP = &http.Server{Handler: s.Sim.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = s.simHTTP.Serve(ln) }()
-	return nil
+	hs := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	return sim, hs, "http://" + ln.Addr().String(), nil
 }
 
 // args are the command line of a stage's replica, as a deployment would set it.
@@ -277,6 +300,9 @@ func (s *Stack) NATSURL() string { return s.natsURL }
 // SiteURL is the absolute URL of a server-relative path on the simulator.
 func (s *Stack) SiteURL(path string) string { return s.SimURL + path }
 
+// DestSiteURL is the absolute URL of a server-relative path on the destination's simulator.
+func (s *Stack) DestSiteURL(path string) string { return s.DestURL + path }
+
 // Submit publishes a plan, as `amrctl plan submit` does.
 func (s *Stack) Submit(ctx context.Context, plan *amrpipev1.PlanRequest) error {
 	_, err := bus.Publish(ctx, s.JS, topology.SubjectPlanSubmit, plan, "plan/"+plan.GetPlanId())
@@ -299,19 +325,24 @@ func (s *Stack) Close() error {
 	if s.Conn != nil {
 		s.Conn.Close()
 	}
-	if s.simHTTP != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := s.simHTTP.Shutdown(ctx)
-		cancel()
-		if errors.Is(err, context.DeadlineExceeded) {
-			// The stages are stopped: a connection still busy (a busy machine's slow answer) is
-			// closed rather than waited for, as the stack is going away.
-			err = s.simHTTP.Close()
+	for _, sim := range []struct {
+		hs  *http.Server
+		srv *server.Server
+	}{{s.simHTTP, s.Sim}, {s.destHTTP, s.DestSim}} {
+		if sim.hs != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := sim.hs.Shutdown(ctx)
+			cancel()
+			if errors.Is(err, context.DeadlineExceeded) {
+				// The stages are stopped: a connection still busy (a busy machine's slow answer) is
+				// closed rather than waited for, as the stack is going away.
+				err = sim.hs.Close()
+			}
+			errs = append(errs, err)
 		}
-		errs = append(errs, err)
-	}
-	if s.Sim != nil {
-		errs = append(errs, s.Sim.Close())
+		if sim.srv != nil {
+			errs = append(errs, sim.srv.Close())
+		}
 	}
 	if s.Azurite != nil {
 		errs = append(errs, s.Azurite.Close())
