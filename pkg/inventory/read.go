@@ -133,9 +133,9 @@ const (
 // Names resolves a tenant's principal and role ids as a job saw them. Ids are per site
 // collection, and a pipeline publishes a site collection's principals once, from the security job
 // of its plan, so a content job usually lists none. An id resolves through the job's own
-// principals and roles when it listed any; else through the one name the jobs of passes of the
-// same scope (a plan's site) agree on; else through the one name every job of the tenant agrees
-// on; else to "".
+// principals and roles when it listed any; else, when jobs of passes of the same scope (a plan's
+// site) listed any, through the name they agree on; else through the name every job of the tenant
+// agrees on. An id the chosen jobs do not name, or name differently, resolves to "".
 type Names struct {
 	byJob   map[string]*nameSet
 	byScope map[string]*nameSet
@@ -185,14 +185,13 @@ func (n *Names) add(job string, pass int64, kind int, id int64, v string) {
 }
 
 func (n *Names) name(job, scope string, kind int, id int64) string {
+	set := n.all
 	if j := n.byJob[job]; j != nil && len(j.names[kindUser])+len(j.names[kindGroup]) > 0 {
-		v, _ := j.lookup(kind, id)
-		return v
+		set = j
+	} else if sc := n.byScope[scope]; sc != nil {
+		set = sc
 	}
-	if v, ok := n.byScope[scope].lookup(kind, id); ok {
-		return v
-	}
-	v, _ := n.all.lookup(kind, id)
+	v, _ := set.lookup(kind, id)
 	return v
 }
 

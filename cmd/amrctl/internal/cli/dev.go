@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,14 +12,11 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/amrpipe/amrpipe/cmd/amrctl/internal/demo"
 	"github.com/amrpipe/amrpipe/cmd/amrctl/internal/devstack"
 	"github.com/amrpipe/amrpipe/cmd/amrctl/internal/progress"
-	"github.com/amrpipe/amrpipe/pkg/downstream/sink"
 	"github.com/amrpipe/amrpipe/pkg/testenv"
-	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )
 
@@ -32,15 +28,31 @@ func devCommand() *cobra.Command {
 		queue, plain, logs bool
 		small, large       int64
 		timeout            time.Duration
-		secondPass         bool
-		changes            int
+		secondPass, valid  bool
+		jsonl              bool
+		changes, perKind   int
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
-		Short: "Run the whole pipeline on the embedded default and export the sample tenant, with live progress",
+		Short: "Run the whole pipeline on the embedded default: export the sample tenant into an inventory, validate a seeded destination, export the changes incrementally",
 		Long: `dev starts an embedded NATS JetStream server, Azurite, the SharePoint simulator (a synthetic
-tenant of several sites) and the five services in this process, submits a sample plan of about
-218K items, shows a progress bar per AMR job and writes every record to a JSON Lines file.`,
+tenant of several sites), a second simulator serving a destination tenant (a copy of the HR site
+with seeded differences) and the five services in this process, then:
+
+  1. submits the sample plans (about 218K items, 420K records) and the destination's, showing a
+     progress bar per AMR job, and writes every record into an SQLite inventory (--out/inventory.db)
+     through the inventory sink, a pass per plan;
+  2. validates the destination against the source from the inventory and writes the reports
+     (--out/validation/, report.html opens offline), checking that the failures are exactly the
+     seeded differences (--validate=false skips);
+  3. lets the simulator change the tenant (--changes), runs the plans again incrementally, writes
+     the change set (--out/changes.csv), publishes it on amr.changes.<tenant>.<pass> and checks that
+     it is exactly the simulator's changes (--second-pass=false skips);
+  4. writes each plan's run report (--out/run-report/<plan>/).
+
+It exits non-zero when a job failed or a check against the simulator's ground truth did not hold
+(the seeded differences themselves are expected). --jsonl also writes every record to
+--out/records.jsonl.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
@@ -50,9 +62,13 @@ tenant of several sites) and the five services in this process, submits a sample
 				logOut = cmd.ErrOrStderr()
 			}
 			begin := time.Now()
-			fmt.Fprintln(w, "starting embedded JetStream, Azurite, the SharePoint simulator and the five services…")
-			st, err := devstack.Start(ctx, devstack.Options{Profile: tenant.DefaultProfile(), Rate: rate, SimWorkers: 4,
-				Replicas: replicas, Queue: queue, Plaintext: plain, Small: small, Large: large, Log: logOut, LogLevel: "info"})
+			fmt.Fprintln(w, "starting embedded JetStream, Azurite, the SharePoint simulators and the five services…")
+			opts := devstack.Options{Profile: tenant.DefaultProfile(), Rate: rate, SimWorkers: 4, Replicas: replicas, Queue: queue,
+				Plaintext: plain, Small: small, Large: large, Log: logOut, LogLevel: "info"}
+			if valid {
+				opts.Destination = &tenant.DestinationSpec{Sites: demoDestination, Seed: 1, PerKind: perKind}
+			}
+			st, err := devstack.Start(ctx, opts)
 			if err != nil {
 				return err
 			}
@@ -61,72 +77,27 @@ tenant of several sites) and the five services in this process, submits a sample
 					fmt.Fprintln(cmd.ErrOrStderr(), "amrctl: stopping the stack:", cerr)
 				}
 			}()
-			if err := os.MkdirAll(out, 0o755); err != nil {
-				return err
-			}
-			path := filepath.Join(out, "records.jsonl")
-			sk, err := sink.Create(path)
-			if err != nil {
-				return err
-			}
-			sinkConn, sinkJS, err := st.Connect()
-			if err != nil {
-				return err
-			}
-			defer sinkConn.Close()
-			sinkCtx, stopSink := context.WithCancel(ctx)
-			defer stopSink()
-			sinkDone := make(chan error, 1)
-			go func() { sinkDone <- sink.Consume(sinkCtx, sinkJS, sk.Write) }()
-
-			plans := testenv.DemoPlans(st.SiteURL)
-			for _, p := range plans {
-				if err := st.Submit(ctx, p); err != nil {
+			fmt.Fprintf(w, "ready in %s; simulator at %s (thresholds %d / %d items)\n",
+				time.Since(begin).Truncate(time.Millisecond), st.SimURL, small, large)
+			o := demo.Options{Out: out, Plans: testenv.DemoPlans(st.SiteURL), Validate: valid, JSONL: jsonl,
+				Watch: func(ctx context.Context) error {
+					display := progress.New(w, term.IsTerminal(int(os.Stdout.Fd())))
+					err := watch(ctx, st, display)
+					display.Close()
 					return err
-				}
-			}
-			fmt.Fprintf(w, "ready in %s; simulator at %s; submitted %d plans (thresholds %d / %d items)\n\n",
-				time.Since(begin).Truncate(time.Millisecond), st.SimURL, len(plans), small, large)
-
-			display := progress.New(w, term.IsTerminal(int(os.Stdout.Fd())))
-			watchErr := watch(ctx, st, display)
-			display.Close()
-			if watchErr != nil {
-				return watchErr
-			}
-			// Every record the parser published is in the stream; let the sink catch up with it.
-			got, err := st.Records(ctx)
-			if err != nil {
-				return err
-			}
-			var second *passReport
+				}}
 			if secondPass {
-				if second, err = runSecondPass(ctx, w, st, plans, changes, display.Summary(), got); err != nil {
-					return err
-				}
-				got = second.got
+				o.Changes = changes
 			}
-			if err := sk.WaitRecords(ctx, int64(got.Records)); err != nil {
-				return fmt.Errorf("sink has %d of %d records: %w", sk.Records(), got.Records, err)
-			}
-			stopSink()
-			if err := <-sinkDone; err != nil && !errors.Is(err, context.Canceled) {
+			res, err := demo.Run(ctx, st, o, w)
+			if err != nil {
 				return err
 			}
-			if err := sk.Close(); err != nil {
-				return err
-			}
-			if err := summarize(ctx, w, st, display.Summary(), got, path, time.Since(begin)); err != nil {
-				return err
-			}
-			if second != nil {
-				second.print(w)
-			}
-			return nil
+			return summarize(w, res, time.Since(begin))
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&out, "out", "out", "directory for records.jsonl")
+	f.StringVar(&out, "out", "out", "directory for the inventory, the change set and the reports (replaced)")
 	f.Float64Var(&rate, "rate", 20000, "simulator export speed per AMR job, objects/s (SharePoint's lab figure is ~400; 0 = unlimited)")
 	f.IntVar(&replicas, "replicas", 1, "replicas of every service")
 	f.BoolVar(&queue, "queue", false, "SharePoint also reports through an Azure Queue, read beside progress polling")
@@ -135,58 +106,16 @@ tenant of several sites) and the five services in this process, submits a sample
 	f.Int64Var(&small, "small", testenv.DemoSmall, "planner: folders under this many items are batched into multi-URL jobs")
 	f.Int64Var(&large, "large", testenv.DemoLarge, "planner: folders over this many items are probed and split")
 	f.DurationVar(&timeout, "timeout", 15*time.Minute, "give up after this long")
-	f.BoolVar(&secondPass, "second-pass", false, "after the full pass, change the tenant (--changes) and run the same plans incrementally; report both passes")
+	f.BoolVar(&secondPass, "second-pass", true, "after the full pass, change the tenant (--changes) and run the same plans incrementally; check the change set")
 	f.IntVar(&changes, "changes", 500, "changes the simulator makes before the second pass")
+	f.BoolVar(&valid, "validate", true, "export a destination tenant with seeded differences and validate it against the source")
+	f.IntVar(&perKind, "destination-differences", 2, "differences the destination seeds per kind (8 kinds)")
+	f.BoolVar(&jsonl, "jsonl", false, "also write every record to records.jsonl in --out (protojson, one record a line)")
 	return cmd
 }
 
-// passReport compares an incremental second pass with the full pass before it.
-type passReport struct {
-	changes                  int
-	first, second            progress.Summary // the second pass's own jobs
-	firstContent, secondDiff int              // content objects downstream: all after the first, new or again in the second
-	got                      *testenv.Downstream
-}
-
-// runSecondPass makes changes to the tenant, submits the demo's plans again as incremental plans
-// and waits until the pipeline is idle. The first pass committed a change token for every list it
-// read from its root, so the second reads only what changed (and folder targets in full).
-func runSecondPass(ctx context.Context, w io.Writer, st *devstack.Stack, plans []*amrpipev1.PlanRequest, changes int,
-	first progress.Summary, firstGot *testenv.Downstream) (*passReport, error) {
-	made := st.Tenant.Mutate(changes)
-	fmt.Fprintf(w, "\nsecond pass: %d changes made to the tenant; the same plans again, incremental\n\n", len(made))
-	for _, p := range plans {
-		p2 := proto.Clone(p).(*amrpipev1.PlanRequest)
-		p2.PlanId, p2.Incremental, p2.Submitted = p.GetPlanId()+"-pass2", true, timestamppb.Now()
-		if err := st.Submit(ctx, p2); err != nil {
-			return nil, err
-		}
-	}
-	display := progress.New(w, term.IsTerminal(int(os.Stdout.Fd())))
-	err := watch(ctx, st, display)
-	display.Close()
-	if err != nil {
-		return nil, err
-	}
-	got, err := st.Records(ctx)
-	if err != nil {
-		return nil, err
-	}
-	all := display.Summary()
-	r := &passReport{changes: len(made), first: first, got: got, firstContent: len(firstGot.Content),
-		second: progress.Summary{Jobs: all.Jobs - first.Jobs, Objects: all.Objects - first.Objects, Records: all.Records - first.Records}}
-	for o, n := range got.Content {
-		r.secondDiff += max(n-firstGot.Content[o], 0)
-	}
-	return r, nil
-}
-
-func (r *passReport) print(w io.Writer) {
-	fmt.Fprintf(w, "full pass:   %d AMR jobs, %d objects exported by SharePoint, %d records, %d content objects downstream\n",
-		r.first.Jobs, r.first.Objects, r.first.Records, r.firstContent)
-	fmt.Fprintf(w, "second pass: %d AMR jobs, %d objects exported by SharePoint, %d records, %d content objects downstream (after %d changes)\n",
-		r.second.Jobs, r.second.Objects, r.second.Records, r.secondDiff, r.changes)
-}
+// demoDestination is the destination tenant's copy of the demo's sites: HR under a new URL.
+var demoDestination = map[string]string{"/sites/hr": "/sites/hr-new"}
 
 // watch feeds job records to the display until the pipeline is idle. The live watch keeps the bars
 // moving; a snapshot every half second makes sure no final state is missed (a KV watcher of a
@@ -232,27 +161,34 @@ func watch(ctx context.Context, st *devstack.Stack, d *progress.Display) error {
 	}
 }
 
-func summarize(ctx context.Context, w io.Writer, st *devstack.Stack, s progress.Summary, got *testenv.Downstream, path string, took time.Duration) error {
+// summarize prints where the demo's outputs are, how to open the HTML report, and the totals.
+func summarize(w io.Writer, res *demo.Result, took time.Duration) error {
 	var states []string
-	for k, v := range s.ByState {
+	jobs := 0
+	for k, v := range res.Jobs {
 		states = append(states, fmt.Sprintf("%d %s", v, k))
+		jobs += v
 	}
 	sort.Strings(states)
-	byType := map[string]int{}
-	for o, n := range got.Content {
-		byType[o.Type] += n
+	fmt.Fprintf(w, "\ninventory:    %s (SQLite; amrctl diff --inventory sqlite:%s)\n", res.Inventory, res.Inventory)
+	if res.ChangesCSV != "" {
+		fmt.Fprintf(w, "change set:   %s\n", res.ChangesCSV)
 	}
-	var types []string
-	for k, v := range byType {
-		types = append(types, fmt.Sprintf("%s %d", k, v))
+	if res.RecordsJSONL != "" {
+		fmt.Fprintf(w, "records:      %s\n", res.RecordsJSONL)
 	}
-	sort.Strings(types)
-	fmt.Fprintf(w, "\n%d AMR jobs (%s), %d objects exported by SharePoint\n", s.Jobs, strings.Join(states, ", "), s.Objects)
-	fmt.Fprintf(w, "%d records in %d batches downstream: %s\n", got.Records, got.Batches, strings.Join(types, ", "))
-	fmt.Fprintf(w, "records: %s\n", path)
-	fmt.Fprintf(w, "took %s (%.0f records/s end to end)\n", took.Truncate(time.Millisecond), float64(got.Records)/took.Seconds())
-	if s.ByState["failed"] > 0 {
-		return fmt.Errorf("%d jobs failed (amrctl jobs on a deployed system shows why)", s.ByState["failed"])
+	if len(res.RunReports) > 0 {
+		fmt.Fprintf(w, "run reports:  %s/<plan>/ (%d files)\n", filepath.Dir(filepath.Dir(res.RunReports[0])), len(res.RunReports))
+	}
+	if n := len(res.ValidationReports); n > 0 {
+		fmt.Fprintf(w, "validation:   %s/ (%d files)\n", filepath.Dir(res.ValidationReports[0]), n)
+		fmt.Fprintf(w, "open %s in a browser: one self-contained page, no network needed\n", res.ValidationReports[n-1])
+	}
+	fmt.Fprintf(w, "%d AMR jobs (%s); %d records ingested into the inventory over %d passes\n", jobs, strings.Join(states, ", "), res.Records, res.Passes)
+	fmt.Fprintf(w, "took %s (%.0f records/s end to end: every pass's records over the wall time, start-up included)\n",
+		took.Truncate(time.Millisecond), float64(res.Records)/took.Seconds())
+	if !res.OK() {
+		return fmt.Errorf("demo: %d jobs failed, change set mismatch %q, findings mismatch %q", res.JobsFailed, res.ChangesMismatch, res.FindingsMismatch)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -121,7 +122,11 @@ func Run(ctx context.Context, st *devstack.Stack, o Options, w io.Writer) (_ *Re
 	sk := inventorysink.New(rt, inventorysink.Options{})
 	sinkCtx, stopSink := context.WithCancel(ctx)
 	sinkDone := make(chan error, 1)
-	go func() { sinkDone <- sk.Run(sinkCtx, &inventorysink.JetStreamSource{JS: js}) }()
+	// The sink's goroutines carry a profiler label as the stages' do, so a CPU profile of the
+	// demo says what the inventory cost.
+	go pprof.Do(sinkCtx, pprof.Labels("stage", inventorysink.Stage), func(ctx context.Context) {
+		sinkDone <- sk.Run(ctx, &inventorysink.JetStreamSource{JS: js})
+	})
 	defer func() {
 		stopSink()
 		if serr := <-sinkDone; serr != nil && !errors.Is(serr, context.Canceled) {
