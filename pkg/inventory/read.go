@@ -14,6 +14,23 @@ type Filter struct {
 	Types []string
 	// IncludeDeleted also yields objects marked deleted.
 	IncludeDeleted bool
+	// Under keeps only the objects whose URL is one of these server-relative paths or below one,
+	// at a path-segment boundary, ignoring ASCII case (empty: all).
+	Under []string
+}
+
+// under reports whether url is one of f.Under or below one.
+func (f Filter) under(url string) bool {
+	if len(f.Under) == 0 {
+		return true
+	}
+	for _, p := range f.Under {
+		p = strings.TrimRight(p, "/")
+		if len(url) >= len(p) && strings.EqualFold(url[:len(p)], p) && (len(url) == len(p) || url[len(p)] == '/' || p == "") {
+			return true
+		}
+	}
+	return false
 }
 
 // Objects calls fn with the latest state of every object of tenant that f selects, ordered by
@@ -37,6 +54,16 @@ func (s *Store) Objects(ctx context.Context, tenant string, f Filter, fn func(*O
 			args = append(args, t)
 		}
 	}
+	if len(f.Under) > 0 {
+		// A prefix test in SQL spares sorting and reading the rest; f.under checks the boundary.
+		var conds []string
+		for _, p := range f.Under {
+			p = strings.TrimRight(p, "/")
+			conds = append(conds, `LOWER(SUBSTR(o.url, 1, ?)) = ?`)
+			args = append(args, len(p), strings.ToLower(p))
+		}
+		q += ` AND (` + strings.Join(conds, ` OR `) + `)`
+	}
 	rows, err := s.db.QueryContext(ctx, s.d.rebind(q+` ORDER BY o.url, o.object_type, o.object_id`), args...)
 	if err != nil {
 		return fmt.Errorf("inventory objects: %w", err)
@@ -56,6 +83,9 @@ func (s *Store) Objects(ctx context.Context, tenant string, f Filter, fn func(*O
 			return fmt.Errorf("inventory objects: %s %s: versions: %w", o.Type, o.ID, err)
 		}
 		o.Created, o.Modified, o.UniquePermissions, o.Deleted = fromMicros(created), fromMicros(modified), unique != 0, deleted != 0
+		if !f.under(o.URL) {
+			continue
+		}
 		if err := fn(&o); err != nil {
 			return err
 		}

@@ -20,11 +20,21 @@ var ErrInventoryPass = errors.New("no complete latest pass")
 type InventorySource struct {
 	store  *inventory.Store
 	tenant string
+	under  []string
 }
 
 // NewInventorySource reads tenant (an inventory pass's Tenant, e.g. contoso.sharepoint.com) of store.
 func NewInventorySource(store *inventory.Store, tenant string) *InventorySource {
 	return &InventorySource{store: store, tenant: tenant}
+}
+
+// Under returns the source limited to the items under these server-relative paths (a
+// validation's mapping prefixes of its side): the items outside are out of scope anyway, and
+// the inventory then reads only the rest.
+func (s *InventorySource) Under(paths ...string) *InventorySource {
+	c := *s
+	c.under = append([]string(nil), paths...)
+	return &c
 }
 
 // Name names the tenant in the inventory.
@@ -70,13 +80,13 @@ func (s *InventorySource) Items(ctx context.Context, fn func(*Item) error) error
 		}
 	}
 	lists := map[string]string{}
-	if err := s.store.Objects(ctx, s.tenant, inventory.Filter{Types: []string{"SPList", "SPDocumentLibrary"}}, func(o *inventory.Object) error {
+	if err := s.store.Objects(ctx, s.tenant, inventory.Filter{Types: []string{"SPList", "SPDocumentLibrary"}, Under: s.under}, func(o *inventory.Object) error {
 		lists[o.ID] = o.URL
 		return nil
 	}); err != nil {
 		return err
 	}
-	return s.store.Objects(ctx, s.tenant, inventory.Filter{Types: []string{"SPFile", "SPFolder", "SPListItem"}}, func(o *inventory.Object) error {
+	return s.store.Objects(ctx, s.tenant, inventory.Filter{Types: []string{"SPFile", "SPFolder", "SPListItem"}, Under: s.under}, func(o *inventory.Object) error {
 		it := &Item{URL: o.URL, List: listURL(lists, o.ListID), Size: -1, Modified: knownTime(o.Modified)}
 		switch o.Type {
 		case "SPFile":

@@ -288,8 +288,8 @@ func TestSeededDestinationThroughInventories(t *testing.T) {
 	defer store.Close()
 	opts := validate.Options{Mappings: []validate.Mapping{{From: "/sites/small", To: "/sites/small-new"}},
 		Logins: dst.LoginMap(), MtimeTolerance: 2 * time.Second}
-	res, err := validate.Validate(ctx, inventoried(t, store, src, "/sites/small", "source.example"),
-		inventoried(t, store, dst, "/sites/small-new", "destination.example"), opts)
+	srcInv, dstInv := inventoried(t, store, src, "/sites/small", "source.example"), inventoried(t, store, dst, "/sites/small-new", "destination.example")
+	res, err := validate.Validate(ctx, srcInv.Under("/sites/small"), dstInv.Under("/SITES/small-new/"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,6 +309,17 @@ func TestSeededDestinationThroughInventories(t *testing.T) {
 		if _, ok := want[f]; !ok {
 			t.Errorf("unseeded difference found: %s %s (%q → %q)", f.check, f.url, g.Source, g.Destination)
 		}
+	}
+	// Under keeps what is below a path, at a segment boundary.
+	n := 0
+	if err := srcInv.Under("/sites/small/team").Items(ctx, func(it *validate.Item) error {
+		n++
+		if !strings.HasPrefix(it.URL, "/sites/small/team/") {
+			t.Errorf("%s is not under /sites/small/team", it.URL)
+		}
+		return nil
+	}); err != nil || n == 0 || n >= res.Total.Items {
+		t.Errorf("under /sites/small/team: %d items of %d (%v)", n, res.Total.Items, err)
 	}
 	// The records of the same exports compare the same items with the same outcome.
 	fromRecords, err := validate.Validate(ctx, exported(t, src, "/sites/small", "source"), exported(t, dst, "/sites/small-new", "destination"), opts)

@@ -82,6 +82,17 @@ Exit status: 0 when every check passed, 2 when differences were found (the repor
 			if len(opts.Mappings) == 0 {
 				return errors.New("--map SRC=DST is required")
 			}
+			// An inventory reads only what the mappings cover.
+			var froms, tos []string
+			for _, m := range opts.Mappings {
+				froms, tos = append(froms, m.From), append(tos, m.To)
+			}
+			if inv, ok := src.(*validate.InventorySource); ok {
+				src = inv.Under(froms...)
+			}
+			if inv, ok := dst.(*validate.InventorySource); ok {
+				dst = inv.Under(tos...)
+			}
 			if loginMap != "" {
 				f, err := os.Open(loginMap)
 				if err != nil {

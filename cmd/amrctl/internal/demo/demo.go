@@ -310,7 +310,12 @@ func validateDestination(ctx context.Context, st *devstack.Stack, store *invento
 	for _, from := range sortedKeys(sites) {
 		vo.Mappings = append(vo.Mappings, validate.Mapping{From: from, To: sites[from]})
 	}
-	v, err := validate.Validate(ctx, validate.NewInventorySource(store, hostOf(st.SimURL)), validate.NewInventorySource(store, hostOf(st.DestURL)), vo)
+	var froms, tos []string
+	for _, m := range vo.Mappings {
+		froms, tos = append(froms, m.From), append(tos, m.To)
+	}
+	v, err := validate.Validate(ctx, validate.NewInventorySource(store, hostOf(st.SimURL)).Under(froms...),
+		validate.NewInventorySource(store, hostOf(st.DestURL)).Under(tos...), vo)
 	if err != nil {
 		return err
 	}
