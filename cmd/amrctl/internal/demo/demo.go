@@ -152,7 +152,7 @@ func Run(ctx context.Context, st *devstack.Stack, o Options, w io.Writer) (_ *Re
 	} else {
 		fmt.Fprintf(w, "full pass of the source (%d plans) into %s\n\n", len(plans), res.Inventory)
 	}
-	if _, err := runPasses(ctx, st, store, rt, js, o, inventory.Full, append(plans, destPlans...), res); err != nil {
+	if _, err := runPasses(ctx, st, store, rt, js, o, inventory.Full, append(plans, destPlans...), res, w); err != nil {
 		return nil, err
 	}
 	if o.Validate {
@@ -254,7 +254,7 @@ func hostOf(u string) string {
 // the plans' records to them, submits the plans, waits until the pipeline is idle and the sink
 // has committed everything, and ends each pass, complete when every job of its plan ended done.
 func runPasses(ctx context.Context, st *devstack.Stack, store *inventory.Store, rt *router, js jetstream.JetStream, o Options,
-	kind inventory.Kind, plans []*amrpipev1.PlanRequest, res *Result) ([]*inventory.Pass, error) {
+	kind inventory.Kind, plans []*amrpipev1.PlanRequest, res *Result, w io.Writer) ([]*inventory.Pass, error) {
 	passes := make([]*inventory.Pass, 0, len(plans))
 	for _, p := range plans {
 		opts := p.GetOptions()
@@ -266,6 +266,7 @@ func runPasses(ctx context.Context, st *devstack.Stack, store *inventory.Store, 
 		rt.route(p.GetPlanId(), pass)
 		passes = append(passes, pass)
 	}
+	begin := time.Now()
 	for _, p := range plans {
 		if err := st.Submit(ctx, p); err != nil {
 			return nil, err
@@ -274,13 +275,16 @@ func runPasses(ctx context.Context, st *devstack.Stack, store *inventory.Store, 
 	if err := o.Watch(ctx); err != nil {
 		return nil, err
 	}
+	idle := time.Now()
 	if err := drained(ctx, js); err != nil {
 		return nil, err
 	}
+	caughtUp := time.Now()
 	jobs, err := st.Jobs(ctx)
 	if err != nil {
 		return nil, err
 	}
+	var records int64
 	for i, p := range plans {
 		n, done := 0, 0
 		for _, j := range jobs {
@@ -297,7 +301,10 @@ func runPasses(ctx context.Context, st *devstack.Stack, store *inventory.Store, 
 		info := passes[i].Info()
 		res.Records += info.Counts.Records
 		res.Passes++
+		records += info.Counts.Records
 	}
+	fmt.Fprintf(w, "%d %s passes, %d records: pipeline idle after %s, inventory caught up %s later, passes ended in %s\n",
+		len(plans), kind, records, idle.Sub(begin).Round(time.Millisecond), caughtUp.Sub(idle).Round(time.Millisecond), time.Since(caughtUp).Round(time.Millisecond))
 	return passes, nil
 }
 
@@ -305,6 +312,7 @@ func runPasses(ctx context.Context, st *devstack.Stack, store *inventory.Store, 
 // the destination's site mapping and login mapping, writes the reports and compares the failures
 // with the seeded differences.
 func validateDestination(ctx context.Context, st *devstack.Stack, store *inventory.Store, o Options, res *Result, w io.Writer) error {
+	begin := time.Now()
 	vo := validate.Options{Logins: st.DestTenant.LoginMap(), MtimeTolerance: o.MtimeTolerance}
 	sites := st.DestTenant.SiteMap()
 	for _, from := range sortedKeys(sites) {
@@ -320,6 +328,7 @@ func validateDestination(ctx context.Context, st *devstack.Stack, store *invento
 		return err
 	}
 	res.Validation = v
+	took := time.Since(begin)
 	seeded := st.DestTenant.Seeded()
 	res.Seeded = len(seeded)
 	res.FindingsMismatch = compareFindings(v, seeded)
@@ -327,7 +336,8 @@ func validateDestination(ctx context.Context, st *devstack.Stack, store *invento
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\nvalidation: %d items compared in %d lists: %d passed, %d failed (%s)\n", v.Total.Items, len(v.Lists), v.Total.Passed, v.Total.Failed, byCheck(v))
+	fmt.Fprintf(w, "\nvalidation (%s): %d items compared in %d lists: %d passed, %d failed (%s)\n", took.Round(time.Millisecond),
+		v.Total.Items, len(v.Lists), v.Total.Passed, v.Total.Failed, byCheck(v))
 	if res.FindingsMismatch == "" {
 		fmt.Fprintf(w, "the failures are exactly the destination's %d seeded differences\n", len(seeded))
 	} else {
@@ -352,7 +362,7 @@ func secondPass(ctx context.Context, st *devstack.Stack, store *inventory.Store,
 	made := st.Tenant.Mutate(o.Changes)
 	plans := clonePlans(o.Plans, "-pass2", st.SiteURL, true)
 	fmt.Fprintf(w, "\nsecond pass: the simulator made %d changes to the tenant; the same plans again, incremental\n\n", len(made))
-	passes, err := runPasses(ctx, st, store, rt, js, o, inventory.Incremental, plans, res)
+	passes, err := runPasses(ctx, st, store, rt, js, o, inventory.Incremental, plans, res, w)
 	if err != nil {
 		return err
 	}
