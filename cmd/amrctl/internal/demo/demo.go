@@ -160,12 +160,15 @@ func Run(ctx context.Context, st *devstack.Stack, o Options, w io.Writer) (_ *Re
 			return nil, err
 		}
 	}
+	reported := append(plans, destPlans...)
 	if o.Changes > 0 {
-		if err := secondPass(ctx, st, store, rt, js, o, res, w); err != nil {
+		second, err := secondPass(ctx, st, store, rt, js, o, res, w)
+		if err != nil {
 			return nil, err
 		}
+		reported = append(reported, second...)
 	}
-	if err := runReports(ctx, st, o, append(plans, destPlans...), res); err != nil {
+	if err := runReports(ctx, st, o, reported, res); err != nil {
 		return nil, err
 	}
 	if jl != nil {
@@ -357,44 +360,44 @@ func byCheck(v *validate.Result) string {
 }
 
 // secondPass changes the tenant, runs the plans again incrementally, writes and publishes the
-// change sets and compares them with the simulator's changes.
-func secondPass(ctx context.Context, st *devstack.Stack, store *inventory.Store, rt *router, js jetstream.JetStream, o Options, res *Result, w io.Writer) error {
+// change sets and compares them with the simulator's changes. It returns the incremental plans.
+func secondPass(ctx context.Context, st *devstack.Stack, store *inventory.Store, rt *router, js jetstream.JetStream, o Options, res *Result, w io.Writer) ([]*amrpipev1.PlanRequest, error) {
 	made := st.Tenant.Mutate(o.Changes)
 	plans := clonePlans(o.Plans, "-pass2", st.SiteURL, true)
 	fmt.Fprintf(w, "\nsecond pass: the simulator made %d changes to the tenant; the same plans again, incremental\n\n", len(made))
 	passes, err := runPasses(ctx, st, store, rt, js, o, inventory.Incremental, plans, res, w)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	res.ChangeSet = map[inventory.ChangeKind]int{}
 	res.ChangesCSV = filepath.Join(o.Out, ChangesFile)
 	f, err := os.Create(res.ChangesCSV)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var all []inventory.Change
 	for i, p := range passes {
 		cs, err := store.Changes(ctx, 0, p.Info().ID)
 		if err != nil {
-			return errors.Join(err, f.Close())
+			return nil, errors.Join(err, f.Close())
 		}
 		for _, c := range cs.Changes {
 			res.ChangeSet[c.Kind]++
 		}
 		all = append(all, cs.Changes...)
 		if err := writeChangeCSV(f, cs, i == 0); err != nil {
-			return errors.Join(err, f.Close())
+			return nil, errors.Join(err, f.Close())
 		}
 		if _, err := changes.Publish(ctx, js, cs); err != nil {
-			return errors.Join(err, f.Close())
+			return nil, errors.Join(err, f.Close())
 		}
 	}
 	if err := f.Close(); err != nil {
-		return err
+		return nil, err
 	}
 	want, n, err := expectedChanges(ctx, store, hostOf(st.SimURL), made, o.Plans)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	res.SimulatorChanges = n
 	res.ChangesMismatch = compareChanges(all, want)
@@ -409,7 +412,7 @@ func secondPass(ctx context.Context, st *devstack.Stack, store *inventory.Store,
 	} else {
 		fmt.Fprintf(w, "the change set differs from the simulator's %d changes:\n%s\n", n, res.ChangesMismatch)
 	}
-	return nil
+	return plans, nil
 }
 
 // writeChangeCSV appends cs to w as ChangeSet.WriteCSV writes it, the header only when first.
