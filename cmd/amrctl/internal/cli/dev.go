@@ -178,7 +178,7 @@ func summarize(w io.Writer, res *demo.Result, took time.Duration) error {
 		fmt.Fprintf(w, "records:      %s\n", res.RecordsJSONL)
 	}
 	if len(res.RunReports) > 0 {
-		fmt.Fprintf(w, "run reports:  %s/<plan>/ (%d files)\n", filepath.Dir(filepath.Dir(res.RunReports[0])), len(res.RunReports))
+		fmt.Fprintf(w, "run reports:  %s/<plan>/ (%d files: CSVs and report.html per plan)\n", filepath.Dir(filepath.Dir(res.RunReports[0])), len(res.RunReports))
 	}
 	if n := len(res.ValidationReports); n > 0 {
 		fmt.Fprintf(w, "validation:   %s/ (%d files)\n", filepath.Dir(res.ValidationReports[0]), n)

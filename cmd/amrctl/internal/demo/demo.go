@@ -439,7 +439,8 @@ func tenantToken(t string) string {
 	}, t)
 }
 
-// runReports writes each plan's run report (pkg/runreport) into its own directory.
+// runReports writes each plan's run report (pkg/runreport: CSVs and report.html) into its own
+// directory.
 func runReports(ctx context.Context, st *devstack.Stack, o Options, plans []*amrpipev1.PlanRequest, res *Result) error {
 	c, err := client.New(ctx, st.Conn)
 	if err != nil {
@@ -450,11 +451,16 @@ func runReports(ctx context.Context, st *devstack.Stack, o Options, plans []*amr
 		if err != nil {
 			return err
 		}
-		paths, err := r.WriteCSV(filepath.Join(o.Out, RunReportDir, p.GetPlanId()))
+		dir := filepath.Join(o.Out, RunReportDir, p.GetPlanId())
+		paths, err := r.WriteCSV(dir)
 		if err != nil {
 			return err
 		}
-		res.RunReports = append(res.RunReports, paths...)
+		html, err := r.WriteHTML(dir)
+		if err != nil {
+			return err
+		}
+		res.RunReports = append(res.RunReports, append(paths, html)...)
 	}
 	return nil
 }
