@@ -66,7 +66,8 @@ It exits non-zero when a job failed or a check against the simulator's ground tr
 			opts := devstack.Options{Profile: tenant.DefaultProfile(), Rate: rate, SimWorkers: 4, Replicas: replicas, Queue: queue,
 				Plaintext: plain, Small: small, Large: large, Log: logOut, LogLevel: "info"}
 			if valid {
-				opts.Destination = &tenant.DestinationSpec{Sites: demoDestination, Seed: 1, PerKind: perKind}
+				// The destination copies the HR site under a new URL.
+				opts.Destination = &tenant.DestinationSpec{Sites: map[string]string{"/sites/hr": "/sites/hr-new"}, Seed: 1, PerKind: perKind}
 			}
 			st, err := devstack.Start(ctx, opts)
 			if err != nil {
@@ -113,9 +114,6 @@ It exits non-zero when a job failed or a check against the simulator's ground tr
 	f.BoolVar(&jsonl, "jsonl", false, "also write every record to records.jsonl in --out (protojson, one record a line)")
 	return cmd
 }
-
-// demoDestination is the destination tenant's copy of the demo's sites: HR under a new URL.
-var demoDestination = map[string]string{"/sites/hr": "/sites/hr-new"}
 
 // watch feeds job records to the display until the pipeline is idle. The live watch keeps the bars
 // moving; a snapshot every half second makes sure no final state is missed (a KV watcher of a

@@ -28,6 +28,7 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/downstream/inventorysink"
 	"github.com/amrpipe/amrpipe/pkg/downstream/sink"
 	"github.com/amrpipe/amrpipe/pkg/inventory"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/runreport"
 	"github.com/amrpipe/amrpipe/pkg/validate"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
@@ -376,6 +377,7 @@ func secondPass(ctx context.Context, st *devstack.Stack, store *inventory.Store,
 		return nil, err
 	}
 	var all []inventory.Change
+	var subjects []string
 	for i, p := range passes {
 		cs, err := store.Changes(ctx, 0, p.Info().ID)
 		if err != nil {
@@ -391,6 +393,7 @@ func secondPass(ctx context.Context, st *devstack.Stack, store *inventory.Store,
 		if _, err := changes.Publish(ctx, js, cs); err != nil {
 			return nil, errors.Join(err, f.Close())
 		}
+		subjects = append(subjects, topology.ChangesSubject(cs.Tenant, cs.To))
 	}
 	if err := f.Close(); err != nil {
 		return nil, err
@@ -406,7 +409,7 @@ func secondPass(ctx context.Context, st *devstack.Stack, store *inventory.Store,
 		kinds = append(kinds, fmt.Sprintf("%d %s", res.ChangeSet[k], k))
 	}
 	fmt.Fprintf(w, "\nchange set: %d changes (%s), written to %s and published on %s\n", len(all), strings.Join(kinds, ", "), res.ChangesCSV,
-		"amr.changes."+tenantToken(hostOf(st.SimURL))+".<pass>")
+		strings.Join(subjects, ", "))
 	if res.ChangesMismatch == "" {
 		fmt.Fprintf(w, "the change set equals the simulator's %d changes under the plans' targets (%d objects: a file's list item beside its file)\n", n, len(want))
 	} else {
@@ -427,16 +430,6 @@ func writeChangeCSV(w io.Writer, cs *inventory.ChangeSet, first bool) error {
 	}
 	_, err := io.WriteString(w, s)
 	return err
-}
-
-// tenantToken is the tenant as a subject token (topology.ChangesSubject's).
-func tenantToken(t string) string {
-	return strings.Map(func(c rune) rune {
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' {
-			return c
-		}
-		return '_'
-	}, t)
 }
 
 // runReports writes each plan's run report (pkg/runreport: CSVs and report.html) into its own
