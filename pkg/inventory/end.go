@@ -31,8 +31,8 @@ func (p *Pass) End(ctx context.Context, complete bool) error {
 	}
 	defer conn.Close()
 	defer tx.Rollback()
-	if s.d.analyze != "" {
-		if _, err := tx.ExecContext(ctx, s.d.analyze); err != nil {
+	for _, q := range s.d.analyze {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("end pass %d: %w", info.ID, err)
 		}
 	}
