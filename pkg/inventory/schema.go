@@ -115,6 +115,10 @@ func schema0(serialPK string) []string {
 			unique_perms INTEGER NOT NULL, first_pass BIGINT NOT NULL, last_pass BIGINT NOT NULL, last_job TEXT NOT NULL,
 			prev_pass BIGINT` + prevObj + `,
 			PRIMARY KEY (tenant, object_type, object_id))`,
+		// End finds the objects of a pass flagged unique-permissions (to clear the flag of those no
+		// role assignment names any more) without scanning the tenant: a partial index holds only
+		// flagged rows, so the ingest of the others does not pay for it.
+		`CREATE INDEX IF NOT EXISTS objects_unique_perms ON objects (tenant, last_pass) WHERE unique_perms = 1`,
 		`CREATE TABLE IF NOT EXISTS principals (
 			tenant TEXT NOT NULL, job_id TEXT NOT NULL, kind TEXT NOT NULL, principal_id BIGINT NOT NULL,
 			name TEXT NOT NULL, login TEXT NOT NULL, email TEXT NOT NULL, site_admin INTEGER NOT NULL, last_pass BIGINT NOT NULL,
