@@ -6,8 +6,9 @@
 # scripts/bench_decrypt.sh when that script exists; plus the parser stage's Go
 # benchmarks (parse-and-publish on an embedded JetStream, the Emit policy against
 # the number of a job's URLs), medians and ranges over GO_BENCH_COUNT runs,
-# beside the same benchmarks of the code at BASE when it is set. Prints the
-# tables and writes docs/benchmarks.md.
+# beside the same benchmarks of the code at BASE when it is set; plus the
+# inventory's ingest into SQLite and PostgreSQL (scripts/bench_inventory.sh).
+# Prints the tables and writes docs/benchmarks.md.
 #
 # Environment: RUNS (runs per cell, best kept; default 3), SIZES (bytes,
 # default "25000000 250000000"), BENCH_DIR (work dir; default a temp dir),
@@ -265,6 +266,10 @@ the index over the job's roots against the linear scan over them it replaced.
 
 $em_table
 EOF
+# The inventory's ingest (its own script, which also runs alone).
+inv_section=$(BENCH_DIR="$work" GO_BENCH_COUNT="$GO_BENCH_COUNT" BASE="$BASE" bash scripts/bench_inventory.sh)
+echo "$inv_section"
+echo "$inv_section" >>"$OUT"
 if [ -s "$scale_section" ]; then
 	printf '\n' >>"$OUT"
 	cat "$scale_section" >>"$OUT"
