@@ -9,10 +9,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
-	"sync"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -108,6 +108,11 @@ func (p *Pass) rows(recs []*amrpipev1.Record) *batch {
 	b := &batch{objects: newRows(&objectsTable, len(recs)), deleted: newRows(&deletedTable, 0),
 		principals: newRows(&principalsTable, 0), roles: newRows(&rolesTable, 0), assignments: newRows(&roleAssignmentsTable, 0)}
 	tenant, pass := p.info.Tenant, p.info.ID
+	// The values every object row of the batch shares are boxed once (an interface holding a
+	// string or a large integer is an allocation, and a row holds two dozen values).
+	var tenantV, scopeV, passV any = tenant, p.info.Scope, pass
+	var jobID string
+	var jobV any
 	b.counts.Records = int64(len(recs))
 	for _, r := range recs {
 		switch body := r.GetBody().(type) {
@@ -136,10 +141,12 @@ func (p *Pass) rows(recs []*amrpipev1.Record) *batch {
 				continue
 			}
 			o := objectOf(r)
-			vs := versionsOf(r)
-			vals := []any{tenant, o.Type, o.ID, p.info.Scope, o.URL, o.Name, o.ParentID, o.ListID, o.DocID, o.Size,
-				micros(o.Created), micros(o.Modified), o.Author, o.Editor, o.Version, o.VersionCount, vs, o.hash(),
-				boolInt(o.Deleted), 0, pass, pass, r.GetJobId()}
+			if jobV == nil || r.GetJobId() != jobID {
+				jobID, jobV = r.GetJobId(), r.GetJobId()
+			}
+			vals := []any{tenantV, o.Type, o.ID, scopeV, o.URL, o.Name, o.ParentID, o.ListID, o.DocID, o.Size,
+				micros(o.Created), micros(o.Modified), o.Author, o.Editor, o.Version, o.VersionCount, versionsOf(r), o.hash(),
+				boolInt(o.Deleted), 0, passV, passV, jobV}
 			key := o.Type + "\x00" + o.ID
 			if o.Deleted {
 				b.deleted.add(key, vals...)
@@ -187,39 +194,45 @@ type Version struct {
 // record on the ingest path, where encoding/json's reflection over the struct shows).
 func versionsOf(r *amrpipev1.Record) string {
 	var buf []byte
-	add := func(label string, size, modified, editor int64) {
-		if buf == nil {
-			buf = append(buf, '[')
-		} else {
-			buf = append(buf, ',')
-		}
-		buf = append(buf, `{"l":`...)
-		buf = appendJSONString(buf, label)
-		for _, f := range []struct {
-			k string
-			v int64
-		}{{`,"s":`, size}, {`,"m":`, modified}, {`,"e":`, editor}} {
-			if f.v != 0 {
-				buf = append(buf, f.k...)
-				buf = strconv.AppendInt(buf, f.v, 10)
-			}
-		}
-		buf = append(buf, '}')
-	}
 	switch body := r.GetBody().(type) {
 	case *amrpipev1.Record_File:
-		for _, v := range body.File.GetVersions() {
-			add(v.GetVersion(), v.GetFileSize(), tsMicros(v.GetTimeLastModified()), v.GetModifiedBy())
+		vs := body.File.GetVersions()
+		buf = make([]byte, 0, 48*len(vs)+2)
+		for i, v := range vs {
+			buf = appendVersion(buf, i, v.GetVersion(), v.GetFileSize(), tsMicros(v.GetTimeLastModified()), v.GetModifiedBy())
 		}
 	case *amrpipev1.Record_ListItem:
-		for _, v := range body.ListItem.GetVersions() {
-			add(v.GetVersion(), 0, tsMicros(v.GetTimeLastModified()), v.GetModifiedBy())
+		vs := body.ListItem.GetVersions()
+		buf = make([]byte, 0, 48*len(vs)+2)
+		for i, v := range vs {
+			buf = appendVersion(buf, i, v.GetVersion(), 0, tsMicros(v.GetTimeLastModified()), v.GetModifiedBy())
 		}
 	}
-	if buf == nil {
+	if len(buf) == 0 {
 		return "[]"
 	}
 	return string(append(buf, ']'))
+}
+
+// appendVersion appends the i-th element of a versions array (zero numbers left out).
+func appendVersion(buf []byte, i int, label string, size, modified, editor int64) []byte {
+	if i == 0 {
+		buf = append(buf, '[')
+	} else {
+		buf = append(buf, ',')
+	}
+	buf = append(buf, `{"l":`...)
+	buf = appendJSONString(buf, label)
+	if size != 0 {
+		buf = strconv.AppendInt(append(buf, `,"s":`...), size, 10)
+	}
+	if modified != 0 {
+		buf = strconv.AppendInt(append(buf, `,"m":`...), modified, 10)
+	}
+	if editor != 0 {
+		buf = strconv.AppendInt(append(buf, `,"e":`...), editor, 10)
+	}
+	return append(buf, '}')
 }
 
 // appendJSONString appends s quoted for JSON: labels are plain ASCII ("3.0"), anything else goes

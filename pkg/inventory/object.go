@@ -1,8 +1,6 @@
 package inventory
 
 import (
-	"encoding/binary"
-	"hash/fnv"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -39,10 +37,11 @@ type Object struct {
 }
 
 // objectOf maps a content record to its compared state. The URL is SPObject/@Url (server-relative)
-// when present, else the body's own.
-func objectOf(r *amrpipev1.Record) *Object {
+// when present, else the body's own. It returns a value: the ingest converts every record, and
+// a pointer would be an allocation each.
+func objectOf(r *amrpipev1.Record) Object {
 	h := r.GetSpObject()
-	o := &Object{Type: r.GetObjectType(), ID: r.GetObjectId(), URL: h.GetServerRelativeUrl(), Name: h.GetName(),
+	o := Object{Type: r.GetObjectType(), ID: r.GetObjectId(), URL: h.GetServerRelativeUrl(), Name: h.GetName(),
 		ParentID: h.GetParentId(), Deleted: h.GetIsDeleted()}
 	switch body := r.GetBody().(type) {
 	case *amrpipev1.Record_File:
@@ -87,12 +86,24 @@ func ts(t *timestamppb.Timestamp) time.Time {
 	return t.AsTime().UTC()
 }
 
-// hash digests the compared fields (schema.go's compared), in their order.
+// hash digests the compared fields (schema.go's compared), in their order: FNV-1a over each
+// string and a 0 byte, and over each number's 8 little-endian bytes. Written out rather than
+// through hash/fnv, whose Write takes each string as a new []byte (the ingest hashes every
+// record); the digests are the same.
 func (o *Object) hash() int64 {
-	h := fnv.New64a()
-	var n [8]byte
-	str := func(s string) { h.Write([]byte(s)); h.Write([]byte{0}) }
-	num := func(v int64) { binary.LittleEndian.PutUint64(n[:], uint64(v)); h.Write(n[:]) }
+	const offset, prime = 14695981039346656037, 1099511628211
+	h := uint64(offset)
+	str := func(s string) {
+		for i := 0; i < len(s); i++ {
+			h = (h ^ uint64(s[i])) * prime
+		}
+		h *= prime // the 0 byte after each string: h ^ 0 is h
+	}
+	num := func(v int64) {
+		for i := 0; i < 8; i++ {
+			h = (h ^ uint64(byte(v>>(8*i)))) * prime
+		}
+	}
 	str(o.URL)
 	str(o.Name)
 	str(o.ParentID)
@@ -103,5 +114,5 @@ func (o *Object) hash() int64 {
 	num(o.Editor)
 	str(o.Version)
 	num(o.VersionCount)
-	return int64(h.Sum64())
+	return int64(h)
 }
