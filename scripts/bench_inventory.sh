@@ -57,7 +57,8 @@ included). \`records/s\` is records per wall-clock second; \`records/cpu-s\` per
 test process and of the PostgreSQL server (user + system time), steadier on a shared machine.
 SQLite is a file in a temporary directory (WAL, \`synchronous=NORMAL\`); PostgreSQL is the Debian
 package's server started by \`pkg/testenv\` with its default settings, on loopback. Median and
-range (min–max) of $GO_BENCH_COUNT runs of 3 passes each; $before_label.
+range (min–max) of $GO_BENCH_COUNT runs of 3 passes each;
+$before_label.
 Measured $date; load average before / after: $load0 / $load1 (2 CPUs shared with other work).
 The target is 100,000 records/s for each backend; docs/inventory.md says where the time goes.
 
