@@ -77,14 +77,13 @@ var (
 		cols: []string{"tenant", "url", "prev_url", "fields"}}
 )
 
-// schema is the DDL, portable but for the passes table's generated key (%s). Booleans are 0/1
-// integers and times UTC microseconds since 1970, so both backends read them the same way.
-// schema is the DDL in the dialect's types. Booleans are 0/1 integers and times UTC microseconds
-// since 1970, so both backends read them the same way.
+// schema is the DDL in the dialect's types (text, the passes table's generated key, NOT NULL).
+// Booleans are 0/1 integers and times UTC microseconds since 1970, so both backends read them
+// the same way.
 func schema(d dialect) []string {
 	out := schema0(d.serialPK)
 	for i, q := range out {
-		out[i] = strings.ReplaceAll(q, " TEXT", " "+d.text)
+		out[i] = strings.ReplaceAll(strings.ReplaceAll(q, " TEXT", " "+d.text), " NOT NULL", d.notNull)
 	}
 	return out
 }
