@@ -209,17 +209,7 @@ func TestComposedChangeSetEqualsTheSimulatorsChanges(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var got []string
-		for _, c := range cs.Changes {
-			got = append(got, string(c.Kind)+" "+c.ObjectType+" "+c.ObjectID)
-			if c.Kind == inventory.Changed && !slices.Contains(c.Fields, "version") {
-				t.Errorf("%s %s changed %v: a simulator update is a new version", c.ObjectType, c.ObjectID, c.Fields)
-			}
-		}
-		slices.Sort(got)
-		if !slices.Equal(got, want) {
-			t.Errorf("composed change set (%d) differs from the simulator's net changes (%d):\n%s", len(got), len(want), setDiff(got, want))
-		}
+		checkSimulatorChanges(t, "composed change set", cs, want)
 	})
 }
 

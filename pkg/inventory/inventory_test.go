@@ -182,23 +182,30 @@ func TestChangeSetEqualsTheSimulatorsChanges(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				var got []string
-				for _, c := range cs.Changes {
-					got = append(got, string(c.Kind)+" "+c.ObjectType+" "+c.ObjectID)
-					if c.Kind == inventory.Changed && !slices.Contains(c.Fields, "version") {
-						t.Errorf("%s %s changed %v: a simulator update is a new version", c.ObjectType, c.ObjectID, c.Fields)
-					}
-				}
-				slices.Sort(got)
-				if !slices.Equal(got, want) {
-					t.Errorf("change set (%d) differs from the simulator's changes (%d):\n%s", len(got), len(want), setDiff(got, want))
-				}
+				checkSimulatorChanges(t, "change set", cs, want)
 			})
 		})
 	}
 }
 
 // expectedChanges is the change set the simulator's changes make: per object the net effect, and
+// checkSimulatorChanges checks that a change set holds exactly want ("kind type id", sorted),
+// and that every changed object lists a new version (a simulator update always makes one).
+func checkSimulatorChanges(t *testing.T, what string, cs *inventory.ChangeSet, want []string) {
+	t.Helper()
+	var got []string
+	for _, c := range cs.Changes {
+		got = append(got, string(c.Kind)+" "+c.ObjectType+" "+c.ObjectID)
+		if c.Kind == inventory.Changed && !slices.Contains(c.Fields, "version") {
+			t.Errorf("%s %s changed %v: a simulator update is a new version", c.ObjectType, c.ObjectID, c.Fields)
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("%s (%d) differs from the simulator's changes (%d):\n%s", what, len(got), len(want), setDiff(got, want))
+	}
+}
+
 // for a file its list item (DocType File, found by DocId in either export) alongside.
 func expectedChanges(t *testing.T, changes []tenant.Change, recs ...[]*amrpipev1.Record) []string {
 	t.Helper()

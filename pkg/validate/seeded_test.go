@@ -112,30 +112,37 @@ func TestSeededDestinationYieldsExactlyTheSeededDifferences(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkCompared(t, res)
-			want, got := expected(dst.Seeded()), findings(res)
-			for f, d := range want {
-				g, ok := got[f]
-				if !ok {
-					t.Errorf("seeded %s %s not found", d.Kind, f.url)
-					continue
-				}
-				if d.Source != "" && f.check != validate.CheckPermissions && (g.Source != d.Source || g.Destination != d.Destination) {
-					t.Errorf("%s %s: found %q → %q, seeded %q → %q", f.check, f.url, g.Source, g.Destination, d.Source, d.Destination)
-				}
-			}
-			for f, g := range got {
-				if _, ok := want[f]; !ok {
-					t.Errorf("unseeded difference found: %s %s (%q → %q)", f.check, f.url, g.Source, g.Destination)
-				}
-			}
-			if len(want) != 9*3 {
-				t.Errorf("%d findings expected from %d differences", len(want), len(dst.Seeded()))
+			checkSeeded(t, res, dst.Seeded())
+			if n := len(expected(dst.Seeded())); n != 9*3 {
+				t.Errorf("%d findings expected from %d differences", n, len(dst.Seeded()))
 			}
 			// A renamed file is one missing and one extra item: 8 kinds x 3 items, and 3 extras.
 			if res.Total.Failed != 8*3+3 {
 				t.Errorf("%d failed items, want %d", res.Total.Failed, 8*3+3)
 			}
 		})
+	}
+}
+
+// checkSeeded checks that the validation found exactly the seeded differences, each with the
+// seeded values.
+func checkSeeded(t *testing.T, res *validate.Result, seeded []tenant.Difference) {
+	t.Helper()
+	want, got := expected(seeded), findings(res)
+	for f, d := range want {
+		g, ok := got[f]
+		if !ok {
+			t.Errorf("seeded %s %s not found", d.Kind, f.url)
+			continue
+		}
+		if d.Source != "" && f.check != validate.CheckPermissions && (g.Source != d.Source || g.Destination != d.Destination) {
+			t.Errorf("%s %s: found %q → %q, seeded %q → %q", f.check, f.url, g.Source, g.Destination, d.Source, d.Destination)
+		}
+	}
+	for f, g := range got {
+		if _, ok := want[f]; !ok {
+			t.Errorf("unseeded difference found: %s %s (%q → %q)", f.check, f.url, g.Source, g.Destination)
+		}
 	}
 }
 
@@ -294,22 +301,7 @@ func TestSeededDestinationThroughInventories(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkCompared(t, res)
-	want, got := expected(dst.Seeded()), findings(res)
-	for f, d := range want {
-		g, ok := got[f]
-		if !ok {
-			t.Errorf("seeded %s %s not found", d.Kind, f.url)
-			continue
-		}
-		if d.Source != "" && f.check != validate.CheckPermissions && (g.Source != d.Source || g.Destination != d.Destination) {
-			t.Errorf("%s %s: found %q → %q, seeded %q → %q", f.check, f.url, g.Source, g.Destination, d.Source, d.Destination)
-		}
-	}
-	for f, g := range got {
-		if _, ok := want[f]; !ok {
-			t.Errorf("unseeded difference found: %s %s (%q → %q)", f.check, f.url, g.Source, g.Destination)
-		}
-	}
+	checkSeeded(t, res, dst.Seeded())
 	// Under keeps what is below a path, at a segment boundary.
 	n := 0
 	if err := srcInv.Under("/sites/small/team").Items(ctx, func(it *validate.Item) error {

@@ -56,14 +56,7 @@ func runAmrctl(args ...string) (string, error) {
 // and no report.
 func TestValidateCommand(t *testing.T) {
 	dir := t.TempDir()
-	src, err := tenant.New(tenant.SmallProfile())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst, err := tenant.NewDestination(tenant.SmallProfile(), tenant.DestinationSpec{Sites: map[string]string{"/sites/small": "/sites/small-new"}, Seed: 9})
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, dst := smallAndDestination(t)
 	srcFile, dstFile, logins := filepath.Join(dir, "src.jsonl"), filepath.Join(dir, "dst.jsonl"), filepath.Join(dir, "users.csv")
 	writeRecords(t, src, "/sites/small", srcFile)
 	writeRecords(t, dst, "/sites/small-new", dstFile)
@@ -123,14 +116,7 @@ func TestValidateCommand(t *testing.T) {
 func TestValidateCommandOverAnInventory(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	src, err := tenant.New(tenant.SmallProfile())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst, err := tenant.NewDestination(tenant.SmallProfile(), tenant.DestinationSpec{Sites: map[string]string{"/sites/small": "/sites/small-new"}, Seed: 9})
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, dst := smallAndDestination(t)
 	dbPath := filepath.Join(dir, "inventory.db")
 	dsn := "sqlite:" + dbPath
 	store, err := inventory.Open(ctx, dsn)
@@ -197,4 +183,19 @@ func TestValidateCommandOverAnInventory(t *testing.T) {
 			}
 		})
 	}
+}
+
+// smallAndDestination are the small profile's tenant and its destination /sites/small-new with
+// seeded differences (seed 9).
+func smallAndDestination(t *testing.T) (src, dst *tenant.Tenant) {
+	t.Helper()
+	src, err := tenant.New(tenant.SmallProfile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err = tenant.NewDestination(tenant.SmallProfile(), tenant.DestinationSpec{Sites: map[string]string{"/sites/small": "/sites/small-new"}, Seed: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src, dst
 }
