@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/sas"
@@ -66,15 +67,18 @@ type Observation struct {
 }
 
 // Client calls SharePoint Online's REST API. It makes one HTTP attempt per call (plus continuation
-// pages of a collection, and FolderTotals' documented fallbacks for fields a tenant does not
-// have): retries belong to the caller, which shares a throttling budget per host across replicas.
-// A Client is safe for concurrent use.
+// pages of a collection, and the documented fallbacks of FolderTotals and Subfolders for fields a
+// tenant does not have): retries belong to the caller, which shares a throttling budget per host
+// across replicas. A Client is safe for concurrent use.
 type Client struct {
 	http          *http.Client
 	tokens        TokenSource
 	userAgent     string
 	observe       func(Observation)
 	maxRetryAfter time.Duration
+	// noListingMetrics holds the hosts (lower case) that refused a subfolder listing with
+	// StorageMetrics: Subfolders lists their folders without it.
+	noListingMetrics sync.Map
 }
 
 // userAgentRE is SharePoint's decoration: ISV|CompanyName|AppName/Version.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 )
@@ -38,6 +39,9 @@ type Folder struct {
 	// ItemCount counts the folder's direct children, files and folders.
 	ItemCount int64
 	UniqueID  string
+	// Totals are the files below the folder when the listing that returned it carried its
+	// StorageMetrics (Subfolders, docs/amr-protocol.md §7.3 C11); zero otherwise.
+	Totals Totals
 }
 
 // Totals are what SharePoint says about the files below a folder, for sizing it.
@@ -68,6 +72,9 @@ const (
 const (
 	webSelect    = "$select=Id,Title,ServerRelativeUrl,Url"
 	folderSelect = "$select=Name,ServerRelativeUrl,ItemCount,UniqueId"
+	// listingSelect is folderSelect with each folder's StorageMetrics, so a listing sizes the
+	// folders it lists (docs/amr-protocol.md §7.3 C11).
+	listingSelect = folderSelect + ",StorageMetrics&$expand=StorageMetrics"
 )
 
 // Web returns the web at the absolute URL web.
@@ -137,14 +144,34 @@ func (c *Client) lists(ctx context.Context, web, rel string) ([]wireList, error)
 }
 
 type wireFolder struct {
-	Name              string `json:"Name"`
-	ServerRelativeURL string `json:"ServerRelativeUrl"`
-	ItemCount         count  `json:"ItemCount"`
-	UniqueID          string `json:"UniqueId"`
+	Name              string       `json:"Name"`
+	ServerRelativeURL string       `json:"ServerRelativeUrl"`
+	ItemCount         count        `json:"ItemCount"`
+	UniqueID          string       `json:"UniqueId"`
+	Metrics           *wireMetrics `json:"StorageMetrics"`
+}
+
+// wireMetrics is an SP.StorageMetrics, as far as the client reads it.
+type wireMetrics struct {
+	TotalFileCount count `json:"TotalFileCount"`
+	TotalSize      count `json:"TotalSize"`
+}
+
+// totals are a folder's totals from its StorageMetrics; unknown when m gave no file count.
+func (m *wireMetrics) totals(itemCount int64) Totals {
+	t := Totals{ItemCount: itemCount}
+	if m != nil && m.TotalFileCount.Known {
+		t.FileCount, t.Size, t.Known, t.Source = m.TotalFileCount.N, m.TotalSize.N, true, SourceStorageMetrics
+	}
+	return t
 }
 
 func (f wireFolder) folder() Folder {
-	return Folder{Name: f.Name, ServerRelativeURL: f.ServerRelativeURL, ItemCount: f.ItemCount.N, UniqueID: f.UniqueID}
+	out := Folder{Name: f.Name, ServerRelativeURL: f.ServerRelativeURL, ItemCount: f.ItemCount.N, UniqueID: f.UniqueID}
+	if t := f.Metrics.totals(f.ItemCount.N); t.Known {
+		out.Totals = t
+	}
+	return out
 }
 
 // Folder returns the folder at a server-relative path ("/sites/hr/Shared Documents/2024").
@@ -160,9 +187,33 @@ func (c *Client) Folder(ctx context.Context, web, serverRelPath string) (Folder,
 	return f.folder(), nil
 }
 
-// Subfolders returns the direct subfolders of a folder.
+// Subfolders returns the direct subfolders of a folder, each with its StorageMetrics totals when
+// SharePoint gave them (Folder.Totals), so one request sizes them all. The expansion on a Folders
+// collection is seen in public code, not documented (docs/amr-protocol.md §7.3 C11): on any HTTP
+// 400 to it the folders are listed once more without it, and a host that refused it once is no
+// longer asked for it by this Client, so a tenant that refuses costs one extra request in all,
+// not one per listing. Callers size folders without totals one at a time (FolderTotals).
 func (c *Client) Subfolders(ctx context.Context, web, serverRelPath string) ([]Folder, error) {
-	cl, err := newGet("Folders", "list subfolders", web, folderPath(serverRelPath)+"/Folders?"+folderSelect)
+	rel := folderPath(serverRelPath) + "/Folders?"
+	host := hostKey(web)
+	if _, refused := c.noListingMetrics.Load(host); !refused {
+		wf, err := c.subfolders(ctx, web, rel+listingSelect)
+		var se *Error
+		if !errors.As(err, &se) || se.Status != http.StatusBadRequest {
+			return wf, err
+		}
+		wf, err = c.subfolders(ctx, web, rel+folderSelect)
+		if err == nil {
+			// Only once the plain listing worked is the 400 known to be about the expansion.
+			c.noListingMetrics.Store(host, true)
+		}
+		return wf, err
+	}
+	return c.subfolders(ctx, web, rel+folderSelect)
+}
+
+func (c *Client) subfolders(ctx context.Context, web, rel string) ([]Folder, error) {
+	cl, err := newGet("Folders", "list subfolders", web, rel)
 	if err != nil {
 		return nil, err
 	}
@@ -177,6 +228,14 @@ func (c *Client) Subfolders(ctx context.Context, web, serverRelPath string) ([]F
 	return out, nil
 }
 
+// hostKey is the lower-case host of an absolute URL, or the URL itself when it has none.
+func hostKey(abs string) string {
+	if u, err := url.Parse(abs); err == nil && u.Host != "" {
+		return strings.ToLower(u.Host)
+	}
+	return abs
+}
+
 // FolderTotals returns the number and size of the files below a folder and its direct children.
 // It asks for the folder's StorageMetrics ($expand, as SharePoint requires), and only when that
 // gives no file count, for the folder item's SMTotalFileCount. Both are optional: SharePoint
@@ -186,20 +245,16 @@ func (c *Client) Subfolders(ctx context.Context, web, serverRelPath string) ([]F
 // Any other error, another 400 included, is returned as is.
 func (c *Client) FolderTotals(ctx context.Context, web, serverRelPath string) (Totals, error) {
 	var f struct {
-		ItemCount count `json:"ItemCount"`
-		Metrics   *struct {
-			TotalFileCount count `json:"TotalFileCount"`
-			TotalSize      count `json:"TotalSize"`
-		} `json:"StorageMetrics"`
+		ItemCount count        `json:"ItemCount"`
+		Metrics   *wireMetrics `json:"StorageMetrics"`
 	}
 	rel := folderPath(serverRelPath)
 	q := fieldQuery{required: []string{"ItemCount"}, optional: []string{"StorageMetrics"}, expand: true}
 	if err := c.getOptional(ctx, "GetFolderByServerRelativePath", "get folder storage metrics", web, rel, q, &f); err != nil {
 		return Totals{}, err
 	}
-	t := Totals{ItemCount: f.ItemCount.N}
-	if f.Metrics != nil && f.Metrics.TotalFileCount.Known {
-		t.FileCount, t.Size, t.Known, t.Source = f.Metrics.TotalFileCount.N, f.Metrics.TotalSize.N, true, SourceStorageMetrics
+	t := f.Metrics.totals(f.ItemCount.N)
+	if t.Known {
 		return t, nil
 	}
 	var item struct {

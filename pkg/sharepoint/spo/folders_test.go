@@ -53,7 +53,7 @@ func TestFolderRequestPaths(t *testing.T) {
 				_, err := c.Subfolders(context.Background(), web, "sites/hr/team/Lib/it's")
 				return err
 			},
-			uri:  fn + "'/sites/hr/team/Lib/it''s')/Folders" + sel,
+			uri:  fn + "'/sites/hr/team/Lib/it''s')/Folders" + sel + ",StorageMetrics&$expand=StorageMetrics",
 			path: fn + "'/sites/hr/team/Lib/it''s')/Folders",
 		},
 		{
@@ -255,6 +255,78 @@ func TestFolderTotalsDropsARefusedOptionalField(t *testing.T) {
 			}
 			if err != nil && strings.Contains(err.Error(), testToken) {
 				t.Errorf("error text carries the token: %v", err)
+			}
+		})
+	}
+}
+
+// TestSubfoldersCarryStorageMetrics: a subfolder listing asks for each folder's StorageMetrics and
+// returns its totals; on a 400 it lists once more without them, and a host whose plain listing
+// then worked is listed plainly from then on (one extra request per host, not per listing).
+func TestSubfoldersCarryStorageMetrics(t *testing.T) {
+	const folders = "/sites/hr/_api/web/GetFolderByServerRelativePath(DecodedUrl='/sites/hr/Lib')/Folders"
+	const plain = folders + "?$select=Name,ServerRelativeUrl,ItemCount,UniqueId"
+	const expanded = plain + ",StorageMetrics&$expand=StorageMetrics"
+	const listing = `{"value":[{"Name":"a","ServerRelativeUrl":"/sites/hr/Lib/a","ItemCount":3,"UniqueId":"u1",` +
+		`"StorageMetrics":{"TotalFileCount":"40","TotalSize":1000}},{"Name":"b","ServerRelativeUrl":"/sites/hr/Lib/b","ItemCount":2,"UniqueId":"u2"}]}`
+	const plainListing = `{"value":[{"Name":"a","ServerRelativeUrl":"/sites/hr/Lib/a","ItemCount":3,"UniqueId":"u1"}]}`
+	a := spo.Folder{Name: "a", ServerRelativeURL: "/sites/hr/Lib/a", ItemCount: 3, UniqueID: "u1"}
+	aTotals := a
+	aTotals.Totals = spo.Totals{FileCount: 40, Size: 1000, ItemCount: 3, Known: true, Source: spo.SourceStorageMetrics}
+	tests := []struct {
+		name       string
+		expanded   reply2 // the answer to the expanded listing (refused: a 400 body)
+		plain      reply2
+		want       []spo.Folder
+		wantStatus int
+		// wantURIs are the requests of two listings in a row on one client.
+		wantURIs []string
+	}{
+		{name: "totals where the listing gave them", expanded: reply2{body: listing},
+			want:     []spo.Folder{aTotals, {Name: "b", ServerRelativeURL: "/sites/hr/Lib/b", ItemCount: 2, UniqueID: "u2"}},
+			wantURIs: []string{expanded, expanded}},
+		{name: "refused expansion: listed without it, and so from then on",
+			expanded: reply2{refused: notExist("StorageMetrics")}, plain: reply2{body: plainListing},
+			want: []spo.Folder{a}, wantURIs: []string{expanded, plain, plain}},
+		{name: "any 400 to the expansion is answered by the plain listing",
+			expanded: reply2{refused: `{"odata.error":{"code":"-1, Microsoft.SharePoint.SPException","message":{"value":"The query is not valid."}}}`},
+			plain:    reply2{body: plainListing}, want: []spo.Folder{a}, wantURIs: []string{expanded, plain, plain}},
+		{name: "the plain listing refused too: the error, and the expansion is asked again",
+			expanded: reply2{refused: notExist("StorageMetrics")}, plain: reply2{status: 400, body: notExist("UniqueId")},
+			wantStatus: 400, wantURIs: []string{expanded, plain, expanded, plain}},
+		{name: "missing folder: no second request",
+			expanded:   reply2{status: 404, body: `{"odata.error":{"code":"-2147024894, System.IO.FileNotFoundException","message":{"value":"File Not Found."}}}`},
+			wantStatus: 404, wantURIs: []string{expanded, expanded}},
+		{name: "throttled: no second request", expanded: reply2{status: 429}, wantStatus: 429, wantURIs: []string{expanded, expanded}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sp := newFake(t, func(w http.ResponseWriter, r *http.Request, b []byte) {
+				rp := tt.plain
+				if strings.Contains(r.URL.RawQuery, "StorageMetrics") {
+					rp = tt.expanded
+				}
+				if rp.refused != "" {
+					reply(400, rp.refused)(w, r, b)
+					return
+				}
+				reply(cmp.Or(rp.status, 200), rp.body)(w, r, b)
+			})
+			c := newClient(t, nil)
+			for range 2 {
+				got, err := c.Subfolders(context.Background(), sp.site(), "/sites/hr/Lib")
+				var se *spo.Error
+				switch {
+				case tt.wantStatus == 0 && err != nil:
+					t.Fatalf("err = %v, want folders", err)
+				case tt.wantStatus != 0 && (!errors.As(err, &se) || se.Status != tt.wantStatus):
+					t.Fatalf("err = %v, want an *spo.Error with status %d", err, tt.wantStatus)
+				case !reflect.DeepEqual(got, tt.want):
+					t.Errorf("got %+v, want %+v", got, tt.want)
+				}
+			}
+			if uris := requestURIs(sp); !slices.Equal(uris, tt.wantURIs) {
+				t.Errorf("requests\n got %q\nwant %q", uris, tt.wantURIs)
 			}
 		})
 	}
