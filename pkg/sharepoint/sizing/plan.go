@@ -60,9 +60,16 @@ func (p *Planner) Continue(ctx context.Context, pr ProbeResult, sz Sizer) ([]Job
 		return nil, fmt.Errorf("continue job %q: not a probe job of a plan", job.ID)
 	}
 	parent := Node{URL: job.URLs[0], WebURL: job.WebURL, ListID: job.ListIDs[0]}
+	listed, err := listedSizes(ctx, parent.URL, pr.Subfolders, sz)
+	if err != nil {
+		return nil, fmt.Errorf("continue job %s: size the subfolders of %s: %w", job.ID, parent.URL, err)
+	}
 	nodes := make([]Node, 0, len(pr.Subfolders))
 	for _, sf := range pr.Subfolders {
 		inherit(&sf, parent)
+		if items, ok := listed[ScopeKey(sf.URL)]; ok && sf.Items == UnknownItems {
+			sf.Items = items
+		}
 		if sf.Items == UnknownItems && sz != nil {
 			r, err := sz.Resolve(ctx, sf.URL)
 			if err != nil {
@@ -86,6 +93,26 @@ func (p *Planner) Continue(ctx context.Context, pr ProbeResult, sz Sizer) ([]Job
 		return nil, fmt.Errorf("continue job %s: %w", job.ID, err)
 	}
 	return finish(jobs), nil
+}
+
+// listedSizes sizes a probe's subfolders in one request of sz (SubfolderSizer) when more than one
+// of them is of unknown size: the listing then replaces a request per subfolder. It returns nil
+// when sz cannot, or when asking per subfolder costs no more.
+func listedSizes(ctx context.Context, parentURL string, subs []Node, sz Sizer) (map[string]int64, error) {
+	ss, ok := sz.(SubfolderSizer)
+	if !ok {
+		return nil, nil
+	}
+	unknown := 0
+	for _, sf := range subs {
+		if sf.Items == UnknownItems {
+			unknown++
+		}
+	}
+	if unknown < 2 {
+		return nil, nil
+	}
+	return ss.SizeSubfolders(ctx, parentURL)
 }
 
 // checkRequest validates what the planner does not look up, and returns the clean site URL.

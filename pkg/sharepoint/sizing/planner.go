@@ -95,6 +95,16 @@ type Sizer interface {
 	Children(ctx context.Context, url string) ([]Node, error)
 }
 
+// SubfolderSizer is a Sizer that can size a folder's direct subfolders in one request.
+// Continue uses it, when a probe left more than one subfolder's size unknown, before resolving
+// them one by one.
+type SubfolderSizer interface {
+	Sizer
+	// SizeSubfolders returns the sizes (Node.Items) of the direct subfolders of the folder at url
+	// that it learnt at once, keyed by ScopeKey of their URLs; a subfolder left out is resolved.
+	SizeSubfolders(ctx context.Context, url string) (map[string]int64, error)
+}
+
 // StoredToken is a list's change token from a previous pass.
 type StoredToken struct {
 	Token    string

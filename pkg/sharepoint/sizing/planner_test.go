@@ -519,6 +519,81 @@ func TestContinueSizesUnknownSubfolders(t *testing.T) {
 	}
 }
 
+// listingSizer is the tenant as a sizing.SubfolderSizer: one listing sizes a folder's direct
+// subfolders, but omit's, and fails when fail is set.
+type listingSizer struct {
+	sizer
+	omit     string
+	fail     bool
+	listings int
+}
+
+func (s *listingSizer) SizeSubfolders(_ context.Context, u string) (map[string]int64, error) {
+	s.listings++
+	if s.fail {
+		return nil, errors.New("HTTP 429")
+	}
+	n, ok := s.t.nodes[strings.ToLower(u)]
+	if !ok {
+		return nil, fmt.Errorf("subfolders %s: not found", u)
+	}
+	out := map[string]int64{}
+	for _, k := range n.kids {
+		if !strings.EqualFold(k.url, s.omit) {
+			out[sizing.ScopeKey(k.url)] = k.planNode().Items
+		}
+	}
+	return out, nil
+}
+
+// TestContinueSizesSubfoldersFromOneListing: with a SubfolderSizer, a probe's subfolders of
+// unknown size are sized by one listing of the probed folder, and resolved one by one only when
+// the listing left them out or when one alone is unknown; the specs are those of resolving each.
+func TestContinueSizesSubfoldersFromOneListing(t *testing.T) {
+	tn := loadTenant(t, "testdata/tenant.txt")
+	p := newPlanner(t, testConfig())
+	jobs, err := p.Plan(context.Background(), sizing.Request{PlanID: "p", SiteURL: site, Targets: abs("Docs/Big")}, &sizer{t: tn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unknown := sizing.Node{URL: site + "/Docs/Big/B1", Items: sizing.UnknownItems}
+	tests := []struct {
+		name                   string
+		subfolders             []sizing.Node
+		omit                   string
+		fail                   bool
+		wantListings, wantRslv int
+		want                   []string
+	}{
+		{name: "both unknown: one listing", subfolders: []sizing.Node{unknown, {URL: site + "/Docs/Big/B2", Items: sizing.UnknownItems}},
+			wantListings: 1, want: []string{"single Docs/Big/B1 items=61", "single Docs/Big/B2 items=6"}},
+		{name: "a subfolder the listing left out is resolved", subfolders: []sizing.Node{unknown, {URL: site + "/Docs/Big/B2", Items: sizing.UnknownItems}},
+			omit: site + "/Docs/Big/B2", wantListings: 1, wantRslv: 1, want: []string{"single Docs/Big/B1 items=61", "single Docs/Big/B2 items=6"}},
+		{name: "one unknown: resolved, not listed", subfolders: []sizing.Node{unknown, {URL: site + "/Docs/Big/B2", Items: tn.node(t, site+"/Docs/Big/B2").planNode().Items}},
+			wantRslv: 1, want: []string{"single Docs/Big/B1 items=61", "single Docs/Big/B2 items=6"}},
+		{name: "the listing fails: so does Continue", subfolders: []sizing.Node{unknown, {URL: site + "/Docs/Big/B2", Items: sizing.UnknownItems}},
+			fail: true, wantListings: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sz := &listingSizer{sizer: sizer{t: tn}, omit: tt.omit, fail: tt.fail}
+			more, err := p.Continue(context.Background(), sizing.ProbeResult{Job: jobs[0], Subfolders: tt.subfolders}, sz)
+			switch {
+			case tt.fail && err == nil:
+				t.Fatalf("Continue = %q, want the listing's error", describeAll(more))
+			case !tt.fail && err != nil:
+				t.Fatal(err)
+			}
+			if got := describeAll(more); !slices.Equal(got, tt.want) {
+				t.Errorf("specs %q, want %q", got, tt.want)
+			}
+			if sz.listings != tt.wantListings || sz.resolves != tt.wantRslv {
+				t.Errorf("%d listings and %d Resolve calls, want %d and %d", sz.listings, sz.resolves, tt.wantListings, tt.wantRslv)
+			}
+		})
+	}
+}
+
 func TestPlanHonoursCancellation(t *testing.T) {
 	tn := loadTenant(t, "testdata/tenant.txt")
 	ctx, cancel := context.WithCancel(context.Background())

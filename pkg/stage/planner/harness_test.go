@@ -32,6 +32,7 @@ type harness struct {
 	t       *testing.T
 	env     *testenv.JetStream
 	tenant  *tenant.Tenant
+	sim     *server.Server
 	siteURL string // the profile's first site
 	sp      *stage.SharePoint
 	rt      *svc.Runtime
@@ -57,6 +58,7 @@ func startWaiting(t *testing.T, p tenant.Profile, cfg Config, maxWait time.Durat
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.sim = sim
 	hs := httptest.NewServer(sim.Handler())
 	t.Cleanup(func() {
 		hs.Close()

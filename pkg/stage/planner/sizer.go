@@ -90,22 +90,21 @@ func (s *Sizer) Resolve(ctx context.Context, rawURL string) (sizing.Node, error)
 	return n, nil
 }
 
-// Children implements sizing.Sizer: the direct subfolders with their totals.
+// Children implements sizing.Sizer: the direct subfolders with their totals, from the listing's
+// StorageMetrics (one request for them all), else asked of each subfolder that lacks them.
 func (s *Sizer) Children(ctx context.Context, rawURL string) ([]sizing.Node, error) {
-	loc, err := s.locate(ctx, rawURL)
+	loc, subs, err := s.subfolders(ctx, rawURL)
 	if err != nil {
 		return nil, err
 	}
 	web := s.webURL(loc.web)
-	subs, err := do(ctx, s, func(ctx context.Context) ([]spo.Folder, error) { return s.sp.Client.Subfolders(ctx, web, loc.path) })
-	if err != nil {
-		return nil, err
-	}
 	kids := make([]sizing.Node, 0, len(subs))
 	for _, f := range subs {
 		n := sizing.Node{URL: s.origin + f.ServerRelativeURL, WebURL: web, ListID: loc.list.ID,
 			ListURL: s.origin + strings.TrimRight(loc.list.RootFolderURL, "/"), Kind: sizing.KindFolder}
-		if n.Items, err = s.totals(ctx, web, f.ServerRelativeURL); err != nil {
+		if f.Totals.Known {
+			n.Items = size(f.Totals)
+		} else if n.Items, err = s.totals(ctx, web, f.ServerRelativeURL); err != nil {
 			return nil, err
 		}
 		kids = append(kids, n)
@@ -113,19 +112,56 @@ func (s *Sizer) Children(ctx context.Context, rawURL string) ([]sizing.Node, err
 	return kids, nil
 }
 
-// totals returns a folder's size for the sizing rules: the number of files below it, the count
-// Microsoft's thresholds come with (docs/amr-protocol.md §6.2), or sizing.UnknownItems when
-// SharePoint gave none. It is never less than the folder's direct children (ItemCount): a folder
-// of a generic list holds items, not files, and a file count may leave them out.
+// SizeSubfolders implements sizing.SubfolderSizer: the sizes one listing of the folder at rawURL
+// gave of its direct subfolders (their StorageMetrics), keyed by sizing.ScopeKey of their URLs. A
+// subfolder the listing gave no totals for is left out, for the caller to Resolve.
+func (s *Sizer) SizeSubfolders(ctx context.Context, rawURL string) (map[string]int64, error) {
+	_, subs, err := s.subfolders(ctx, rawURL)
+	if err != nil {
+		return nil, err
+	}
+	sizes := make(map[string]int64, len(subs))
+	for _, f := range subs {
+		if f.Totals.Known {
+			sizes[sizing.ScopeKey(s.origin+f.ServerRelativeURL)] = size(f.Totals)
+		}
+	}
+	return sizes, nil
+}
+
+// subfolders lists the direct subfolders of the folder at rawURL, with their totals when
+// SharePoint gave them.
+func (s *Sizer) subfolders(ctx context.Context, rawURL string) (location, []spo.Folder, error) {
+	loc, err := s.locate(ctx, rawURL)
+	if err != nil {
+		return location{}, nil, err
+	}
+	web := s.webURL(loc.web)
+	subs, err := do(ctx, s, func(ctx context.Context) ([]spo.Folder, error) { return s.sp.Client.Subfolders(ctx, web, loc.path) })
+	if err != nil {
+		return location{}, nil, err
+	}
+	return loc, subs, nil
+}
+
+// totals returns a folder's size (see size) asked of the folder alone (FolderTotals).
 func (s *Sizer) totals(ctx context.Context, web, path string) (int64, error) {
 	t, err := do(ctx, s, func(ctx context.Context) (spo.Totals, error) { return s.sp.Client.FolderTotals(ctx, web, path) })
 	if err != nil {
 		return 0, err
 	}
+	return size(t), nil
+}
+
+// size is a folder's size for the sizing rules: the number of files below it, the count
+// Microsoft's thresholds come with (docs/amr-protocol.md §6.2), or sizing.UnknownItems when
+// SharePoint gave none. It is never less than the folder's direct children (ItemCount): a folder
+// of a generic list holds items, not files, and a file count may leave them out.
+func size(t spo.Totals) int64 {
 	if !t.Known {
-		return sizing.UnknownItems, nil
+		return sizing.UnknownItems
 	}
-	return max(t.FileCount, t.ItemCount), nil
+	return max(t.FileCount, t.ItemCount)
 }
 
 // locate finds the web and the list of a URL in the site.

@@ -15,7 +15,7 @@ import (
 
 // TestSizerSizesNodesByFiles: over the simulator, a folder's size is the number of files below it
 // (StorageMetrics.TotalFileCount), never less than its direct children; a list root's is the
-// list's ItemCount.
+// list's ItemCount. Children sizes the subfolders from one listing.
 func TestSizerSizesNodesByFiles(t *testing.T) {
 	t.Parallel()
 	h := start(t, tenant.SmallProfile(), Config{})
@@ -49,9 +49,13 @@ func TestSizerSizesNodesByFiles(t *testing.T) {
 			}
 		})
 	}
+	before := h.sim.Calls()["GetFolderByServerRelativePath"]
 	kids, err := sz.Children(context.Background(), h.url(docs.RootFolderURL))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n := h.sim.Calls()["GetFolderByServerRelativePath"] - before; n != 1 {
+		t.Errorf("Children made %d folder requests, want one listing that sizes all %d subfolders", n, len(kids))
 	}
 	for _, k := range kids {
 		f, err := h.tenant.Folder(strings.TrimPrefix(k.URL, h.url("")))
