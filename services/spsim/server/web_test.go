@@ -100,6 +100,12 @@ func TestQueryOptionsNameOnlyWhatIsServed(t *testing.T) {
 			path: folderPath(web, docs+"/Big", "") + "?$select=ItemCount,StorageMetrics&$expand=StorageMetrics",
 			want: `{"ItemCount":1200,"StorageMetrics":{"TotalFileCount":1200,"TotalSize":` + jsonNumber(big.SMTotalSize) +
 				`,"LastModified":"` + big.Modified.UTC().Format(time.RFC3339) + `"}}`},
+		{name: "subfolders with an unknown storage metric", accept: nometadata, wantStatus: 400, wantMissing: "Bogus",
+			path: folderPath(web, docs, "/Folders") + "?$select=Name,StorageMetrics/Bogus&$expand=StorageMetrics"},
+		{name: "subfolders with an unknown expansion", accept: nometadata, wantStatus: 400, wantMissing: "Properties",
+			path: folderPath(web, docs, "/Folders") + "?$select=Name,StorageMetrics&$expand=StorageMetrics,Properties"},
+		{name: "subfolders' storage metrics not expanded are left out", accept: nometadata, wantStatus: 200,
+			path: folderPath(web, docs+"/Big", "/Folders") + "?$select=Name,StorageMetrics", want: `{"value":[]}`},
 		{name: "storage metrics not expanded are left out", accept: nometadata, wantStatus: 200,
 			path: folderPath(web, docs+"/Big", "") + "?$select=ItemCount,StorageMetrics", want: `{"ItemCount":1200}`},
 		{name: "names match without regard to case", accept: nometadata, wantStatus: 200,
@@ -156,6 +162,70 @@ func sameJSON(t *testing.T, got []byte, want string) {
 	wb, _ := json.Marshal(w)
 	if !bytes.Equal(gb, wb) {
 		t.Errorf("answer\n got %s\nwant %s", gb, wb)
+	}
+}
+
+// TestFolderListingServesEachFoldersStorageMetrics: a subfolder listing with StorageMetrics
+// expanded gives each folder the figures its own folder request gives, in either OData shape.
+func TestFolderListingServesEachFoldersStorageMetrics(t *testing.T) {
+	s := newSim(t, tenant.SmallProfile(), nil)
+	const web = "/sites/small"
+	const q = "?$select=Name,ServerRelativeUrl,ItemCount,UniqueId,StorageMetrics&$expand=StorageMetrics"
+	for _, parent := range []string{web + "/Shared Documents", web + "/Shared Documents/Team-0001"} {
+		for _, accept := range []string{nometadata, verboseOD} {
+			t.Run(parent+" "+accept, func(t *testing.T) {
+				status, _, body := s.get(folderPath(web, parent, "/Folders")+q, testToken, accept)
+				if status != 200 {
+					t.Fatalf("status %d: %s", status, body)
+				}
+				var listing struct {
+					Value []map[string]json.RawMessage `json:"value"`
+					D     struct {
+						Results []map[string]json.RawMessage `json:"results"`
+					} `json:"d"`
+				}
+				if err := json.Unmarshal(body, &listing); err != nil {
+					t.Fatal(err)
+				}
+				items := append(listing.Value, listing.D.Results...)
+				subs, err := s.tenant.Subfolders(parent)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(items) == 0 || len(items) != len(subs) {
+					t.Fatalf("%d folders listed, the tenant has %d", len(items), len(subs))
+				}
+				for _, it := range items {
+					var path string
+					if err := json.Unmarshal(it["ServerRelativeUrl"], &path); err != nil {
+						t.Fatal(err)
+					}
+					status, _, one := s.get(folderPath(web, path, "")+"?$select=StorageMetrics&$expand=StorageMetrics", testToken, accept)
+					if status != 200 {
+						t.Fatalf("%s: status %d: %s", path, status, one)
+					}
+					var single map[string]json.RawMessage
+					if err := json.Unmarshal(one, &single); err != nil {
+						t.Fatal(err)
+					}
+					if d, ok := single["d"]; ok { // verbose: {"d":{"<method>":{…}}}
+						var byMethod map[string]json.RawMessage
+						if err := json.Unmarshal(d, &byMethod); err != nil {
+							t.Fatal(err)
+						}
+						for _, v := range byMethod {
+							if err := json.Unmarshal(v, &single); err != nil {
+								t.Fatal(err)
+							}
+						}
+					}
+					if it["StorageMetrics"] == nil {
+						t.Fatalf("%s listed without StorageMetrics: %s", path, body)
+					}
+					sameJSON(t, it["StorageMetrics"], string(single["StorageMetrics"]))
+				}
+			})
+		}
 	}
 }
 
