@@ -212,6 +212,14 @@ func (c *Client) Subfolders(ctx context.Context, web, serverRelPath string) ([]F
 	return c.subfolders(ctx, web, rel+folderSelect)
 }
 
+// ListsFolderTotals reports whether Subfolders still asks the host of web for each folder's
+// StorageMetrics (false once it refused them), so a caller listing only to size folders can skip
+// a listing that would size none.
+func (c *Client) ListsFolderTotals(web string) bool {
+	_, refused := c.noListingMetrics.Load(hostKey(web))
+	return !refused
+}
+
 func (c *Client) subfolders(ctx context.Context, web, rel string) ([]Folder, error) {
 	cl, err := newGet("Folders", "list subfolders", web, rel)
 	if err != nil {

@@ -281,16 +281,18 @@ func TestSubfoldersCarryStorageMetrics(t *testing.T) {
 		wantStatus int
 		// wantURIs are the requests of two listings in a row on one client.
 		wantURIs []string
+		// wantPlain: the client no longer asks the host for StorageMetrics.
+		wantPlain bool
 	}{
 		{name: "totals where the listing gave them", expanded: reply2{body: listing},
 			want:     []spo.Folder{aTotals, {Name: "b", ServerRelativeURL: "/sites/hr/Lib/b", ItemCount: 2, UniqueID: "u2"}},
 			wantURIs: []string{expanded, expanded}},
 		{name: "refused expansion: listed without it, and so from then on",
 			expanded: reply2{refused: notExist("StorageMetrics")}, plain: reply2{body: plainListing},
-			want: []spo.Folder{a}, wantURIs: []string{expanded, plain, plain}},
+			want: []spo.Folder{a}, wantURIs: []string{expanded, plain, plain}, wantPlain: true},
 		{name: "any 400 to the expansion is answered by the plain listing",
 			expanded: reply2{refused: `{"odata.error":{"code":"-1, Microsoft.SharePoint.SPException","message":{"value":"The query is not valid."}}}`},
-			plain:    reply2{body: plainListing}, want: []spo.Folder{a}, wantURIs: []string{expanded, plain, plain}},
+			plain:    reply2{body: plainListing}, want: []spo.Folder{a}, wantURIs: []string{expanded, plain, plain}, wantPlain: true},
 		{name: "the plain listing refused too: the error, and the expansion is asked again",
 			expanded: reply2{refused: notExist("StorageMetrics")}, plain: reply2{status: 400, body: notExist("UniqueId")},
 			wantStatus: 400, wantURIs: []string{expanded, plain, expanded, plain}},
@@ -327,6 +329,9 @@ func TestSubfoldersCarryStorageMetrics(t *testing.T) {
 			}
 			if uris := requestURIs(sp); !slices.Equal(uris, tt.wantURIs) {
 				t.Errorf("requests\n got %q\nwant %q", uris, tt.wantURIs)
+			}
+			if got := c.ListsFolderTotals(sp.site()); got == tt.wantPlain {
+				t.Errorf("ListsFolderTotals = %v, want %v", got, !tt.wantPlain)
 			}
 		})
 	}

@@ -114,8 +114,12 @@ func (s *Sizer) Children(ctx context.Context, rawURL string) ([]sizing.Node, err
 
 // SizeSubfolders implements sizing.SubfolderSizer: the sizes one listing of the folder at rawURL
 // gave of its direct subfolders (their StorageMetrics), keyed by sizing.ScopeKey of their URLs. A
-// subfolder the listing gave no totals for is left out, for the caller to Resolve.
+// subfolder the listing gave no totals for is left out, for the caller to Resolve; on a tenant that
+// refused StorageMetrics in a listing it lists nothing, as the listing would size nothing.
 func (s *Sizer) SizeSubfolders(ctx context.Context, rawURL string) (map[string]int64, error) {
+	if !s.sp.Client.ListsFolderTotals(s.site) {
+		return nil, nil
+	}
 	_, subs, err := s.subfolders(ctx, rawURL)
 	if err != nil {
 		return nil, err
