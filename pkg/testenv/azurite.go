@@ -35,6 +35,11 @@ type AzuriteOptions struct {
 	BlobPort, QueuePort int
 	// StartTimeout bounds the wait for both ports to accept connections (default 30s).
 	StartTimeout time.Duration
+	// InMemory keeps blobs and queues in memory only (--inMemoryPersistence): Azurite otherwise
+	// writes its whole metadata database to disk over and over, which grows with every blob
+	// stored and, with tens of thousands of blobs, took more CPU than the pipeline it served.
+	// Nothing survives a restart of Azurite then.
+	InMemory bool
 }
 
 // Azurite is a running Azurite.
@@ -75,11 +80,16 @@ func StartAzurite(ctx context.Context, opts AzuriteOptions) (*Azurite, error) {
 			}
 		}
 	}
-	s.cmd = exec.Command(bin, "--silent", "--disableTelemetry", "--skipApiVersionCheck", "--loose",
-		"--location", s.dir,
+	args := []string{"--silent", "--disableTelemetry", "--skipApiVersionCheck", "--loose",
 		"--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(ports[0]),
 		"--queueHost", "127.0.0.1", "--queuePort", strconv.Itoa(ports[1]),
-		"--tableHost", "127.0.0.1", "--tablePort", strconv.Itoa(ports[2]))
+		"--tableHost", "127.0.0.1", "--tablePort", strconv.Itoa(ports[2])}
+	if opts.InMemory {
+		args = append(args, "--inMemoryPersistence") // Azurite refuses it beside --location
+	} else {
+		args = append(args, "--location", s.dir)
+	}
+	s.cmd = exec.Command(bin, args...)
 	s.cmd.Stderr = s.stderr
 	s.cmd.Stdout = s.stderr
 	// Own process group, so Close stops node and anything it spawned; and killed with the test

@@ -64,6 +64,8 @@ type Options struct {
 	Small, Large int64
 	// PollInterval is the relay's progress polling interval (default 250 ms here).
 	PollInterval time.Duration
+	// AzuriteInMemory runs Azurite without its disk database (testenv.AzuriteOptions.InMemory).
+	AzuriteInMemory bool
 	// Faults are injected into the simulator from the start.
 	Faults []server.Rule
 	// Destination, when set, also serves a destination tenant derived from Profile
@@ -142,7 +144,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 		}
 		s.natsURL = s.NATS.ClientURL()
 	}
-	if s.Azurite, err = testenv.StartAzurite(ctx, testenv.AzuriteOptions{}); err != nil {
+	if s.Azurite, err = testenv.StartAzurite(ctx, testenv.AzuriteOptions{InMemory: opts.AzuriteInMemory}); err != nil {
 		return nil, err
 	}
 	s.Storage = s.Azurite.StorageConfig()
