@@ -25,26 +25,26 @@ func (p *Pass) End(ctx context.Context, complete bool) error {
 		return ErrPassEnded
 	}
 	s, info := p.s, &p.info
-	conn, tx, err := s.begin(ctx)
+	conn, tx, release, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("end pass %d: %w", info.ID, err)
 	}
-	defer conn.Close()
-	defer tx.Rollback()
+	defer release()
 	for _, q := range s.d.analyze {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("end pass %d: %w", info.ID, err)
 		}
 	}
 	if complete && info.Kind == Full {
-		// Every tracked column moves to prev_ (the row was last written by an earlier pass).
+		// Every tracked column moves to prev_ (the row was last written by an earlier pass). The
+		// two ranges of last_pass (not <>) let objects_pass find the rows.
 		set := make([]string, 0, len(tracked)+4)
 		for _, c := range tracked {
 			set = append(set, "prev_"+c+" = "+c)
 		}
 		set = append(set, "prev_pass = last_pass", "deleted = 1", "last_pass = ?")
 		res, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE objects SET `+strings.Join(set, ", ")+
-			` WHERE tenant = ? AND scope = ? AND last_pass <> ? AND deleted = 0`), info.ID, info.Tenant, info.Scope, info.ID)
+			` WHERE tenant = ? AND scope = ? AND (last_pass < ? OR last_pass > ?) AND deleted = 0`), info.ID, info.Tenant, info.Scope, info.ID, info.ID)
 		if err != nil {
 			return fmt.Errorf("end pass %d: mark unseen objects deleted: %w", info.ID, err)
 		}
@@ -146,8 +146,8 @@ func queryStrings(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]str
 	return out, rows.Err()
 }
 
-// computeChanges compares every object the pass wrote with its state before the pass (its prev_
-// columns): new objects are added (a deleted one that was unknown is nothing to act on), a
+// computeChanges compares every object the pass wrote (every row it writes takes its scope, so
+// objects_pass finds them) with its state before the pass (its prev_ columns): new objects are added (a deleted one that was unknown is nothing to act on), a
 // deletion of a live object is deleted, a new URL is a move or rename (with the located fields
 // that differ), other differing compared fields are a change, and a different unique-permissions
 // flag or role assignment is a permissions change. One object may have a move, a change and a
@@ -158,8 +158,8 @@ func (p *Pass) computeChanges(ctx context.Context, tx *sql.Tx) ([]Change, error)
 	prev := "prev_" + strings.Join(compared, ", prev_")
 	rows, err := tx.QueryContext(ctx, s.d.rebind(`SELECT object_type, object_id, prev_pass IS NULL, deleted, COALESCE(prev_deleted, 0),
 		unique_perms, COALESCE(prev_unique_perms, 0), `+cols+`, `+prev+` FROM objects
-		WHERE tenant = ? AND last_pass = ? AND (prev_pass IS NULL OR hash <> prev_hash OR deleted <> prev_deleted OR unique_perms <> prev_unique_perms)`),
-		info.Tenant, info.ID)
+		WHERE tenant = ? AND scope = ? AND last_pass = ? AND (prev_pass IS NULL OR hash <> prev_hash OR deleted <> prev_deleted OR unique_perms <> prev_unique_perms)`),
+		info.Tenant, info.Scope, info.ID)
 	if err != nil {
 		return nil, err
 	}

@@ -76,12 +76,11 @@ func (p *Pass) Ingest(ctx context.Context, recs []*amrpipev1.Record) error {
 	if p.done {
 		return ErrPassEnded
 	}
-	conn, tx, err := p.s.begin(ctx)
+	conn, tx, release, err := p.s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("ingest into pass %d: %w", p.info.ID, err)
 	}
-	defer conn.Close()
-	defer tx.Rollback()
+	defer release()
 	for _, r := range []*rows{b.objects, b.deleted, b.principals, b.roles, b.assignments} {
 		if err := p.s.upsert(ctx, conn, tx, r); err != nil {
 			return fmt.Errorf("ingest into pass %d: %w", p.info.ID, err)
@@ -251,18 +250,37 @@ func appendJSONString(buf []byte, s string) []byte {
 
 func tsMicros(t *timestamppb.Timestamp) int64 { return micros(ts(t)) }
 
-// begin starts a transaction on a connection of its own (PostgreSQL's COPY needs the connection).
-func (s *Store) begin(ctx context.Context) (*sql.Conn, *sql.Tx, error) {
+// begin starts a write transaction on a connection of its own (PostgreSQL's COPY needs the
+// connection); release rolls it back unless it committed and returns the connection. On SQLite
+// the store's write transactions take turns here (dialect.oneWriter), so the passes' callers
+// need no lock of their own around Ingest and convert their records at once.
+func (s *Store) begin(ctx context.Context) (_ *sql.Conn, _ *sql.Tx, release func(), err error) {
+	unlock := s.lockWrite()
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return nil, nil, err
+		unlock()
+		return nil, nil, nil, err
 	}
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		conn.Close()
-		return nil, nil, err
+		unlock()
+		return nil, nil, nil, err
 	}
-	return conn, tx, nil
+	return conn, tx, func() {
+		_ = tx.Rollback() // sql.ErrTxDone after a commit
+		_ = conn.Close()  // returns it to the pool: nothing to report
+		unlock()
+	}, nil
+}
+
+// lockWrite takes the store's write lock when its backend has a single writer.
+func (s *Store) lockWrite() (unlock func()) {
+	if !s.d.oneWriter {
+		return func() {}
+	}
+	s.write.Lock()
+	return s.write.Unlock
 }
 
 // upsert writes r's rows. SQLite takes them in multi-row statements of as many rows as its

@@ -18,6 +18,8 @@ type Store struct {
 
 	mu    sync.Mutex
 	stmts map[string]*sql.Stmt // prepared upserts by table and row count
+
+	write sync.Mutex // held by a write transaction when the backend has one writer (lockWrite)
 }
 
 // Open opens (and creates or migrates) the inventory at dsn: "sqlite:/path/inv.db" for the
@@ -112,6 +114,7 @@ func (s *Store) BeginPass(ctx context.Context, info PassInfo) (*Pass, error) {
 	if err := info.validate(); err != nil {
 		return nil, err
 	}
+	defer s.lockWrite()()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("begin pass: %w", err)

@@ -19,9 +19,6 @@ import (
 type router struct {
 	job func(ctx context.Context, jobID string) (*amrpipev1.JobRecord, uint64, error)
 
-	// write serialises the passes' transactions: SQLite has one writer, and a second transaction
-	// waiting in its busy handler sleeps for up to 100 ms at a time.
-	write  sync.Mutex
 	mu     sync.Mutex
 	byPlan map[string]*inventory.Pass
 	byJob  map[string]*inventory.Pass
@@ -53,8 +50,7 @@ func (r *router) Ingest(ctx context.Context, recs []*amrpipev1.Record) error {
 		}
 		groups[p] = append(groups[p], rec)
 	}
-	r.write.Lock()
-	defer r.write.Unlock()
+	// The store takes SQLite's transactions in turn; the passes convert their records at once.
 	for _, p := range order {
 		if err := p.Ingest(ctx, groups[p]); err != nil {
 			return err
