@@ -37,7 +37,7 @@ func rules() []rule {
 		{"pkg/report", nil, "the report builder is a leaf: tables and charts of plain values"},
 		{"pkg/validate", append(core, "pkg/report", "pkg/inventory"),
 			"validation compares two sources of items and reports on them; an inventory's latest state is one such source"},
-		{"pkg/testenv", append(core, "pkg/pipeline/", "pkg/sharepoint/", "pkg/stage", "services/spsim/"), "test environments start real parts"},
+		{"pkg/testenv", append(core, "pkg/pipeline/", "pkg/sharepoint/", "pkg/stage", "services/spsim/", "pkg/inventory"), "test environments start real parts (and fill an inventory as the pipeline would)"},
 		{"services/spsim", append(core, "services/spsim/", "pkg/sharepoint/storage", "pkg/pipeline/flagenv", "pkg/pipeline/svc"),
 			"the simulator shares no validation code with the client it tests"},
 		{"services/", []string{"pkg/stage", "pkg/stage/"}, "a stage binary only wires its row of the stage table"},

@@ -252,22 +252,8 @@ func TestReportsOfTheSeededDestination(t *testing.T) {
 // inventory, under the tenant's name, and returns the inventory's source of that tenant.
 func inventoried(t *testing.T, store *inventory.Store, tn *tenant.Tenant, site, name string) *validate.InventorySource {
 	t.Helper()
-	ctx := context.Background()
-	opts := tenant.ReadOptions{IncludeVersions: true, IncludePermission: true, IncludeSecurity: true}
-	pass, err := store.BeginPass(ctx, inventory.PassInfo{Tenant: name, Scope: site, Kind: inventory.Full, Permissions: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, targets := range [][]string{{site + "/Shared Documents", site + "/Lists/Tasks"}, {site + "/team/Notes"}} {
-		recs, err := testenv.ExportRecords(ctx, tn, fmt.Sprintf("%s-job-%d", name, i), targets, opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := pass.Ingest(ctx, recs); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := pass.End(ctx, true); err != nil {
+	if err := testenv.InventoryPass(context.Background(), store, tn, name, site,
+		[]string{site + "/Shared Documents", site + "/Lists/Tasks"}, []string{site + "/team/Notes"}); err != nil {
 		t.Fatal(err)
 	}
 	return validate.NewInventorySource(store, name)

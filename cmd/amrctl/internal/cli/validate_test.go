@@ -127,19 +127,8 @@ func TestValidateCommandOverAnInventory(t *testing.T) {
 		tn           *tenant.Tenant
 		site, tenant string
 	}{{src, "/sites/small", "src.example"}, {dst, "/sites/small-new", "dst.example"}} {
-		recs, err := testenv.ExportRecords(ctx, side.tn, "job-"+side.tenant, []string{side.site + "/Shared Documents", side.site + "/Lists/Tasks"},
-			tenant.ReadOptions{IncludeVersions: true, IncludePermission: true, IncludeSecurity: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		pass, err := store.BeginPass(ctx, inventory.PassInfo{Tenant: side.tenant, Scope: side.site, Kind: inventory.Full, Permissions: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := pass.Ingest(ctx, recs); err != nil {
-			t.Fatal(err)
-		}
-		if err := pass.End(ctx, true); err != nil {
+		if err := testenv.InventoryPass(ctx, store, side.tn, side.tenant, side.site,
+			[]string{side.site + "/Shared Documents", side.site + "/Lists/Tasks"}); err != nil {
 			t.Fatal(err)
 		}
 	}
