@@ -65,7 +65,7 @@ section = f"""{begin}
 
 Written by `scripts/bench_scale.sh` ({started}; load average before / after {load0} / {load1};
 {count} run(s) per benchmark, median and range when more). The whole pipeline runs in one process
-(embedded JetStream, Azurite, the SharePoint simulator, one replica of each stage).
+(embedded JetStream, the SharePoint simulator, one replica of each stage) beside Azurite.
 
 **BenchmarkLiveJobs**: {jobs} single-URL jobs (a Team folder of the small site each, about 45
 objects) published at once and followed together to the end: the run fails unless every job ends
@@ -74,7 +74,8 @@ to an idle pipeline; `calls/job` every REST call the simulator answered (creates
 planning calls) per job; `polls/job` the progress polls among them; `store-peak-MiB` the largest
 JetStream account storage seen (sampled every second). The relay's paces are production's shape
 scaled to jobs of seconds: running jobs polled every 5 s, queued ones every 30 s, the tenant's
-budget 6,000 polls a minute.
+budget 6,000 polls a minute. Azurite keeps its data in memory, and the submitter's janitor sweeps
+a finished job's manifests after 10 s.
 
 <!-- LiveJobs -->
 {part("LiveJobs")}
