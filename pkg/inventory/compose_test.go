@@ -233,15 +233,7 @@ func netChanges(t *testing.T, rounds [][]tenant.Change, recs ...[]*amrpipev1.Rec
 	adds, deletes := 0, 0
 	for _, round := range rounds {
 		for _, c := range round {
-			objs := []testenv.Object{{Type: string(c.ObjectType), ID: c.ObjectID}}
-			if c.ObjectType == tenant.TypeFile {
-				item, ok := itemOf[c.ObjectID]
-				if !ok {
-					t.Fatalf("no list item for file %s in any export", c.ObjectID)
-				}
-				objs = append(objs, testenv.Object{Type: string(tenant.TypeListItem), ID: item})
-			}
-			for _, o := range objs {
+			for _, o := range touched(t, c, itemOf) {
 				l := net[o]
 				if l == nil {
 					l = &life{added: c.Kind == tenant.ChangeAdd}

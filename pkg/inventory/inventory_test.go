@@ -189,6 +189,21 @@ func TestChangeSetEqualsTheSimulatorsChanges(t *testing.T) {
 }
 
 // expectedChanges is the change set the simulator's changes make: per object the net effect, and
+// touched are the objects a simulator change shows up as in the inventory: the object, and for a
+// file its list item too (itemOf maps a file's id to its list item's).
+func touched(t *testing.T, c tenant.Change, itemOf map[string]string) []testenv.Object {
+	t.Helper()
+	objs := []testenv.Object{{Type: string(c.ObjectType), ID: c.ObjectID}}
+	if c.ObjectType == tenant.TypeFile {
+		item, ok := itemOf[c.ObjectID]
+		if !ok {
+			t.Fatalf("no list item for file %s in any export", c.ObjectID)
+		}
+		objs = append(objs, testenv.Object{Type: string(tenant.TypeListItem), ID: item})
+	}
+	return objs
+}
+
 // checkSimulatorChanges checks that a change set holds exactly want ("kind type id", sorted),
 // and that every changed object lists a new version (a simulator update always makes one).
 func checkSimulatorChanges(t *testing.T, what string, cs *inventory.ChangeSet, want []string) {
@@ -223,15 +238,7 @@ func expectedChanges(t *testing.T, changes []tenant.Change, recs ...[]*amrpipev1
 	kinds := map[tenant.ChangeKind]inventory.ChangeKind{tenant.ChangeAdd: inventory.Added, tenant.ChangeUpdate: inventory.Changed, tenant.ChangeDelete: inventory.Deleted}
 	net := map[testenv.Object]inventory.ChangeKind{}
 	for _, c := range changes {
-		objs := []testenv.Object{{Type: string(c.ObjectType), ID: c.ObjectID}}
-		if c.ObjectType == tenant.TypeFile {
-			item, ok := itemOf[c.ObjectID]
-			if !ok {
-				t.Fatalf("no list item for file %s in either export", c.ObjectID)
-			}
-			objs = append(objs, testenv.Object{Type: string(tenant.TypeListItem), ID: item})
-		}
-		for _, o := range objs {
+		for _, o := range touched(t, c, itemOf) {
 			if net[o] != inventory.Added { // an added object stays added, whatever happens next
 				net[o] = kinds[c.Kind]
 			}
