@@ -28,6 +28,7 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/downstream/inventorysink"
 	"github.com/amrpipe/amrpipe/pkg/downstream/sink"
 	"github.com/amrpipe/amrpipe/pkg/inventory"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/runreport"
 	"github.com/amrpipe/amrpipe/pkg/validate"
@@ -182,8 +183,7 @@ func Run(ctx context.Context, st *devstack.Stack, o Options, w io.Writer) (_ *Re
 		return nil, err
 	}
 	for _, j := range jobs {
-		s := strings.ToLower(strings.TrimPrefix(j.GetState().String(), "JOB_STATE_"))
-		res.Jobs[s]++
+		res.Jobs[jobstore.StateName(j.GetState())]++
 		if j.GetState() == amrpipev1.JobState_JOB_STATE_FAILED {
 			res.JobsFailed++
 		}
