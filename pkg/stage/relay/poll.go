@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -37,13 +39,20 @@ func (s *Stage) poll(ctx context.Context, msg jetstream.Msg) error {
 		s.metrics.polls.WithLabelValues("bad_message").Inc()
 		return err
 	}
-	outcome, err := s.pollJob(ctx, j, t)
-	s.metrics.polls.WithLabelValues(outcome).Inc()
-	meta, merr := msg.Metadata()
-	if merr != nil {
-		return merr
+	meta, err := msg.Metadata()
+	if err != nil {
+		return err
 	}
 	msgID := fmt.Sprintf("schedule/%s/%d", j.id, meta.Sequence.Stream)
+	if t.GetPoll() == 0 && strings.HasPrefix(msg.Subject(), topology.JobSubject("")) {
+		// The hand-off: a job just created has nothing worth a call yet (SharePoint queues it
+		// first), so its first poll waits a running job's interval. A JobEnd on the report queue
+		// brings it forward.
+		a := &again{why: whyFirst}
+		return s.schedule(ctx, j, t, s.delayFor(ctx, j, a), a.why, msgID)
+	}
+	outcome, err := s.pollJob(ctx, j, t)
+	s.metrics.polls.WithLabelValues(outcome).Inc()
 	var a *again
 	if errors.As(err, &a) {
 		return s.schedule(ctx, j, t, s.delayFor(ctx, j, a), a.why, msgID)
@@ -101,7 +110,8 @@ func (s *Stage) pollJob(ctx context.Context, j job, t *amrpipev1.PollTimer) (str
 		j.since = movedAt
 	}
 	var (
-		ended   bool
+		ended   bool // this poll read an end
+		lastEnd bool // and the end was the last event read
 		drained bool
 		fresh   int
 		rec     *amrpipev1.JobRecord
@@ -115,6 +125,7 @@ func (s *Stage) pollJob(ctx context.Context, j job, t *amrpipev1.PollTimer) (str
 			drained = true
 			break
 		}
+		short := s.pages.short(j.host, len(p.Logs))
 		events, problems, unknown := s.decodePage(j.id, token, p.Logs)
 		if rec, _, err = s.relay(ctx, j.id, amrpipev1.Source_SOURCE_PROGRESS_API, events, problems, j.submitted); err != nil {
 			return "error", err
@@ -124,9 +135,10 @@ func (s *Stage) pollJob(ctx context.Context, j job, t *amrpipev1.PollTimer) (str
 				return "error", err
 			}
 		}
-		for _, e := range events {
-			t := e.ev.GetType()
-			ended = ended || t == amrpipev1.EventType_EVENT_TYPE_JOB_END || t == amrpipev1.EventType_EVENT_TYPE_JOB_CANCELLED
+		for i, e := range events {
+			isEnd := isJobEnd(e.ev.GetType())
+			ended = ended || isEnd
+			lastEnd = isEnd && i == len(events)-1 && len(events) == len(p.Logs)
 		}
 		fresh += len(p.Logs)
 		if p.NextToken == token {
@@ -139,6 +151,12 @@ func (s *Stage) pollJob(ctx context.Context, j job, t *amrpipev1.PollTimer) (str
 			return "error", err
 		}
 		token = p.NextToken
+		if short {
+			// A page shorter than SharePoint's longest holds all the log had: reading on would
+			// only fetch the empty page. The next poll goes on from this cursor.
+			drained = true
+			break
+		}
 	}
 	if !drained {
 		return "events", &again{why: whyMorePages} // more pages wait
@@ -148,13 +166,15 @@ func (s *Stage) pollJob(ctx context.Context, j job, t *amrpipev1.PollTimer) (str
 			return "error", err
 		}
 	}
-	if ended {
-		// One more poll confirms nothing follows: AMR may send a JobEnd per URL of a multi-URL job.
+	if ended && (j.submitted.GetSpec().GetMulti() || !lastEnd) {
+		// One more poll confirms nothing follows: AMR may send a JobEnd per URL of a multi-URL
+		// job, and an end that was not the last event read is not the end of the log.
 		return "events", &again{why: whyConfirm}
 	}
-	// Ended by an earlier poll, and the log holds nothing new since: SharePoint has sent every
-	// event of the job (every JobEnd of a multi-URL job too). That is the evidence the parser
-	// needs to complete it.
+	// The end of a single-URL job was the last event of the log (its JobEnd closes the log), or
+	// the job ended by an earlier poll and the log holds nothing new since: SharePoint has sent
+	// every event of the job (every JobEnd of a multi-URL job too). That is the evidence the
+	// parser needs to complete it.
 	if rec.GetEnded() != nil {
 		if err := s.confirmEnd(ctx, j.id); err != nil {
 			return "error", err
@@ -181,6 +201,33 @@ func (s *Stage) pollJob(ctx context.Context, j job, t *amrpipev1.PollTimer) (str
 		outcome = "events"
 	}
 	return outcome, &again{why: whyInterval, state: rec.GetState()}
+}
+
+// isJobEnd reports an event that ends a job's log.
+func isJobEnd(t amrpipev1.EventType) bool {
+	return t == amrpipev1.EventType_EVENT_TYPE_JOB_END || t == amrpipev1.EventType_EVENT_TYPE_JOB_CANCELLED
+}
+
+// pageSizes learns, per SharePoint host, the longest page GetMigrationJobProgress has returned.
+// SharePoint documents no page size; a page shorter than the longest seen is taken as all the log
+// held then, which spares the empty page that would otherwise end every poll. A wrong guess costs
+// a call (a page as long as the longest is read on) or a poll interval of latency (events that
+// came after the page wait for the next poll), never an event: the cursor keeps the place.
+type pageSizes struct {
+	mu     sync.Mutex
+	byHost map[string]int
+}
+
+// short reports whether a page of n events is shorter than host's longest, and learns n.
+func (p *pageSizes) short(host string, n int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.byHost == nil {
+		p.byHost = map[string]int{}
+	}
+	longest := p.byHost[host]
+	p.byHost[host] = max(longest, n)
+	return n < longest
 }
 
 // progress reads one page through the shared throttling budget.

@@ -131,6 +131,7 @@ type Stage struct {
 	metrics *metrics
 	log     *slog.Logger
 	live    *liveJobs
+	pages   pageSizes
 	// refusedAt is when SharePoint last refused the relay's credentials (Unix ns; 0: never).
 	refusedAt atomic.Int64
 }

@@ -199,6 +199,8 @@ func TestPace(t *testing.T) {
 		{name: "queued job slowly", why: whyInterval, state: queued, live: 10, want: 5 * time.Minute},
 		{name: "submitted, not even queued yet", why: whyInterval, state: amrpipev1.JobState_JOB_STATE_SUBMITTED, live: 1, want: 5 * time.Minute},
 		{name: "running with the report queue", why: whyInterval, state: running, live: 10, queue: true, want: 5 * time.Minute},
+		{name: "first poll after a running job's interval", why: whyFirst, state: amrpipev1.JobState_JOB_STATE_SUBMITTED, live: 1, want: time.Minute},
+		{name: "first poll with the report queue", why: whyFirst, state: amrpipev1.JobState_JOB_STATE_SUBMITTED, live: 1, queue: true, want: 5 * time.Minute},
 		{name: "confirming an end", why: whyConfirm, state: amrpipev1.JobState_JOB_STATE_ENDED, live: 10, want: time.Minute},
 		{name: "budget: 3000 jobs on one host at 300 a minute", why: whyInterval, state: running, live: 3000, want: 10 * time.Minute},
 		{name: "budget slows a queued job too", why: whyInterval, state: queued, live: 6000, want: 20 * time.Minute},
@@ -223,5 +225,28 @@ func TestPace(t *testing.T) {
 	}
 	if got := (pace{running: time.Minute}).delay(&again{why: whyInterval, state: running}, 1_000_000, false, 0.5); got != time.Minute {
 		t.Errorf("without a budget: %s, want the interval", got)
+	}
+}
+
+// TestPageSizes: a page is short only against a longer page seen before on the same host, so a
+// relay that has not yet seen a full page reads on (one call too many, never an event too few).
+func TestPageSizes(t *testing.T) {
+	var p pageSizes
+	steps := []struct {
+		host  string
+		n     int
+		short bool
+	}{
+		{host: "a", n: 3},              // nothing known: read on
+		{host: "a", n: 3},              // as long as the longest: read on
+		{host: "a", n: 200},            // a full page
+		{host: "a", n: 7, short: true}, // shorter than SharePoint's longest: all there was
+		{host: "b", n: 7},              // another tenant learns on its own
+		{host: "a", n: 200},
+	}
+	for i, s := range steps {
+		if got := p.short(s.host, s.n); got != s.short {
+			t.Errorf("step %d: a page of %d on %s: short = %v, want %v", i, s.n, s.host, got, s.short)
+		}
 	}
 }

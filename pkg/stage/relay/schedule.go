@@ -17,6 +17,7 @@ import (
 
 // Why a job is polled again; each picks its wait (delay).
 const (
+	whyFirst     = "first"      // just submitted: the first poll comes after a running job's interval
 	whyInterval  = "interval"   // the job's state sets the pace
 	whyMorePages = "more pages" // the poll stopped at -max-pages with events left
 	whyConfirm   = "confirm"    // the end was seen: one quiet poll confirms nothing follows
@@ -55,6 +56,10 @@ func (p pace) delay(a *again, live int, queue bool, u float64) time.Duration {
 	switch a.why {
 	case whyMorePages:
 		base = 0
+	case whyFirst:
+		if queue {
+			base = p.withQueue
+		}
 	case whyInterval:
 		switch a.state {
 		case amrpipev1.JobState_JOB_STATE_UNSPECIFIED, amrpipev1.JobState_JOB_STATE_SUBMITTED, amrpipev1.JobState_JOB_STATE_QUEUED:
