@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -60,7 +61,16 @@ type Account struct {
 	qcred *azqueue.SharedKeyCredential
 	blob  *azblob.Client
 	queue *azqueue.ServiceClient
+
+	// ensured is when each container was last known to exist: a submitter signs a SAS per job,
+	// and one create call per job is a storage transaction (and, on Azurite, a request) for nothing.
+	mu      sync.Mutex
+	ensured map[string]time.Time
 }
+
+// ensuredFor is how long a container known to exist is not created again; a container deleted
+// meanwhile is found again at most this late.
+const ensuredFor = 10 * time.Minute
 
 // ErrNotConfigured is returned when the account is missing something it needs.
 var ErrNotConfigured = errors.New("storage not configured")
@@ -119,9 +129,21 @@ func protocol(endpoint string) (sas.Protocol, qsas.Protocol) {
 
 // EnsureContainer creates a container if it does not exist.
 func (a *Account) EnsureContainer(ctx context.Context, name string) error {
+	a.mu.Lock()
+	at, ok := a.ensured[name]
+	a.mu.Unlock()
+	if ok && time.Since(at) < ensuredFor {
+		return nil
+	}
 	if _, err := a.blob.CreateContainer(ctx, name, nil); err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
 		return fmt.Errorf("create container %s: %w", name, err)
 	}
+	a.mu.Lock()
+	if a.ensured == nil {
+		a.ensured = map[string]time.Time{}
+	}
+	a.ensured[name] = time.Now()
+	a.mu.Unlock()
 	return nil
 }
 
