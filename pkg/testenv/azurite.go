@@ -89,6 +89,10 @@ func StartAzurite(ctx context.Context, opts AzuriteOptions) (*Azurite, error) {
 	} else {
 		args = append(args, "--location", s.dir)
 	}
+	if f := os.Getenv("AMRPIPE_AZURITE_DEBUG"); f != "" {
+		// Azurite's own log of every request, to see what a benchmark asks of it.
+		args = append(args, "--debug", f)
+	}
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Stderr = s.stderr
 	s.cmd.Stdout = s.stderr

@@ -22,9 +22,10 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
 // Errors of DecodeEvent; a bad value in a known field is a *FieldError.

@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
-	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"google.golang.org/protobuf/proto"
+
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/amrevent"
 )

@@ -11,9 +11,10 @@ import (
 	"strings"
 	"testing"
 
-	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/amrevent"
 )

@@ -8,9 +8,10 @@ import (
 	"strings"
 	"time"
 
-	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
 // EventID returns a deterministic identity for ev, so that an event seen on

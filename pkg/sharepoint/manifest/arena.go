@@ -3,8 +3,9 @@ package manifest
 import (
 	"strings"
 
-	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
 // Allocation batching. A manifest element yields a dozen short strings and a

@@ -9,9 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/manifest/manifestgen"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
-	"google.golang.org/protobuf/proto"
 )
 
 // TestDifferentialGenerated parses generated manifests with the scanner and

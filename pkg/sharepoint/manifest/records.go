@@ -1,8 +1,9 @@
 package manifest
 
 import (
-	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
 // Record builders. Each one receives the start tag of its element, converts the
