@@ -44,6 +44,7 @@ func (c *Config) register(fs *flag.FlagSet, uses Uses) {
 
 // loadSecrets reads the secrets of the parts the stage uses from the environment.
 func (c *Config) loadSecrets(lookup func(string) (string, bool), uses Uses) {
+	c.Service.LoadSecrets(lookup)
 	if uses&UsesSharePoint != 0 {
 		c.SharePoint.LoadSecrets(lookup)
 	}
@@ -53,7 +54,7 @@ func (c *Config) loadSecrets(lookup func(string) (string, bool), uses Uses) {
 }
 
 func secrets(uses Uses) []string {
-	var out []string
+	out := []string{svc.NATSPasswordEnv}
 	if uses&UsesSharePoint != 0 {
 		out = append(out, spo.TokenEnv, spo.CertPasswordEnv)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/amrpipe/amrpipe/pkg/crypto/keywrap"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/flagenv"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/storage"
 )
@@ -14,6 +15,7 @@ import (
 // secretDocs says what each secret is.
 func secretDocs() map[string]string {
 	return map[string]string{
+		svc.NATSPasswordEnv: "password of `-nats-user`",
 		spo.TokenEnv:        "static bearer token (the simulator's); production uses the certificate",
 		spo.CertPasswordEnv: "password of `-sp-cert-file`",
 		storage.KeyEnv:      "storage account key",
@@ -37,7 +39,7 @@ func (d Def) FlagsMarkdown() string {
 		fmt.Fprintf(&b, "| `-%s` | `%s` | %s | %s |\n", f.Name, flagenv.EnvName(EnvPrefix, f.Name), mdCell(def), mdCell(f.Usage))
 	})
 	if s := d.Secrets(); len(s) > 0 {
-		b.WriteString("\nSecrets, from the environment only (never flags, which show in `ps`):\n\n| variable | meaning |\n|---|---|\n")
+		b.WriteString("\nSecrets, from the environment only (never flags, which show in `ps`); each may instead be read from the file its `_FILE` variable names (`AMR_KEK_FILE=/run/secrets/amr_kek`):\n\n| variable | meaning |\n|---|---|\n")
 		docs := secretDocs()
 		for _, name := range s {
 			fmt.Fprintf(&b, "| `%s` | %s |\n", name, mdCell(docs[name]))

@@ -40,7 +40,7 @@ func NewMain(d Def) *Main {
 }
 
 // ParseFlags reads the flags of args, the environment fallbacks of the flags not given, and the
-// secrets. A KEK that is set but malformed is an error here; whether the stage needs one is New's
+// secrets; each secret may instead be in the file its NAME_FILE variable names (flagenv.WithFiles). A KEK that is set but malformed is an error here; whether the stage needs one is New's
 // to say.
 func (m *Main) ParseFlags(args []string) error {
 	if m.Options.Lookup == nil {
@@ -52,9 +52,17 @@ func (m *Main) ParseFlags(args []string) error {
 		return err
 	}
 	m.Config.Service.Name = m.Def.Name
-	m.Config.loadSecrets(m.Options.Lookup, m.Def.Uses)
+	// A secret may come from the file its _FILE variable names (container secrets); an
+	// unreadable file is a configuration error, not a missing secret. Flags take no files:
+	// -sp-cert-file's AMR_SP_CERT_FILE would read as the file of an AMR_SP_CERT.
+	var fileErrs []error
+	lookup := flagenv.WithFiles(m.Options.Lookup, os.ReadFile, func(_ string, err error) { fileErrs = append(fileErrs, err) })
+	m.Config.loadSecrets(lookup, m.Def.Uses)
 	if m.Def.Uses&UsesKEK != 0 {
-		kek, err := keywrap.FromEnv(m.Options.Lookup)
+		kek, err := keywrap.FromEnv(lookup)
+		if ferr := errors.Join(fileErrs...); ferr != nil {
+			return ferr
+		}
 		switch {
 		case errors.Is(err, keywrap.ErrNoKEK):
 		case err != nil:
@@ -63,7 +71,7 @@ func (m *Main) ParseFlags(args []string) error {
 			m.KEK = kek
 		}
 	}
-	return nil
+	return errors.Join(fileErrs...)
 }
 
 // Run connects, ensures the topology, builds the stage and runs it until ctx ends (then drains).

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +73,60 @@ func TestEveryStageReadsItsFlagsFromTheEnvironment(t *testing.T) {
 			m.Options.Lookup = env(own)
 			if err := m.ParseFlags(nil); err != nil {
 				t.Fatalf("defaults through the environment: %v", err)
+			}
+		})
+	}
+}
+
+// TestEveryStageReadsItsSecretsFromFiles: each secret may come from the file its _FILE variable
+// names (Docker and Kubernetes secrets), no flag owns such a variable, and an unreadable file
+// is an error naming it rather than a missing secret.
+func TestEveryStageReadsItsSecretsFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{svc.NATSPasswordEnv: "nats-pw\n", spo.TokenEnv: "sp-token\n",
+		storage.KeyEnv: "storage-key\n", keywrap.EnvKEK: kek + "\n"}
+	vars := map[string]string{}
+	for name, content := range files {
+		path := filepath.Join(dir, strings.ToLower(name))
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		vars[name+flagenv.FileSuffix] = path
+	}
+	for _, d := range registry.All() {
+		t.Run(d.Name, func(t *testing.T) {
+			d.FlagSet(&stage.Config{}, d.NewConfig()).VisitAll(func(f *flag.Flag) {
+				for _, s := range d.Secrets() {
+					if flagenv.EnvName(stage.EnvPrefix, f.Name) == s+flagenv.FileSuffix {
+						t.Errorf("flag -%s owns %s, the file variable of secret %s", f.Name, s+flagenv.FileSuffix, s)
+					}
+				}
+			})
+			m := stage.NewMain(d)
+			m.Options.Lookup = env(vars)
+			if err := m.ParseFlags(nil); err != nil {
+				t.Fatal(err)
+			}
+			c := m.Config
+			uses := func(u stage.Uses) bool { return d.Uses&u != 0 }
+			if c.Service.NATSPassword != "nats-pw" {
+				t.Errorf("NATS password %q from %s, want it without the line break", c.Service.NATSPassword, vars[svc.NATSPasswordEnv+flagenv.FileSuffix])
+			}
+			if got := c.SharePoint.Token == "sp-token"; got != uses(stage.UsesSharePoint) {
+				t.Errorf("SharePoint token read %v, uses SharePoint %v", got, uses(stage.UsesSharePoint))
+			}
+			if got := c.Storage.Key == "storage-key"; got != uses(stage.UsesStorage) {
+				t.Errorf("storage key read %v, uses storage %v", got, uses(stage.UsesStorage))
+			}
+			if got := m.KEK != nil; got != uses(stage.UsesKEK) {
+				t.Errorf("KEK read %v, uses a KEK %v", got, uses(stage.UsesKEK))
+			}
+
+			missing := filepath.Join(dir, "absent")
+			m = stage.NewMain(d)
+			m.Options.Lookup = env(map[string]string{svc.NATSPasswordEnv + flagenv.FileSuffix: missing})
+			if err := m.ParseFlags(nil); err == nil || !strings.Contains(err.Error(), missing) {
+				t.Errorf("ParseFlags with an unreadable secret file: %v, want an error naming %s", err, missing)
 			}
 		})
 	}

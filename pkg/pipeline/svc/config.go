@@ -20,6 +20,12 @@ type Config struct {
 	NATSURL string
 	// NATSCreds is a NATS credentials file (JWT and NKey seed); empty for none.
 	NATSCreds string
+	// NATSUser is the NATS user the service connects as (a server with users and permissions,
+	// deploy/nats); its password is the secret NATSPassword. Empty for none.
+	NATSUser string
+	// NATSPassword is NATSUser's password, from the environment only (NATSPasswordEnv, or the
+	// file NATSPasswordEnv_FILE names): LoadSecrets reads it.
+	NATSPassword string
 	// HTTPAddr serves /healthz, /readyz and /metrics.
 	HTTPAddr string
 	// Replicas of the streams and buckets: the least Verify accepts, and what ApplyTopology
@@ -47,6 +53,16 @@ type Config struct {
 	RetryMaxDelay time.Duration
 }
 
+// NATSPasswordEnv holds the password of -nats-user.
+const NATSPasswordEnv = "AMR_NATS_PASSWORD"
+
+// LoadSecrets reads the NATS password from the environment (never a flag, which shows in ps).
+func (c *Config) LoadSecrets(lookup func(string) (string, bool)) {
+	if v, ok := lookup(NATSPasswordEnv); ok {
+		c.NATSPassword = v
+	}
+}
+
 // RegisterFlags registers the common flags on fs with c's current values as defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	if c.NATSURL == "" {
@@ -57,6 +73,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	}
 	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "NATS server URL(s), comma-separated")
 	fs.StringVar(&c.NATSCreds, "nats-creds", c.NATSCreds, "NATS credentials file")
+	fs.StringVar(&c.NATSUser, "nats-user", c.NATSUser, "NATS user to connect as; its password is "+NATSPasswordEnv)
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "listen address of /healthz, /readyz and /metrics")
 	fs.IntVar(&c.Replicas, "replicas", max(c.Replicas, 1), "replicas of JetStream streams and buckets (3 in a cluster): the least accepted, and what -apply-topology applies")
 	fs.BoolVar(&c.ApplyTopology, "apply-topology", c.ApplyTopology, "apply the topology (create what is missing, never lower anything) instead of only verifying it; production runs amrctl topology apply")

@@ -156,6 +156,9 @@ func (r *Runtime) connect() error {
 	if r.Config.NATSCreds != "" {
 		opts = append(opts, nats.UserCredentials(r.Config.NATSCreds))
 	}
+	if r.Config.NATSUser != "" {
+		opts = append(opts, nats.UserInfo(r.Config.NATSUser, r.Config.NATSPassword))
+	}
 	nc, err := nats.Connect(cmp.Or(r.Config.NATSURL, nats.DefaultURL), opts...)
 	if err != nil {
 		return fmt.Errorf("connect to nats: %w", err)

@@ -122,6 +122,14 @@ func get(t *testing.T, rt *svc.Runtime, path string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
+// healthcheck runs a binary's probe mode (the containers' healthcheck) against url.
+func healthcheck(url string) (int, string) {
+	var stderr bytes.Buffer
+	code := svc.Execute("test-svc", &fakeProgram{parseErr: errors.New("the probe parses no flags")},
+		[]string{svc.HealthcheckCommand, url}, &stderr)
+	return code, stderr.String()
+}
+
 func TestHealthAndReadiness(t *testing.T) {
 	srv := startNATS(t)
 	rt, _ := startRuntime(t, srv.ClientURL(), "none", nil)
@@ -131,6 +139,10 @@ func TestHealthAndReadiness(t *testing.T) {
 	if code, body := get(t, rt, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "topology") {
 		t.Fatalf("/readyz before the topology = %d %q, want 503 naming the topology", code, body)
 	}
+	readyz := "http://" + rt.Addr().String() + "/readyz"
+	if code, stderr := healthcheck(readyz); code != 1 || !strings.Contains(stderr, "topology not verified") {
+		t.Fatalf("healthcheck before the topology: exit %d %q, want 1 with the reason", code, stderr)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := rt.EnsureTopology(ctx); err != nil {
@@ -138,6 +150,9 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 	if code, body := get(t, rt, "/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz = %d %q, want 200", code, body)
+	}
+	if code, stderr := healthcheck(readyz); code != 0 {
+		t.Fatalf("healthcheck of a ready service: exit %d %q, want 0", code, stderr)
 	}
 	rt.AddReadyCheck("blob store", func(context.Context) error { return errors.New("unreachable") })
 	if code, body := get(t, rt, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "blob store") {

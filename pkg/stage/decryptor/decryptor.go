@@ -51,7 +51,7 @@ func Def() stage.Def {
 		Summary:   "on each FinishManifestFileUpload, streams the blob through AES-256-CBC into the object store",
 		Uses:      stage.UsesStorage | stage.UsesKEK,
 		Consumers: []string{topology.ConsumerDecryptor},
-		Publishes: []string{topology.ManifestSubject("<jobID>")},
+		Publishes: []string{topology.ManifestSubject("<jobID>"), topology.EventSubject("<jobID>", topology.EventJobChanged)},
 	}, New)
 }
 

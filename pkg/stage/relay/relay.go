@@ -42,7 +42,7 @@ func Def() stage.Def {
 		Summary:   "follows every live AMR job through GetMigrationJobProgress and the report queue; publishes each distinct event once",
 		Uses:      stage.UsesSharePoint | stage.UsesStorage | stage.UsesKEK,
 		Consumers: []string{topology.ConsumerRelay},
-		Publishes: []string{topology.EventSubject("<jobID>", "<Event>")},
+		Publishes: []string{topology.EventSubject("<jobID>", "<Event>"), topology.ScheduleSubject("<host>", "<jobID>")},
 	}, New)
 }
 

@@ -75,7 +75,7 @@ func NewMain() *Main {
 }
 
 // ParseFlags reads flags, each with an SPSIM_* environment fallback (see README.md), and the
-// storage account key from SPSIM_STORAGE_KEY.
+// storage account key from SPSIM_STORAGE_KEY or the file SPSIM_STORAGE_KEY_FILE names.
 func (m *Main) ParseFlags(args []string) error {
 	lookup := m.Lookup
 	if lookup == nil {
@@ -106,7 +106,12 @@ func (m *Main) ParseFlags(args []string) error {
 	if err := flagenv.Parse(fs, EnvPrefix, args, lookup); err != nil {
 		return err
 	}
-	m.Storage.Key, _ = lookup(KeyEnv)
+	// The key may come from the file SPSIM_STORAGE_KEY_FILE names (a container secret).
+	var fileErr error
+	m.Storage.Key, _ = flagenv.WithFiles(lookup, os.ReadFile, func(_ string, err error) { fileErr = err })(KeyEnv)
+	if fileErr != nil {
+		return fileErr
+	}
 	if m.Storage.BlobURL != "" && m.Storage.Key == "" {
 		return errors.New("-storage-blob-url needs " + KeyEnv + " in the environment")
 	}

@@ -10,6 +10,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
+
+	"github.com/amrpipe/amrpipe/pkg/pipeline/flagenv"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
 )
 
 // Root is the amrctl command tree.
@@ -21,8 +24,20 @@ func Root() *cobra.Command {
 		SilenceErrors: true,
 	}
 	natsURL := root.PersistentFlags().String("nats-url", envOr("AMR_NATS_URL", nats.DefaultURL), "NATS server(s) of a deployed system (AMR_NATS_URL)")
+	natsUser := root.PersistentFlags().String("nats-user", envOr("AMR_NATS_USER", ""),
+		"NATS user to connect as (AMR_NATS_USER); its password is "+svc.NATSPasswordEnv+" or the file "+svc.NATSPasswordEnv+flagenv.FileSuffix+" names")
 	connect := func(ctx context.Context) (*nats.Conn, jetstream.JetStream, error) {
-		nc, err := nats.Connect(*natsURL, nats.Name("amrctl"), nats.Timeout(10*time.Second))
+		opts := []nats.Option{nats.Name("amrctl"), nats.Timeout(10 * time.Second)}
+		if *natsUser != "" {
+			var fileErr error
+			lookup := flagenv.WithFiles(os.LookupEnv, os.ReadFile, func(_ string, err error) { fileErr = err })
+			password, _ := lookup(svc.NATSPasswordEnv)
+			if fileErr != nil {
+				return nil, nil, fileErr
+			}
+			opts = append(opts, nats.UserInfo(*natsUser, password))
+		}
+		nc, err := nats.Connect(*natsURL, opts...)
 		if err != nil {
 			return nil, nil, fmt.Errorf("connect to %s: %w", *natsURL, err)
 		}
