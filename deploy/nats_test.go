@@ -1,6 +1,7 @@
 package deploy_test
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -8,9 +9,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/stage"
 	"github.com/amrpipe/amrpipe/pkg/stage/registry"
@@ -282,4 +287,82 @@ func sorted(s []string) []string {
 	out := slices.Clone(s)
 	slices.Sort(out)
 	return out
+}
+
+// TestEachStageWorksAsItsNATSUser runs a server with nats.conf's users (one node, file store in
+// a temporary directory), applies the topology as the admin user, then connects as each stage's
+// user the way the stage does: it verifies the topology, opens the job store, binds its durable
+// consumers, writes a key and publishes on its subjects; and it is refused another stage's.
+func TestEachStageWorksAsItsNATSUser(t *testing.T) {
+	opts, passwords := loadNATSConf(t)
+	opts.Host, opts.Port, opts.HTTPPort = "127.0.0.1", server.RANDOM_PORT, 0
+	opts.Cluster = server.ClusterOpts{}
+	opts.Routes = nil
+	opts.StoreDir = t.TempDir()
+	opts.JetStreamMaxStore = 64 << 30
+	opts.NoLog, opts.NoSigs = true, true
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	connect := func(user string) (*nats.Conn, jetstream.JetStream) {
+		nc, err := nats.Connect(ns.ClientURL(), nats.UserInfo(user, passwords[user]),
+			nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})) // the refusals below are expected
+		if err != nil {
+			t.Fatalf("connect as %s: %v", user, err)
+		}
+		t.Cleanup(nc.Close)
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return nc, js
+	}
+	_, admin := connect(adminUser)
+	if err := topology.Ensure(ctx, admin, topology.Options{}); err != nil {
+		t.Fatalf("apply the topology as %s: %v", adminUser, err)
+	}
+	for _, d := range registry.All() {
+		t.Run(d.Name, func(t *testing.T) {
+			_, js := connect(d.Name)
+			if err := topology.Verify(ctx, js, topology.Options{}); err != nil {
+				t.Fatalf("verify the topology: %v", err)
+			}
+			if _, err := jobstore.Open(ctx, js, time.Now); err != nil {
+				t.Fatalf("open the job store: %v", err)
+			}
+			for _, name := range d.Consumers {
+				if _, err := topology.BindConsumer(ctx, js, name); err != nil {
+					t.Errorf("bind consumer %s: %v", name, err)
+				}
+			}
+			kv, err := js.KeyValue(ctx, topology.BucketFailures)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := kv.Put(ctx, d.Name+".probe", []byte("1")); err != nil {
+				t.Errorf("write bucket %s: %v", topology.BucketFailures, err)
+			} else if _, err := kv.Get(ctx, d.Name+".probe"); err != nil {
+				t.Errorf("read bucket %s: %v", topology.BucketFailures, err)
+			}
+			for _, s := range appSubjects(d) {
+				if _, err := js.Publish(ctx, concrete(s), []byte("probe")); err != nil {
+					t.Errorf("publish %s: %v", concrete(s), err)
+				}
+			}
+			// A refused request gets no answer: it ends at its own deadline.
+			refused, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			if _, err := js.CreateStream(refused, jetstream.StreamConfig{Name: "ROGUE", Subjects: []string{"rogue.>"}}); err == nil {
+				t.Errorf("created a stream")
+			}
+		})
+	}
 }
