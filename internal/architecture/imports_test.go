@@ -41,6 +41,7 @@ func rules() []rule {
 		{"services/spsim", append(core, "services/spsim/", "pkg/sharepoint/storage", "pkg/pipeline/flagenv", "pkg/pipeline/svc"),
 			"the simulator shares no validation code with the client it tests"},
 		{"services/", []string{"pkg/stage", "pkg/stage/"}, "a stage binary only wires its row of the stage table"},
+		{"deploy", []string{""}, "deployment files and their checks: tests only, nothing imports them"},
 		{"cmd/", []string{""}, "commands wire anything"},
 		{"internal/", []string{""}, "module-internal tools"},
 	}
