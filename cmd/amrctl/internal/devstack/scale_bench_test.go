@@ -31,20 +31,30 @@ import (
 // the stages' goroutines carry a "stage" profiler label (go tool pprof -tags), which is how
 // scripts/bench_scale.sh reports the relay's CPU.
 func BenchmarkLiveJobs(b *testing.B) {
-	n := 10_000
-	if v, err := strconv.Atoi(os.Getenv("AMRPIPE_BENCH_JOBS")); err == nil && v > 0 {
-		n = v
+	n := envInt("AMRPIPE_BENCH_JOBS", 10_000)
+	workers := envInt("AMRPIPE_BENCH_SIM_WORKERS", 16)
+	rate := 0.0
+	if v, err := strconv.ParseFloat(os.Getenv("AMRPIPE_BENCH_RATE"), 64); err == nil && v > 0 {
+		rate = v
 	}
 	for range b.N {
-		runLiveJobs(b, n)
+		runLiveJobs(b, n, workers, rate)
 	}
 }
 
-func runLiveJobs(b *testing.B, n int) {
+// envInt is the positive integer in the environment variable name, or def.
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func runLiveJobs(b *testing.B, n, workers int, rate float64) {
 	b.StopTimer()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Hour)
 	defer cancel()
-	s, err := devstack.Start(ctx, devstack.Options{Profile: tenant.SmallProfile(), Rate: 0, SimWorkers: 16,
+	s, err := devstack.Start(ctx, devstack.Options{Profile: tenant.SmallProfile(), Rate: rate, SimWorkers: workers,
 		MaxManifestBytes: 1 << 20, PollInterval: 5 * time.Second, AzuriteInMemory: true,
 		StageArgs: map[string][]string{
 			topology.StageRelay: {"-queued-poll-interval", "30s", "-tenant-polls-per-minute", "6000", "-concurrency", "32"},
@@ -86,7 +96,9 @@ func runLiveJobs(b *testing.B, n int) {
 			b.Fatal(err)
 		}
 	}
+	stopProgress := logProgress(ctx, b, s, start)
 	m := waitMeasured(ctx, b, s, start)
+	stopProgress()
 	jobs, err := s.Jobs(ctx)
 	if err != nil {
 		b.Fatal(err)
@@ -105,6 +117,33 @@ func runLiveJobs(b *testing.B, n int) {
 	b.ReportMetric(float64(m.calls["GetMigrationJobProgress"])/float64(n), "polls/job")
 	b.ReportMetric(float64(peak.stop())/(1<<20), "store-peak-MiB")
 	b.ReportMetric(float64(m.objects)/m.elapsed.Seconds(), "objects/s")
+}
+
+// logProgress logs the jobs by state every minute until the returned stop is called: a run of
+// thousands of jobs takes long enough that its operator wants to see it move.
+func logProgress(ctx context.Context, b *testing.B, s *devstack.Stack, start time.Time) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Minute):
+			}
+			jobs, err := s.Jobs(ctx)
+			if err != nil {
+				continue
+			}
+			by := map[string]int{}
+			for _, j := range jobs {
+				by[strings.TrimPrefix(j.GetState().String(), "JOB_STATE_")]++
+			}
+			b.Logf("%s: %d jobs recorded, by state %v", time.Since(start).Round(time.Second), len(jobs), by)
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 type folder struct {
@@ -179,10 +218,7 @@ func (p *storagePeak) stop() uint64 {
 // progress polls: the relay's and the submitter's share, what the plan's 150 per million is
 // about) and planning-calls (sizing the plan's folders and lists, once per plan).
 func BenchmarkCallsPerMillion(b *testing.B) {
-	rate := 400.0
-	if v, err := strconv.ParseFloat(os.Getenv("AMRPIPE_BENCH_RATE"), 64); err == nil && v > 0 {
-		rate = v
-	}
+	rate := float64(envInt("AMRPIPE_BENCH_RATE", 400))
 	for _, queue := range []bool{false, true} {
 		name := "polling"
 		if queue {
