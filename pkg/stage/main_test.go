@@ -44,16 +44,7 @@ func TestEveryStageReadsItsFlagsFromTheEnvironment(t *testing.T) {
 			if c.Service.Name != d.Name || c.Service.DrainTimeout != 7*time.Second || c.Service.LogLevel != "warn" {
 				t.Errorf("service config %+v", c.Service)
 			}
-			uses := func(u stage.Uses) bool { return d.Uses&u != 0 }
-			if got := c.SharePoint.Token == "sp-token"; got != uses(stage.UsesSharePoint) {
-				t.Errorf("SharePoint token read %v, uses SharePoint %v", got, uses(stage.UsesSharePoint))
-			}
-			if got := c.Storage.Key == "storage-key"; got != uses(stage.UsesStorage) {
-				t.Errorf("storage key read %v, uses storage %v", got, uses(stage.UsesStorage))
-			}
-			if got := m.KEK != nil; got != uses(stage.UsesKEK) {
-				t.Errorf("KEK read %v, uses a KEK %v", got, uses(stage.UsesKEK))
-			}
+			checkSecretsRead(t, d, m)
 			// No secret is a flag.
 			fs := d.FlagSet(&stage.Config{}, d.NewConfig())
 			fs.VisitAll(func(f *flag.Flag) {
@@ -108,19 +99,10 @@ func TestEveryStageReadsItsSecretsFromFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			c := m.Config
-			uses := func(u stage.Uses) bool { return d.Uses&u != 0 }
 			if c.Service.NATSPassword != "nats-pw" {
 				t.Errorf("NATS password %q from %s, want it without the line break", c.Service.NATSPassword, vars[svc.NATSPasswordEnv+flagenv.FileSuffix])
 			}
-			if got := c.SharePoint.Token == "sp-token"; got != uses(stage.UsesSharePoint) {
-				t.Errorf("SharePoint token read %v, uses SharePoint %v", got, uses(stage.UsesSharePoint))
-			}
-			if got := c.Storage.Key == "storage-key"; got != uses(stage.UsesStorage) {
-				t.Errorf("storage key read %v, uses storage %v", got, uses(stage.UsesStorage))
-			}
-			if got := m.KEK != nil; got != uses(stage.UsesKEK) {
-				t.Errorf("KEK read %v, uses a KEK %v", got, uses(stage.UsesKEK))
-			}
+			checkSecretsRead(t, d, m)
 
 			missing := filepath.Join(dir, "absent")
 			m = stage.NewMain(d)
@@ -223,5 +205,21 @@ func TestEveryStageRunsAndSaysWhatItLacks(t *testing.T) {
 				t.Fatalf("Run = %v, want %v", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// checkSecretsRead: a stage read the secrets its row says it uses, and no other (the values are
+// the tests' "sp-token", "storage-key" and a KEK).
+func checkSecretsRead(t *testing.T, d stage.Def, m *stage.Main) {
+	t.Helper()
+	uses := func(u stage.Uses) bool { return d.Uses&u != 0 }
+	if got := m.Config.SharePoint.Token == "sp-token"; got != uses(stage.UsesSharePoint) {
+		t.Errorf("SharePoint token read %v, uses SharePoint %v", got, uses(stage.UsesSharePoint))
+	}
+	if got := m.Config.Storage.Key == "storage-key"; got != uses(stage.UsesStorage) {
+		t.Errorf("storage key read %v, uses storage %v", got, uses(stage.UsesStorage))
+	}
+	if got := m.KEK != nil; got != uses(stage.UsesKEK) {
+		t.Errorf("KEK read %v, uses a KEK %v", got, uses(stage.UsesKEK))
 	}
 }
