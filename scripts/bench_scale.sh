@@ -74,9 +74,10 @@ objects) published at once and followed together to the end: the run fails unles
 done and every content record of every job is downstream. `s` is the wall time from the first spec
 to an idle pipeline; `calls/job` every REST call the simulator answered (creates, progress polls,
 planning calls) per job; `polls/job` the progress polls among them; `store-peak-MiB` the largest
-JetStream account storage seen (sampled every second). The relay's paces are production's shape
-scaled to jobs of seconds: running jobs polled every 5 s, queued ones every 30 s, the tenant's
-budget 6,000 polls a minute. Azurite keeps its data in memory, and the submitter's janitor sweeps
+JetStream account storage seen (sampled every second). The relay polls running jobs every 5 s
+(production's minute scaled to jobs of seconds) and queued ones every 5 minutes as in production
+(thousands wait in the simulator's queue for minutes), within a tenant budget of 6,000 polls a
+minute. Azurite keeps its data in memory, and the submitter's janitor sweeps
 a finished job's manifests after 10 s. The simulator exports {workers} jobs at a time at {live_rate}
 objects/s each (SharePoint's lab figure), not at an unlimited rate: Azurite's every blob request
 scans all the blobs it stores (LokiJS; its CPU profile: 50 % in `findOne`, 25 % in the index
