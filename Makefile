@@ -64,8 +64,17 @@ bench: setup
 
 ## bench-scale: the tenant-scale benchmarks (10,000 live jobs; SharePoint calls per million
 ## objects), about an hour on 2 cores; writes their section of docs/benchmarks.md.
-bench-scale: setup
+bench-scale: setup mariadb
 	bash scripts/bench_scale.sh
+
+# mariadb: BenchmarkLiveJobs keeps Azurite's blob metadata in MariaDB (the Debian package, when
+# no mariadbd is installed); nothing else needs it, so `make setup` does not install it.
+.PHONY: mariadb
+mariadb:
+	@if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then \
+		echo "setup: installing mariadb-server"; \
+		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server >/dev/null; \
+	fi
 
 ## build: build every service and the CLI into ./bin.
 build:

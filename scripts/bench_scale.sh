@@ -77,14 +77,15 @@ planning calls) per job; `polls/job` the progress polls among them; `store-peak-
 JetStream account storage seen (sampled every second). The relay polls running jobs every 5 s
 (production's minute scaled to jobs of seconds) and queued ones every 5 minutes as in production
 (thousands wait in the simulator's queue for minutes), within a tenant budget of 6,000 polls a
-minute. Azurite keeps its data in memory, and the submitter's janitor sweeps
-a finished job's manifests after 10 s. The simulator exports {workers} jobs at a time at {live_rate}
-objects/s each (SharePoint's lab figure), not at an unlimited rate: Azurite's every blob request
-scans all the blobs it stores (LokiJS; its CPU profile: 50 % in `findOne`, 25 % in the index
-rebuild of each delete), measured with 300-byte blobs at 2,000 / 10,000 / 20,000 blobs stored as
-GET 2.0 / 4.8 / 52 ms and DELETE 9 / 58 / 452 ms, so a simulator that writes all {jobs} jobs'
-80,000 manifest blobs before the pipeline has read a tenth makes the emulator, not the pipeline,
-the bound (a 10,000-job run at an unlimited rate had 440 jobs done after 13.5 minutes).
+minute. The submitter's janitor sweeps a finished job's manifests after 10 s. Azurite keeps its
+blob metadata in a MariaDB server of its own (`AZURITE_DB`; its README: "as an in-memory database,
+loki limits Azurite's scalability"): with the default LokiJS store every blob request scans all the
+blobs stored and every delete rebuilds its indexes (its CPU profile: 50 % in `findOne`, 25 % in
+those rebuilds), measured with 300-byte blobs at 2,000 / 10,000 / 20,000 blobs as GET 2.0 / 4.8 /
+52 ms and DELETE 9 / 58 / 452 ms; and its collection of deleted blobs' extents stopped it answering
+for over seven minutes in a 2,000-job run. The simulator exports {workers} jobs at a time at
+{live_rate} objects/s each (SharePoint's lab figure): the {jobs} jobs are created at once and wait
+in its queue, as jobs wait in SharePoint's, so the relay follows all of them together.
 
 <!-- LiveJobs -->
 {part("LiveJobs")}

@@ -40,6 +40,11 @@ type AzuriteOptions struct {
 	// stored and, with tens of thousands of blobs, took more CPU than the pipeline it served.
 	// Nothing survives a restart of Azurite then.
 	InMemory bool
+	// SQL keeps Azurite's blob metadata in a MariaDB server started for it (StartMariaDB;
+	// Azurite's AZURITE_DB, "preview" in its README): LokiJS scans every stored blob on each
+	// request and rebuilds its indexes on each delete, so tens of thousands of blobs slow it to a
+	// crawl, where SQL's indexes do not. Blob contents stay in files. Incompatible with InMemory.
+	SQL bool
 }
 
 // Azurite is a running Azurite.
@@ -50,6 +55,7 @@ type Azurite struct {
 	dir      string
 	ownDir   bool
 	stderr   *bytes.Buffer
+	db       *MariaDB // with AzuriteOptions.SQL
 	done     chan struct{}
 	waitErr  error
 	once     sync.Once
@@ -84,23 +90,36 @@ func StartAzurite(ctx context.Context, opts AzuriteOptions) (*Azurite, error) {
 		"--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(ports[0]),
 		"--queueHost", "127.0.0.1", "--queuePort", strconv.Itoa(ports[1]),
 		"--tableHost", "127.0.0.1", "--tablePort", strconv.Itoa(ports[2])}
+	if opts.InMemory && opts.SQL {
+		s.cleanupDir()
+		return nil, errors.New("azurite: InMemory and SQL exclude each other")
+	}
 	if opts.InMemory {
 		args = append(args, "--inMemoryPersistence") // Azurite refuses it beside --location
 	} else {
 		args = append(args, "--location", s.dir)
+	}
+	env := os.Environ()
+	if opts.SQL {
+		if s.db, err = StartMariaDB(ctx); err != nil {
+			s.cleanupDir()
+			return nil, err
+		}
+		env = append(env, "AZURITE_DB="+s.db.AzuriteURL())
 	}
 	if f := os.Getenv("AMRPIPE_AZURITE_DEBUG"); f != "" {
 		// Azurite's own log of every request, to see what a benchmark asks of it.
 		args = append(args, "--debug", f)
 	}
 	s.cmd = exec.Command(bin, args...)
+	s.cmd.Env = env
 	s.cmd.Stderr = s.stderr
 	s.cmd.Stdout = s.stderr
 	// Own process group, so Close stops node and anything it spawned; and killed with the test
 	// process, so an interrupted run leaves no server behind.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
-		s.cleanupDir()
+		_ = s.Close()
 		return nil, fmt.Errorf("start azurite %s: %w", bin, err)
 	}
 	go func() { s.waitErr = s.cmd.Wait(); close(s.done) }()
@@ -153,6 +172,9 @@ func (s *Azurite) Close() error {
 			}
 		}
 		err = s.cleanupDir()
+		if s.db != nil {
+			err = errors.Join(err, s.db.Close())
+		}
 	})
 	return err
 }

@@ -66,6 +66,9 @@ type Options struct {
 	PollInterval time.Duration
 	// AzuriteInMemory runs Azurite without its disk database (testenv.AzuriteOptions.InMemory).
 	AzuriteInMemory bool
+	// AzuriteSQL keeps Azurite's blob metadata in a MariaDB server of its own
+	// (testenv.AzuriteOptions.SQL): for tens of thousands of blobs.
+	AzuriteSQL bool
 	// Faults are injected into the simulator from the start.
 	Faults []server.Rule
 	// Destination, when set, also serves a destination tenant derived from Profile
@@ -144,7 +147,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 		}
 		s.natsURL = s.NATS.ClientURL()
 	}
-	if s.Azurite, err = testenv.StartAzurite(ctx, testenv.AzuriteOptions{InMemory: opts.AzuriteInMemory}); err != nil {
+	if s.Azurite, err = testenv.StartAzurite(ctx, testenv.AzuriteOptions{InMemory: opts.AzuriteInMemory, SQL: opts.AzuriteSQL}); err != nil {
 		return nil, err
 	}
 	s.Storage = s.Azurite.StorageConfig()

@@ -24,7 +24,9 @@ import (
 // (default 400), and waits until every job is done and every record is downstream. All jobs are
 // live together (created at once, most queued at the simulator): the relay follows thousands.
 //
-// Azurite runs in memory and the submitter's janitor sweeps a finished job's manifests after 10 s.
+// Azurite keeps its blob metadata in MariaDB (testenv.AzuriteOptions.SQL: its default LokiJS
+// store scans every blob on every request) and the submitter's janitor sweeps a finished job's
+// manifests after 10 s.
 // Reported per run: seconds, SharePoint calls per job (every REST call the simulator answered,
 // creates and polls), progress polls per job, and the peak of the JetStream account's storage.
 // The relay polls running jobs every 5 s (production's minute scaled to jobs that take seconds),
@@ -57,7 +59,7 @@ func runLiveJobs(b *testing.B, n, workers int, rate float64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Hour)
 	defer cancel()
 	s, err := devstack.Start(ctx, devstack.Options{Profile: tenant.SmallProfile(), Rate: rate, SimWorkers: workers,
-		MaxManifestBytes: 1 << 20, PollInterval: 5 * time.Second, AzuriteInMemory: true,
+		MaxManifestBytes: 1 << 20, PollInterval: 5 * time.Second, AzuriteSQL: true,
 		StageArgs: map[string][]string{
 			topology.StageRelay: {"-queued-poll-interval", "5m", "-tenant-polls-per-minute", "6000", "-concurrency", "32"},
 			// The manifests of a finished job are swept soon, as a deployment that owns its
