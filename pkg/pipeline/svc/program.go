@@ -8,10 +8,10 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strings"
-	"time"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
 )
 
 // Program is a service binary in the WTF Dial / upspin shape: parse the configuration, run until
