@@ -40,8 +40,10 @@ type Config struct {
 	StreamMetricsInterval time.Duration
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
-	// OTel selects the trace exporter: auto (OTLP/gRPC when OTEL_EXPORTER_OTLP_ENDPOINT or
-	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set, else none), otlp, stdout or none.
+	// OTel selects the trace exporter: auto (what OTEL_TRACES_EXPORTER lists, else OTLP when
+	// OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set, else none), otlp,
+	// stdout or none. OTLP is http/protobuf unless OTEL_EXPORTER_OTLP_PROTOCOL says grpc (in a
+	// build with -tags otlpgrpc).
 	OTel string
 	// DrainTimeout bounds how long work in flight may finish after SIGTERM (bus.ConsumeOptions).
 	DrainTimeout time.Duration
@@ -80,7 +82,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.StreamMetricsInterval, "stream-metrics-interval", flagenv.Or(c.StreamMetricsInterval, time.Minute),
 		"how often the fill of every stream is sampled into the amr_stream_* metrics (0: never)")
 	fs.StringVar(&c.LogLevel, "log-level", cmp.Or(c.LogLevel, "info"), "log level: debug, info, warn, error")
-	fs.StringVar(&c.OTel, "otel", cmp.Or(c.OTel, "auto"), "trace exporter: auto, otlp, stdout, none")
+	fs.StringVar(&c.OTel, "otel", cmp.Or(c.OTel, "auto"), "trace exporter: auto (OTEL_TRACES_EXPORTER, else otlp when OTEL_EXPORTER_OTLP_ENDPOINT is set), otlp, stdout, none")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", flagenv.Or(c.DrainTimeout, 30*time.Second), "time for work in flight to finish on shutdown")
 	fs.IntVar(&c.MaxFailures, "max-failures", max(c.MaxFailures, topology.MaxFailures), "failures of a message (throttling not counted) before it is dead-lettered")
 	fs.DurationVar(&c.RetryMaxDelay, "retry-max-delay", flagenv.Or(c.RetryMaxDelay, 5*time.Minute), "longest back-off between two tries of a failing message")

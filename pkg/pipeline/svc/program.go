@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/amrpipe/amrpipe/pkg/pipeline/buildinfo"
 )
 
 // Program is a service binary in the WTF Dial / upspin shape: parse the configuration, run until
@@ -23,13 +25,18 @@ type Program interface {
 }
 
 // Execute runs a program as a process: it parses args, runs until SIGINT or SIGTERM, closes, and
-// returns the exit code (0 done or -help, 1 failed, 2 bad configuration). Every binary's main is
-// `os.Exit(svc.Execute(name, NewMain(), os.Args[1:], os.Stderr))`.
+// returns the exit code (0 done, -help or --version, 1 failed, 2 bad configuration). Every
+// binary's main is `os.Exit(svc.Execute(name, NewMain(), os.Args[1:], os.Stderr))`. -version or
+// --version anywhere before "--" prints the build (buildinfo) on stdout instead of running.
 //
 // `<binary> healthcheck URL` instead probes a running service (Probe) and exits 0 when it
 // answers 2xx, 1 otherwise: the images are distroless, with no curl or wget for a container
 // healthcheck to call, so every binary is its own probe.
 func Execute(name string, p Program, args []string, stderr io.Writer) int {
+	if askedVersion(args) {
+		fmt.Fprintln(os.Stdout, buildinfo.Read().String(name))
+		return 0
+	}
 	if len(args) == 2 && args[0] == HealthcheckCommand {
 		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 		defer cancel()
@@ -88,4 +95,16 @@ func Probe(ctx context.Context, url string) error {
 		return fmt.Errorf("probe %s: %w", url, rerr)
 	}
 	return nil
+}
+
+func askedVersion(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if buildinfo.IsVersionFlag(a) {
+			return true
+		}
+	}
+	return false
 }

@@ -36,6 +36,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/backoff"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/buildinfo"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/flagenv"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
@@ -111,7 +112,8 @@ func New(ctx context.Context, cfg Config, o Options) (*Runtime, error) {
 		return nil, err
 	}
 	r.Registry = prometheus.NewRegistry()
-	r.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	r.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildinfo.Read().Collector())
 	if r.Metrics, err = bus.NewMetrics(r.Registry); err != nil {
 		return nil, errors.Join(err, r.shutdownTracer())
 	}

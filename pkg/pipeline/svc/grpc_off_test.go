@@ -1,0 +1,5 @@
+//go:build !otlpgrpc
+
+package svc_test
+
+const grpcBuilt = false
