@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -46,6 +47,7 @@ type pendingAck struct {
 	subject string
 	sent    time.Time
 	done    func(*jetstream.PubAck, error)
+	span    trace.Span // the producer span, ended with the acknowledgement
 }
 
 // Errors of an AsyncPublisher.
@@ -94,7 +96,8 @@ func (p *AsyncPublisher) Publish(ctx context.Context, subject string, m proto.Me
 // called with the stream's acknowledgement or the failure, by one goroutine, in publishing order
 // (so a caller can tell how far its publishes have landed), before Flush can return. Once done had
 // an acknowledgement, nothing reads msg.Data any more: its buffer may be reused. After a failure
-// the client library may still hold it (a retry on "no responders"), so it must not be.
+// the client library may still hold it (a retry on "no responders"), so it must not be. Within a
+// trace the publish has its producer span, from here to its acknowledgement.
 func (p *AsyncPublisher) PublishMsg(ctx context.Context, msg *nats.Msg, done func(*jetstream.PubAck, error)) error {
 	if err := p.failure(); err != nil {
 		return err
@@ -104,12 +107,14 @@ func (p *AsyncPublisher) PublishMsg(ctx context.Context, msg *nats.Msg, done fun
 	case <-ctx.Done():
 		return fmt.Errorf("publish %s: %w", msg.Subject, ctx.Err())
 	}
+	_, span := startSend(ctx, msg)
 	fut, err := p.js.PublishMsgAsync(msg)
 	if err != nil {
+		endSend(span, nil, err)
 		<-p.slots
 		return fmt.Errorf("publish %s: %w", msg.Subject, err)
 	}
-	p.queue <- pendingAck{fut: fut, subject: msg.Subject, sent: time.Now(), done: done}
+	p.queue <- pendingAck{fut: fut, subject: msg.Subject, sent: time.Now(), done: done, span: span}
 	return nil
 }
 
@@ -194,6 +199,7 @@ func (p *AsyncPublisher) collect() {
 		case <-p.stop:
 			return // closed after its context ended: the acknowledgements still out are given up
 		}
+		endSend(pa.span, ack, err)
 		if pa.done != nil {
 			pa.done(ack, err)
 		}

@@ -258,14 +258,50 @@ func TestTraceSurvivesPublishConsume(t *testing.T) {
 		t.Fatal("message not consumed")
 	}
 	h.settled(t)
+	// The publish has its producer span under the caller's, and the delivery's process span is
+	// the producer's child, both named and attributed by the messaging conventions.
+	var send sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		if s.SpanKind() == trace.SpanKindProducer && s.Parent().SpanID() == span.SpanContext().SpanID() {
+			send = s
+		}
+	}
+	if send == nil {
+		t.Fatal("no producer span under the publisher's span")
+	}
+	wantSend := map[string]string{"messaging.system": "nats", "messaging.operation.type": "send",
+		"messaging.destination.name": h.subject, "messaging.message.id": "plan/p1"}
+	if got := spanAttrs(send); !hasAll(got, wantSend) {
+		t.Fatalf("producer span %q attributes %v, want %v", send.Name(), got, wantSend)
+	}
 	waitFor(t, 5*time.Second, func() bool {
 		for _, s := range rec.Ended() {
-			if s.Name() == h.stage+" process" && s.Parent().SpanID() == span.SpanContext().SpanID() {
+			if s.Name() == h.stage+" process" && s.SpanKind() == trace.SpanKindConsumer && s.Parent().SpanID() == send.SpanContext().SpanID() &&
+				hasAll(spanAttrs(s), map[string]string{"messaging.operation.type": "process", "messaging.destination.name": h.subject}) {
 				return true
 			}
 		}
 		return false
 	})
+}
+
+// spanAttrs returns a span's attributes as strings.
+func spanAttrs(s sdktrace.ReadOnlySpan) map[string]string {
+	m := map[string]string{}
+	for _, kv := range s.Attributes() {
+		m[string(kv.Key)] = kv.Value.Emit()
+	}
+	return m
+}
+
+// hasAll says whether got holds every key of want with its value.
+func hasAll(got, want map[string]string) bool {
+	for k, v := range want {
+		if got[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 // TestRedeliveryAfterCrash: a handler that published its output and died before the Ack gets

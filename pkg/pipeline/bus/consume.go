@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/backoff"
@@ -215,7 +216,7 @@ func Consume(ctx context.Context, cons jetstream.Consumer, handler Handler, o Co
 	}()
 
 	c := &consumer{o: o, failures: failures, handler: handler, stopping: ctx,
-		tracer: o.TracerProvider.Tracer("github.com/amrpipe/amrpipe/pkg/pipeline/bus")}
+		tracer: o.TracerProvider.Tracer(tracerName)}
 	lagCtx, stopLag := context.WithCancel(ctx)
 	lagDone := make(chan struct{})
 	go func() { defer close(lagDone); c.sampleLag(lagCtx, cons) }()
@@ -296,10 +297,12 @@ func (c *consumer) process(hctx context.Context, msg jetstream.Msg) {
 	ctx, span := c.tracer.Start(ExtractTrace(hctx, msg.Headers()), c.o.Stage+" process",
 		trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(
-			attribute.String("messaging.system", "nats"),
-			attribute.String("messaging.destination.name", msg.Subject()),
-			attribute.String("messaging.consumer.group.name", meta.Consumer),
-			attribute.String("messaging.message.id", msg.Headers().Get(jetstream.MsgIDHeader)),
+			messagingSystem,
+			semconv.MessagingOperationTypeProcess,
+			semconv.MessagingOperationName("process"),
+			semconv.MessagingDestinationName(msg.Subject()),
+			semconv.MessagingConsumerGroupName(meta.Consumer),
+			semconv.MessagingMessageID(msg.Headers().Get(jetstream.MsgIDHeader)),
 			attribute.Int64("amr.stream.sequence", int64(meta.Sequence.Stream)),
 			attribute.Int64("amr.deliveries", int64(meta.NumDelivered)),
 		))

@@ -98,13 +98,16 @@ func NewEncodedMsg(ctx context.Context, subject string, typ protoreflect.FullNam
 
 // Publish publishes m on subject and waits for the stream's acknowledgement. msgID must be
 // deterministic (derived from the input), so that a redelivered input republishes nothing new:
-// the returned PubAck then has Duplicate set.
+// the returned PubAck then has Duplicate set. Within a trace the publish has its producer span,
+// the parent of the consumer's.
 func Publish(ctx context.Context, js jetstream.JetStream, subject string, m proto.Message, msgID string, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
 	msg, err := NewMsg(ctx, subject, m, msgID)
 	if err != nil {
 		return nil, err
 	}
+	ctx, span := startSend(ctx, msg)
 	ack, err := js.PublishMsg(ctx, msg, opts...)
+	endSend(span, ack, err)
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", subject, err)
 	}
