@@ -175,10 +175,19 @@ func (c *Client) do(ctx context.Context, cl *call) ([]byte, error) {
 	if err != nil {
 		return nil, cl.fail(errors.New("build request: invalid URL"))
 	}
+	ctx, span := startCallSpan(ctx, cl, req.URL)
+	req = req.WithContext(ctx)
+	data, status, err := c.send(ctx, cl, req, body != nil)
+	endCallSpan(span, status, err)
+	return data, err
+}
+
+// send makes the call's one HTTP attempt; status is SharePoint's answer's (0 without one).
+func (c *Client) send(ctx context.Context, cl *call, req *http.Request, hasBody bool) (data []byte, status int, err error) {
 	host := req.URL.Hostname()
 	token, err := c.tokens.Token(ctx, host)
 	if err != nil {
-		return nil, cl.fail(&TokenError{Host: host, Err: err})
+		return nil, 0, cl.fail(&TokenError{Host: host, Err: err})
 	}
 	cl.secrets = append(cl.secrets, token)
 	req.Header.Set("Authorization", "Bearer "+token)
@@ -188,14 +197,14 @@ func (c *Client) do(ctx context.Context, cl *call) ([]byte, error) {
 		accept = odataJSON
 	}
 	req.Header.Set("Accept", accept)
-	if body != nil {
+	if hasBody {
 		req.Header.Set("Content-Type", odataJSON)
 	}
 
 	start := time.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, cl.fail(transportError(ctx, err))
+		return nil, 0, cl.fail(transportError(ctx, err))
 	}
 	data, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	closeErr := resp.Body.Close()
@@ -217,21 +226,21 @@ func (c *Client) do(ctx context.Context, cl *call) ([]byte, error) {
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		code, typ, msg := parseErrorBody(data)
-		return nil, &Error{
+		return nil, resp.StatusCode, &Error{
 			Status: resp.StatusCode, Code: code, Type: scrub(typ, cl.secrets), Message: scrub(msg, cl.secrets),
 			RetryAfter: wait, RateLimit: rl, Method: cl.method, Site: cl.site, op: cl.op,
 		}
 	}
 	if readErr != nil {
-		return nil, cl.fail(transportError(ctx, readErr))
+		return nil, resp.StatusCode, cl.fail(transportError(ctx, readErr))
 	}
 	if closeErr != nil {
-		return nil, cl.fail(transportError(ctx, closeErr))
+		return nil, resp.StatusCode, cl.fail(transportError(ctx, closeErr))
 	}
 	if len(data) > maxResponseBytes {
-		return nil, cl.fail(fmt.Errorf("response larger than %d bytes", maxResponseBytes))
+		return nil, resp.StatusCode, cl.fail(fmt.Errorf("response larger than %d bytes", maxResponseBytes))
 	}
-	return data, nil
+	return data, resp.StatusCode, nil
 }
 
 // transportError strips the request URL from a client error (it is not secret, but error text
