@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
@@ -75,7 +76,7 @@ const ensuredFor = 10 * time.Minute
 // ErrNotConfigured is returned when the account is missing something it needs.
 var ErrNotConfigured = errors.New("storage not configured")
 
-// Open builds clients for the account.
+// Open builds clients for the account; their calls are traced (TracePolicy).
 func Open(cfg Config) (*Account, error) {
 	if cfg.BlobURL == "" || cfg.Account == "" || cfg.Key == "" {
 		return nil, fmt.Errorf("%w: need -storage-blob-url, -storage-account and %s", ErrNotConfigured, KeyEnv)
@@ -89,7 +90,10 @@ func Open(cfg Config) (*Account, error) {
 	if a.cred, err = azblob.NewSharedKeyCredential(cfg.Account, cfg.Key); err != nil {
 		return nil, fmt.Errorf("storage credential for %s: %w", cfg.Account, err)
 	}
-	if a.blob, err = azblob.NewClientWithSharedKeyCredential(cfg.BlobURL, a.cred, nil); err != nil {
+	traced := func(service string) policy.ClientOptions {
+		return policy.ClientOptions{PerRetryPolicies: []policy.Policy{TracePolicy(service)}}
+	}
+	if a.blob, err = azblob.NewClientWithSharedKeyCredential(cfg.BlobURL, a.cred, &azblob.ClientOptions{ClientOptions: traced("blob")}); err != nil {
 		return nil, fmt.Errorf("blob client: %w", err)
 	}
 	if cfg.QueueURL != "" {
@@ -98,7 +102,7 @@ func Open(cfg Config) (*Account, error) {
 		if a.qcred, err = azqueue.NewSharedKeyCredential(cfg.Account, cfg.Key); err != nil {
 			return nil, fmt.Errorf("queue credential: %w", err)
 		}
-		if a.queue, err = azqueue.NewServiceClientWithSharedKeyCredential(cfg.QueueURL, a.qcred, nil); err != nil {
+		if a.queue, err = azqueue.NewServiceClientWithSharedKeyCredential(cfg.QueueURL, a.qcred, &azqueue.ClientOptions{ClientOptions: traced("queue")}); err != nil {
 			return nil, fmt.Errorf("queue client: %w", err)
 		}
 	}
