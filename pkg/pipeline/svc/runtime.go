@@ -52,6 +52,9 @@ type Options struct {
 	Lookup func(string) (string, bool)
 	// Signals stop Run: nil means SIGINT and SIGTERM, an empty slice none (tests).
 	Signals []os.Signal
+	// SpanProcessor, when set, is given every span besides the configured exporters (tests record
+	// them with go.opentelemetry.io/otel/sdk/trace/tracetest).
+	SpanProcessor sdktrace.SpanProcessor
 }
 
 // Runtime is one service's connection to the world. Its exported fields are ready after New.
@@ -107,7 +110,7 @@ func New(ctx context.Context, cfg Config, o Options) (*Runtime, error) {
 	r := &Runtime{Config: cfg, Log: log, signals: o.Signals, checks: map[string]func(context.Context) error{},
 		serveErr: make(chan error, 1), closed: make(chan struct{})}
 
-	r.Tracer, err = newTracerProvider(ctx, cfg.Name, cmp.Or(cfg.OTel, "auto"), o.Lookup, o.TraceOutput)
+	r.Tracer, err = newTracerProvider(ctx, cfg.Name, cmp.Or(cfg.OTel, "auto"), o.Lookup, o.TraceOutput, o.SpanProcessor)
 	if err != nil {
 		return nil, err
 	}

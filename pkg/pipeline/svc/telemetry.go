@@ -32,7 +32,8 @@ var errNoGRPC = errors.New("OTLP over gRPC is not in this build (rebuild with -t
 // over name and the build's service.version). OTEL_SDK_DISABLED=true records nothing. Even
 // without an exporter the SDK makes real spans, so trace and span ids reach logs and the next
 // stage's traceparent.
-func newTracerProvider(ctx context.Context, name, mode string, lookup func(string) (string, bool), stdout io.Writer) (*sdktrace.TracerProvider, error) {
+func newTracerProvider(ctx context.Context, name, mode string, lookup func(string) (string, bool), stdout io.Writer,
+	extra sdktrace.SpanProcessor) (*sdktrace.TracerProvider, error) {
 	if v, ok := lookup("OTEL_SDK_DISABLED"); ok {
 		if off, err := strconv.ParseBool(v); err == nil && off {
 			return sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample())), nil
@@ -52,6 +53,9 @@ func newTracerProvider(ctx context.Context, name, mode string, lookup func(strin
 		return nil, fmt.Errorf("trace resource: %w", err)
 	}
 	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	if extra != nil {
+		opts = append(opts, sdktrace.WithSpanProcessor(extra))
+	}
 	for _, e := range exporters {
 		var exp sdktrace.SpanExporter
 		switch e {

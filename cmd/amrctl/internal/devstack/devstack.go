@@ -21,6 +21,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/amrpipe/amrpipe/pkg/crypto/keywrap"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
@@ -82,6 +83,8 @@ type Options struct {
 	Log io.Writer
 	// LogLevel of the services (default warn).
 	LogLevel string
+	// SpanProcessor, when set, is given every span of every stage (svc.Options.SpanProcessor).
+	SpanProcessor sdktrace.SpanProcessor
 }
 
 // Stack is a running in-process amrpipe.
@@ -237,7 +240,7 @@ func (s *Stack) StartStage(ctx context.Context, name string) error {
 		return err
 	}
 	m := stage.NewMain(d)
-	m.Options = svc.Options{LogOutput: s.opts.Log, Lookup: s.env}
+	m.Options = svc.Options{LogOutput: s.opts.Log, Lookup: s.env, SpanProcessor: s.opts.SpanProcessor}
 	if err := m.ParseFlags(s.args(d)); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
