@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/amrpipe/amrpipe/pkg/client"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/buildinfo"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/flagenv"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 )
@@ -24,9 +25,14 @@ func main() {
 	name := fs.String("consumer", topology.DefaultDownstream, "the declared downstream consumer to read with")
 	follow := fs.Bool("follow", true, "wait for new records; false stops at the end of the stream")
 	batches := fs.Int("batch-size", 8, "record batches fetched at once")
+	version := fs.Bool("version", false, "print the build and exit")
 	flagenv.Usage(fs, "AMR")
 	if err := flagenv.Parse(fs, "AMR", os.Args[1:], os.LookupEnv); err != nil {
 		fail(err)
+	}
+	if *version {
+		fmt.Println(buildinfo.Read().String("amrconsume"))
+		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

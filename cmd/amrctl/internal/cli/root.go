@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/amrpipe/amrpipe/pkg/pipeline/buildinfo"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/flagenv"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
 )
@@ -22,7 +23,9 @@ func Root() *cobra.Command {
 		Short:         "Run and operate amrpipe, the SharePoint AMR metadata export pipeline",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       buildinfo.Read().String("amrctl"),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	natsURL := root.PersistentFlags().String("nats-url", envOr("AMR_NATS_URL", nats.DefaultURL), "NATS server(s) of a deployed system (AMR_NATS_URL)")
 	natsUser := root.PersistentFlags().String("nats-user", envOr("AMR_NATS_USER", ""),
 		"NATS user to connect as (AMR_NATS_USER); its password is "+svc.NATSPasswordEnv+" or the file "+svc.NATSPasswordEnv+flagenv.FileSuffix+" names")
