@@ -181,6 +181,11 @@ func TestComposeRunsEveryStage(t *testing.T) {
 			if v := deref(s.Environment["AMR_APPLY_TOPOLOGY"]); v != "" && v != "false" {
 				t.Errorf("AMR_APPLY_TOPOLOGY=%s: only the topology step applies it", v)
 			}
+			// Default images have no gRPC exporter (svc: -tags otlpgrpc): a service told to use
+			// it refuses to start.
+			if p := deref(s.Environment["OTEL_EXPORTER_OTLP_PROTOCOL"]); p == "grpc" {
+				t.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL=grpc: the default images export OTLP over http/protobuf only")
+			}
 			if deref(s.Environment["AMR_REPLICAS"]) != "3" {
 				t.Errorf("AMR_REPLICAS %q, want 3 (the cluster's R3)", deref(s.Environment["AMR_REPLICAS"]))
 			}
