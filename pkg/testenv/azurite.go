@@ -162,21 +162,28 @@ func (s *Azurite) waitPort(ctx context.Context, port int) error {
 func (s *Azurite) Close() error {
 	var err error
 	s.once.Do(func() {
-		if s.cmd != nil && s.cmd.Process != nil {
-			_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
-			select {
-			case <-s.done:
-			case <-time.After(5 * time.Second):
-				_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-				<-s.done
-			}
-		}
+		stopGroup(s.cmd, s.done, syscall.SIGTERM, 5*time.Second)
 		err = s.cleanupDir()
 		if s.db != nil {
 			err = errors.Join(err, s.db.Close())
 		}
 	})
 	return err
+}
+
+// stopGroup stops a server started in its own process group: sig, then SIGKILL after grace; done
+// closes when the process has been waited for. A server that never started is left alone.
+func stopGroup(cmd *exec.Cmd, done <-chan struct{}, sig syscall.Signal, grace time.Duration) {
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, sig)
+	select {
+	case <-done:
+	case <-time.After(grace):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
 }
 
 func (s *Azurite) cleanupDir() error {

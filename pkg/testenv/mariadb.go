@@ -112,15 +112,7 @@ func (m *MariaDB) AzuriteURL() string {
 func (m *MariaDB) Close() error {
 	var err error
 	m.once.Do(func() {
-		if m.cmd != nil && m.cmd.Process != nil {
-			_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGTERM)
-			select {
-			case <-m.done:
-			case <-time.After(20 * time.Second):
-				_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
-				<-m.done
-			}
-		}
+		stopGroup(m.cmd, m.done, syscall.SIGTERM, 20*time.Second)
 		if rerr := os.RemoveAll(m.dir); rerr != nil {
 			err = fmt.Errorf("remove mariadb dir: %w", rerr)
 		}

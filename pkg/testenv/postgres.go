@@ -188,15 +188,7 @@ func (p *Postgres) NewDatabase(t testing.TB) string {
 func (p *Postgres) Close() error {
 	var err error
 	p.once.Do(func() {
-		if p.cmd != nil && p.cmd.Process != nil {
-			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGINT)
-			select {
-			case <-p.done:
-			case <-time.After(10 * time.Second):
-				_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-				<-p.done
-			}
-		}
+		stopGroup(p.cmd, p.done, syscall.SIGINT, 10*time.Second) // SIGINT: PostgreSQL's fast shutdown
 		if rerr := os.RemoveAll(p.dir); rerr != nil {
 			err = fmt.Errorf("remove postgres dir: %w", rerr)
 		}

@@ -13,19 +13,7 @@ import (
 func TestSASURLsMeetSharePointsRules(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv, err := testenv.StartAzurite(ctx, testenv.AzuriteOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	acct, err := srv.Account()
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, acct := startAzurite(t, ctx)
 	m, err := acct.ManifestSAS(ctx, "amr-manifests")
 	if err != nil {
 		t.Fatal(err)
@@ -43,4 +31,23 @@ func TestSASURLsMeetSharePointsRules(t *testing.T) {
 	if _, err := storage.Open(storage.Config{BlobURL: srv.BlobURL, Account: testenv.AzuriteAccount}); err == nil {
 		t.Fatal("Open without a key succeeded")
 	}
+}
+
+// startAzurite starts an Azurite for one test and opens its account.
+func startAzurite(t *testing.T, ctx context.Context) (*testenv.Azurite, *storage.Account) {
+	t.Helper()
+	srv, err := testenv.StartAzurite(ctx, testenv.AzuriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	acct, err := srv.Account()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, acct
 }

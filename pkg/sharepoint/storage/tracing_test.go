@@ -14,7 +14,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/storage"
-	"github.com/amrpipe/amrpipe/pkg/testenv"
 )
 
 // TestAzureCallsAreTraced: blob calls made within a trace (through the account's clients, and
@@ -23,19 +22,7 @@ import (
 func TestAzureCallsAreTraced(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv, err := testenv.StartAzurite(ctx, testenv.AzuriteOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	acct, err := srv.Account()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, acct := startAzurite(t, ctx)
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	tctx, root := tp.Tracer("test").Start(ctx, "decryptor process")
