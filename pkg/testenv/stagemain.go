@@ -20,7 +20,7 @@ var unreachableStorage = storage.Config{BlobURL: "http://127.0.0.1:1/" + Azurite
 
 // StartStage runs the program of stage d (stage.Main, as the stage's binary runs it) on js, with
 // the command line of StageArgs, the secrets of StageSecrets and a storage account it never
-// reaches, until the test ends. It returns once the stage is ready (/readyz answers 200): for
+// reaches, until the test ends. It returns once the stage is ready (built, /readyz answers 200): for
 // tests of what a deployed stage serves, its health endpoints and its metrics registry.
 func StartStage(t testing.TB, js *JetStream, d stage.Def) *stage.Main {
 	t.Helper()
