@@ -44,6 +44,7 @@ func rules() []rule {
 		{"deploy", []string{""}, "deployment files and their checks: tests only, nothing imports them"},
 		{"cmd/", []string{""}, "commands wire anything"},
 		{"internal/", []string{""}, "module-internal tools"},
+		{"deploy/", nil, "the deployment files' checks are tests only: no code of theirs ships"},
 	}
 }
 

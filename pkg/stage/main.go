@@ -83,6 +83,16 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.rt.Store(rt)
+	// Ready once the stage is built (its metrics registered, its consumers about to bind), not
+	// as soon as the topology is verified: a readiness probe or a test that reads the registry
+	// must not see a half-started stage.
+	var built atomic.Bool
+	rt.AddReadyCheck("stage", func(context.Context) error {
+		if !built.Load() {
+			return errors.New("the stage is starting")
+		}
+		return nil
+	})
 	if err := rt.EnsureTopology(ctx); err != nil {
 		return err
 	}
@@ -94,6 +104,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", m.Def.Name, err)
 	}
+	built.Store(true)
 	rt.Go(m.Def.Name, s.Run)
 	return rt.Run(ctx)
 }
