@@ -40,8 +40,9 @@ func NewMain(d Def) *Main {
 }
 
 // ParseFlags reads the flags of args, the environment fallbacks of the flags not given, and the
-// secrets; each secret may instead be in the file its NAME_FILE variable names (flagenv.WithFiles). A KEK that is set but malformed is an error here; whether the stage needs one is New's
-// to say.
+// secrets; each secret may instead be in the file its NAME_FILE variable names
+// (flagenv.WithFiles). A KEK that is set but malformed is an error here; whether the stage needs
+// one is New's to say.
 func (m *Main) ParseFlags(args []string) error {
 	if m.Options.Lookup == nil {
 		m.Options.Lookup = os.LookupEnv
