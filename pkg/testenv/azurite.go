@@ -108,7 +108,8 @@ func StartAzurite(ctx context.Context, opts AzuriteOptions) (*Azurite, error) {
 		env = append(env, "AZURITE_DB="+s.db.AzuriteURL())
 	}
 	if f := os.Getenv("AMRPIPE_AZURITE_DEBUG"); f != "" {
-		// Azurite's own log of every request, to see what a benchmark asks of it.
+		// Azurite's own log of every request, to see what a benchmark asks of it. It holds
+		// SAS URLs whole: signed with Azurite's public development key, never a real account's.
 		args = append(args, "--debug", f)
 	}
 	s.cmd = exec.Command(bin, args...)
