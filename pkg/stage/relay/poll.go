@@ -135,6 +135,7 @@ func (s *Stage) pollJob(ctx context.Context, j job, t *amrpipev1.PollTimer) (str
 				return "error", err
 			}
 		}
+		lastEnd = false // a page of only undecodable or unknown events follows whatever was the end
 		for i, e := range events {
 			isEnd := isJobEnd(e.ev.GetType())
 			ended = ended || isEnd
