@@ -80,7 +80,7 @@ func TestValidateBadInputWritesNoReport(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "reports")
 			args := append([]string{"validate", "--out", out, "--map", "/sites/hr=/sites/hr-new"}, tt.args...)
 			stdout, err := amrctl(t, "", args...)
-			if err == nil || !strings.Contains(err.Error(), tt.want) || cli.ExitCode(err) != cli.ExitError {
+			if err == nil || !strings.Contains(err.Error(), tt.want) || cli.ExitCode(err) != cli.ExitFailed {
 				t.Fatalf("err %v (exit %d), want one saying %q (exit 1)\n%s", err, cli.ExitCode(err), tt.want, stdout)
 			}
 			if _, err := os.Stat(out); !os.IsNotExist(err) {

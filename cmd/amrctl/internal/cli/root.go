@@ -26,6 +26,8 @@ func Root() *cobra.Command {
 		Version:       buildinfo.Read().String("amrctl"),
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
+	addOutputFlag(root)
 	natsURL := root.PersistentFlags().String("nats-url", envOr("AMR_NATS_URL", nats.DefaultURL), "NATS server(s) of a deployed system (AMR_NATS_URL)")
 	natsUser := root.PersistentFlags().String("nats-user", envOr("AMR_NATS_USER", ""),
 		"NATS user to connect as (AMR_NATS_USER); its password is "+svc.NATSPasswordEnv+" or the file "+svc.NATSPasswordEnv+flagenv.FileSuffix+" names")

@@ -19,23 +19,6 @@ import (
 // with ExitDifferences for it.
 var ErrDifferences = errors.New("the destination differs from the source")
 
-// Exit codes of amrctl.
-const (
-	ExitError       = 1 // anything went wrong: bad input, a source that could not be read
-	ExitDifferences = 2 // validate ran to the end and found differences
-)
-
-// ExitCode is amrctl's exit status for the error a command returned.
-func ExitCode(err error) int {
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, ErrDifferences):
-		return ExitDifferences
-	}
-	return ExitError
-}
-
 func validateCommand() *cobra.Command {
 	var (
 		srcCSV, dstCSV, srcRecords, dstRecords, loginMap, out string

@@ -52,7 +52,7 @@ func runAmrctl(args ...string) (string, error) {
 
 // TestValidateCommand runs `amrctl validate` over records files of a source and its seeded
 // destination with the destination's login mapping: it writes the five reports, prints where they
-// are, and ends with ErrDifferences (exit status 2). Bad input ends with an error (exit status 1)
+// are, and ends with ErrDifferences (exit status 4). Bad input ends with an error (exit status 1)
 // and no report.
 func TestValidateCommand(t *testing.T) {
 	dir := t.TempDir()
@@ -97,7 +97,7 @@ func TestValidateCommand(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "reports")
 			args := append([]string{"validate", "--source-records", srcFile, "--destination-records", dstFile, "--out", out}, tc.args...)
 			_, err := runAmrctl(args...)
-			if err == nil || !strings.Contains(err.Error(), tc.want) || ExitCode(err) != ExitError {
+			if err == nil || !strings.Contains(err.Error(), tc.want) || ExitCode(err) != ExitFailed {
 				t.Fatalf("err %v, want one saying %q (exit 1)", err, tc.want)
 			}
 			if _, err := os.Stat(out); !os.IsNotExist(err) {
@@ -164,7 +164,7 @@ func TestValidateCommandOverAnInventory(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "reports")
 			_, err := runAmrctl(append([]string{"validate", "--map", "/sites/small=/sites/small-new", "--out", out}, tc.args...)...)
-			if err == nil || !strings.Contains(err.Error(), tc.want) || ExitCode(err) != ExitError {
+			if err == nil || !strings.Contains(err.Error(), tc.want) || ExitCode(err) != ExitFailed {
 				t.Fatalf("err %v, want one saying %q (exit 1)", err, tc.want)
 			}
 			if _, err := os.Stat(out); !os.IsNotExist(err) {
