@@ -1,13 +1,20 @@
-// Package progress shows AMR jobs as they move: one live bar per job (state, items, %, items/s,
-// ETA) and a totals line, fed from the watchable job records. On a terminal it draws bars with mpb
-// (chosen over single-bar libraries because it renders many concurrent bars); elsewhere it prints a
-// line per state change, so logs of non-interactive runs stay readable.
+// Package progress shows AMR jobs as they move: one live row per job (kind, site and target,
+// state, objects, %, objects/s, ETA) and a totals line, fed from the watchable job records. On a
+// terminal it draws bars with mpb (chosen over single-bar libraries because it renders many
+// concurrent bars); elsewhere it prints a line per state change and a totals line every
+// plainTotalsEvery, so logs of non-interactive runs stay readable.
+//
+// A job's total is what SharePoint has reported so far (TotalExpectedSPObjects grows while a job
+// runs), so a bar's total grows with it and a job is shown complete only when its record says
+// done or failed, never because its count caught up with a total that later grew.
 package progress
 
 import (
 	"fmt"
 	"io"
-	"path"
+	"math"
+	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,78 +25,52 @@ import (
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
+// plainTotalsEvery is how often the plain (non-terminal) display prints the totals line.
+const plainTotalsEvery = 15 * time.Second
+
 // Display renders job progress.
 type Display struct {
-	mu    sync.Mutex
-	out   io.Writer
-	bars  *mpb.Progress // nil when not drawing bars
-	jobs  map[string]*job
-	order []string
-	start time.Time
+	mu         sync.Mutex
+	out        io.Writer
+	bars       *mpb.Progress // nil when not drawing bars
+	totalsBar  *mpb.Bar
+	totals     atomic.Pointer[string] // the totals line the totals bar draws
+	jobs       map[string]*job
+	order      []string
+	start      time.Time
+	lastTotals time.Time
 }
 
 type job struct {
-	bar      *mpb.Bar
-	rec      *amrpipev1.JobRecord
-	lastSeen time.Time
-	state    amrpipev1.JobState
-	// shown is the state the bar's decorator draws: atomic, because mpb renders from its own
-	// goroutine while Update holds the display's lock.
-	shown atomic.Int32
+	bar  *mpb.Bar
+	rec  *amrpipev1.JobRecord
+	rate rate
+	// view is what the row draws: mpb renders from its own goroutine while Update holds the
+	// display's lock, so the row reads an immutable snapshot.
+	view atomic.Pointer[view]
+}
+
+// view is one job's row as drawn.
+type view struct {
+	state            amrpipev1.JobState
+	processed, total int64   // total 0: SharePoint has not said yet
+	speed            float64 // objects/s, 0 when unknown
 }
 
 // New returns a display writing to out; bars draws live bars (use it on terminals).
 func New(out io.Writer, bars bool) *Display {
 	d := &Display{out: out, jobs: map[string]*job{}, start: time.Now()}
+	d.totals.Store(new(string))
 	if bars {
-		d.bars = mpb.New(mpb.WithOutput(out), mpb.WithWidth(32), mpb.WithRefreshRate(150*time.Millisecond))
+		// The caller says out is a terminal; WithAutoRefresh keeps mpb drawing on any writer (tests),
+		// where WithWidth is the line width (a terminal's own width wins).
+		d.bars = mpb.New(mpb.WithOutput(out), mpb.WithAutoRefresh(), mpb.WithWidth(160), mpb.WithRefreshRate(150*time.Millisecond))
+		// The totals line stays below every job's row; its total stays 0 so that only Close
+		// completes it.
+		d.totalsBar = d.bars.New(0, mpb.NopStyle(), mpb.BarPriority(math.MaxInt),
+			mpb.PrependDecorators(decor.Any(func(decor.Statistics) string { return *d.totals.Load() })))
 	}
 	return d
-}
-
-// Label names a job for a human: its kind and its first URL.
-func Label(rec *amrpipev1.JobRecord) string {
-	s := rec.GetSpec()
-	kind := "job"
-	switch {
-	case s.GetProbe():
-		kind = "probe"
-	case s.GetEmit() == amrpipev1.Emit_EMIT_SECURITY_ONLY:
-		kind = "security"
-	case s.GetStartChangeToken() != "":
-		kind = "incremental"
-	case s.GetMulti():
-		kind = fmt.Sprintf("multi×%d", len(s.GetUrls()))
-	}
-	target := ""
-	if urls := s.GetUrls(); len(urls) > 0 {
-		target = path.Base(urls[0])
-	}
-	return fmt.Sprintf("%-10s %-22.22s", kind, target)
-}
-
-// StateName is a job state for people.
-func StateName(s amrpipev1.JobState) string {
-	switch s {
-	case amrpipev1.JobState_JOB_STATE_SUBMITTED:
-		return "submitted"
-	case amrpipev1.JobState_JOB_STATE_QUEUED:
-		return "queued"
-	case amrpipev1.JobState_JOB_STATE_RUNNING:
-		return "running"
-	case amrpipev1.JobState_JOB_STATE_ENDED:
-		return "parsing"
-	case amrpipev1.JobState_JOB_STATE_DONE:
-		return "done"
-	case amrpipev1.JobState_JOB_STATE_FAILED:
-		return "failed"
-	}
-	return "-"
-}
-
-// Terminal reports whether a job is finished for good.
-func Terminal(s amrpipev1.JobState) bool {
-	return s == amrpipev1.JobState_JOB_STATE_DONE || s == amrpipev1.JobState_JOB_STATE_FAILED
 }
 
 // Update shows a job record's new state.
@@ -99,76 +80,150 @@ func (d *Display) Update(rec *amrpipev1.JobRecord) {
 	id := rec.GetJobId()
 	j := d.jobs[id]
 	if j == nil {
-		j = &job{lastSeen: time.Now(), state: -1}
+		j = &job{}
 		d.jobs[id] = j
 		d.order = append(d.order, id)
-		if d.bars != nil {
-			j.bar = d.addBar(j, rec)
-		}
 	}
 	prev := j.rec
 	if prev != nil && rec.GetUpdated().AsTime().Before(prev.GetUpdated().AsTime()) {
 		return // a stale value (a watch lagging behind a snapshot)
 	}
 	j.rec = rec
+	j.rate.observe(rec)
+	v := &view{state: rec.GetState(), processed: rec.GetObjectsProcessed(), total: rec.GetExpectedObjects(), speed: j.rate.perSecond}
+	if v.state != amrpipev1.JobState_JOB_STATE_RUNNING {
+		v.speed = 0
+	}
+	j.view.Store(v)
+	d.totals.Store(ptr(d.totalsLine()))
 	if d.bars == nil {
-		if rec.GetState() != j.state {
-			fmt.Fprintf(d.out, "%s  %s %-9s %8d/%-8d records %d\n", time.Since(d.start).Truncate(time.Second), Label(rec), StateName(rec.GetState()),
-				rec.GetObjectsProcessed(), rec.GetExpectedObjects(), rec.GetRecords())
+		if prev == nil || prev.GetState() != rec.GetState() {
+			fmt.Fprintf(d.out, "%7s  %s  %-9s %s  records %d\n", time.Since(d.start).Truncate(time.Second), Label(rec), StateName(v.state),
+				v.counts(), rec.GetRecords())
 		}
-		j.state = rec.GetState()
+		if time.Since(d.lastTotals) >= plainTotalsEvery {
+			d.lastTotals = time.Now()
+			fmt.Fprintf(d.out, "%7s  %s\n", time.Since(d.start).Truncate(time.Second), *d.totals.Load())
+		}
 		return
 	}
-	j.state = rec.GetState()
-	j.shown.Store(int32(rec.GetState()))
-	if total := rec.GetExpectedObjects(); total > 0 && (prev == nil || prev.GetExpectedObjects() != total) {
-		j.bar.SetTotal(total, false)
+	if j.bar == nil {
+		j.bar = d.addBar(j, rec)
 	}
-	now := time.Now()
-	j.bar.EwmaSetCurrent(rec.GetObjectsProcessed(), now.Sub(j.lastSeen))
-	j.lastSeen = now
-	if Terminal(rec.GetState()) {
+	// The bar's total is what SharePoint reported, and one more than the count while the job is
+	// not finished, so the bar never fills (and mpb never completes it) before the job is done.
+	total := max(v.total, v.processed+1)
+	if Terminal(v.state) {
+		j.bar.SetCurrent(v.processed)
 		j.bar.SetTotal(-1, true)
+		return
 	}
+	j.bar.SetTotal(total, false)
+	j.bar.SetCurrent(v.processed)
 }
 
 func (d *Display) addBar(j *job, rec *amrpipev1.JobRecord) *mpb.Bar {
-	total := max(rec.GetExpectedObjects(), 1)
-	return d.bars.AddBar(total,
+	label := Label(rec)
+	// Built with a total of 0: mpb ignores SetTotal on a bar built with a positive total and
+	// completes it as soon as its count reaches that total.
+	return d.bars.New(0, mpb.BarStyle(), mpb.BarWidth(24),
 		mpb.PrependDecorators(
-			decor.Name(Label(rec), decor.WCSyncSpaceR),
 			decor.Any(func(decor.Statistics) string {
-				return fmt.Sprintf("%-9s", StateName(amrpipev1.JobState(j.shown.Load())))
+				v := j.view.Load()
+				return fmt.Sprintf("%s  %-9s %19s", label, StateName(v.state), v.counts())
 			}),
-			decor.CountersNoUnit(" %d/%d", decor.WCSyncWidth),
 		),
 		mpb.AppendDecorators(
-			decor.Percentage(decor.WC{W: 5}),
-			decor.EwmaSpeed(nil, " %.0f items/s", 30, decor.WCSyncWidth),
-			decor.OnComplete(decor.EwmaETA(decor.ET_STYLE_MMSS, 30, decor.WCSyncWidth), " done"),
+			decor.Any(func(decor.Statistics) string {
+				v := j.view.Load()
+				return fmt.Sprintf(" %5s  %s", v.percent(), v.speedAndETA())
+			}),
 		),
 	)
+}
+
+// counts is "processed/total", with "?" for a total SharePoint has not reported.
+func (v *view) counts() string {
+	if v.total <= 0 {
+		return thousands(v.processed) + "/?"
+	}
+	return thousands(v.processed) + "/" + thousands(max(v.total, v.processed))
+}
+
+// percent is the share of the reported total processed; 100 % only once the job is done.
+func (v *view) percent() string {
+	switch {
+	case v.state == amrpipev1.JobState_JOB_STATE_DONE:
+		return "100%"
+	case v.total <= 0:
+		return "-"
+	}
+	return fmt.Sprintf("%d%%", min(99, v.processed*100/v.total))
+}
+
+// speedAndETA is "1,234 obj/s  ETA 01:05" for a running job, empty otherwise.
+func (v *view) speedAndETA() string {
+	if v.speed <= 0 {
+		return ""
+	}
+	s := thousands(int64(math.Round(v.speed))) + " obj/s"
+	if left := v.total - v.processed; v.total > 0 && left > 0 {
+		s += "  ETA " + clock(time.Duration(float64(left)/v.speed*float64(time.Second)))
+	}
+	return s
+}
+
+// totalsLine sums every job: jobs by state, objects, records, speed and the ETA of the
+// running jobs.
+func (d *Display) totalsLine() string {
+	s := d.summary()
+	var states []string
+	for _, st := range []string{"submitted", "queued", "running", "parsing", "done", "failed"} {
+		if n := s.ByState[st]; n > 0 {
+			states = append(states, fmt.Sprintf("%d %s", n, st))
+		}
+	}
+	line := fmt.Sprintf("total       %d jobs (%s)  objects %s/%s  records %s", s.Jobs, strings.Join(states, ", "),
+		thousands(s.Objects), thousands(s.Expected), thousands(s.Records))
+	if s.Speed > 0 {
+		line += "  " + thousands(int64(math.Round(s.Speed))) + " obj/s"
+		if left := s.Expected - s.Objects; left > 0 {
+			line += "  ETA " + clock(time.Duration(float64(left)/s.Speed*float64(time.Second)))
+		}
+	}
+	return line + "  elapsed " + clock(time.Since(d.start))
 }
 
 // Summary counts jobs per state and the records they produced.
 type Summary struct {
 	Jobs    int
 	ByState map[string]int
-	Objects int64
-	Records int64
+	// Objects processed and Expected (SharePoint's totals so far, never below what was
+	// processed) over every job.
+	Objects, Expected int64
+	Records           int64
+	// Speed sums the running jobs' objects/s.
+	Speed float64
 }
 
 // Summary returns the totals over every job seen.
 func (d *Display) Summary() Summary {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.summary()
+}
+
+func (d *Display) summary() Summary {
 	s := Summary{ByState: map[string]int{}}
 	for _, id := range d.order {
-		rec := d.jobs[id].rec
+		j := d.jobs[id]
+		v := j.view.Load()
 		s.Jobs++
-		s.ByState[StateName(rec.GetState())]++
-		s.Objects += rec.GetObjectsProcessed()
-		s.Records += rec.GetRecords()
+		s.ByState[StateName(v.state)]++
+		s.Objects += v.processed
+		s.Expected += max(v.total, v.processed)
+		s.Records += j.rec.GetRecords()
+		s.Speed += v.speed
 	}
 	return s
 }
@@ -188,17 +243,44 @@ func (d *Display) AllDone() bool {
 	return true
 }
 
-// Close stops drawing; bars of unfinished jobs are left as they are.
+// States lists the jobs not finished, by state ("3 running, 1 queued"), for a message on why a
+// run was cut short; empty when every job finished.
+func (d *Display) States() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := map[string]int{}
+	for _, id := range d.order {
+		if st := d.jobs[id].rec.GetState(); !Terminal(st) {
+			n[StateName(st)]++
+		}
+	}
+	var parts []string
+	for k, v := range n {
+		parts = append(parts, fmt.Sprintf("%d %s", v, k))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+// Close stops drawing and leaves the totals line last; bars of unfinished jobs are left as they
+// are.
 func (d *Display) Close() {
+	d.mu.Lock()
+	line := d.totalsLine()
+	d.totals.Store(&line)
 	if d.bars == nil {
+		fmt.Fprintf(d.out, "%7s  %s\n", time.Since(d.start).Truncate(time.Second), line)
+		d.mu.Unlock()
 		return
 	}
-	d.mu.Lock()
 	for _, id := range d.order {
-		if j := d.jobs[id]; !Terminal(j.rec.GetState()) {
+		if j := d.jobs[id]; j.bar != nil && !Terminal(j.rec.GetState()) {
 			j.bar.Abort(false)
 		}
 	}
+	d.totalsBar.SetTotal(-1, true)
 	d.mu.Unlock()
 	d.bars.Wait()
 }
+
+func ptr[T any](v T) *T { return &v }
