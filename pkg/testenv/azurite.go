@@ -201,10 +201,21 @@ func findBin(explicit string) (string, error) {
 	if explicit != "" {
 		return explicit, nil
 	}
-	if root, err := RepoRoot(); err == nil {
-		p := filepath.Join(root, "node_modules", ".bin", "azurite")
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
+	// The repository above the working directory, then the one above the binary (bin/amrctl
+	// started from elsewhere).
+	roots := []func() (string, error){RepoRoot, func() (string, error) {
+		exe, err := os.Executable()
+		if err != nil {
+			return "", err
+		}
+		return repoRootFrom(filepath.Dir(exe))
+	}}
+	for _, root := range roots {
+		if dir, err := root(); err == nil {
+			p := filepath.Join(dir, "node_modules", ".bin", "azurite")
+			if _, err := os.Stat(p); err == nil {
+				return p, nil
+			}
 		}
 	}
 	if p, err := exec.LookPath("azurite"); err == nil {
@@ -219,13 +230,18 @@ func RepoRoot() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return repoRootFrom(dir)
+}
+
+// repoRootFrom walks up from dir to the directory holding go.work.
+func repoRootFrom(dir string) (string, error) {
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
 			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("go.work not found above the working directory")
+			return "", errors.New("go.work not found above " + dir)
 		}
 		dir = parent
 	}

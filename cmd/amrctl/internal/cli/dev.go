@@ -80,17 +80,22 @@ It exits non-zero when a job failed or a check against the simulator's ground tr
 			}()
 			fmt.Fprintf(w, "ready in %s; simulator at %s (thresholds %d / %d items)\n",
 				time.Since(begin).Truncate(time.Millisecond), st.SimURL, small, large)
+			var unfinished string // the jobs a stop cut short, by state
 			o := demo.Options{Out: out, Plans: testenv.DemoPlans(st.SiteURL), Validate: valid, JSONL: jsonl,
 				Watch: func(ctx context.Context) error {
 					display := progress.New(w, term.IsTerminal(int(os.Stdout.Fd())))
 					err := watch(ctx, st, display)
 					display.Close()
+					unfinished = display.States()
 					return err
 				}}
 			if secondPass {
 				o.Changes = changes
 			}
 			res, err := demo.Run(ctx, st, o, w)
+			if err != nil && ctx.Err() != nil {
+				return stopped(w, cmd.Context().Err() != nil, timeout, time.Since(begin), unfinished, demo.Kept(out))
+			}
 			if err != nil {
 				return err
 			}
@@ -157,6 +162,33 @@ func watch(ctx context.Context, st *devstack.Stack, d *progress.Display) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// stopped says why a run ended early (Ctrl-C, or --timeout), which jobs had not finished and
+// what the output directory keeps, and returns the error amrctl exits with: interrupted
+// (context.Canceled, exit 130) or failed.
+func stopped(w io.Writer, interrupted bool, timeout, took time.Duration, unfinished string, kept []string) error {
+	why := fmt.Sprintf("timed out after --timeout %s", timeout)
+	if interrupted {
+		why = fmt.Sprintf("interrupted after %s", took.Truncate(time.Second))
+	}
+	fmt.Fprintf(w, "\n%s", why)
+	if unfinished != "" {
+		fmt.Fprintf(w, "; jobs not finished: %s", unfinished)
+	}
+	fmt.Fprintln(w)
+	if len(kept) == 0 {
+		fmt.Fprintln(w, "nothing was written yet")
+	} else {
+		fmt.Fprintln(w, "kept:")
+		for _, k := range kept {
+			fmt.Fprintln(w, "  "+k)
+		}
+	}
+	if interrupted {
+		return interruptedf("demo %s", why)
+	}
+	return fmt.Errorf("demo %s", why)
 }
 
 // summarize prints where the demo's outputs are, how to open the HTML report, and the totals.

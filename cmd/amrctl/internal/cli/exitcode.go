@@ -36,6 +36,18 @@ func usageErrorf(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
+// interruptedError is a command stopped by Ctrl-C or SIGTERM: it matches context.Canceled, so
+// ExitCode maps it to ExitInterrupted, and says more than "context canceled".
+type interruptedError struct{ msg string }
+
+func (e *interruptedError) Error() string        { return e.msg }
+func (e *interruptedError) Is(target error) bool { return target == context.Canceled }
+
+// interruptedf returns an error ExitCode maps to ExitInterrupted.
+func interruptedf(format string, args ...any) error {
+	return &interruptedError{msg: fmt.Sprintf(format, args...)}
+}
+
 // ExitCode is amrctl's exit status for the error a command returned.
 func ExitCode(err error) int {
 	switch {
