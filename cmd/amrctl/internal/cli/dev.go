@@ -17,6 +17,7 @@ import (
 	"github.com/amrpipe/amrpipe/cmd/amrctl/internal/devstack"
 	"github.com/amrpipe/amrpipe/cmd/amrctl/internal/progress"
 	"github.com/amrpipe/amrpipe/pkg/testenv"
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )
 
@@ -82,9 +83,9 @@ It exits non-zero when a job failed or a check against the simulator's ground tr
 				time.Since(begin).Truncate(time.Millisecond), st.SimURL, small, large)
 			var unfinished string // the jobs a stop cut short, by state
 			o := demo.Options{Out: out, Plans: testenv.DemoPlans(st.SiteURL), Validate: valid, JSONL: jsonl,
-				Watch: func(ctx context.Context) error {
+				Watch: func(ctx context.Context, planIDs []string) error {
 					display := progress.New(w, term.IsTerminal(int(os.Stdout.Fd())))
-					err := watch(ctx, st, display)
+					err := watch(ctx, st, display, planIDs)
 					display.Close()
 					unfinished = display.States()
 					return err
@@ -120,10 +121,20 @@ It exits non-zero when a job failed or a check against the simulator's ground tr
 	return cmd
 }
 
-// watch feeds job records to the display until the pipeline is idle. The live watch keeps the bars
-// moving; a snapshot every half second makes sure no final state is missed (a KV watcher of a
-// busy bucket can be reset under load and skip intermediate values).
-func watch(ctx context.Context, st *devstack.Stack, d *progress.Display) error {
+// watch feeds the records of the plans' jobs (one pass's) to the display until the pipeline is
+// idle. The live watch keeps the bars moving; a snapshot every half second makes sure no final
+// state is missed (a KV watcher of a busy bucket can be reset under load and skip intermediate
+// values).
+func watch(ctx context.Context, st *devstack.Stack, d *progress.Display, planIDs []string) error {
+	ours := make(map[string]bool, len(planIDs))
+	for _, id := range planIDs {
+		ours[id] = true
+	}
+	show := func(rec *amrpipev1.JobRecord) {
+		if rec != nil && ours[rec.GetSpec().GetPlanId()] {
+			d.Update(rec)
+		}
+	}
 	changes, err := st.Store.Watch(ctx, "")
 	if err != nil {
 		return err
@@ -137,16 +148,14 @@ func watch(ctx context.Context, st *devstack.Stack, d *progress.Display) error {
 				changes = nil // the snapshots carry on
 				continue
 			}
-			if c.Record != nil {
-				d.Update(c.Record)
-			}
+			show(c.Record)
 		case <-tick.C:
 			jobs, err := st.Jobs(ctx)
 			if err != nil {
 				return err
 			}
 			for _, j := range jobs {
-				d.Update(j)
+				show(j)
 			}
 			if !d.AllDone() {
 				continue

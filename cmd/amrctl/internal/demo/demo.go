@@ -59,8 +59,9 @@ type Options struct {
 	Changes int
 	// JSONL also writes every record to RecordsFile (protojson lines).
 	JSONL bool
-	// Watch waits until the pipeline is idle (showing progress); nil waits without showing any.
-	Watch func(ctx context.Context) error
+	// Watch waits until the pipeline is idle, showing the progress of the jobs of the plans
+	// given (the pass's); nil waits without showing any.
+	Watch func(ctx context.Context, planIDs []string) error
 	// MtimeTolerance of the validation (default 2 s).
 	MtimeTolerance time.Duration
 }
@@ -100,7 +101,7 @@ func Run(ctx context.Context, st *devstack.Stack, o Options, w io.Writer) (_ *Re
 		return nil, errors.New("demo: validation needs a stack with a destination tenant (devstack.Options.Destination)")
 	}
 	if o.Watch == nil {
-		o.Watch = st.WaitIdle
+		o.Watch = func(ctx context.Context, _ []string) error { return st.WaitIdle(ctx) }
 	}
 	if o.MtimeTolerance == 0 {
 		o.MtimeTolerance = 2 * time.Second
@@ -271,12 +272,14 @@ func runPasses(ctx context.Context, st *devstack.Stack, store *inventory.Store, 
 		passes = append(passes, pass)
 	}
 	begin := time.Now()
+	ids := make([]string, 0, len(plans))
 	for _, p := range plans {
 		if err := st.Submit(ctx, p); err != nil {
 			return nil, err
 		}
+		ids = append(ids, p.GetPlanId())
 	}
-	if err := o.Watch(ctx); err != nil {
+	if err := o.Watch(ctx, ids); err != nil {
 		return nil, err
 	}
 	idle := time.Now()

@@ -94,6 +94,11 @@ func (d *Display) Update(rec *amrpipev1.JobRecord) {
 	if v.state != amrpipev1.JobState_JOB_STATE_RUNNING {
 		v.speed = 0
 	}
+	if v.state == amrpipev1.JobState_JOB_STATE_DONE {
+		// A done job exported what it processed: an incremental job's total is its whole list
+		// (SharePoint counts every object it looked at), of which it exports only the changes.
+		v.total = v.processed
+	}
 	j.view.Store(v)
 	d.totals.Store(ptr(d.totalsLine()))
 	if d.bars == nil {

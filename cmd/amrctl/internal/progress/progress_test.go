@@ -38,3 +38,15 @@ func TestDisplayTracksJobsToTheEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestDoneJobsCountWhatTheyExported: an incremental job SharePoint sized by its whole list (1.1M)
+// but that exported 154 changes counts 154 of 154 once done, so the totals add up.
+func TestDoneJobsCountWhatTheyExported(t *testing.T) {
+	d := progress.New(&bytes.Buffer{}, false)
+	d.Update(rec("inc", amrpipev1.JobState_JOB_STATE_DONE, 154, 1120188, 160))
+	d.Update(rec("run", amrpipev1.JobState_JOB_STATE_RUNNING, 10, 100, 0))
+	d.Close()
+	if s := d.Summary(); s.Objects != 164 || s.Expected != 254 {
+		t.Fatalf("summary %+v, want 164 objects of 254", s)
+	}
+}
