@@ -50,12 +50,20 @@ type consumeOptions struct {
 	follow    bool
 	drain     time.Duration
 	retryBase time.Duration
+	since     time.Time
 }
 
 // WithJobs limits a Reader to the records of these AMR jobs. A declared consumer (Consumer)
 // refuses it: it reads every job, and skipping records would acknowledge them unread.
 func WithJobs(jobIDs ...string) ConsumeOption {
 	return func(o *consumeOptions) { o.jobs = append(o.jobs, jobIDs...) }
+}
+
+// WithSince starts a Reader at the first record batch stored at or after t (JetStream's
+// DeliverByStartTime, on the server), instead of at the start of what the stream holds. A
+// declared consumer (Consumer) refuses it: it resumes where it stopped.
+func WithSince(t time.Time) ConsumeOption {
+	return func(o *consumeOptions) { o.since = t }
 }
 
 // WithBatchSize sets how many record batches (messages, each up to about 1 MB of records) are
@@ -120,6 +128,9 @@ func (c *Client) Consumer(ctx context.Context, name string, opts ...ConsumeOptio
 	if len(o.jobs) > 0 {
 		return nil, fmt.Errorf("consumer %s: a job filter needs a Reader: a declared consumer reads every job, and skipping records would acknowledge them unread", name)
 	}
+	if !o.since.IsZero() {
+		return nil, fmt.Errorf("consumer %s: a start time needs a Reader: a declared consumer resumes where it stopped", name)
+	}
 	if err := topology.VerifyDownstream(ctx, c.js, name); err != nil {
 		return nil, err
 	}
@@ -146,7 +157,12 @@ func (c *Client) Reader(ctx context.Context, opts ...ConsumeOption) (*Consumer, 
 			filters = append(filters, topology.RecordSubject(j))
 		}
 	}
-	cons, err := c.js.CreateConsumer(ctx, topology.StreamRecords, topology.ReaderConsumer(filters...))
+	cfg := topology.ReaderConsumer(filters...)
+	if !o.since.IsZero() {
+		since := o.since
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
+	}
+	cons, err := c.js.CreateConsumer(ctx, topology.StreamRecords, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("records reader: %w", err)
 	}

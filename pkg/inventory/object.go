@@ -36,6 +36,10 @@ type Object struct {
 	Scope string
 }
 
+// ObjectOf is the state a content record gives its object (objectOf): its server-relative URL,
+// type, size and times, for a look at records (amrctl tail) as the inventory sees them.
+func ObjectOf(r *amrpipev1.Record) Object { return objectOf(r) }
+
 // objectOf maps a content record to its compared state. The URL is SPObject/@Url (server-relative)
 // when present, else the body's own. It returns a value: the ingest converts every record, and
 // a pointer would be an allocation each.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -185,4 +186,32 @@ func (s *Store) PutSubmission(ctx context.Context, specID string, sub *amrpipev1
 		}
 		return withOutcome(cur, sub), nil
 	})
+}
+
+// PlanIDs returns the id of every plan the planner planned or dead-lettered (amr_plans
+// "plan.<id>" indexes; re-plans included), sorted.
+func (s *Store) PlanIDs(ctx context.Context) ([]string, error) {
+	lister, err := s.plans.ListKeysFiltered(ctx, "plan.*")
+	if err != nil {
+		return nil, fmt.Errorf("list amr_plans: %w", err)
+	}
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	if err := lister.Stop(); err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil, fmt.Errorf("list amr_plans: %w", err)
+	}
+	var ids []string
+	for _, k := range keys {
+		idx := &amrpipev1.PlannedSpecs{}
+		if _, err := getProto(ctx, s.plans, k, idx); errors.Is(err, ErrNotFound) {
+			continue // deleted meanwhile
+		} else if err != nil {
+			return nil, errPlans("get", k, err)
+		}
+		ids = append(ids, idx.GetPlanId())
+	}
+	slices.Sort(ids)
+	return ids, nil
 }

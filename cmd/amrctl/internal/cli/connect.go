@@ -45,7 +45,7 @@ func addConnectionFlags(root *cobra.Command) connectFunc {
 	f := root.PersistentFlags()
 	f.String(connURL.flag, "", "NATS server URL(s), comma-separated (AMR_NATS_URL, NATS_URL; default "+nats.DefaultURL+")")
 	f.StringP("server", "s", "", "alias of --nats-url, as in the nats CLI")
-	f.String("context", "", "nats CLI context to connect with (NATS_CONTEXT; default: the one `nats context select` chose)")
+	f.String("context", "", "nats CLI context to connect with (NATS_CONTEXT; default: the one selected with nats context select)")
 	f.String(connUser.flag, "", "NATS user (AMR_NATS_USER, NATS_USER); its password is "+svc.NATSPasswordEnv+
 		" (or the file "+svc.NATSPasswordEnv+flagenv.FileSuffix+" names) or NATS_PASSWORD")
 	f.String(connCreds.flag, "", "NATS credentials file: user JWT and seed (NATS_CREDS)")

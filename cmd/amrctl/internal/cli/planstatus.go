@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
@@ -25,6 +24,11 @@ func planStatusCommand(connect connectFunc) *cobra.Command {
 		Short: "What became of a plan: its specs, jobs, dead letters; fails when the plan is incomplete",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if asJSON {
+				if err := cmd.Flags().Set(outputFlag, OutputJSON); err != nil {
+					return err
+				}
+			}
 			nc, js, err := connect(cmd.Context())
 			if err != nil {
 				return err
@@ -38,13 +42,7 @@ func planStatusCommand(connect connectFunc) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				data, err := protojson.MarshalOptions{Multiline: true, EmitUnpopulated: true}.Marshal(st)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), string(data))
-			} else if err := writePlanStatus(cmd.OutOrStdout(), st); err != nil {
+			if err := render(cmd, st, func(w io.Writer) error { return writePlanStatus(w, st) }); err != nil {
 				return err
 			}
 			if st.GetFailed() {
@@ -54,21 +52,13 @@ func planStatusCommand(connect connectFunc) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	_ = cmd.Flags().MarkDeprecated("json", "use -o json")
 	return cmd
 }
 
 // writePlanStatus prints a plan's totals, then one line per spec.
 func writePlanStatus(out io.Writer, st *amrpipev1.PlanStatus) error {
-	state := "running"
-	switch {
-	case st.GetComplete() && st.GetFailed():
-		state = "ended incomplete"
-	case st.GetComplete():
-		state = "complete"
-	case st.GetFailed():
-		state = "running, incomplete"
-	}
-	fmt.Fprintf(out, "plan %s: %s\n", st.GetPlanId(), state)
+	fmt.Fprintf(out, "plan %s: %s\n", st.GetPlanId(), planState(st))
 	fmt.Fprintf(out, "specs %d: %d pending, %d dead-lettered; jobs: %d live, %d done, %d failed; %d objects, %d records\n",
 		len(st.GetSpecs()), st.GetSpecsPending(), st.GetSpecsFailed(), st.GetJobsLive(), st.GetJobsDone(), st.GetJobsFailed(),
 		st.GetObjects(), st.GetRecords())
