@@ -199,9 +199,6 @@ func (s *Store) PlanIDs(ctx context.Context) ([]string, error) {
 	for k := range lister.Keys() {
 		keys = append(keys, k)
 	}
-	if err := lister.Stop(); err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
-		return nil, fmt.Errorf("list amr_plans: %w", err)
-	}
 	var ids []string
 	for _, k := range keys {
 		idx := &amrpipev1.PlannedSpecs{}
