@@ -54,7 +54,7 @@ func Root() *cobra.Command {
 		return nc, js, nil
 	}
 	root.AddCommand(devCommand(), planCommand(connect), jobsCommand(connect), tailCommand(connect), topologyCommand(connect),
-		reportCommand(connect), validateCommand(), diffCommand(connect))
+		reportCommand(connect), validateCommand(), diffCommand(connect), preflightCommand(connect), estimateCommand(connect))
 	return root
 }
 
