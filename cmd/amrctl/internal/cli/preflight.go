@@ -7,12 +7,15 @@ import (
 	"io"
 	"os"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/amrpipe/amrpipe/pkg/crypto/keywrap"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/flagenv"
 	"github.com/amrpipe/amrpipe/pkg/preflight"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/importcheck"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/sas"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/storage"
 	"github.com/amrpipe/amrpipe/pkg/stage"
@@ -121,4 +124,44 @@ func printResults(w io.Writer, rs []preflight.Result) error {
 	return tw.Flush()
 }
 
-func preflightImportCommand() *cobra.Command { return &cobra.Command{Use: "import"} }
+func preflightImportCommand() *cobra.Command {
+	var p importcheck.Package
+	cmd := &cobra.Command{
+		Use:   "import --content-sas URL --manifest-sas URL [--package-prefix P]",
+		Short: "Check a prepared Migration API import package against Microsoft's content-preparation rules",
+		Long: `One line per rule, pass or fail, naming the offending blob: SAS permissions (content Read+List
+only, manifest Read+List+Write only), content and manifest in different containers, a snapshot on
+every content blob, files up to 15 GB, package size advice, and the ArchivedFiles.xml rules
+(at most two archives of 10 MB, encrypted, QuickXorHash as stated, archived files under 100 KB
+after encryption and not compressed). Signatures are never printed. Exits 1 when a rule failed.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if p.ContentSAS == "" || p.ManifestSAS == "" {
+				return usageErrorf("preflight import needs --content-sas and --manifest-sas")
+			}
+			fs, err := importcheck.Check(cmd.Context(), p, time.Now())
+			if rerr := render(cmd, fs, func(w io.Writer) error { return printFindings(w, fs) }); rerr != nil {
+				return rerr
+			}
+			if err != nil {
+				return fmt.Errorf("preflight import: %w", sas.RedactError(err))
+			}
+			if n := importcheck.Failed(fs); n > 0 {
+				return fmt.Errorf("preflight import: %d of %d %w", n, len(fs), ErrChecksFailed)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&p.ContentSAS, "content-sas", "", "SAS URL of the content container (azureContainerSourceUri)")
+	cmd.Flags().StringVar(&p.ManifestSAS, "manifest-sas", "", "SAS URL of the manifest container (azureContainerManifestUri)")
+	cmd.Flags().StringVar(&p.Prefix, "package-prefix", "", "the package's blob prefix in both containers (default: the containers' roots)")
+	return cmd
+}
+
+func printFindings(w io.Writer, fs []importcheck.Finding) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RULE\tSTATUS\tBLOB\tDETAIL")
+	for _, f := range fs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Rule, f.Status, f.Blob, f.Detail)
+	}
+	return tw.Flush()
+}
