@@ -247,8 +247,8 @@ func archiveRules(ctx context.Context, content, manifests *container.Client, pre
 				compressed = append(compressed, f.FileValue)
 			}
 		}
-		out = append(out, verdict("archived files under 100 KB after encryption", len(big) == 0, blobName, blobName+" holds "+orAll(big, len(a.Files))))
-		out = append(out, verdict("archived files not compressed individually", len(compressed) == 0, blobName, blobName+" holds "+orAll(compressed, len(a.Files))))
+		out = append(out, verdict("archived files under 100 KB after encryption", len(big) == 0, blobName, blobName+": "+orAll(big, len(a.Files))))
+		out = append(out, verdict("archived files not compressed individually", len(compressed) == 0, blobName, blobName+": "+orAll(compressed, len(a.Files))))
 	}
 	return out, nil
 }
@@ -262,7 +262,7 @@ func verdict(rule string, ok bool, blob, detail string) Finding {
 
 func orAll(bad []string, n int) string {
 	if len(bad) == 0 {
-		return fmt.Sprintf("%d files, none of them", n)
+		return fmt.Sprintf("%d files, all within the rule", n)
 	}
 	return strings.Join(bad, ", ")
 }
