@@ -11,8 +11,11 @@ package quickxorhash
 
 import (
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/binary"
+	"fmt"
 	"hash"
+	"io"
 )
 
 const (
@@ -70,4 +73,15 @@ func (d *digest) Sum(b []byte) []byte {
 	binary.LittleEndian.PutUint64(length[:], d.n)
 	subtle.XORBytes(ring[Size-lengthSize:Size], ring[Size-lengthSize:Size], length[:])
 	return append(b, ring[:Size]...)
+}
+
+// ReadBase64 hashes r to its end and returns the digest in standard base64, the form Microsoft
+// Graph returns in file.hashes.quickXorHash and a Migration API package states for its archives.
+func ReadBase64(r io.Reader) (string, int64, error) {
+	h := New()
+	n, err := io.Copy(h, r)
+	if err != nil {
+		return "", n, fmt.Errorf("quickxorhash: read: %w", err)
+	}
+	return base64.StdEncoding.EncodeToString(h.Sum(nil)), n, nil
 }

@@ -63,6 +63,27 @@ var (
 	queueRule = rule{subject: "queue SAS", parse: ParseQueue, required: "a", allowed: "*", want: "a (Add)"}
 )
 
+// The Migration API's (import) rules: the content container SAS grants only Read and List, the
+// manifest container SAS only Read, List and Write ("Preparing the content for Migration API",
+// Permissions; docs/amr-protocol.md §10).
+var (
+	importContentRule = rule{subject: "content container SAS", parse: ParseContainer, resource: "c",
+		required: "rl", want: "exactly rl (Read and List)"}
+	importManifestRule = rule{subject: "manifest container SAS", parse: ParseContainer, resource: "c",
+		required: "rlw", want: "exactly rlw (Read, List and Write)"}
+)
+
+// CheckImportContentAt applies the Migration API's rule for azureContainerSourceUri at now.
+func CheckImportContentAt(rawURL string, now time.Time) error {
+	return importContentRule.check(rawURL, now)
+}
+
+// CheckImportManifestAt applies the Migration API's rule for an import's azureContainerManifestUri
+// at now.
+func CheckImportManifestAt(rawURL string, now time.Time) error {
+	return importManifestRule.check(rawURL, now)
+}
+
 // CheckManifestContainer applies SharePoint's rule for AMR's azureContainerManifestUri: a
 // container SAS (sr=c) granting exactly Read and Write, not expired. SharePoint fails the job
 // otherwise, so the submitter refuses such a URL before calling it.

@@ -54,22 +54,32 @@ func (c *Config) LoadSecrets(lookup func(string) (string, bool)) {
 // ErrNoCredentials means neither a certificate nor a static token was configured.
 var ErrNoCredentials = errors.New("no SharePoint credentials: set -sp-tenant-id, -sp-client-id and -sp-cert-file, or " + TokenEnv + " for the simulator")
 
-// NewClient builds the client the configuration describes.
-func (c *Config) NewClient(observer func(Observation)) (*Client, error) {
-	var ts TokenSource
+// TokenSource returns the token source the configuration describes: the certificate's when one
+// is set, else the static token.
+func (c *Config) TokenSource() (TokenSource, error) {
 	switch {
 	case c.CertFile != "":
 		certs, key, err := LoadCertificate(c.CertFile, []byte(c.CertPassword))
 		if err != nil {
 			return nil, err
 		}
-		if ts, err = NewCertificateTokenSource(c.TenantID, c.ClientID, certs, key, nil); err != nil {
+		ts, err := NewCertificateTokenSource(c.TenantID, c.ClientID, certs, key, nil)
+		if err != nil {
 			return nil, fmt.Errorf("certificate credential: %w", err)
 		}
+		return ts, nil
 	case c.Token != "":
-		ts = StaticToken(c.Token)
+		return StaticToken(c.Token), nil
 	default:
 		return nil, ErrNoCredentials
+	}
+}
+
+// NewClient builds the client the configuration describes.
+func (c *Config) NewClient(observer func(Observation)) (*Client, error) {
+	ts, err := c.TokenSource()
+	if err != nil {
+		return nil, err
 	}
 	return New(Options{HTTPClient: &http.Client{Timeout: c.Timeout}, Tokens: ts, UserAgent: c.UserAgent, Observer: observer,
 		MaxRetryAfter: c.MaxRetryAfter})

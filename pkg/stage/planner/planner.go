@@ -179,21 +179,49 @@ func (s *Stage) plan(ctx context.Context, req *amrpipev1.PlanRequest) error {
 		if err != nil {
 			return nil, &bus.Permanent{Reason: err.Error()}
 		}
-		preq := sizing.Request{
-			PlanID: req.GetPlanId(), SiteURL: req.GetSiteUrl(), Targets: req.GetTargets(),
-			Options: OptionsFromProto(req.GetOptions()), Incremental: req.GetIncremental(),
-		}
-		if preq.Incremental {
-			if err := s.changeTokens(ctx, req, sz, &preq); err != nil {
-				return nil, fmt.Errorf("plan %s: change tokens: %w", req.GetPlanId(), err)
-			}
-		}
-		jobs, err := s.planner.Plan(ctx, preq, sz)
+		jobs, err := s.firstJobs(ctx, req, sz)
 		if err != nil {
-			return nil, planError(err)
+			return nil, err
 		}
 		return toProto(jobs, tenant), nil
 	})
+}
+
+// firstJobs plans req's first jobs with sz: the plan's stored change tokens when incremental,
+// then the size rules.
+func (s *Stage) firstJobs(ctx context.Context, req *amrpipev1.PlanRequest, sz *Sizer) ([]sizing.JobSpec, error) {
+	preq := sizing.Request{
+		PlanID: req.GetPlanId(), SiteURL: req.GetSiteUrl(), Targets: req.GetTargets(),
+		Options: OptionsFromProto(req.GetOptions()), Incremental: req.GetIncremental(),
+	}
+	if preq.Incremental {
+		if err := s.changeTokens(ctx, req, sz, &preq); err != nil {
+			return nil, fmt.Errorf("plan %s: change tokens: %w", req.GetPlanId(), err)
+		}
+	}
+	jobs, err := s.planner.Plan(ctx, preq, sz)
+	if err != nil {
+		return nil, planError(err)
+	}
+	return jobs, nil
+}
+
+// ErrInvalidPlan marks a plan DryRun refuses before any call: the stage dead-letters such a plan.
+var ErrInvalidPlan = errors.New("invalid plan")
+
+// DryRun plans req exactly as the stage would (validation, stored change tokens, the size rules
+// over the real folder sizes) and returns its first jobs and the Sizer that sized them, without
+// publishing or recording anything: `amrctl estimate`.
+func (s *Stage) DryRun(ctx context.Context, req *amrpipev1.PlanRequest) ([]sizing.JobSpec, *Sizer, error) {
+	if err := checkPlan(req); err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrInvalidPlan, err)
+	}
+	sz, err := NewSizer(s.deps.SharePoint, req.GetSiteUrl())
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrInvalidPlan, err)
+	}
+	jobs, err := s.firstJobs(ctx, req, sz)
+	return jobs, sz, err
 }
 
 // probe plans the subfolders of a probe job once and publishes their specs.

@@ -26,7 +26,8 @@ func Root() *cobra.Command {
 	addOutputFlag(root)
 	connect := addConnectionFlags(root)
 	root.AddCommand(devCommand(), planCommand(connect), jobsCommand(connect), tailCommand(connect), topologyCommand(connect),
-		reportCommand(connect), validateCommand(), diffCommand(connect), versionCommand(), dlqCommand(connect), jobCommand(connect))
+		reportCommand(connect), validateCommand(), diffCommand(connect), versionCommand(), dlqCommand(connect), jobCommand(connect),
+		preflightCommand(connect), estimateCommand(connect))
 	usageArgs(root)
 	return root
 }
