@@ -16,7 +16,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/amrpipe/amrpipe/pkg/estimate"
-	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/sizing"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
@@ -147,15 +146,11 @@ func flagValue(cmd *cobra.Command, name string) string {
 }
 
 func estimateRunning(cmd *cobra.Command, connect connectFunc, planID string) error {
-	nc, js, err := connect(cmd.Context())
+	store, closeConn, err := openStore(cmd.Context(), connect)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	store, err := jobstore.Open(cmd.Context(), js, time.Now)
-	if err != nil {
-		return err
-	}
+	defer closeConn()
 	jobs, err := store.Jobs(cmd.Context())
 	if err != nil {
 		return err

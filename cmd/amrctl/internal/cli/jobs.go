@@ -7,13 +7,11 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/amrpipe/amrpipe/cmd/amrctl/internal/progress"
-	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
@@ -29,15 +27,11 @@ func jobsCommand(connect connectFunc) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			nc, js, err := connect(cmd.Context())
+			store, closeConn, err := openStore(cmd.Context(), connect)
 			if err != nil {
 				return err
 			}
-			defer nc.Close()
-			store, err := jobstore.Open(cmd.Context(), js, time.Now)
-			if err != nil {
-				return err
-			}
+			defer closeConn()
 			records, err := store.Jobs(cmd.Context())
 			if err != nil {
 				return err
@@ -60,15 +54,11 @@ func jobsCommand(connect connectFunc) *cobra.Command {
 		Use:   "watch",
 		Short: "Live progress of every job until interrupted",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			nc, js, err := connect(cmd.Context())
+			store, closeConn, err := openStore(cmd.Context(), connect)
 			if err != nil {
 				return err
 			}
-			defer nc.Close()
-			store, err := jobstore.Open(cmd.Context(), js, time.Now)
-			if err != nil {
-				return err
-			}
+			defer closeConn()
 			changes, err := store.Watch(cmd.Context(), "")
 			if err != nil {
 				return err

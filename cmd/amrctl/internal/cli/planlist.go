@@ -4,11 +4,9 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
@@ -41,15 +39,11 @@ func planListCommand(connect connectFunc) *cobra.Command {
 		Short: "Every plan the job store knows, with its state and counts",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			nc, js, err := connect(ctx)
+			store, closeConn, err := openStore(ctx, connect)
 			if err != nil {
 				return err
 			}
-			defer nc.Close()
-			store, err := jobstore.Open(ctx, js, time.Now)
-			if err != nil {
-				return err
-			}
+			defer closeConn()
 			ids, err := store.PlanIDs(ctx)
 			if err != nil {
 				return err

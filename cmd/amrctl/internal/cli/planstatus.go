@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -29,15 +28,11 @@ func planStatusCommand(connect connectFunc) *cobra.Command {
 					return err
 				}
 			}
-			nc, js, err := connect(cmd.Context())
+			store, closeConn, err := openStore(cmd.Context(), connect)
 			if err != nil {
 				return err
 			}
-			defer nc.Close()
-			store, err := jobstore.Open(cmd.Context(), js, time.Now)
-			if err != nil {
-				return err
-			}
+			defer closeConn()
 			st, err := store.PlanStatus(cmd.Context(), args[0])
 			if err != nil {
 				return err

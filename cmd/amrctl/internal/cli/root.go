@@ -4,12 +4,14 @@ package cli
 import (
 	"context"
 	"os"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/buildinfo"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
 )
 
 // Root is the amrctl command tree.
@@ -39,4 +41,17 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// openStore connects and opens the job store; closeConn closes the connection.
+func openStore(ctx context.Context, connect connectFunc) (store *jobstore.Store, closeConn func(), err error) {
+	nc, js, err := connect(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if store, err = jobstore.Open(ctx, js, time.Now); err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return store, nc.Close, nil
 }
