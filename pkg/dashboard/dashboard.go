@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -106,6 +107,8 @@ type Dashboard struct {
 	mux    *http.ServeMux
 	// clients holds a token per event stream served; reports one per report being built.
 	clients, reports chan struct{}
+	// loopback: served on a loopback address, so only loopback Host names are answered.
+	loopback bool
 	// deadNext and eventsNext are where the dead-letter and event feeds go on after a restart.
 	deadNext, eventsNext uint64
 }
@@ -138,11 +141,29 @@ func New(ctx context.Context, nc *nats.Conn, o Options) (*Dashboard, error) {
 
 // ServeHTTP implements http.Handler.
 func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if d.loopback && !loopbackHost(r.Host) {
+		// A page of another site whose name resolves to 127.0.0.1 (DNS rebinding) reads nothing.
+		http.Error(w, "the dashboard answers only to localhost and loopback addresses", http.StatusForbidden)
+		return
+	}
 	h := w.Header()
 	// Nothing on the page comes from elsewhere; say so to the browser too.
 	h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	d.mux.ServeHTTP(w, r)
+}
+
+// loopbackHost tells whether a request's Host names this machine's loopback interface.
+func loopbackHost(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
 }
 
 // validationURL is the validation report's link once the file exists.
@@ -184,6 +205,9 @@ func Listen(ctx context.Context, nc *nats.Conn, addr string, o Options) (*Server
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dashboard: %w", err)
+	}
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && tcp.IP.IsLoopback() {
+		d.loopback = true
 	}
 	return &Server{URL: "http://" + ln.Addr().String() + "/", d: d, ln: ln}, nil
 }

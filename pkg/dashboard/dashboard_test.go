@@ -163,6 +163,21 @@ func TestEventStream(t *testing.T) {
 		}
 		fetch(t, base+"/plans/no-such-plan/report.html", http.StatusNotFound)
 	})
+	t.Run("another site's name for 127.0.0.1 is refused", func(t *testing.T) {
+		req, err := http.NewRequest(http.MethodGet, base+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "attacker.example:80"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("Host attacker.example: %s, want 403", resp.Status)
+		}
+	})
 	t.Run("the page is self-contained", func(t *testing.T) {
 		page := fetch(t, base+"/", http.StatusOK)
 		for _, want := range []string{`<script src="app.js">`, `<link rel="stylesheet" href="style.css">`} {
@@ -262,15 +277,20 @@ func dialUnread(t *testing.T, base string) net.Conn {
 		}
 		return serr
 	}}
-	conn, err := d.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	host := strings.TrimPrefix(base, "http://") // the dashboard answers a loopback Host only
+	conn, err := d.Dial("tcp", host)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := io.WriteString(conn, "GET /events HTTP/1.1\r\nHost: dashboard\r\n\r\n"); err != nil {
+	if _, err := io.WriteString(conn, "GET /events HTTP/1.1\r\nHost: "+host+"\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	// Read up to the stream's first line, so that its handler holds a slot; then nothing more.
 	r := bufio.NewReaderSize(conn, 16)
+	status, err := r.ReadString('\n')
+	if err != nil || !strings.HasPrefix(status, "HTTP/1.1 200") {
+		t.Fatalf("slow client: %q, %v", status, err)
+	}
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {

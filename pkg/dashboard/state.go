@@ -204,11 +204,15 @@ func (s *state) putJob(rec *amrpipev1.JobRecord) {
 	defer s.mu.Unlock()
 	id := rec.GetJobId()
 	updated := rec.GetUpdated().AsTime()
+	b := brief{plan: rec.GetSpec().GetPlanId(), state: rec.GetState()}
 	j := s.jobs[id]
-	if j != nil && updated.Before(j.updated) {
-		return
+	switch {
+	case j != nil && !updated.After(j.updated):
+		return // this write or a later one is applied already (every write sets Updated)
+	case j == nil && jobstore.Final(rec) && s.all[id] == b:
+		return // a finished job pruned from the details, read again by a resync: counted already
 	}
-	s.count(id, brief{plan: rec.GetSpec().GetPlanId(), state: rec.GetState()})
+	s.count(id, b)
 	if j == nil {
 		j = &job{}
 		s.jobs[id] = j
