@@ -11,10 +11,11 @@ BINARIES := ./services/planner ./services/submitter ./services/progress-relay ./
 all: build
 
 ## setup: install Azurite (npm ci, pinned by package-lock.json), PostgreSQL (the Debian package,
-## when no /usr/lib/postgresql/*/bin/initdb exists: the inventory's tests start their own server)
-## and download the Go modules the build and the tests need (not every module of the graph: their
-## checksums are not in go.sum).
-setup: node_modules/.package-lock.json postgresql
+## when no /usr/lib/postgresql/*/bin/initdb exists: the inventory's tests start their own server),
+## Chromium (the Debian package, when no chromium is installed: the dashboard's test drives it
+## headless) and download the Go modules the build and the tests need (not every module of the
+## graph: their checksums are not in go.sum).
+setup: node_modules/.package-lock.json postgresql chromium
 	$(GO) list -deps -test ./... >/dev/null
 
 .PHONY: postgresql
@@ -22,6 +23,13 @@ postgresql:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		echo "setup: installing postgresql"; \
 		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	fi
+
+.PHONY: chromium
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then \
+		echo "setup: installing chromium"; \
+		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	fi
 
 node_modules/.package-lock.json: package.json package-lock.json

@@ -37,6 +37,8 @@ func rules() []rule {
 		{"pkg/downstream/", append(core, "pkg/pipeline/", "pkg/inventory"), "downstream consumers read the pipeline's subjects"},
 		{"pkg/client", append(core, "pkg/pipeline/"), "the client library reads the pipeline's subjects and stores, nothing of SharePoint or the stages"},
 		{"pkg/runreport", append(core, "pkg/pipeline/", "pkg/client", "pkg/report"), "run reports read what the client library reads and render into the HTML report"},
+		{"pkg/dashboard", append(core, "pkg/pipeline/", "pkg/client", "pkg/runreport", "pkg/sharepoint/sas", "pkg/sharepoint/throttle"),
+			"the dashboard shows what the client library and the job store read, the run reports, and the throttled hosts; it redacts with the one SAS redaction"},
 		{"pkg/report", nil, "the report builder is a leaf: tables and charts of plain values"},
 		{"pkg/validate", append(core, "pkg/report", "pkg/inventory"),
 			"validation compares two sources of items and reports on them; an inventory's latest state is one such source"},

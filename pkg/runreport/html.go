@@ -215,14 +215,19 @@ func orDash(s string) string {
 	return s
 }
 
+// Page is the report as one HTML page (what WriteHTML writes), for a caller serving it itself.
+func (r *Report) Page() *report.HTML {
+	return &report.HTML{Title: "Run report of plan " + r.PlanID, Subtitle: fmt.Sprintf("%s; built %s", r.Summary.Status(), when(r.Built)),
+		Sections: r.Sections()}
+}
+
 // WriteHTML writes FileHTML into dir (created if missing) and returns its path. Like the CSV files
 // it is written whole or not at all.
 func (r *Report) WriteHTML(dir string) (string, error) {
 	if err := mkdir(dir); err != nil {
 		return "", err
 	}
-	page := report.HTML{Title: "Run report of plan " + r.PlanID, Subtitle: fmt.Sprintf("%s; built %s", r.Summary.Status(), when(r.Built)),
-		Sections: r.Sections()}
+	page := r.Page()
 	path := filepath.Join(dir, FileHTML)
 	if err := report.WriteFile(path, page.Write); err != nil {
 		return "", err

@@ -269,14 +269,15 @@ func buildJob(ctx context.Context, c *client.Client, ss *amrpipev1.SpecStatus) (
 		return j, fmt.Errorf("job %s: %w", j.JobID, err)
 	}
 	spec := rec.GetSpec()
-	j.Kind = kind(spec)
+	j.Kind = Kind(spec)
 	j.Targets = slices.Clone(spec.GetUrls())
 	j.Submitted, j.Started, j.Ended = ts(rec.GetSubmitted()), ts(rec.GetStarted()), ts(rec.GetEnded())
 	j.Counts, j.Bytes, j.Versions = rec.GetCounts(), rec.GetBytes(), rec.GetVersions()
 	return j, nil
 }
 
-func kind(spec *amrpipev1.JobSpec) string {
+// Kind names what a job reads: "probe", "security", "multi-url" or "single" (Job.Kind).
+func Kind(spec *amrpipev1.JobSpec) string {
 	switch {
 	case spec.GetProbe():
 		return "probe"

@@ -55,6 +55,8 @@ const (
 	EventJobEnd                   = "JobEnd"
 	EventJobFatalError            = "JobFatalError"
 	EventJobCancelled             = "JobCancelled"
+	// EventJobPostponed: SharePoint put the job back in its queue (its throttling of AMR jobs).
+	EventJobPostponed = "JobPostponed"
 	// EventJobChanged is the pipeline's own, never SharePoint's (the relay dead-letters names
 	// outside SharePoint's set): a stage changed a job in a way that may let the parser complete it
 	// (the relay confirmed its end or gave up on it, the decryptor failed one of its files).

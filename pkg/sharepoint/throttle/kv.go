@@ -106,3 +106,21 @@ func hostKey(host string) string {
 	}
 	return "b64=" + base64.RawURLEncoding.EncodeToString([]byte(host))
 }
+
+// ParsePause reads one entry of the bucket: the host its key names and the time it is paused
+// until. ok is false for an entry this package did not write (a key or value it cannot read).
+func ParsePause(key string, value []byte) (host string, until time.Time, ok bool) {
+	host = key
+	if enc, found := strings.CutPrefix(key, "b64="); found {
+		dec, err := base64.RawURLEncoding.DecodeString(enc)
+		if err != nil {
+			return "", time.Time{}, false
+		}
+		host = string(dec)
+	}
+	until, err := time.Parse(time.RFC3339Nano, string(value))
+	if err != nil {
+		return "", time.Time{}, false
+	}
+	return host, until, true
+}

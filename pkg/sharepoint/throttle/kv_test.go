@@ -125,3 +125,38 @@ func TestKVDoSharesRetryAfter(t *testing.T) {
 		t.Fatalf("replica B slept %v, want [30s]", fc.sleeps)
 	}
 }
+
+// TestParsePauseReadsWhatPauseWrote: every entry Pause stores reads back as its host and time,
+// whatever the host's characters; entries of someone else's making are refused.
+func TestParsePauseReadsWhatPauseWrote(t *testing.T) {
+	env := testenv.StartJetStream(t)
+	kv := env.KV(t, topology.BucketThrottle)
+	b := throttle.NewKV(kv, throttle.Clock{})
+	until := time.Date(2026, 12, 5, 14, 0, 0, 123, time.UTC)
+	ctx := context.Background()
+	tests := []struct{ host, key string }{
+		{"contoso.sharepoint.com", "contoso.sharepoint.com"},
+		{"127.0.0.1:8443", "b64=MTI3LjAuMC4xOjg0NDM"},
+		{"[::1]:443", "b64=Wzo6MV06NDQz"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.host, func(t *testing.T) {
+			if err := b.Pause(ctx, tt.host, until); err != nil {
+				t.Fatal(err)
+			}
+			e, err := kv.Get(ctx, tt.key)
+			if err != nil {
+				t.Fatalf("entry %s: %v", tt.key, err)
+			}
+			host, got, ok := throttle.ParsePause(e.Key(), e.Value())
+			if !ok || host != tt.host || !got.Equal(until) {
+				t.Errorf("ParsePause = %q, %v, %v; want %q, %v", host, got, ok, tt.host, until)
+			}
+		})
+	}
+	for _, bad := range []struct{ key, value string }{{"b64=%%%", "2026-12-05T14:00:00Z"}, {"host", "soon"}} {
+		if _, _, ok := throttle.ParsePause(bad.key, []byte(bad.value)); ok {
+			t.Errorf("ParsePause(%q, %q) accepted", bad.key, bad.value)
+		}
+	}
+}

@@ -81,6 +81,15 @@ It exits non-zero when a job failed or a check against the simulator's ground tr
 			}()
 			fmt.Fprintf(w, "ready in %s; simulator at %s (thresholds %d / %d items)\n",
 				time.Since(begin).Truncate(time.Millisecond), st.SimURL, small, large)
+			stopDashboard, err := startDevDashboard(ctx, cmd, st, out)
+			if err != nil {
+				return err
+			}
+			defer func() {
+				if derr := stopDashboard(); derr != nil {
+					fmt.Fprintln(cmd.ErrOrStderr(), "amrctl: stopping the dashboard:", derr)
+				}
+			}()
 			var unfinished string // the jobs a stop cut short, by state
 			o := demo.Options{Out: out, Plans: testenv.DemoPlans(st.SiteURL), Validate: valid, JSONL: jsonl,
 				Watch: func(ctx context.Context, planIDs []string) error {
@@ -117,6 +126,7 @@ It exits non-zero when a job failed or a check against the simulator's ground tr
 	f.IntVar(&changes, "changes", 500, "changes the simulator makes before the second pass")
 	f.BoolVar(&valid, "validate", true, "export a destination tenant with seeded differences and validate it against the source")
 	f.IntVar(&perKind, "destination-differences", 2, "differences the destination seeds per kind (8 kinds)")
+	addDashboardFlag(f)
 	f.BoolVar(&jsonl, "jsonl", false, "also write every record to records.jsonl in --out (protojson, one record a line)")
 	return cmd
 }

@@ -29,7 +29,7 @@ func Root() *cobra.Command {
 	connect := addConnectionFlags(root)
 	root.AddCommand(devCommand(), planCommand(connect), jobsCommand(connect), tailCommand(connect), topologyCommand(connect),
 		reportCommand(connect), validateCommand(), diffCommand(connect), versionCommand(), dlqCommand(connect), jobCommand(connect),
-		preflightCommand(connect), estimateCommand(connect))
+		preflightCommand(connect), estimateCommand(connect), dashboardCommand(connect))
 	usageArgs(root)
 	return root
 }
