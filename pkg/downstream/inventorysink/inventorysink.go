@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -42,12 +43,16 @@ type Options struct {
 	// MaxRecords bounds the records of one transaction (default 4096): more waiting batches wait
 	// for the next one.
 	MaxRecords int
+	// Linger is how long a transaction waits for more batches once it has one (default 20 ms),
+	// up to MaxRecords.
+	Linger time.Duration
 }
 
 // Sink group-commits record batches into an Ingester.
 type Sink struct {
 	in      Ingester
 	max     int
+	linger  time.Duration
 	reqs    chan *request
 	records atomic.Int64
 	batches atomic.Int64
@@ -63,7 +68,10 @@ func New(in Ingester, o Options) *Sink {
 	if o.MaxRecords <= 0 {
 		o.MaxRecords = 4096
 	}
-	return &Sink{in: in, max: o.MaxRecords, reqs: make(chan *request)}
+	if o.Linger <= 0 {
+		o.Linger = 20 * time.Millisecond
+	}
+	return &Sink{in: in, max: o.MaxRecords, linger: o.Linger, reqs: make(chan *request)}
 }
 
 // Records is how many records were committed (a redelivered batch counts again).
@@ -118,15 +126,22 @@ func (s *Sink) commit(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
+		// Linger a moment for more batches: a transaction's cost is mostly per commit (WAL
+		// frames, checkpoints), so a sink keeping up with a trickle of small batches would
+		// otherwise pay it per batch.
+		linger := time.NewTimer(s.linger)
 	more:
 		for len(recs) < s.max {
 			select {
 			case r := <-s.reqs:
 				group, recs = append(group, r), append(recs, r.recs...)
-			default:
+			case <-linger.C:
+				break more
+			case <-ctx.Done():
 				break more
 			}
 		}
+		linger.Stop()
 		err := s.in.Ingest(ctx, recs)
 		if err == nil {
 			s.records.Add(int64(len(recs)))
