@@ -33,15 +33,15 @@ chromium:
 	fi
 
 node_modules/.package-lock.json: package.json package-lock.json
-	$(NPM_NICE) npm ci --no-audit --no-fund
+	npm ci --no-audit --no-fund
 	@touch $@
 
 ## demo: run the whole pipeline on the embedded default (JetStream, Azurite, simulator, five services).
-## It needs Azurite and the binary, built side by side with npm at the lowest CPU priority (npm mostly
-## waits on the network; the build needs both cores), not the test-only PostgreSQL and Chromium.
+## It needs Azurite and the binary, built side by side (npm waits on the network, the build on the CPU),
+## not the test-only PostgreSQL and Chromium.
 demo:
 	@echo "demo: installing Azurite (npm ci) while building amrctl into bin/ (a first build compiles about 480 packages: about 2 minutes on 2 cores; later builds take seconds)"
-	@$(MAKE) --no-print-directory -j2 NPM_NICE="nice -n 19" node_modules/.package-lock.json demo-binary
+	@$(MAKE) --no-print-directory -j2 node_modules/.package-lock.json demo-binary
 	bin/amrctl dev
 
 # demo-binary: the demo's amrctl, built without DWARF (-dwarf=false, -s -w): a tenth less compile time
