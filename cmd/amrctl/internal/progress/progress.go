@@ -59,7 +59,9 @@ type view struct {
 
 // New returns a display writing to out; bars draws live bars (use it on terminals).
 func New(out io.Writer, bars bool) *Display {
-	d := &Display{out: out, jobs: map[string]*job{}, start: time.Now()}
+	now := time.Now()
+	// The plain display's first totals line comes plainTotalsEvery in, not with the first job.
+	d := &Display{out: out, jobs: map[string]*job{}, start: now, lastTotals: now}
 	d.totals.Store(new(string))
 	if bars {
 		// The caller says out is a terminal; WithAutoRefresh keeps mpb drawing on any writer (tests),
