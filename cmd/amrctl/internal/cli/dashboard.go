@@ -69,7 +69,7 @@ func addDashboardFlag(f *pflag.FlagSet) {
 
 // startDevDashboard serves the dashboard of `amrctl dev` on the stack's connection, linking the
 // demo's validation report, until ctx ends or the returned stop is called (which waits for it).
-func startDevDashboard(ctx context.Context, cmd *cobra.Command, st *devstack.Stack, out string) (stop func() error, err error) {
+func startDevDashboard(ctx context.Context, cmd *cobra.Command, w io.Writer, st *devstack.Stack, out string) (stop func() error, err error) {
 	addr, err := cmd.Flags().GetString(dashboardFlag)
 	if err != nil || addr == "" {
 		return func() error { return nil }, err
@@ -81,7 +81,7 @@ func startDevDashboard(ctx context.Context, cmd *cobra.Command, st *devstack.Sta
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()
-	fmt.Fprintln(cmd.OutOrStdout(), "dashboard:", srv.URL)
+	fmt.Fprintln(w, "dashboard:", srv.URL)
 	return func() error {
 		cancel()
 		return <-done

@@ -57,7 +57,15 @@ It exits non-zero when a job failed or a check against the simulator's ground tr
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			w := cmd.OutOrStdout()
+			format, err := outputFormat(cmd)
+			if err != nil {
+				return err
+			}
+			// With -o json the progress goes to stderr and stdout gets the result alone.
+			w, tty := cmd.OutOrStdout(), os.Stdout
+			if format == OutputJSON {
+				w, tty = cmd.ErrOrStderr(), os.Stderr
+			}
 			var logOut io.Writer
 			if logs {
 				logOut = cmd.ErrOrStderr()
@@ -81,7 +89,7 @@ It exits non-zero when a job failed or a check against the simulator's ground tr
 			}()
 			fmt.Fprintf(w, "ready in %s; simulator at %s (thresholds %d / %d items)\n",
 				time.Since(begin).Truncate(time.Millisecond), st.SimURL, small, large)
-			stopDashboard, err := startDevDashboard(ctx, cmd, st, out)
+			stopDashboard, err := startDevDashboard(ctx, cmd, w, st, out)
 			if err != nil {
 				return err
 			}
@@ -93,7 +101,7 @@ It exits non-zero when a job failed or a check against the simulator's ground tr
 			var unfinished string // the jobs a stop cut short, by state
 			o := demo.Options{Out: out, Plans: testenv.DemoPlans(st.SiteURL), Validate: valid, JSONL: jsonl,
 				Watch: func(ctx context.Context, planIDs []string) error {
-					display := progress.New(w, term.IsTerminal(int(os.Stdout.Fd())))
+					display := progress.New(w, term.IsTerminal(int(tty.Fd())))
 					err := watch(ctx, st, display, planIDs)
 					display.Close()
 					unfinished = display.States()
@@ -109,7 +117,13 @@ It exits non-zero when a job failed or a check against the simulator's ground tr
 			if err != nil {
 				return err
 			}
-			return summarize(w, res, time.Since(begin))
+			took := time.Since(begin)
+			if format == OutputJSON {
+				if err := render(cmd, devResult(res, took), nil); err != nil {
+					return err
+				}
+			}
+			return summarize(w, res, took)
 		},
 	}
 	f := cmd.Flags()
@@ -208,6 +222,18 @@ func stopped(w io.Writer, interrupted bool, timeout, took time.Duration, unfinis
 		return interruptedf("demo %s", why)
 	}
 	return fmt.Errorf("demo %s", why)
+}
+
+// devResult is the demo's result as `amrctl dev -o json` prints it: counts, checks and paths (the
+// validation's items are in its reports).
+func devResult(res *demo.Result, took time.Duration) map[string]any {
+	return map[string]any{
+		"ok": res.OK(), "took_seconds": took.Seconds(), "jobs": res.Jobs, "jobs_failed": res.JobsFailed,
+		"records": res.Records, "passes": res.Passes, "change_set": res.ChangeSet, "simulator_changes": res.SimulatorChanges,
+		"changes_mismatch": res.ChangesMismatch, "seeded_differences": res.Seeded, "findings_mismatch": res.FindingsMismatch,
+		"inventory": res.Inventory, "changes_csv": res.ChangesCSV, "records_jsonl": res.RecordsJSONL,
+		"validation_reports": res.ValidationReports, "run_reports": res.RunReports,
+	}
 }
 
 // summarize prints where the demo's outputs are, how to open the HTML report, and the totals.

@@ -74,6 +74,11 @@ only a pass's own change set, against its base.`,
 				fmt.Fprintf(cmd.ErrOrStderr(), "published %d changes in %d parts on %s\n", len(cs.Changes), n, topology.ChangesSubject(cs.Tenant, cs.To))
 			}
 			out := cmd.OutOrStdout()
+			if o, err := outputFormat(cmd); err != nil {
+				return err
+			} else if o == OutputJSON && format == "table" {
+				format = "json" // -o json, the flag every command takes
+			}
 			switch format {
 			case "csv":
 				return cs.WriteCSV(out)

@@ -111,6 +111,10 @@ func TestDiffCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &got); err != nil || got.From != 1 || got.To != 4 || len(got.Changes) != len(composed.Changes) {
 		t.Errorf("composed json: %v, passes %d -> %d, %d changes, want 1 -> 4 and %d", err, got.From, got.To, len(got.Changes), len(composed.Changes))
 	}
+	// -o json, the flag every command takes, is --format json.
+	if o, err := amrctl(t, "", "diff", "--inventory", dsn, "--from", "1", "-o", "json"); err != nil || o != out {
+		t.Errorf("diff -o json: %v, differs from --format json:\n%s", err, o)
+	}
 	env := testenv.StartJetStream(t)
 	out, err = amrctl(t, env.Server.ClientURL(), "diff", "--inventory", dsn, "--to", "2", "--format", "json", "--publish")
 	if err != nil {

@@ -52,8 +52,12 @@ func jobsCommand(connect connectFunc) *cobra.Command {
 	jobs.Flags().StringVar(&state, "state", "", "only jobs in this state: "+strings.Join(jobStateNames(), "|"))
 	jobs.AddCommand(&cobra.Command{
 		Use:   "watch",
-		Short: "Live progress of every job until interrupted",
+		Short: "Live progress of every job until interrupted (-o json: each job record as it changes, a JSON line each)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			format, err := outputFormat(cmd)
+			if err != nil {
+				return err
+			}
 			store, closeConn, err := openStore(cmd.Context(), connect)
 			if err != nil {
 				return err
@@ -62,6 +66,21 @@ func jobsCommand(connect connectFunc) *cobra.Command {
 			changes, err := store.Watch(cmd.Context(), "")
 			if err != nil {
 				return err
+			}
+			if format == OutputJSON {
+				for c := range changes {
+					if c.Record == nil {
+						continue
+					}
+					line, err := protoJSON.Marshal(c.Record)
+					if err != nil {
+						return err
+					}
+					if _, err := fmt.Fprintf(cmd.OutOrStdout(), "%s\n", line); err != nil {
+						return err
+					}
+				}
+				return nil
 			}
 			d := progress.New(cmd.OutOrStdout(), term.IsTerminal(int(os.Stdout.Fd())))
 			defer d.Close()

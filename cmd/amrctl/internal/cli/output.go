@@ -65,7 +65,8 @@ func render(cmd *cobra.Command, v any, table func(w io.Writer) error) error {
 	return err
 }
 
-var protoJSON = protojson.MarshalOptions{EmitUnpopulated: true}
+// protoJSON writes the .proto field names (job_id), as `amrctl tail` and docs/records.md do.
+var protoJSON = protojson.MarshalOptions{EmitUnpopulated: true, UseProtoNames: true}
 
 // marshalJSON encodes proto messages with protojson (alone, or as the elements of a slice) and
 // anything else with encoding/json.

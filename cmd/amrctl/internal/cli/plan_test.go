@@ -206,6 +206,16 @@ func TestPlanWaitStatusListAndJobs(t *testing.T) {
 	if _, _, err := amrctlIO(t, url, "plan", "status", "nobody-planned-this"); cli.ExitCode(err) != cli.ExitNotFound {
 		t.Fatalf("plan status of an unknown plan: %v (exit %d), want exit 3", err, cli.ExitCode(err))
 	}
+	// The run report of the plan, as a script reads it.
+	out, _, err = amrctlIO(t, url, "report", "--plan", "hr-1", "--out", t.TempDir(), "-o", "json")
+	var report struct {
+		PlanID string   `json:"plan_id"`
+		Status string   `json:"status"`
+		Files  []string `json:"files"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &report) != nil || report.PlanID != "hr-1" || len(report.Files) != 5 {
+		t.Fatalf("report -o json: %v\n%s", err, out)
+	}
 	out, _, err = amrctlIO(t, url, "plan", "list", "-o", "json")
 	if err != nil {
 		t.Fatal(err)
@@ -219,6 +229,37 @@ func TestPlanWaitStatusListAndJobs(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list) != 1 || list[0].PlanID != "hr-1" || list[0].State != "ended incomplete" ||
 		list[0].JobsDone != 1 || list[0].JobsFaild != 1 {
 		t.Fatalf("plan list -o json: %v\n%s", err, out)
+	}
+
+	// jobs watch -o json: a JSON line per job record, until interrupted.
+	wr, ww, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, stop := context.WithCancel(ctx)
+	root := cli.Root()
+	root.SetOut(ww)
+	root.SetArgs([]string{"--nats-url", url, "jobs", "watch", "-o", "json"})
+	watched := make(chan error, 1)
+	go func() { watched <- root.ExecuteContext(wctx); ww.Close() }()
+	seen := map[string]string{}
+	dec := json.NewDecoder(wr)
+	for len(seen) < 2 {
+		var rec struct {
+			JobID string `json:"job_id"`
+			State string `json:"state"`
+		}
+		if err := dec.Decode(&rec); err != nil {
+			t.Fatalf("jobs watch -o json: %v after %v", err, seen)
+		}
+		seen[rec.JobID] = rec.State
+	}
+	stop()
+	if err := <-watched; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("jobs watch: %v", err)
+	}
+	if seen["job-hr-1-a"] != "JOB_STATE_DONE" || seen["job-hr-1-b"] != "JOB_STATE_FAILED" {
+		t.Errorf("jobs watch -o json saw %v", seen)
 	}
 
 	for _, tt := range []struct {
@@ -240,7 +281,7 @@ func TestPlanWaitStatusListAndJobs(t *testing.T) {
 		}
 		var got []string
 		for _, r := range recs {
-			got = append(got, r["jobId"].(string))
+			got = append(got, r["job_id"].(string))
 		}
 		if strings.Join(got, ",") != strings.Join(tt.want, ",") {
 			t.Errorf("jobs %v: %v, want %v", tt.args, got, tt.want)

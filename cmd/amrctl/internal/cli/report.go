@@ -46,13 +46,16 @@ func reportCommand(connect connectFunc) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
-			writeReportSummary(w, r)
-			for _, p := range append(paths, html) {
-				fmt.Fprintln(w, "wrote", p)
-			}
-			fmt.Fprintf(w, "open %s in a browser (it needs no network)\n", html)
-			return nil
+			files := append(paths, html)
+			return render(cmd, map[string]any{"plan_id": r.PlanID, "status": r.Summary.Status(), "summary": r.Summary, "files": files},
+				func(w io.Writer) error {
+					writeReportSummary(w, r)
+					for _, p := range files {
+						fmt.Fprintln(w, "wrote", p)
+					}
+					_, err := fmt.Fprintf(w, "open %s in a browser (it needs no network)\n", html)
+					return err
+				})
 		},
 	}
 	cmd.Flags().StringVar(&planID, "plan", "", "the plan id")

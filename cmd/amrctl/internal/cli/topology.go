@@ -78,8 +78,11 @@ never deletes a consumer. docs/pipeline.md lists every stream, bucket, consumer 
 				if err := topology.Verify(ctx, js, topology.Options{Replicas: o.Replicas, Downstream: o.Downstream}); err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "topology applied (%d replicas)\n", max(o.Replicas, 1))
-				return showTopology(ctx, cmd.OutOrStdout(), js)
+				rows := topologyRows(ctx, js)
+				return render(cmd, map[string]any{"applied": true, "replicas": max(o.Replicas, 1), "stores": rows}, func(w io.Writer) error {
+					fmt.Fprintf(w, "topology applied (%d replicas)\n", max(o.Replicas, 1))
+					return writeTopology(w, rows)
+				})
 			})
 		},
 	}
@@ -98,8 +101,10 @@ never deletes a consumer. docs/pipeline.md lists every stream, bucket, consumer 
 				if err := topology.Verify(ctx, js, topology.Options{Replicas: vf.replicas, Downstream: vf.downstream}); err != nil {
 					return err
 				}
-				fmt.Fprintln(cmd.OutOrStdout(), "topology verified")
-				return nil
+				return render(cmd, map[string]any{"verified": true}, func(w io.Writer) error {
+					_, err := fmt.Fprintln(w, "topology verified")
+					return err
+				})
 			})
 		},
 	}
@@ -111,7 +116,8 @@ never deletes a consumer. docs/pipeline.md lists every stream, bucket, consumer 
 		Short: "Every stream, bucket and object store with its replicas, fill and size limit",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withJetStream(cmd.Context(), connect, func(ctx context.Context, js jetstream.JetStream) error {
-				return showTopology(ctx, cmd.OutOrStdout(), js)
+				rows := topologyRows(ctx, js)
+				return render(cmd, rows, func(w io.Writer) error { return writeTopology(w, rows) })
 			})
 		},
 	}
@@ -130,24 +136,55 @@ func withJetStream(ctx context.Context, connect connectFunc, fn func(context.Con
 	return fn(ctx, js)
 }
 
-// showTopology writes one line per stream, bucket and object store.
-func showTopology(ctx context.Context, w io.Writer, js jetstream.JetStream) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tKIND\tREPLICAS\tMESSAGES\tBYTES\tMAX BYTES\tFILL\tCONSUMERS")
+// topologyRow is one stream, bucket or object store as `topology show` prints it.
+type topologyRow struct {
+	Name      string  `json:"name"`
+	Kind      string  `json:"kind"`
+	Replicas  int     `json:"replicas"`
+	Messages  uint64  `json:"messages"`
+	Bytes     uint64  `json:"bytes"`
+	MaxBytes  int64   `json:"max_bytes"` // 0: no limit
+	Fill      float64 `json:"fill_percent"`
+	Consumers int     `json:"consumers"`
+	Error     string  `json:"error,omitempty"`
+}
+
+// topologyRows reads every stream, bucket and object store; one that cannot be read carries
+// its error.
+func topologyRows(ctx context.Context, js jetstream.JetStream) []topologyRow {
+	var rows []topologyRow
 	for _, st := range topology.Stores(topology.Options{}) {
+		row := topologyRow{Name: st.Name, Kind: fmt.Sprint(st.Kind)}
 		s, err := js.Stream(ctx, st.Stream)
 		if err != nil {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t%v\n", st.Name, st.Kind, err)
+			row.Error = err.Error()
+			rows = append(rows, row)
 			continue
 		}
 		info := s.CachedInfo()
-		limit, fill := "none", "-"
-		if info.Config.MaxBytes > 0 {
-			limit = topology.FormatBytes(info.Config.MaxBytes)
-			fill = fmt.Sprintf("%.1f%%", 100*float64(info.State.Bytes)/float64(info.Config.MaxBytes))
+		row.Replicas, row.Messages, row.Bytes, row.Consumers = info.Config.Replicas, info.State.Msgs, info.State.Bytes, info.State.Consumers
+		if row.MaxBytes = max(info.Config.MaxBytes, 0); row.MaxBytes > 0 {
+			row.Fill = 100 * float64(info.State.Bytes) / float64(row.MaxBytes)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%d\n", st.Name, st.Kind, info.Config.Replicas, info.State.Msgs,
-			info.State.Bytes, limit, fill, info.State.Consumers)
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// writeTopology writes one line per stream, bucket and object store.
+func writeTopology(w io.Writer, rows []topologyRow) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tKIND\tREPLICAS\tMESSAGES\tBYTES\tMAX BYTES\tFILL\tCONSUMERS")
+	for _, r := range rows {
+		if r.Error != "" {
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t%s\n", r.Name, r.Kind, r.Error)
+			continue
+		}
+		limit, fill := "none", "-"
+		if r.MaxBytes > 0 {
+			limit, fill = topology.FormatBytes(r.MaxBytes), fmt.Sprintf("%.1f%%", r.Fill)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%d\n", r.Name, r.Kind, r.Replicas, r.Messages, r.Bytes, limit, fill, r.Consumers)
 	}
 	return tw.Flush()
 }

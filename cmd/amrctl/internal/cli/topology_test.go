@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -70,5 +71,28 @@ func TestTopologyCommands(t *testing.T) {
 	}
 	if out, err := amrctl(t, url, "topology", "show"); err != nil || !strings.Contains(out, "amr_seen") || !strings.Contains(out, "object store") {
 		t.Fatalf("show: %v\n%s", err, out)
+	}
+	out, err = amrctl(t, url, "-o", "json", "topology", "show")
+	var rows []struct {
+		Name     string `json:"name"`
+		MaxBytes int64  `json:"max_bytes"`
+		Replicas int    `json:"replicas"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &rows) != nil {
+		t.Fatalf("show -o json: %v\n%s", err, out)
+	}
+	var records int64
+	for _, r := range rows {
+		if r.Name == "AMR_RECORDS" {
+			records = r.MaxBytes
+		}
+	}
+	if records != 6<<30 || rows[0].Replicas != 1 {
+		t.Errorf("show -o json: AMR_RECORDS limit %d, want 6 GiB:\n%s", records, out)
+	}
+	out, err = amrctl(t, url, "-o", "json", "topology", "verify")
+	var verified struct{ Verified bool }
+	if err != nil || json.Unmarshal([]byte(out), &verified) != nil || !verified.Verified {
+		t.Errorf("verify -o json: %v\n%s", err, out)
 	}
 }

@@ -98,18 +98,25 @@ Exit status: 0 when every check passed, 2 when differences were found (the repor
 			if err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "%d items compared in %d lists: %d passed, %d failed\n", res.Total.Items, len(res.Lists), res.Total.Passed, res.Total.Failed)
-			for _, c := range validate.Checks {
-				if n := res.Total.ByCheck[c]; n > 0 {
-					fmt.Fprintf(w, "  %-12s %d\n", c, n)
+			summary := map[string]any{"items": res.Total.Items, "lists": len(res.Lists), "passed": res.Total.Passed,
+				"failed": res.Total.Failed, "failed_by_check": res.Total.ByCheck, "reports": paths}
+			err = render(cmd, summary, func(w io.Writer) error {
+				fmt.Fprintf(w, "%d items compared in %d lists: %d passed, %d failed\n", res.Total.Items, len(res.Lists), res.Total.Passed, res.Total.Failed)
+				for _, c := range validate.Checks {
+					if n := res.Total.ByCheck[c]; n > 0 {
+						fmt.Fprintf(w, "  %-12s %d\n", c, n)
+					}
 				}
+				fmt.Fprintln(w, "reports:")
+				for _, p := range paths {
+					fmt.Fprintln(w, "  "+p)
+				}
+				_, err := fmt.Fprintf(w, "open %s in a browser (it needs no network)\n", paths[len(paths)-1])
+				return err
+			})
+			if err != nil {
+				return err
 			}
-			fmt.Fprintln(w, "reports:")
-			for _, p := range paths {
-				fmt.Fprintln(w, "  "+p)
-			}
-			fmt.Fprintf(w, "open %s in a browser (it needs no network)\n", paths[len(paths)-1])
 			if res.Failed() {
 				return fmt.Errorf("%d items failed: %w", res.Total.Failed, ErrDifferences)
 			}

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -83,6 +84,17 @@ func TestValidateCommand(t *testing.T) {
 	// lists of the root web can be found.
 	if !strings.Contains(stdout, "failed") || !strings.Contains(stdout, "missing") {
 		t.Errorf("output:\n%s", stdout)
+	}
+	stdout, err = runAmrctl("validate", "-o", "json", "--source-records", srcFile, "--destination-records", dstFile,
+		"--map", "/sites/small=/sites/small-new", "--login-map", logins, "--out", filepath.Join(dir, "reports-json"))
+	var summary struct {
+		Items, Failed int
+		ByCheck       map[string]int `json:"failed_by_check"`
+		Reports       []string
+	}
+	if ExitCode(err) != ExitDifferences || json.Unmarshal([]byte(stdout), &summary) != nil || summary.Failed == 0 ||
+		summary.Items == 0 || summary.ByCheck["missing"] == 0 || len(summary.Reports) != 5 {
+		t.Errorf("validate -o json: %v, %+v\n%s", err, summary, stdout)
 	}
 
 	for name, tc := range map[string]struct {
