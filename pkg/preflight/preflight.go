@@ -16,19 +16,21 @@ import (
 
 	"github.com/amrpipe/amrpipe/pkg/crypto/keywrap"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
+	"github.com/amrpipe/amrpipe/pkg/sharepoint/importcheck"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/sas"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/spo"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/storage"
 )
 
-// Status is a check's verdict.
-type Status string
+// Status is a check's verdict, the same three as an import package's rules: a failed check stops
+// a first export; a warning is worth a look.
+type Status = importcheck.Status
 
-// Verdicts: a failed check stops a first export; a warning is worth a look.
+// Verdicts.
 const (
-	Pass Status = "pass"
-	Warn Status = "warn"
-	Fail Status = "fail"
+	Pass = importcheck.Pass
+	Warn = importcheck.Warn
+	Fail = importcheck.Fail
 )
 
 // Result is one check: what was checked, the verdict, what was found and how to fix it.
