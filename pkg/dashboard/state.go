@@ -67,8 +67,7 @@ type JobView struct {
 // PlanView is one plan's row.
 type PlanView struct {
 	ID string `json:"id"`
-	// State is "running", "complete", "incomplete" (ended with failures), "failing" (running with
-	// failures) or "unknown" until its status was read.
+	// State is runreport.PlanState's words, or "unknown" until its status was read.
 	State       string         `json:"state"`
 	JobsByState map[string]int `json:"jobsByState"`
 	Specs       int            `json:"specs"`
@@ -591,16 +590,7 @@ func planView(p *plan, jobs map[string]int) PlanView {
 	if st == nil {
 		return v
 	}
-	switch {
-	case st.GetComplete() && st.GetFailed():
-		v.State = "incomplete"
-	case st.GetComplete():
-		v.State = "complete"
-	case st.GetFailed():
-		v.State = "failing"
-	default:
-		v.State = "running"
-	}
+	v.State = runreport.PlanState(st.GetComplete(), st.GetFailed())
 	v.Specs, v.SpecsPending, v.SpecsDeadLettered = len(st.GetSpecs()), st.GetSpecsPending(), st.GetSpecsFailed()
 	v.Objects, v.Records = st.GetObjects(), st.GetRecords()
 	for _, reason := range st.GetPlanningFailed() {

@@ -38,15 +38,19 @@ var (
 		"Message", "Time", "Job ID", "Spec ID"}
 )
 
-// Status is the plan's state in words: "complete", "ended incomplete", "running" or "running,
-// incomplete".
-func (s Summary) Status() string {
+// Status is the plan's state in words (PlanState).
+func (s Summary) Status() string { return PlanState(s.Complete, s.Failed) }
+
+// PlanState is a plan's state in words, the same in every report, table and page: "complete",
+// "ended incomplete" (ended with a failed job or a dead-lettered spec), "running" or "running,
+// incomplete" (running, with a failure already).
+func PlanState(complete, failed bool) string {
 	switch {
-	case s.Complete && s.Failed:
+	case complete && failed:
 		return "ended incomplete"
-	case s.Complete:
+	case complete:
 		return "complete"
-	case s.Failed:
+	case failed:
 		return "running, incomplete"
 	}
 	return "running"

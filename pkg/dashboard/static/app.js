@@ -58,7 +58,8 @@ function renderPlans(snap) {
     const tr = el("tr");
     tr.dataset.plan = p.id;
     tr.dataset.state = p.state;
-    tr.append(el("td", p.id), el("td", p.state, "state-" + p.state));
+    // A state may be words ("ended incomplete"): its class is one token.
+    tr.append(el("td", p.id), el("td", p.state, "state-" + p.state.replace(/[^a-z]+/g, "-")));
     const jbs = el("td"); jbs.appendChild(states(p.jobsByState)); tr.appendChild(jbs);
     tr.append(el("td", num(p.specs), "num"), el("td", num(p.specsPending), "num"),
       el("td", num(p.specsDeadLettered), "num"), el("td", num(p.objects), "num"), el("td", num(p.records), "num"));

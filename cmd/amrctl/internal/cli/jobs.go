@@ -95,24 +95,17 @@ func jobsCommand(connect connectFunc) *cobra.Command {
 	return jobs
 }
 
-// jobStates are the names --state takes; "parsing" is a job whose end SharePoint reported and
-// whose package the parser still reads (JOB_STATE_ENDED).
-var jobStates = []struct {
-	name  string
-	state amrpipev1.JobState
-}{
-	{"submitted", amrpipev1.JobState_JOB_STATE_SUBMITTED},
-	{"queued", amrpipev1.JobState_JOB_STATE_QUEUED},
-	{"running", amrpipev1.JobState_JOB_STATE_RUNNING},
-	{"parsing", amrpipev1.JobState_JOB_STATE_ENDED},
-	{"done", amrpipev1.JobState_JOB_STATE_DONE},
-	{"failed", amrpipev1.JobState_JOB_STATE_FAILED},
+// jobStates are the states --state names as the job tables show them (progress.StateName):
+// "parsing" is a job whose end SharePoint reported and whose package the parser still reads.
+var jobStates = []amrpipev1.JobState{
+	amrpipev1.JobState_JOB_STATE_SUBMITTED, amrpipev1.JobState_JOB_STATE_QUEUED, amrpipev1.JobState_JOB_STATE_RUNNING,
+	amrpipev1.JobState_JOB_STATE_ENDED, amrpipev1.JobState_JOB_STATE_DONE, amrpipev1.JobState_JOB_STATE_FAILED,
 }
 
 func jobStateNames() []string {
 	out := make([]string, len(jobStates))
 	for i, s := range jobStates {
-		out[i] = s.name
+		out[i] = progress.StateName(s)
 	}
 	return out
 }
@@ -123,8 +116,8 @@ func parseJobState(name string) (amrpipev1.JobState, error) {
 		return amrpipev1.JobState_JOB_STATE_UNSPECIFIED, nil
 	}
 	for _, s := range jobStates {
-		if strings.EqualFold(name, s.name) {
-			return s.state, nil
+		if strings.EqualFold(name, progress.StateName(s)) {
+			return s, nil
 		}
 	}
 	return 0, usageErrorf("--state %q: want one of %s", name, strings.Join(jobStateNames(), ", "))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/backoff"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
+	"github.com/amrpipe/amrpipe/pkg/runreport"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
@@ -86,15 +87,7 @@ func progressLine(st *amrpipev1.PlanStatus) string {
 		st.GetJobsFailed(), st.GetObjects(), st.GetRecords())
 }
 
-// planState is a plan's state in words.
+// planState is a plan's state in words, as the run report says it.
 func planState(st *amrpipev1.PlanStatus) string {
-	switch {
-	case st.GetComplete() && st.GetFailed():
-		return "ended incomplete"
-	case st.GetComplete():
-		return "complete"
-	case st.GetFailed():
-		return "running, incomplete"
-	}
-	return "running"
+	return runreport.PlanState(st.GetComplete(), st.GetFailed())
 }
