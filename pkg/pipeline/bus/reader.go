@@ -30,3 +30,48 @@ func DropReader(ctx context.Context, js jetstream.JetStream, stream string, cons
 	}
 	return nil
 }
+
+// readFetchWait bounds one fetch of ReadStored: on a cluster a fetch sent while a leader changes
+// is lost, and the caller asks again rather than wait out its whole deadline.
+const readFetchWait = 5 * time.Second
+
+// ReadStored hands fn, in stream order, every message of stream that cfg selects and that was
+// stored when it started, through an ordered consumer (nothing acknowledged, nothing held back,
+// the consumer dropped at the end), fetching up to batch at a time. It never waits for new
+// messages: a look at a stream, not a subscription.
+func ReadStored(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.OrderedConsumerConfig, batch int,
+	fn func(jetstream.Msg) error) error {
+	if cfg.InactiveThreshold == 0 {
+		cfg.InactiveThreshold = 30 * time.Second
+	}
+	cons, err := js.OrderedConsumer(ctx, stream, cfg)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", stream, err)
+	}
+	defer func() { _ = DropReader(ctx, js, stream, cons) }()
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", stream, err)
+	}
+	for left := int(info.NumPending); left > 0; {
+		msgs, err := cons.Fetch(min(left, batch), jetstream.FetchMaxWait(readFetchWait))
+		if err != nil {
+			return fmt.Errorf("read %s: %w", stream, err)
+		}
+		n := 0
+		for msg := range msgs.Messages() {
+			n++
+			if err := fn(msg); err != nil {
+				return err
+			}
+		}
+		if err := msgs.Error(); err != nil {
+			return fmt.Errorf("read %s: %w", stream, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("read %s: %d messages not delivered within %s", stream, left, readFetchWait)
+		}
+		left -= n
+	}
+	return nil
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
@@ -14,9 +13,6 @@ import (
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
-// fetchWait bounds one fetch of job records.
-const fetchWait = 5 * time.Second
-
 // Jobs returns every job record now in the bucket. Unlike Watch it needs no push consumer: an
 // ordered pull consumer reads the last value of each key in one pass (thousands of records in a
 // few round trips, where a get per key took one each), so it works the same on a server or a
@@ -24,48 +20,21 @@ const fetchWait = 5 * time.Second
 func (s *Store) Jobs(ctx context.Context) ([]*amrpipev1.JobRecord, error) {
 	stream := "KV_" + topology.BucketJobs
 	prefix := "$KV." + topology.BucketJobs + "."
-	str, err := s.js.Stream(ctx, stream)
-	if err != nil {
-		return nil, fmt.Errorf("job records stream: %w", err)
-	}
-	cons, err := str.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{prefix + ">"},
-		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy, InactiveThreshold: 30 * time.Second})
+	var out []*amrpipev1.JobRecord
+	err := bus.ReadStored(ctx, s.js, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{prefix + ">"},
+		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy}, 1000, func(msg jetstream.Msg) error {
+		if op := msg.Headers().Get("KV-Operation"); op == "DEL" || op == "PURGE" || len(msg.Data()) == 0 {
+			return nil
+		}
+		rec := &amrpipev1.JobRecord{}
+		if err := proto.Unmarshal(msg.Data(), rec); err != nil {
+			return fmt.Errorf("job record %s: %w", strings.TrimPrefix(msg.Subject(), prefix), err)
+		}
+		out = append(out, rec)
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("job records: %w", err)
-	}
-	defer func() { _ = bus.DropReader(ctx, s.js, stream, cons) }()
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("job records: %w", err)
-	}
-	left := int(info.NumPending)
-	out := make([]*amrpipev1.JobRecord, 0, left)
-	for left > 0 {
-		// Bounded, not ctx's whole deadline: on a cluster a fetch sent while a leader changes is
-		// lost, and the caller (a look at the pipeline) asks again.
-		batch, err := cons.Fetch(min(left, 1000), jetstream.FetchMaxWait(fetchWait))
-		if err != nil {
-			return nil, fmt.Errorf("job records: %w", err)
-		}
-		n := 0
-		for msg := range batch.Messages() {
-			n++
-			if op := msg.Headers().Get("KV-Operation"); op == "DEL" || op == "PURGE" || len(msg.Data()) == 0 {
-				continue
-			}
-			rec := &amrpipev1.JobRecord{}
-			if err := proto.Unmarshal(msg.Data(), rec); err != nil {
-				return nil, fmt.Errorf("job record %s: %w", strings.TrimPrefix(msg.Subject(), prefix), err)
-			}
-			out = append(out, rec)
-		}
-		if err := batch.Error(); err != nil {
-			return nil, fmt.Errorf("job records: %w", err)
-		}
-		if n == 0 {
-			return nil, fmt.Errorf("job records: %d not delivered within %s", left, fetchWait)
-		}
-		left -= n
 	}
 	return out, nil
 }

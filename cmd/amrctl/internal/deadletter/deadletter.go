@@ -42,9 +42,6 @@ type Filter struct {
 	Since time.Time
 }
 
-// fetchWait bounds one fetch: the reader stops at the end of the stream, it never waits for more.
-const fetchWait = 5 * time.Second
-
 // List reads the dead letters Filter selects, in stream order, through an ordered consumer (no
 // durable state is left on the server; the dead letters stay).
 func List(ctx context.Context, js jetstream.JetStream, f Filter) ([]Letter, error) {
@@ -55,50 +52,26 @@ func List(ctx context.Context, js jetstream.JetStream, f Filter) ([]Letter, erro
 		}
 		subject = topology.DLQSubject(f.Stage)
 	}
-	str, err := js.Stream(ctx, topology.StreamDLQ)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", topology.StreamDLQ, err)
-	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, InactiveThreshold: 30 * time.Second}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}}
 	if !f.Since.IsZero() {
 		since := f.Since
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
 	}
-	cons, err := str.OrderedConsumer(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", topology.StreamDLQ, err)
-	}
-	defer func() { _ = bus.DropReader(ctx, js, topology.StreamDLQ, cons) }()
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", topology.StreamDLQ, err)
-	}
 	var out []Letter
-	for left := int(info.NumPending); left > 0; {
-		batch, err := cons.Fetch(min(left, 500), jetstream.FetchMaxWait(fetchWait))
+	err := bus.ReadStored(ctx, js, topology.StreamDLQ, cfg, 500, func(msg jetstream.Msg) error {
+		meta, err := msg.Metadata()
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", topology.StreamDLQ, err)
+			return fmt.Errorf("read %s: %w", topology.StreamDLQ, err)
 		}
-		n := 0
-		for msg := range batch.Messages() {
-			n++
-			meta, err := msg.Metadata()
-			if err != nil {
-				return nil, fmt.Errorf("read %s: %w", topology.StreamDLQ, err)
-			}
-			l, err := decodeLetter(meta.Sequence.Stream, msg.Data())
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, l)
+		l, err := decodeLetter(meta.Sequence.Stream, msg.Data())
+		if err != nil {
+			return err
 		}
-		if err := batch.Error(); err != nil {
-			return nil, fmt.Errorf("read %s: %w", topology.StreamDLQ, err)
-		}
-		if n == 0 {
-			return nil, fmt.Errorf("read %s: %d dead letters not delivered within %s", topology.StreamDLQ, left, fetchWait)
-		}
-		left -= n
+		out = append(out, l)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
