@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -31,14 +32,18 @@ func DropReader(ctx context.Context, js jetstream.JetStream, stream string, cons
 	return nil
 }
 
-// readFetchWait bounds one fetch of ReadStored: on a cluster a fetch sent while a leader changes
-// is lost, and the caller asks again rather than wait out its whole deadline.
+// readFetchWait bounds the wait for one message of ReadStored: on a cluster a pull sent while a
+// leader changes is lost, and the caller asks again rather than wait out its whole deadline.
 const readFetchWait = 5 * time.Second
 
 // ReadStored hands fn, in stream order, every message of stream that cfg selects and that was
 // stored when it started, through an ordered consumer (nothing acknowledged, nothing held back,
-// the consumer dropped at the end), fetching up to batch at a time. It never waits for new
+// the consumer dropped at the end), pulling up to batch at a time. It never waits for new
 // messages: a look at a stream, not a subscription.
+//
+// It consumes rather than fetches: an ordered consumer makes a new server consumer for every
+// Fetch and deletes the old one in the background, so a look at 10,000 job records made 40
+// consumers and could leave one behind it for a moment.
 func ReadStored(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.OrderedConsumerConfig, batch int,
 	fn func(jetstream.Msg) error) error {
 	if cfg.InactiveThreshold == 0 {
@@ -53,25 +58,35 @@ func ReadStored(ctx context.Context, js jetstream.JetStream, stream string, cfg 
 	if err != nil {
 		return fmt.Errorf("read %s: %w", stream, err)
 	}
-	for left := int(info.NumPending); left > 0; {
-		msgs, err := cons.Fetch(min(left, batch), jetstream.FetchMaxWait(readFetchWait))
-		if err != nil {
-			return fmt.Errorf("read %s: %w", stream, err)
-		}
-		n := 0
-		for msg := range msgs.Messages() {
-			n++
-			if err := fn(msg); err != nil {
-				return err
-			}
-		}
-		if err := msgs.Error(); err != nil {
-			return fmt.Errorf("read %s: %w", stream, err)
-		}
-		if n == 0 {
+	left := int(info.NumPending)
+	if left == 0 {
+		return nil
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(max(1, min(left, batch))))
+	if err != nil {
+		return fmt.Errorf("read %s: %w", stream, err)
+	}
+	defer it.Stop()
+	defer context.AfterFunc(ctx, it.Stop)()
+	for left > 0 {
+		msg, err := it.Next(jetstream.NextMaxWait(readFetchWait))
+		switch {
+		case ctx.Err() != nil:
+			return fmt.Errorf("read %s: %w", stream, context.Cause(ctx))
+		case errors.Is(err, nats.ErrTimeout):
 			return fmt.Errorf("read %s: %d messages not delivered within %s", stream, left, readFetchWait)
+		case err != nil:
+			return fmt.Errorf("read %s: %w", stream, err)
 		}
-		left -= n
+		if err := fn(msg); err != nil {
+			return err
+		}
+		left--
+		// Messages removed since the start (a key's older revision, an expired message) are
+		// not delivered: the server's count of what is left says when the look is over.
+		if meta, err := msg.Metadata(); err == nil && meta.NumPending == 0 {
+			return nil
+		}
 	}
 	return nil
 }
