@@ -152,20 +152,15 @@ func subjects(subject func(string) string, ids []string) ([]string, error) {
 // an ordered consumer (nothing to acknowledge, nothing held back), and hands each to fn until ctx
 // ends or, without follow, none is left.
 func (c *Client) follow(ctx context.Context, stream string, filters []string, follow bool, fn func(jetstream.Msg) error) error {
-	cons, err := c.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: filters})
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: filters}
+	if !follow {
+		return bus.ReadStored(ctx, c.js, stream, cfg, 256, fn)
+	}
+	cons, err := c.js.OrderedConsumer(ctx, stream, cfg)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", stream, err)
 	}
 	defer func() { _ = bus.DropReader(ctx, c.js, stream, cons) }()
-	if !follow {
-		info, err := cons.Info(ctx)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", stream, err)
-		}
-		if info.NumPending == 0 {
-			return nil
-		}
-	}
 	it, err := cons.Messages()
 	if err != nil {
 		return fmt.Errorf("read %s: %w", stream, err)
@@ -175,24 +170,12 @@ func (c *Client) follow(ctx context.Context, stream string, filters []string, fo
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			if ctx.Err() != nil {
-				if follow {
-					return nil
-				}
-				return ctx.Err()
+				return nil
 			}
 			return fmt.Errorf("read %s: %w", stream, err)
 		}
 		if err := fn(msg); err != nil {
 			return err
-		}
-		if !follow {
-			meta, err := msg.Metadata()
-			if err != nil {
-				return fmt.Errorf("read %s: %w", stream, err)
-			}
-			if meta.NumPending == 0 {
-				return nil
-			}
 		}
 	}
 }
