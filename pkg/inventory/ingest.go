@@ -89,6 +89,7 @@ func (p *Pass) Ingest(ctx context.Context, recs []*amrpipev1.Record) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("ingest into pass %d: commit: %w", p.info.ID, err)
 	}
+	p.s.ckpt.committed()
 	c := &p.info.Counts
 	c.Records += b.counts.Records
 	c.Objects += b.counts.Objects

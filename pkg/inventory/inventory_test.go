@@ -199,6 +199,9 @@ func touched(t *testing.T, c tenant.Change, itemOf map[string]string) []testenv.
 		if !ok {
 			t.Fatalf("no list item for file %s in any export", c.ObjectID)
 		}
+		if c.ItemID != item {
+			t.Fatalf("the simulator names %s the list item of file %s; its exports name %s", c.ItemID, c.ObjectID, item)
+		}
 		objs = append(objs, testenv.Object{Type: string(tenant.TypeListItem), ID: item})
 	}
 	return objs

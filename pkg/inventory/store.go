@@ -20,6 +20,8 @@ type Store struct {
 	stmts map[string]*sql.Stmt // prepared upserts by table and row count
 
 	write sync.Mutex // held by a write transaction when the backend has one writer (lockWrite)
+
+	ckpt *checkpointer // SQLite: checkpoints the WAL beside the writer (nil on PostgreSQL)
 }
 
 // Open opens (and creates or migrates) the inventory at dsn: "sqlite:/path/inv.db" for the
@@ -40,6 +42,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 			return nil, fmt.Errorf("inventory schema (%s): %w", d.name, err)
 		}
 	}
+	if d.walCheckpointer {
+		s.ckpt = startCheckpointer(db)
+	}
 	return s, nil
 }
 
@@ -54,6 +59,7 @@ func (s *Store) Close() error {
 	}
 	s.stmts = nil
 	s.mu.Unlock()
+	s.ckpt.stop()
 	return s.db.Close()
 }
 
@@ -139,6 +145,7 @@ func (s *Store) BeginPass(ctx context.Context, info PassInfo) (*Pass, error) {
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("begin pass: %w", err)
 	}
+	s.ckpt.committed()
 	return &Pass{s: s, info: info}, nil
 }
 

@@ -32,14 +32,17 @@ func (k ChangeKind) String() string {
 
 // Change is one entry of the change log.
 type Change struct {
-	Number            int64
-	Time              time.Time
-	Kind              ChangeKind
-	SiteID            string
-	WebID             string
-	ListID            string
-	ObjectType        ObjectType // TypeFile in a library, TypeListItem in a list
-	ObjectID          string     // the SPFile id, or the list item id
+	Number     int64
+	Time       time.Time
+	Kind       ChangeKind
+	SiteID     string
+	WebID      string
+	ListID     string
+	ObjectType ObjectType // TypeFile in a library, TypeListItem in a list
+	ObjectID   string     // the SPFile id, or the list item id
+	// ItemID is, for a file, the id of its list item (the SPListItem whose DocId is ObjectID);
+	// empty for a list item.
+	ItemID            string
 	ServerRelativeURL string
 }
 
@@ -397,14 +400,14 @@ func (t *Tenant) addLeaf(l *listNode, h uint64, num int64) (changeRec, bool) {
 
 func (t *Tenant) changeRec(f *folderRef, lf *leafState, num int64, kind ChangeKind, index int64, a *addedFile) changeRec {
 	l := f.list
-	typ := TypeListItem
+	typ, item := TypeListItem, ""
 	if l.library {
-		typ = TypeFile
+		typ, item = TypeFile, guid(mix(lf.hash, saltItem)) // as objects.go names a file's list item
 	}
 	return changeRec{
 		Change: Change{
 			Number: num, Time: t.now, Kind: kind, SiteID: l.site.id, WebID: l.web.id, ListID: l.id,
-			ObjectType: typ, ObjectID: lf.id(), ServerRelativeURL: f.url + "/" + lf.name,
+			ObjectType: typ, ObjectID: lf.id(), ItemID: item, ServerRelativeURL: f.url + "/" + lf.name,
 		},
 		list: l, folderURL: f.url, index: index, added: a,
 	}

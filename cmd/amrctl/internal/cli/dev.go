@@ -2,10 +2,12 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -32,6 +34,7 @@ func devCommand() *cobra.Command {
 		secondPass, valid  bool
 		jsonl              bool
 		changes, perKind   int
+		cpuProfile         string
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -69,6 +72,17 @@ It exits non-zero when a job failed or a check against the simulator's ground tr
 			var logOut io.Writer
 			if logs {
 				logOut = cmd.ErrOrStderr()
+			}
+			if cpuProfile != "" {
+				stop, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer func() {
+					if perr := stop(); perr != nil {
+						fmt.Fprintln(cmd.ErrOrStderr(), "amrctl:", perr)
+					}
+				}()
 			}
 			begin := time.Now()
 			fmt.Fprintln(w, "starting embedded JetStream, Azurite, the SharePoint simulators and the five services…")
@@ -142,7 +156,26 @@ It exits non-zero when a job failed or a check against the simulator's ground tr
 	f.IntVar(&perKind, "destination-differences", 2, "differences the destination seeds per kind (8 kinds)")
 	addDashboardFlag(f)
 	f.BoolVar(&jsonl, "jsonl", false, "also write every record to records.jsonl in --out (protojson, one record a line)")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof; the stages' and the inventory sink's samples carry a stage label)")
 	return cmd
+}
+
+// startCPUProfile profiles the process into path until the returned stop is called.
+func startCPUProfile(path string) (stop func() error, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return nil, errors.Join(fmt.Errorf("cpu profile: %w", err), f.Close())
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 // watch feeds the records of the plans' jobs (one pass's) to the display until the pipeline is
