@@ -254,24 +254,31 @@ func tsMicros(t *timestamppb.Timestamp) int64 { return micros(ts(t)) }
 // begin starts a write transaction on a connection of its own (PostgreSQL's COPY needs the
 // connection); release rolls it back unless it committed and returns the connection. On SQLite
 // the store's write transactions take turns here (dialect.oneWriter), so the passes' callers
-// need no lock of their own around Ingest and convert their records at once.
+// need no lock of their own around Ingest and convert their records at once, and they all run
+// on the store's one writing connection (Store.writer).
 func (s *Store) begin(ctx context.Context) (_ *sql.Conn, _ *sql.Tx, release func(), err error) {
 	unlock := s.lockWrite()
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
+	conn := s.writer
+	if conn == nil {
+		if conn, err = s.db.Conn(ctx); err != nil {
+			unlock()
+			return nil, nil, nil, err
+		}
+	}
+	done := func() {
+		if conn != s.writer {
+			_ = conn.Close() // returns it to the pool: nothing to report
+		}
 		unlock()
-		return nil, nil, nil, err
 	}
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
-		conn.Close()
-		unlock()
+		done()
 		return nil, nil, nil, err
 	}
 	return conn, tx, func() {
 		_ = tx.Rollback() // sql.ErrTxDone after a commit
-		_ = conn.Close()  // returns it to the pool: nothing to report
-		unlock()
+		done()
 	}, nil
 }
 

@@ -20,6 +20,11 @@ type Store struct {
 	stmts map[string]*sql.Stmt // prepared upserts by table and row count
 
 	write sync.Mutex // held by a write transaction when the backend has one writer (lockWrite)
+	// writer is the one connection SQLite's write transactions run on. A connection drops its
+	// page cache when it finds that another one wrote since it last looked: with writes spread
+	// over the pool, every transaction of the demo's sink began by freeing and re-reading its
+	// 64 MiB cache (3 % of the demo's CPU in madvise alone).
+	writer *sql.Conn
 
 	ckpt *checkpointer // SQLite: checkpoints the WAL beside the writer (nil on PostgreSQL)
 }
@@ -42,6 +47,12 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 			return nil, fmt.Errorf("inventory schema (%s): %w", d.name, err)
 		}
 	}
+	if d.oneWriter {
+		if s.writer, err = db.Conn(ctx); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open inventory %s: %w", d.name, err)
+		}
+	}
 	if d.walCheckpointer {
 		s.ckpt = startCheckpointer(db)
 	}
@@ -60,7 +71,11 @@ func (s *Store) Close() error {
 	s.stmts = nil
 	s.mu.Unlock()
 	s.ckpt.stop()
-	return s.db.Close()
+	var err error
+	if s.writer != nil {
+		err = s.writer.Close()
+	}
+	return errors.Join(err, s.db.Close())
 }
 
 // Kind is a pass's kind.
