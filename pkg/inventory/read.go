@@ -35,8 +35,8 @@ func (f Filter) under(url string) bool {
 
 // Objects calls fn with the latest state of every object of tenant that f selects, in no
 // particular order (sorting a tenant's rows by URL cost more than reading them; callers that
-// report sort their results). The author's and editor's logins come from the principals of the object's last job (a job
-// that listed none leaves them empty: Names resolves them further).
+// report sort their results). The author's and editor's logins come from the principals of the
+// object's last job (a job that listed none leaves them empty: Names resolves them further).
 func (s *Store) Objects(ctx context.Context, tenant string, f Filter, fn func(*Object) error) error {
 	q := `SELECT o.tenant, o.object_type, o.object_id, o.url, o.name, o.parent_id, o.list_id, o.doc_id, o.size, o.created, o.modified,
 		o.author, o.editor, COALESCE(a.login, ''), COALESCE(e.login, ''), o.version, o.version_count, o.versions, o.unique_perms, o.deleted,

@@ -135,12 +135,11 @@ func (s *Store) BeginPass(ctx context.Context, info PassInfo) (*Pass, error) {
 	if err := info.validate(); err != nil {
 		return nil, err
 	}
-	defer s.lockWrite()()
-	tx, err := s.db.BeginTx(ctx, nil)
+	_, tx, release, err := s.begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("begin pass: %w", err)
 	}
-	defer tx.Rollback()
+	defer release()
 	now := time.Now().UTC()
 	if _, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE passes SET ended = ?, complete = 0 WHERE tenant = ? AND scope = ? AND ended = 0`),
 		micros(now), info.Tenant, info.Scope); err != nil {
