@@ -36,10 +36,11 @@ func DropReader(ctx context.Context, js jetstream.JetStream, stream string, cons
 // leader changes is lost, and the caller asks again rather than wait out its whole deadline.
 const readFetchWait = 5 * time.Second
 
-// ReadStored hands fn, in stream order, every message of stream that cfg selects and that was
-// stored when it started, through an ordered consumer (nothing acknowledged, nothing held back,
-// the consumer dropped at the end), pulling up to batch at a time. It never waits for new
-// messages: a look at a stream, not a subscription.
+// ReadStored hands fn, in stream order, the messages of stream that cfg selects and that were
+// stored when it started (one removed meanwhile is skipped; it hands over no more messages than
+// were stored then), through an ordered consumer (nothing acknowledged, nothing held back, the
+// consumer dropped at the end), pulling up to batch at a time. It never waits for new messages:
+// a look at a stream, not a subscription.
 //
 // It consumes rather than fetches: an ordered consumer makes a new server consumer for every
 // Fetch and deletes the old one in the background, so a look at 10,000 job records made 40
