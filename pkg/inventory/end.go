@@ -82,7 +82,6 @@ func (p *Pass) End(ctx context.Context, complete bool) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("end pass %d: commit: %w", info.ID, err)
 	}
-	p.s.ckpt.committed()
 	p.done = true
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -89,7 +90,6 @@ func (p *Pass) Ingest(ctx context.Context, recs []*amrpipev1.Record) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("ingest into pass %d: commit: %w", p.info.ID, err)
 	}
-	p.s.ckpt.committed()
 	c := &p.info.Counts
 	c.Records += b.counts.Records
 	c.Objects += b.counts.Objects
@@ -255,7 +255,8 @@ func tsMicros(t *timestamppb.Timestamp) int64 { return micros(ts(t)) }
 // connection); release rolls it back unless it committed and returns the connection. On SQLite
 // the store's write transactions take turns here (dialect.oneWriter), so the passes' callers
 // need no lock of their own around Ingest and convert their records at once, and they all run
-// on the store's one writing connection (Store.writer).
+// on the store's one writing connection (Store.writer); release tells the checkpointer of a
+// commit.
 func (s *Store) begin(ctx context.Context) (_ *sql.Conn, _ *sql.Tx, release func(), err error) {
 	unlock := s.lockWrite()
 	conn := s.writer
@@ -277,7 +278,9 @@ func (s *Store) begin(ctx context.Context) (_ *sql.Conn, _ *sql.Tx, release func
 		return nil, nil, nil, err
 	}
 	return conn, tx, func() {
-		_ = tx.Rollback() // sql.ErrTxDone after a commit
+		if errors.Is(tx.Rollback(), sql.ErrTxDone) { // it committed (release is the only rollback)
+			s.ckpt.committed()
+		}
 		done()
 	}, nil
 }

@@ -159,7 +159,6 @@ func (s *Store) BeginPass(ctx context.Context, info PassInfo) (*Pass, error) {
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("begin pass: %w", err)
 	}
-	s.ckpt.committed()
 	return &Pass{s: s, info: info}, nil
 }
 
