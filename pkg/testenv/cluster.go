@@ -6,6 +6,7 @@ package testenv
 // so no domain is configured: clients of the cluster use the default $JS.API).
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // serverStoreLimit is each embedded server's JetStream storage budget. JetStream reserves every
@@ -78,7 +80,37 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	if _, err := c.WaitMetaLeader(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
+	if err := c.waitPlacement(n, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	return c
+}
+
+// waitPlacement waits until the cluster places a stream of the given replicas. A meta leader that
+// lists every peer may still hold one as offline until its first statistics arrive, and refuses
+// an R3 stream meanwhile ("no suitable peers for placement, peer offline", seen on CI); a test's
+// first topology apply would fail on it.
+func (c *Cluster) waitPlacement(replicas int, timeout time.Duration) error {
+	nc, js, err := Connect(c.URL(), "testenv-placement-probe")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cfg := jetstream.StreamConfig{Name: "TESTENV_PLACEMENT_PROBE", Subjects: []string{"testenv.placement.probe"},
+		Replicas: replicas, Storage: jetstream.MemoryStorage}
+	for {
+		_, err := js.CreateStream(ctx, cfg)
+		if err == nil {
+			return js.DeleteStream(ctx, cfg.Name)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no R%d stream placed within %s: %w", replicas, timeout, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // freePorts returns n distinct free ports of 127.0.0.1 (free when asked: the servers bind them
