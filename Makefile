@@ -107,7 +107,7 @@ build:
 	$(GO) build -o bin/ $(BINARIES)
 
 ## proto: regenerate Go code from proto/ (buf and protoc-gen-go are built locally on first use).
-proto: $(GOBIN_DIR)/buf $(GOBIN_DIR)/protoc-gen-go
+proto: $(GOBIN_DIR)/buf $(GOBIN_DIR)/protoc-gen-go $(GOBIN_DIR)/protoc-gen-go-vtproto
 	PATH=$(GOBIN_DIR):$$PATH buf lint
 	PATH=$(GOBIN_DIR):$$PATH buf generate
 
@@ -116,6 +116,11 @@ $(GOBIN_DIR)/buf:
 
 $(GOBIN_DIR)/protoc-gen-go:
 	GOBIN=$(GOBIN_DIR) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+
+# The version grpc already brings into go.mod (its runtime, protohelpers, is what the generated
+# code imports).
+$(GOBIN_DIR)/protoc-gen-go-vtproto:
+	GOBIN=$(GOBIN_DIR) $(GO) install github.com/planetscale/vtprotobuf/cmd/protoc-gen-go-vtproto@v0.6.1-0.20240319094008-0393e58bdf10
 
 ## lint: gofmt, go vet and buf lint.
 lint: $(GOBIN_DIR)/buf

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
@@ -264,7 +264,7 @@ func (a *assembler) run(ctx context.Context, in <-chan chunk) error {
 
 // add appends a record, closing the open batch first when it does not fit.
 func (a *assembler) add(ctx context.Context, rec *amrpipev1.Record) error {
-	n := proto.Size(rec)
+	n := rec.SizeVT()
 	entry := protowire.SizeTag(5) + protowire.SizeVarint(uint64(n)) + n // as a RecordBatch.records entry
 	if f := a.framingAt(a.from); a.n > 0 && (a.n == f.size || len(a.buf)-a.head+entry > f.maxBytes) {
 		if err := a.send(ctx, rec.GetSequence(), false); err != nil {
@@ -277,9 +277,12 @@ func (a *assembler) add(ctx context.Context, rec *amrpipev1.Record) error {
 	}
 	a.buf = protowire.AppendTag(a.buf, 5, protowire.BytesType)
 	a.buf = protowire.AppendVarint(a.buf, uint64(n))
-	var err error
-	// The sizes proto.Size just computed are cached in the messages: encode without a second pass.
-	if a.buf, err = (proto.MarshalOptions{UseCachedSize: true}).MarshalAppend(a.buf, rec); err != nil {
+	// vtprotobuf's generated encoder (proto/gen/*_vtproto.pb.go) writes the same bytes as
+	// proto.Marshal in a third of the time. It does not check that strings are UTF-8, as
+	// proto.Marshal does: the manifest scanner has checked every value it read already.
+	at := len(a.buf)
+	a.buf = slices.Grow(a.buf, n)[:at+n]
+	if _, err := rec.MarshalToSizedBufferVT(a.buf[at:]); err != nil {
 		return fmt.Errorf("encode record %d of %s: %w", rec.GetSequence(), a.fr.file, err)
 	}
 	a.n++
