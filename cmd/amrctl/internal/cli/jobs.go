@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/amrpipe/amrpipe/cmd/amrctl/internal/progress"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
@@ -41,7 +42,7 @@ func jobsCommand(connect connectFunc) *cobra.Command {
 				w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(w, "JOB\tPLAN\tKIND TARGET\tSTATE\tOBJECTS\tEXPECTED\tRECORDS\tERROR")
 				for _, r := range records {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", r.GetJobId(), r.GetSpec().GetPlanId(), progress.Label(r), progress.StateName(r.GetState()),
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", r.GetJobId(), r.GetSpec().GetPlanId(), progress.Label(r), jobstore.StateName(r.GetState()),
 						r.GetObjectsProcessed(), r.GetExpectedObjects(), r.GetRecords(), r.GetLastError())
 				}
 				return w.Flush()
@@ -95,8 +96,8 @@ func jobsCommand(connect connectFunc) *cobra.Command {
 	return jobs
 }
 
-// jobStates are the states --state names as the job tables show them (progress.StateName):
-// "parsing" is a job whose end SharePoint reported and whose package the parser still reads.
+// jobStates are the states --state names as the job tables show them (jobstore.StateName):
+// "ended" is a job whose end SharePoint reported and whose package the parser still reads.
 var jobStates = []amrpipev1.JobState{
 	amrpipev1.JobState_JOB_STATE_SUBMITTED, amrpipev1.JobState_JOB_STATE_QUEUED, amrpipev1.JobState_JOB_STATE_RUNNING,
 	amrpipev1.JobState_JOB_STATE_ENDED, amrpipev1.JobState_JOB_STATE_DONE, amrpipev1.JobState_JOB_STATE_FAILED,
@@ -105,7 +106,7 @@ var jobStates = []amrpipev1.JobState{
 func jobStateNames() []string {
 	out := make([]string, len(jobStates))
 	for i, s := range jobStates {
-		out[i] = progress.StateName(s)
+		out[i] = jobstore.StateName(s)
 	}
 	return out
 }
@@ -116,7 +117,7 @@ func parseJobState(name string) (amrpipev1.JobState, error) {
 		return amrpipev1.JobState_JOB_STATE_UNSPECIFIED, nil
 	}
 	for _, s := range jobStates {
-		if strings.EqualFold(name, progress.StateName(s)) {
+		if strings.EqualFold(name, jobstore.StateName(s)) {
 			return s, nil
 		}
 	}

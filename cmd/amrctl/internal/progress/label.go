@@ -92,25 +92,6 @@ func cutLeft(s string, n int) string {
 	return "…" + string(r[len(r)-n+1:])
 }
 
-// StateName is a job state for people.
-func StateName(s amrpipev1.JobState) string {
-	switch s {
-	case amrpipev1.JobState_JOB_STATE_SUBMITTED:
-		return "submitted"
-	case amrpipev1.JobState_JOB_STATE_QUEUED:
-		return "queued"
-	case amrpipev1.JobState_JOB_STATE_RUNNING:
-		return "running"
-	case amrpipev1.JobState_JOB_STATE_ENDED:
-		return "parsing"
-	case amrpipev1.JobState_JOB_STATE_DONE:
-		return "done"
-	case amrpipev1.JobState_JOB_STATE_FAILED:
-		return "failed"
-	}
-	return "-"
-}
-
 // Terminal reports whether a job is finished for good.
 func Terminal(s amrpipev1.JobState) bool {
 	return s == amrpipev1.JobState_JOB_STATE_DONE || s == amrpipev1.JobState_JOB_STATE_FAILED

@@ -22,6 +22,7 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
+	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
@@ -105,7 +106,7 @@ func (d *Display) Update(rec *amrpipev1.JobRecord) {
 	d.totals.Store(ptr(d.totalsLine()))
 	if d.bars == nil {
 		if prev == nil || prev.GetState() != rec.GetState() {
-			fmt.Fprintf(d.out, "%7s  %s  %-9s %s  records %d\n", time.Since(d.start).Truncate(time.Second), Label(rec), StateName(v.state),
+			fmt.Fprintf(d.out, "%7s  %s  %-9s %s  records %d\n", time.Since(d.start).Truncate(time.Second), Label(rec), jobstore.StateName(v.state),
 				v.counts(), rec.GetRecords())
 		}
 		if time.Since(d.lastTotals) >= plainTotalsEvery {
@@ -137,7 +138,7 @@ func (d *Display) addBar(j *job, rec *amrpipev1.JobRecord) *mpb.Bar {
 		mpb.PrependDecorators(
 			decor.Any(func(decor.Statistics) string {
 				v := j.view.Load()
-				return fmt.Sprintf("%s  %-9s %19s", label, StateName(v.state), v.counts())
+				return fmt.Sprintf("%s  %-9s %19s", label, jobstore.StateName(v.state), v.counts())
 			}),
 		),
 		mpb.AppendDecorators(
@@ -185,7 +186,7 @@ func (v *view) speedAndETA() string {
 func (d *Display) totalsLine() string {
 	s := d.summary()
 	var states []string
-	for _, st := range []string{"submitted", "queued", "running", "parsing", "done", "failed"} {
+	for _, st := range []string{"submitted", "queued", "running", "ended", "done", "failed"} {
 		if n := s.ByState[st]; n > 0 {
 			states = append(states, fmt.Sprintf("%d %s", n, st))
 		}
@@ -226,7 +227,7 @@ func (d *Display) summary() Summary {
 		j := d.jobs[id]
 		v := j.view.Load()
 		s.Jobs++
-		s.ByState[StateName(v.state)]++
+		s.ByState[jobstore.StateName(v.state)]++
 		s.Objects += v.processed
 		s.Expected += max(v.total, v.processed)
 		s.Records += j.rec.GetRecords()
@@ -258,7 +259,7 @@ func (d *Display) States() string {
 	n := map[string]int{}
 	for _, id := range d.order {
 		if st := d.jobs[id].rec.GetState(); !Terminal(st) {
-			n[StateName(st)]++
+			n[jobstore.StateName(st)]++
 		}
 	}
 	var parts []string
