@@ -38,9 +38,10 @@ if [ -z "${BENCH_DIR:-}" ]; then trap 'rm -rf "$work"' EXIT; fi
 mkdir -p "$work"
 go build -o "$work/amrbench" ./cmd/amrbench
 
-# The tenant-scale section (scripts/bench_scale.sh, half an hour and more) is kept as it was.
+# The tenant-scale section (scripts/bench_scale.sh, half an hour and more) and what follows it
+# (the build's measurements, taken by hand) are kept as they were.
 scale_section=$work/scale.md
-sed -n '/^<!-- scale -->$/,/^<!-- \/scale -->$/p' "$OUT" 2>/dev/null >"$scale_section" || true
+sed -n '/^<!-- scale -->$/,$p' "$OUT" 2>/dev/null >"$scale_section" || true
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 rows=$work/rows.jsonl
@@ -220,6 +221,7 @@ if [ -n "$BASE" ]; then
 	sides=(before after)
 fi
 load_go0=$(cut -d' ' -f1-3 /proc/loadavg)
+date_go=$(date -u '+%Y-%m-%d %H:%M UTC')
 for side in "${sides[@]}"; do : >"$work/pp-$side.txt"; done
 for ((r = 1; r <= GO_BENCH_COUNT; r++)); do
 	for side in "${sides[@]}"; do
@@ -254,7 +256,7 @@ wall-clock second on the machine's 2 CPUs, \`records/cpu-s\` per CPU-second of t
 (parser, NATS client and embedded server; user + system time). \`BenchmarkParseOnly\` is the ceiling:
 the same parts parsed two at a time, records discarded. Median and range (min–max) of
 $GO_BENCH_COUNT runs; $before_label; before and after ran in turns.
-Load average before / after: $load_go0 / $load_go1.
+Measured $date_go; load average before / after: $load_go0 / $load_go1.
 
 $pp_table
 
