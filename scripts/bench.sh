@@ -229,7 +229,7 @@ for ((r = 1; r <= GO_BENCH_COUNT; r++)); do
 			-test.benchtime 3x) >>"$work/pp-$side.txt"
 	done
 done
-(cd pkg/stage/parser && "$work/parser-after.test" -test.run '^$' -test.bench '^BenchmarkEmission' -test.count "$GO_BENCH_COUNT") >"$work/em-after.txt"
+(cd pkg/stage/parser && "$work/parser-after.test" -test.run '^$' -test.bench '^(BenchmarkEmission|BenchmarkEncodeRecords)' -test.count "$GO_BENCH_COUNT") >"$work/em-after.txt"
 load_go1=$(cut -d' ' -f1-3 /proc/loadavg)
 before_flag=()
 before_label="(no BASE given: the code as it is)"
@@ -238,7 +238,7 @@ if [ -n "$BASE" ]; then
 	before_label="before = \`$BASE\` ($base_sha), after = the working tree"
 fi
 pp_table=$("$work/amrbench" gotable "${before_flag[@]}" -units 'records/s,records/cpu-s,MB/s' "$work/pp-after.txt")
-em_table=$("$work/amrbench" gotable -units 'ms/job,records/job,MB/s' "$work/em-after.txt")
+em_table=$("$work/amrbench" gotable -units 'ms/job,records/job,MB/s,records/s' "$work/em-after.txt")
 echo "$pp_table"
 echo "$em_table"
 
@@ -265,6 +265,9 @@ with 5,000 URLs, one per folder of a library, and of a job with one URL, the lib
 the same 5,000 folders and files (\`records/job\`): the time per job must not depend on the number of
 URLs. \`BenchmarkEmissionDecide\` isolates the Emit policy's lookup on the 5,000-URL job's records:
 the index over the job's roots against the linear scan over them it replaced.
+\`BenchmarkEncodeRecords\` isolates what the parser does with each record once parsed: size it and
+encode it into its batch, with vtprotobuf's generated encoder (what the parser does) and with
+protobuf-go's (what it did before), on the simulator's export of the HR library (same bytes out).
 
 $em_table
 EOF
