@@ -2,7 +2,6 @@ package parser
 
 import (
 	"context"
-	"slices"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -14,10 +13,9 @@ import (
 // BenchmarkEncodeRecords isolates what the assembler does with each record: size it and encode
 // it into its batch's payload. The records are the simulator's export of the default tenant's HR
 // library (files and list items with versions, folders, role assignments, principals), parsed by
-// pkg/sharepoint/manifest. "vtprotobuf" is the assembler's way (the generated SizeVT and
-// MarshalToSizedBufferVT); "proto" is protobuf-go's, which it replaced (proto.Size, then
-// MarshalAppend reusing the cached sizes). Both write the same bytes: TestFraming checks every
-// batch against proto.Marshal.
+// pkg/sharepoint/manifest. "vtprotobuf" is the assembler's way (SizeVT, then appendRecord);
+// "proto" is protobuf-go's, which it replaced (proto.Size, then MarshalAppend reusing the cached
+// sizes). Both write the same bytes: TestFraming checks every batch against proto.Marshal.
 func BenchmarkEncodeRecords(b *testing.B) {
 	tn, err := tenant.New(tenant.DefaultProfile())
 	if err != nil {
@@ -33,13 +31,7 @@ func BenchmarkEncodeRecords(b *testing.B) {
 		name   string
 		encode func(buf []byte, i int) ([]byte, error)
 	}{
-		{"vtprotobuf", func(buf []byte, i int) ([]byte, error) {
-			n := recs[i].SizeVT()
-			at := len(buf)
-			buf = slices.Grow(buf, n)[:at+n]
-			_, err := recs[i].MarshalToSizedBufferVT(buf[at:])
-			return buf, err
-		}},
+		{"vtprotobuf", func(buf []byte, i int) ([]byte, error) { return appendRecord(buf, recs[i], recs[i].SizeVT()) }},
 		{"proto", func(buf []byte, i int) ([]byte, error) {
 			_ = proto.Size(recs[i])
 			return proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(buf, recs[i])

@@ -277,16 +277,23 @@ func (a *assembler) add(ctx context.Context, rec *amrpipev1.Record) error {
 	}
 	a.buf = protowire.AppendTag(a.buf, 5, protowire.BytesType)
 	a.buf = protowire.AppendVarint(a.buf, uint64(n))
-	// vtprotobuf's generated encoder (proto/gen/*_vtproto.pb.go) writes the same bytes as
-	// proto.Marshal in a third of the time. It does not check that strings are UTF-8, as
-	// proto.Marshal does: the manifest scanner has checked every value it read already.
-	at := len(a.buf)
-	a.buf = slices.Grow(a.buf, n)[:at+n]
-	if _, err := rec.MarshalToSizedBufferVT(a.buf[at:]); err != nil {
+	var err error
+	if a.buf, err = appendRecord(a.buf, rec, n); err != nil {
 		return fmt.Errorf("encode record %d of %s: %w", rec.GetSequence(), a.fr.file, err)
 	}
 	a.n++
 	return nil
+}
+
+// appendRecord appends the encoding of rec, whose size n is (rec.SizeVT()), to buf. vtprotobuf's
+// generated encoder (proto/gen/*_vtproto.pb.go) writes the same bytes as proto.Marshal in less
+// than half the time (BenchmarkEncodeRecords). It does not check that strings are UTF-8, as
+// proto.Marshal does: the manifest scanner has checked every value it read already.
+func appendRecord(buf []byte, rec *amrpipev1.Record, n int) ([]byte, error) {
+	at := len(buf)
+	buf = slices.Grow(buf, n)[:at+n]
+	_, err := rec.MarshalToSizedBufferVT(buf[at:])
+	return buf, err
 }
 
 // send closes the open batch, ending its range at to, and publishes it unless it is on the
