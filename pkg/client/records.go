@@ -107,6 +107,15 @@ func WithRetryBase(d time.Duration) ConsumeOption {
 // maxRetryDelay is the longest back-off after a handler error, as the pipeline's own consumers.
 const maxRetryDelay = 5 * time.Minute
 
+const (
+	// fetchWait is how long a following pull request waits for batches; also how long a stop
+	// may wait.
+	fetchWait = 2 * time.Second
+	// handBackMargin covers the time between the client's clock and the server's taking a pull
+	// request (and a FetchNoWait request, which the server keeps while messages are pending).
+	handBackMargin = 100 * time.Millisecond
+)
+
 // Consumer reads record batches through one JetStream consumer of AMR_RECORDS, de-duplicates
 // their records on Key and hands them over. Run it from one goroutine at a time.
 type Consumer struct {
@@ -243,8 +252,13 @@ func (k *Consumer) run(ctx context.Context, handle func(context.Context, *Batch)
 	for ctx.Err() == nil {
 		var batch jetstream.MessageBatch
 		var err error
+		// Until pullEnds the server may deliver to this pull request: a message handed back
+		// earlier would come straight back into it, up to the batch size, each time counted
+		// as a delivery (and NumDelivered drives the handler's back-off).
+		pullEnds := time.Now().Add(handBackMargin)
 		if k.opts.follow {
-			batch, err = k.cons.Fetch(k.opts.batchSize, jetstream.FetchMaxWait(2*time.Second)) // also how long a stop may wait
+			pullEnds = pullEnds.Add(fetchWait)
+			batch, err = k.cons.Fetch(k.opts.batchSize, jetstream.FetchMaxWait(fetchWait))
 		} else {
 			// No pull request left waiting at the end: it would take batches published later
 			// and hold them until AckWait.
@@ -267,14 +281,14 @@ func (k *Consumer) run(ctx context.Context, handle func(context.Context, *Batch)
 		for msg := range batch.Messages() {
 			n++
 			if ctx.Err() != nil {
-				k.handBack(msg) // fetched, not started: another run takes it at once
+				k.handBack(msg, pullEnds) // fetched, not started: another run takes it
 				continue
 			}
 			pendingAfter, err := k.process(ctx, msg, handle)
 			if err != nil {
-				k.handBack(msg)
+				k.handBack(msg, pullEnds)
 				for rest := range batch.Messages() {
-					k.handBack(rest)
+					k.handBack(rest, pullEnds)
 				}
 				return err
 			}
@@ -372,12 +386,13 @@ func (k *Consumer) ack(ctx context.Context, msg jetstream.Msg, b *Batch) {
 	}
 }
 
-// handBack returns a message fetched but not handled, so that it is delivered again at once.
-func (k *Consumer) handBack(msg jetstream.Msg) {
+// handBack returns a message fetched but not handled, to be delivered again once the pull
+// request it came on has ended (so to another pull request, of this run or another).
+func (k *Consumer) handBack(msg jetstream.Msg, pullEnds time.Time) {
 	if k.name == "" {
 		return
 	}
-	if err := msg.Nak(); err != nil {
+	if err := msg.NakWithDelay(max(time.Until(pullEnds), 0)); err != nil {
 		k.c.log.Warn("nak failed; the batch comes again after AckWait", "subject", msg.Subject(), "err", err)
 	}
 }

@@ -251,6 +251,43 @@ func TestHandlerErrorLeavesTheBatchUnacknowledged(t *testing.T) {
 	}
 }
 
+// TestStopHandsABatchBackOnce: a consumer stopped while a failed batch waits for its back-off
+// hands the batch back once, not into its own pull request again and again: each delivery counts,
+// and the count sets the next run's back-off (CI once saw 8 extra deliveries make it minutes).
+func TestStopHandsABatchBackOnce(t *testing.T) {
+	env := testenv.StartJetStreamWith(t, topology.Options{Downstream: []string{vendor}})
+	publish(t, env.JS, "job-a", "Manifest.xml", 0, 10, "v1.n10")
+
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	// The back-off (200-400 ms) ends while the stopping run's pull request still waits.
+	err := consumer(t, connect(t, env), client.WithRetryBase(400*time.Millisecond)).RunBatches(ctx, func(context.Context, *client.Batch) error {
+		stop()
+		return errors.New("database is down")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var delivered []uint64
+	rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err = consumer(t, connect(t, env), client.WithFollow(false)).RunBatches(rctx, func(_ context.Context, b *client.Batch) error {
+		delivered = append(delivered, b.Delivered)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1: failed; 2: came back while the first run stopped, handed back; 3: this run.
+	if len(delivered) != 1 || delivered[0] > 3 {
+		t.Fatalf("the next run saw the batch at deliveries %v, want one, the third at most", delivered)
+	}
+	if n := storedRecords(t, env.JS); n != 0 {
+		t.Errorf("AMR_RECORDS holds %d batches after the second run, want 0", n)
+	}
+}
+
 // TestUndeclaredConsumerIsRefused: the client never creates a consumer of its own; a name the
 // topology did not declare, or a consumer configured otherwise, is refused with what to run.
 func TestUndeclaredConsumerIsRefused(t *testing.T) {
