@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -361,7 +362,9 @@ func TestBlobNotThereYetIsRetried(t *testing.T) {
 	e := testenv.StartWorld(t, storage, nil)
 	rt := runDecryptor(t, e)
 	key := bytes.Repeat([]byte{0x42}, 32)
-	j := testenv.Job{ID: "5b0e6c2a-7d1f-4c3b-8a9e-2f4d6b8c0a1e", SpecID: "spec-late", Site: e.SimURL + testenv.Site, Container: "late-blob", Key: key}
+	j := testenv.Job{ID: "5b0e6c2a-7d1f-4c3b-8a9e-2f4d6b8c0a1e", SpecID: "spec-late", Site: e.SimURL + testenv.Site, Key: key,
+		// Azurite outlives the test (-count=2 would find the blob already there).
+		Container: "late-blob-" + strconv.FormatInt(time.Now().UnixNano(), 36)}
 	e.PutKey(t, ctx, j.SpecID, key)
 	e.Record(t, ctx, j)
 	name := j.ID + "/Manifest.xml"
