@@ -2,6 +2,9 @@ package inventory_test
 
 import (
 	"context"
+	"database/sql"
+	"encoding/binary"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -70,4 +73,51 @@ func size(t *testing.T, path string) int64 {
 		t.Fatal(err)
 	}
 	return fi.Size()
+}
+
+// TestNewSQLiteFileHas16KiBPagesInWAL: a new inventory file is created with 16 KiB pages, in WAL
+// mode (as its header says: offset 16, the page size; offsets 18 and 19, 2 for WAL). A file
+// created otherwise before (4 KiB pages, rollback journal) opens, keeps its page size and is
+// switched to WAL.
+func TestNewSQLiteFileHas16KiBPagesInWAL(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	fresh := filepath.Join(dir, "new.db")
+	old := filepath.Join(dir, "old.db")
+	db, err := sql.Open("sqlite", "file:"+old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("PRAGMA page_size = 4096; CREATE TABLE before_us (x INTEGER)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path string
+		page int
+	}{{fresh, 16384}, {old, 4096}} {
+		s, err := inventory.Open(ctx, "sqlite:"+c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		end(t, begin(t, s, inventory.Full))
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := make([]byte, 20)
+		_, err = io.ReadFull(f, h)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page := int(binary.BigEndian.Uint16(h[16:])); page != c.page || h[18] != 2 || h[19] != 2 {
+			t.Errorf("%s: page size %d, read/write versions %d/%d; want %d and 2/2 (WAL)", filepath.Base(c.path), page, h[18], h[19], c.page)
+		}
+	}
 }

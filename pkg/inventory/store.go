@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -41,7 +42,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, fmt.Errorf("open inventory %s: %w", d.name, err)
 	}
 	s := &Store{db: db, d: d, stmts: map[string]*sql.Stmt{}}
-	for _, q := range schema(d) {
+	for _, q := range append(slices.Clip(d.setup), schema(d)...) {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("inventory schema (%s): %w", d.name, err)
