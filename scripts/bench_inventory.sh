@@ -55,7 +55,7 @@ with 89K versions, folders, role assignments, users and groups) parsed by the pi
 transactions of 16,384 records (the inventory sink's group commit), then \`End\` (unique permissions
 included) and \`Close\` (SQLite's last checkpoint of its write-ahead log). \`records/s\` is records per wall-clock second; \`records/cpu-s\` per CPU-second of the
 test process and of the PostgreSQL server (user + system time), steadier on a shared machine.
-SQLite is a file in a temporary directory (WAL, \`synchronous=NORMAL\`); PostgreSQL is the Debian
+SQLite is a file in a temporary directory (16 KiB pages, WAL, \`synchronous=NORMAL\`); PostgreSQL is the Debian
 package's server started by \`pkg/testenv\` with its default settings, on loopback. Median and
 range (min–max) of $GO_BENCH_COUNT runs of 3 passes each;
 $before_label.
