@@ -397,14 +397,44 @@ func (k *Consumer) handBack(msg jetstream.Msg, pullEnds time.Time) {
 	}
 }
 
-// atEnd reports whether nothing is left for this consumer: no message waits to be delivered and
-// none is delivered without an acknowledgement (one handed back waits for its back-off).
+// atEnd reports whether nothing is left for this consumer: no message waits to be delivered,
+// none is delivered without an acknowledgement (one handed back waits for its back-off), and the
+// stream holds no message for it past the last one delivered. The last check is there because
+// the server counts a consumer's pending messages asynchronously (the stream signals its
+// consumers from a queue): just after a publish was acknowledged, the count, and a FetchNoWait,
+// can still say there is nothing (CI saw a run end before the one batch published).
 func (k *Consumer) atEnd(ctx context.Context) (bool, error) {
 	info, err := k.cons.Info(ctx)
 	if err != nil {
 		return false, fmt.Errorf("records consumer info: %w", err)
 	}
-	return info.NumPending == 0 && info.NumAckPending == 0, nil
+	if info.NumPending != 0 || info.NumAckPending != 0 {
+		return false, nil
+	}
+	filters := info.Config.FilterSubjects
+	if info.Config.FilterSubject != "" {
+		filters = append(filters, info.Config.FilterSubject)
+	}
+	if len(filters) == 0 {
+		filters = []string{topology.RecordSubject("*")}
+	}
+	stream, err := k.c.js.Stream(ctx, topology.StreamRecords)
+	if err != nil {
+		return false, fmt.Errorf("records stream: %w", err)
+	}
+	for _, f := range filters {
+		last, err := stream.GetLastMsgForSubject(ctx, f)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("last record batch on %s: %w", f, err)
+		}
+		if last.Sequence > info.Delivered.Stream && (k.opts.since.IsZero() || !last.Time.Before(k.opts.since)) {
+			return false, nil // not counted yet: the next fetch gets it
+		}
+	}
+	return true, nil
 }
 
 // watchSummaries retires each job whose summary appears on AMR_DONE and sweeps the retired jobs
