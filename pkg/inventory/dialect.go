@@ -55,7 +55,7 @@ type dialect struct {
 	// existing file both are no-ops (WAL persists; the page size stays what it was created
 	// with). 16 KiB pages: the objects' GUID-keyed index is written at random, and a commit
 	// writes each page it changed to the log and then to the file; with four times fewer,
-	// larger pages, BenchmarkIngest's SQLite ingest went from 34K to 43K records/s
+	// larger pages, BenchmarkIngest's SQLite ingest went from 35K to 46K records/s
 	// (docs/inventory.md).
 	setup []string
 }
