@@ -1,7 +1,10 @@
 package chaos
 
 import (
+	"context"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
@@ -55,5 +58,18 @@ func TestReasonKind(t *testing.T) {
 		if got := reasonKind(tt.in); got != tt.want {
 			t.Errorf("reasonKind(%q)\n = %q\nwant %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestStartStackFailureIsAnError: a stack that cannot start (here: no nats-server binary) is an
+// error saying what failed, with what had started stopped; it once panicked on the cleanup
+// (a nil *Stack), which hid the error of a CI run.
+func TestStartStackFailureIsAnError(t *testing.T) {
+	s, err := StartStack(context.Background(), Config{}, t.TempDir(), filepath.Join(t.TempDir(), "no-binaries"), nil)
+	if err == nil || s != nil {
+		t.Fatalf("StartStack without binaries: %v, %v; want an error and no stack", s, err)
+	}
+	if !strings.Contains(err.Error(), "start the stack") {
+		t.Errorf("error %q does not say the stack failed to start", err)
 	}
 }

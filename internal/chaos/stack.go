@@ -62,12 +62,11 @@ type Stack struct {
 
 // StartStack starts everything in dir from the binaries in bin. victim decides which jobs'
 // blobs fail for good (nil: none).
-func StartStack(ctx context.Context, cfg Config, dir, bin string, victim func(context.Context, *Stack, string) (bool, error)) (s *Stack, err error) {
-	s = &Stack{Dir: dir}
+func StartStack(ctx context.Context, cfg Config, dir, bin string, victim func(context.Context, *Stack, string) (bool, error)) (_ *Stack, err error) {
+	s := &Stack{Dir: dir}
 	defer func() {
-		if err != nil {
-			err = errors.Join(err, s.Close())
-			s = nil
+		if err != nil { // what started is stopped (the returns below leave s as it is)
+			err = errors.Join(fmt.Errorf("start the stack: %w", err), s.Close())
 		}
 	}()
 	if err := s.startNATS(ctx, bin); err != nil {
