@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -129,8 +130,16 @@ func (s *Stack) startNATS(ctx context.Context, bin string) error {
 		return err
 	}
 	s.URL = "nats://127.0.0.1:" + strconv.Itoa(port)
+	// The storage budget in a config file (no flag sets it): by default JetStream budgets 75% of
+	// the free disk, and the topology's size limits (about 16 GiB, reserved, not taken) were
+	// refused on a machine with 21 GB free.
+	conf := filepath.Join(s.Dir, "nats-server.conf")
+	body := fmt.Sprintf("jetstream {\n  store_dir: %q\n  max_file_store: %d\n}\n", filepath.Join(s.Dir, "jetstream"), int64(testenv.ServerStoreLimit))
+	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+		return err
+	}
 	s.NATS = &Proc{Name: progNATS, Bin: filepath.Join(bin, progNATS), Env: environ(nil), LogPath: filepath.Join(s.Dir, progNATS+".log"),
-		Args:  []string{"-js", "-sd", filepath.Join(s.Dir, "jetstream"), "-p", strconv.Itoa(port), "-a", "127.0.0.1"},
+		Args:  []string{"-c", conf, "-p", strconv.Itoa(port), "-a", "127.0.0.1"},
 		Ready: natsReady(s.URL)}
 	return s.NATS.Start(ctx)
 }

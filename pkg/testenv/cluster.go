@@ -20,10 +20,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// serverStoreLimit is each embedded server's JetStream storage budget. JetStream reserves every
+// ServerStoreLimit is the JetStream storage budget of each test server (embedded, or a
+// nats-server process a harness starts). JetStream reserves every
 // stream's MaxBytes against it (an accounting, not disk space taken), and the topology's defaults
 // add up to about 15 GiB; the default budget (75% of the free disk) would fail on a small disk.
-const serverStoreLimit = 64 << 30
+const ServerStoreLimit = 64 << 30
 
 // Cluster is a running JetStream cluster of embedded servers. Servers can be shut down and
 // restarted (with their store) to play a node's crash.
@@ -59,7 +60,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 			Port:               ports[i],
 			JetStream:          true,
 			StoreDir:           filepath.Join(dir, fmt.Sprintf("n%d", i+1)),
-			JetStreamMaxStore:  serverStoreLimit,
+			JetStreamMaxStore:  ServerStoreLimit,
 			JetStreamMaxMemory: 256 << 20,
 			Cluster:            server.ClusterOpts{Name: ClusterName, Host: "127.0.0.1", Port: ports[n+i]},
 			Routes:             server.RoutesFromStr(strings.Join(routes, ",")),

@@ -51,7 +51,7 @@ func StartNATS(opts NATSOptions) (*NATSServer, error) {
 		NoSigs:     true,
 		// JetStream reserves every stream's size limit against this budget (an accounting, not
 		// disk taken); the default, 75% of the free disk, would refuse the topology on a small disk.
-		JetStreamMaxStore: serverStoreLimit,
+		JetStreamMaxStore: ServerStoreLimit,
 	})
 	if err != nil {
 		s.removeDir()
