@@ -125,6 +125,7 @@ type Consumer struct {
 	opts    consumeOptions
 	dd      *dedup
 	deleted bool
+	stream  jetstream.Stream // AMR_RECORDS, looked up at the first end check
 }
 
 // Consumer binds the declared downstream consumer name: a durable consumer of AMR_RECORDS that
@@ -418,12 +419,13 @@ func (k *Consumer) atEnd(ctx context.Context) (bool, error) {
 	if len(filters) == 0 {
 		filters = []string{topology.RecordSubject("*")}
 	}
-	stream, err := k.c.js.Stream(ctx, topology.StreamRecords)
-	if err != nil {
-		return false, fmt.Errorf("records stream: %w", err)
+	if k.stream == nil { // one lookup (a stream info request) per run, not per check
+		if k.stream, err = k.c.js.Stream(ctx, topology.StreamRecords); err != nil {
+			return false, fmt.Errorf("records stream: %w", err)
+		}
 	}
 	for _, f := range filters {
-		last, err := stream.GetLastMsgForSubject(ctx, f)
+		last, err := k.stream.GetLastMsgForSubject(ctx, f)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue
 		}

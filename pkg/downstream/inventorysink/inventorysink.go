@@ -49,8 +49,8 @@ type Options struct {
 	// up to MaxRecords. Each commit rewrites every page it changed, and the objects' GUID-keyed
 	// index is changed at random, so a commit of few records costs nearly as much as one of many:
 	// at 20 ms the demo's sink committed 1,300 records at a time (340 commits), at 250 ms 4,500
-	// (100 commits), for 5 to 10 % less CPU of the whole demo. A record reaches the inventory
-	// that much later at most.
+	// (100 commits), for about 4 % less CPU of the whole demo (docs/inventory.md). A record
+	// reaches the inventory that much later at most.
 	Linger time.Duration
 }
 
