@@ -247,14 +247,19 @@ cat >>"$OUT" <<EOF
 ## Parse and publish (pkg/stage/parser)
 
 \`BenchmarkParseAndPublish\` runs the parser stage from \`ManifestReady\` to the last acknowledged
-record batch, on an embedded JetStream (file storage) in the same process: four 8 MiB
-\`Manifest.xml\` parts written by \`manifestgen\` (SPFile, SPListItem and SPFolder objects shaped like
-AMR output, ~2.1 KB of XML per record, about 3,950 records per part) are in the object store before
-the clock starts; a job is done when its four files are folded into the job record, which happens
-only after every batch was acknowledged; three jobs per run. \`records/s\` is records published per
+record batch, on an embedded JetStream (file storage) in the same process. The package files are
+in the object store before the clock starts; a job is done when all its files are folded into the
+job record, which happens only after every batch was acknowledged; three jobs per run. Two inputs:
+\`input=spsim\` is the simulator's package for a job on the default tenant's HR library with
+versions, permissions and security (what the demo parses: 72 MB in ten files, three of them
+manifest parts of 20 to 26 MB, about 45,000
+records of files, folders, list items with versions, role assignments and principals, ~1.6 KB
+of XML per record); \`input=manifestgen\` is four 8 MiB synthetic \`Manifest.xml\` parts
+(SPFile, SPListItem and SPFolder objects with more attributes, ~2.1 KB of XML per record, about
+3,950 records per part). \`records/s\` is records published per
 wall-clock second on the machine's 2 CPUs, \`records/cpu-s\` per CPU-second of the whole process
-(parser, NATS client and embedded server; user + system time). \`BenchmarkParseOnly\` is the ceiling:
-the same parts parsed two at a time, records discarded. Median and range (min–max) of
+(parser, NATS client and embedded server; user + system time). \`BenchmarkParseOnly\` is the ceiling
+of the manifestgen input: its four parts parsed two at a time, records discarded. Median and range (min–max) of
 $GO_BENCH_COUNT runs; $before_label; before and after ran in turns.
 Measured $date_go; load average before / after: $load_go0 / $load_go1.
 

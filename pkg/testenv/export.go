@@ -17,22 +17,23 @@ import (
 )
 
 // memorySink keeps a package's files in order.
-type memorySink struct {
-	names []string
-	files [][]byte
-}
+type memorySink struct{ files []PackageFile }
 
 func (s *memorySink) Put(_ context.Context, name string, data []byte, _ map[string]*string) error {
-	s.names = append(s.names, name)
-	s.files = append(s.files, bytes.Clone(data))
+	s.files = append(s.files, PackageFile{Name: name, Data: bytes.Clone(data)})
 	return nil
 }
 
-// ExportRecords is what one AMR job over targets (server-relative URLs of one site collection)
-// with opts yields downstream: the simulator writes the package (unencrypted) as its job would
-// and the parser reads every file of it, in the package's order. opts.StartChangeToken makes it
-// incremental.
-func ExportRecords(ctx context.Context, tn *tenant.Tenant, jobID string, targets []string, opts tenant.ReadOptions) ([]*amrpipev1.Record, error) {
+// PackageFile is one file of an AMR job's package, as the job stores it (unencrypted).
+type PackageFile struct {
+	Name string // the blob's name: the job's id, a slash, the file's name
+	Data []byte
+}
+
+// ExportPackage is the package one AMR job over targets (server-relative URLs of one site
+// collection) with opts stores, as the simulator writes it (unencrypted), in the package's order.
+// opts.StartChangeToken makes it incremental.
+func ExportPackage(ctx context.Context, tn *tenant.Tenant, jobID string, targets []string, opts tenant.ReadOptions) ([]PackageFile, error) {
 	ts, err := resolveAll(tn, targets)
 	if err != nil {
 		return nil, err
@@ -73,13 +74,24 @@ func ExportRecords(ctx context.Context, tn *tenant.Tenant, jobID string, targets
 	if err := w.Close(users, groups); err != nil {
 		return nil, fmt.Errorf("export %s: %w", jobID, err)
 	}
+	return sink.files, nil
+}
+
+// ExportRecords is what one AMR job over targets (server-relative URLs of one site collection)
+// with opts yields downstream: the simulator writes the package (unencrypted) as its job would
+// (ExportPackage) and the parser reads every file of it, in the package's order.
+func ExportRecords(ctx context.Context, tn *tenant.Tenant, jobID string, targets []string, opts tenant.ReadOptions) ([]*amrpipev1.Record, error) {
+	files, err := ExportPackage(ctx, tn, jobID, targets, opts)
+	if err != nil {
+		return nil, err
+	}
 	var recs []*amrpipev1.Record
-	for i, name := range sink.names {
-		file := name[strings.LastIndexByte(name, '/')+1:]
-		err := manifest.Parse(ctx, bytes.NewReader(sink.files[i]), manifest.Options{JobID: jobID, SourceFile: file},
+	for _, f := range files {
+		file := f.Name[strings.LastIndexByte(f.Name, '/')+1:]
+		err := manifest.Parse(ctx, bytes.NewReader(f.Data), manifest.Options{JobID: jobID, SourceFile: file},
 			func(r *amrpipev1.Record) error { recs = append(recs, r); return nil })
 		if err != nil {
-			return nil, fmt.Errorf("parse %s: %w", name, err)
+			return nil, fmt.Errorf("parse %s: %w", f.Name, err)
 		}
 	}
 	return recs, nil
