@@ -74,3 +74,25 @@ func BenchmarkWrite(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkJobPackage measures what the simulator does for each job: a new Writer over a job's
+// objects (a 25 MB part and the start of the next), then Close, into a sink that keeps nothing.
+func BenchmarkJobPackage(b *testing.B) {
+	objs := benchObjects(40000)
+	b.ReportAllocs()
+	for b.Loop() {
+		w, err := NewWriter(context.Background(), &discardSink{}, fixtureOptions())
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, o := range objs {
+			if err := w.Add(o); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := w.Close(nil, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)*float64(len(objs))/b.Elapsed().Seconds(), "objects/s")
+}
