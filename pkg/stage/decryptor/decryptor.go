@@ -239,16 +239,21 @@ func (s *Stage) store(ctx context.Context, jobID, specID, blobName, file string,
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.New()
-	out := &counter{r: io.TeeReader(plain, sum)}
 	// Put streams in chunks and purges them if the reader fails, so a truncated or tampered
-	// blob leaves no object behind (and a good one from an earlier delivery stays).
-	if _, err := s.objects.Put(ctx, jetstream.ObjectMeta{Name: object, Description: "decrypted " + blobName,
-		Opts: &jetstream.ObjectMetaOptions{ChunkSize: topology.ManifestChunkSize}}, out); err != nil {
+	// blob leaves no object behind (and a good one from an earlier delivery stays). It digests
+	// what it stores (SHA-256), the digest ManifestReady carries: hashing it here as well cost
+	// as much again.
+	info, err := s.objects.Put(ctx, jetstream.ObjectMeta{Name: object, Description: "decrypted " + blobName,
+		Opts: &jetstream.ObjectMetaOptions{ChunkSize: topology.ManifestChunkSize}}, plain)
+	if err != nil {
 		return nil, decryptFailure(blobName, specID, err)
 	}
+	ready, err := manifestReady(info, jobID, specID, file)
+	if err != nil {
+		return nil, failure("object_store", &bus.Retryable{Err: fmt.Errorf("stored %s: %w", object, err)})
+	}
 	s.metrics.bytes.WithLabelValues("ciphertext").Add(float64(cipherText.n))
-	s.metrics.bytes.WithLabelValues("plaintext").Add(float64(out.n))
+	s.metrics.bytes.WithLabelValues("plaintext").Add(float64(ready.GetSize()))
 	mode := "copied"
 	switch {
 	case again:
@@ -257,15 +262,20 @@ func (s *Stage) store(ctx context.Context, jobID, specID, blobName, file string,
 		mode = "decrypted"
 	}
 	s.metrics.manifests.WithLabelValues(mode).Inc()
-	span.SetAttributes(attribute.Int64("amr.bytes", out.n), attribute.String("amr.mode", mode))
-	return &amrpipev1.ManifestReady{
-		JobId:  jobID,
-		File:   file,
-		Object: object,
-		Size:   out.n,
-		Sha256: hex.EncodeToString(sum.Sum(nil)),
-		SpecId: specID,
-	}, nil
+	span.SetAttributes(attribute.Int64("amr.bytes", ready.GetSize()), attribute.String("amr.mode", mode))
+	return ready, nil
+}
+
+// manifestReady announces the stored object info describes: its size and its SHA-256 digest,
+// which the object store computes over the bytes it stores ("SHA-256=" and base64url).
+func manifestReady(info *jetstream.ObjectInfo, jobID, specID, file string) (*amrpipev1.ManifestReady, error) {
+	digest, ok := strings.CutPrefix(info.Digest, "SHA-256=")
+	sum, err := base64.URLEncoding.DecodeString(digest)
+	if !ok || err != nil || len(sum) != sha256.Size {
+		return nil, fmt.Errorf("object %s has no SHA-256 digest (%q)", info.Name, info.Digest)
+	}
+	return &amrpipev1.ManifestReady{JobId: jobID, File: file, Object: info.Name, Size: int64(info.Size),
+		Sha256: hex.EncodeToString(sum), SpecId: specID}, nil
 }
 
 // stored returns the ManifestReady of an object an earlier delivery stored whole, and false when
@@ -278,13 +288,8 @@ func (s *Stage) stored(ctx context.Context, object, jobID, specID, file string) 
 	if err != nil || info.Deleted || !s.whole(ctx, info) {
 		return nil, false
 	}
-	digest, ok := strings.CutPrefix(info.Digest, "SHA-256=")
-	sum, derr := base64.URLEncoding.DecodeString(digest)
-	if !ok || derr != nil {
-		return nil, false
-	}
-	return &amrpipev1.ManifestReady{JobId: jobID, File: file, Object: object, Size: int64(info.Size),
-		Sha256: hex.EncodeToString(sum), SpecId: specID}, true
+	ready, err := manifestReady(info, jobID, specID, file)
+	return ready, err == nil
 }
 
 // whole reports whether every chunk info describes is stored (one request; false when it cannot
