@@ -343,7 +343,8 @@ func TestOtherPackageFiles(t *testing.T) {
 		{"versions, fields, properties, attachments", `<SPObjects>
 <SPObject Id="f" ObjectType="SPFile" Url="/sites/a/Docs/x.docx"><File Id="f" Url="Docs/x.docx" Version="2.0" Author="7" ModifiedBy="i:0#.f|membership|bob@x" NoExecute="true">
   <Properties><Property Name="vti_title" Type="String" Value="T" Access="ReadOnly"/></Properties>
-  <Versions><File Id="v1" Version="1.0" Url="_vti_history/512/Docs/x.docx" FileSize="10" TimeCreated="2020-01-02T03:04:05.1234567" TimeLastModified="2020-01-02T03:04:05Z" /></Versions>
+  <Versions><File Id="v1" Version="1.0" Url="_vti_history/512/Docs/x.docx" FileSize="10" TimeCreated="2020-01-02T03:04:05.1234567" TimeLastModified="2020-01-02T03:04:05Z"
+    Name="x.docx" ParentWebId="w" ParentWebUrl="/sites/a" ParentId="d" ListId="l" ListItemIntId="4" Custom="c" /></Versions>
 </File></SPObject>
 <SPObject Id="i" ObjectType="SPListItem"><ListItem Id="i" IntId="4" Order="400.5" DocType="Folder" ContentTypeId="0x0120">
   <Fields><Field Name="SMTotalFileCount" FieldId="fid" Type="Lookup" Value="12"/>text<FieldRef Name="ignored"/></Fields>
@@ -361,6 +362,13 @@ func TestOtherPackageFiles(t *testing.T) {
 				v := f.GetVersions()
 				if len(v) != 1 || v[0].GetTimeCreated().GetNanos() != 123456700 || v[0].GetFileSize() != 10 {
 					t.Errorf("versions = %v", v)
+				}
+				// A version carries its file's location attributes typed; only what no field
+				// models goes to extra.
+				if v[0].GetName() != "x.docx" || v[0].GetParentWebId() != "w" || v[0].GetParentWebUrl() != "/sites/a" ||
+					v[0].GetParentId() != "d" || v[0].GetListId() != "l" || v[0].GetListItemIntId() != 4 ||
+					len(v[0].GetExtra()) != 1 || v[0].GetExtra()["Custom"] != "c" {
+					t.Errorf("version location = %v", v[0])
 				}
 				if li.GetOrder() != 400.5 || len(li.GetFields()) != 1 || li.GetFields()[0].GetFieldId() != "fid" || li.GetFields()[0].GetValue() != "12" {
 					t.Errorf("list item = %v", li)

@@ -196,6 +196,18 @@ func (p *Parser) fileVersion(tok *token) (*amrpipev1.FileVersion, error) {
 			v.FileValue = p.v(a)
 		case "Checksum":
 			v.Checksum = p.v(a)
+		case "Name":
+			v.Name = p.v(a)
+		case "ParentWebId":
+			v.ParentWebId = p.v(a)
+		case "ParentWebUrl":
+			v.ParentWebUrl = p.v(a)
+		case "ParentId":
+			v.ParentId = p.v(a)
+		case "ListId":
+			v.ListId = p.v(a)
+		case "ListItemIntId":
+			v.ListItemIntId = p.int64v(a)
 		default:
 			return p.audit(a, &v.Author, &v.ModifiedBy, &v.TimeCreated, &v.TimeLastModified, &v.Extra)
 		}

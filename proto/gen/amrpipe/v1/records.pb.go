@@ -960,9 +960,18 @@ type FileVersion struct {
 	FileValue        string                 `protobuf:"bytes,11,opt,name=file_value,json=fileValue,proto3" json:"file_value,omitempty"`
 	Checksum         string                 `protobuf:"bytes,12,opt,name=checksum,proto3" json:"checksum,omitempty"`
 	Properties       []*Field               `protobuf:"bytes,13,rep,name=properties,proto3" json:"properties,omitempty"`
-	Extra            map[string]string      `protobuf:"bytes,40,rep,name=extra,proto3" json:"extra,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// A version is a File element of the same schema type as its file's, and SharePoint writes
+	// the file's location attributes on it too (as on File: Name, ParentWebId, ParentWebUrl,
+	// ParentId, ListId, ListItemIntId).
+	Name          string            `protobuf:"bytes,14,opt,name=name,proto3" json:"name,omitempty"`
+	ParentWebId   string            `protobuf:"bytes,15,opt,name=parent_web_id,json=parentWebId,proto3" json:"parent_web_id,omitempty"`
+	ParentWebUrl  string            `protobuf:"bytes,16,opt,name=parent_web_url,json=parentWebUrl,proto3" json:"parent_web_url,omitempty"`
+	ParentId      string            `protobuf:"bytes,17,opt,name=parent_id,json=parentId,proto3" json:"parent_id,omitempty"`
+	ListId        string            `protobuf:"bytes,18,opt,name=list_id,json=listId,proto3" json:"list_id,omitempty"`
+	ListItemIntId int64             `protobuf:"varint,19,opt,name=list_item_int_id,json=listItemIntId,proto3" json:"list_item_int_id,omitempty"`
+	Extra         map[string]string `protobuf:"bytes,40,rep,name=extra,proto3" json:"extra,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FileVersion) Reset() {
@@ -1084,6 +1093,48 @@ func (x *FileVersion) GetProperties() []*Field {
 		return x.Properties
 	}
 	return nil
+}
+
+func (x *FileVersion) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *FileVersion) GetParentWebId() string {
+	if x != nil {
+		return x.ParentWebId
+	}
+	return ""
+}
+
+func (x *FileVersion) GetParentWebUrl() string {
+	if x != nil {
+		return x.ParentWebUrl
+	}
+	return ""
+}
+
+func (x *FileVersion) GetParentId() string {
+	if x != nil {
+		return x.ParentId
+	}
+	return ""
+}
+
+func (x *FileVersion) GetListId() string {
+	if x != nil {
+		return x.ListId
+	}
+	return ""
+}
+
+func (x *FileVersion) GetListItemIntId() int64 {
+	if x != nil {
+		return x.ListItemIntId
+	}
+	return 0
 }
 
 func (x *FileVersion) GetExtra() map[string]string {
@@ -3414,7 +3465,7 @@ const file_amrpipe_v1_records_proto_rawDesc = "" +
 	"\n" +
 	"ExtraEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc9\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x86\x06\n" +
 	"\vFileVersion\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x10\n" +
@@ -3433,7 +3484,13 @@ const file_amrpipe_v1_records_proto_rawDesc = "" +
 	"\bchecksum\x18\f \x01(\tR\bchecksum\x121\n" +
 	"\n" +
 	"properties\x18\r \x03(\v2\x11.amrpipe.v1.FieldR\n" +
-	"properties\x128\n" +
+	"properties\x12\x12\n" +
+	"\x04name\x18\x0e \x01(\tR\x04name\x12\"\n" +
+	"\rparent_web_id\x18\x0f \x01(\tR\vparentWebId\x12$\n" +
+	"\x0eparent_web_url\x18\x10 \x01(\tR\fparentWebUrl\x12\x1b\n" +
+	"\tparent_id\x18\x11 \x01(\tR\bparentId\x12\x17\n" +
+	"\alist_id\x18\x12 \x01(\tR\x06listId\x12'\n" +
+	"\x10list_item_int_id\x18\x13 \x01(\x03R\rlistItemIntId\x128\n" +
 	"\x05extra\x18( \x03(\v2\".amrpipe.v1.FileVersion.ExtraEntryR\x05extra\x1a8\n" +
 	"\n" +
 	"ExtraEntry\x12\x10\n" +

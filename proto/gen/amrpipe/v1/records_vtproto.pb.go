@@ -1139,6 +1139,54 @@ func (m *FileVersion) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 			dAtA[i] = 0xc2
 		}
 	}
+	if m.ListItemIntId != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.ListItemIntId))
+		i--
+		dAtA[i] = 0x1
+		i--
+		dAtA[i] = 0x98
+	}
+	if len(m.ListId) > 0 {
+		i -= len(m.ListId)
+		copy(dAtA[i:], m.ListId)
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(len(m.ListId)))
+		i--
+		dAtA[i] = 0x1
+		i--
+		dAtA[i] = 0x92
+	}
+	if len(m.ParentId) > 0 {
+		i -= len(m.ParentId)
+		copy(dAtA[i:], m.ParentId)
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(len(m.ParentId)))
+		i--
+		dAtA[i] = 0x1
+		i--
+		dAtA[i] = 0x8a
+	}
+	if len(m.ParentWebUrl) > 0 {
+		i -= len(m.ParentWebUrl)
+		copy(dAtA[i:], m.ParentWebUrl)
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(len(m.ParentWebUrl)))
+		i--
+		dAtA[i] = 0x1
+		i--
+		dAtA[i] = 0x82
+	}
+	if len(m.ParentWebId) > 0 {
+		i -= len(m.ParentWebId)
+		copy(dAtA[i:], m.ParentWebId)
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(len(m.ParentWebId)))
+		i--
+		dAtA[i] = 0x7a
+	}
+	if len(m.Name) > 0 {
+		i -= len(m.Name)
+		copy(dAtA[i:], m.Name)
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(len(m.Name)))
+		i--
+		dAtA[i] = 0x72
+	}
 	if len(m.Properties) > 0 {
 		for iNdEx := len(m.Properties) - 1; iNdEx >= 0; iNdEx-- {
 			size, err := m.Properties[iNdEx].MarshalToSizedBufferVT(dAtA[:i])
@@ -4133,6 +4181,29 @@ func (m *FileVersion) SizeVT() (n int) {
 			l = e.SizeVT()
 			n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
 		}
+	}
+	l = len(m.Name)
+	if l > 0 {
+		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
+	l = len(m.ParentWebId)
+	if l > 0 {
+		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
+	l = len(m.ParentWebUrl)
+	if l > 0 {
+		n += 2 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
+	l = len(m.ParentId)
+	if l > 0 {
+		n += 2 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
+	l = len(m.ListId)
+	if l > 0 {
+		n += 2 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
+	if m.ListItemIntId != 0 {
+		n += 2 + protohelpers.SizeOfVarint(uint64(m.ListItemIntId))
 	}
 	if len(m.Extra) > 0 {
 		for k, v := range m.Extra {
