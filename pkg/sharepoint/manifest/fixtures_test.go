@@ -346,13 +346,17 @@ func TestOtherPackageFiles(t *testing.T) {
   <Versions><File Id="v1" Version="1.0" Url="_vti_history/512/Docs/x.docx" FileSize="10" TimeCreated="2020-01-02T03:04:05.1234567" TimeLastModified="2020-01-02T03:04:05Z"
     Name="x.docx" ParentWebId="w" ParentWebUrl="/sites/a" ParentId="d" ListId="l" ListItemIntId="4" Custom="c" /></Versions>
 </File></SPObject>
-<SPObject Id="i" ObjectType="SPListItem"><ListItem Id="i" IntId="4" Order="400.5" DocType="Folder" ContentTypeId="0x0120">
+<SPObject Id="i" ObjectType="SPListItem"><ListItem Id="i" IntId="4" Order="400.5" DocType="Folder" ContentTypeId="0x0120" ScopeId="s">
   <Fields><Field Name="SMTotalFileCount" FieldId="fid" Type="Lookup" Value="12"/>text<FieldRef Name="ignored"/></Fields>
-  <Versions><ListItem Version="1.0" TimeLastModified="2021-03-04T05:06:07+02:00"><Fields><Field Name="Title" Value="old"/></Fields></ListItem></Versions>
+  <Versions><ListItem Version="1.0" IntId="4" TimeLastModified="2021-03-04T05:06:07+02:00"><Fields><Field Name="Title" Value="old"/></Fields></ListItem></Versions>
   <Attachments><Attachment Name="a.txt" Url="Lists/L/Attachments/4/a.txt" Author="2"/></Attachments>
-</ListItem></SPObject></SPObjects>`, KindManifest,
+</ListItem></SPObject>
+<SPObject Id="d" ObjectType="SPFolder"><Folder Id="d" Name="D" ScopeId="s2" /></SPObject></SPObjects>`, KindManifest,
 			func(t *testing.T, recs []*amrpipev1.Record) {
 				f, li := recs[0].GetFile(), recs[1].GetListItem()
+				if d := recs[2].GetFolder(); d.GetScopeId() != "s2" || len(d.GetExtra()) != 0 {
+					t.Errorf("folder = %v", d)
+				}
 				if f.GetAuthor() != 7 || f.GetModifiedBy() != 0 || f.GetExtra()["ModifiedBy"] != "i:0#.f|membership|bob@x" || !f.GetNoExecute() {
 					t.Errorf("file = %v", f)
 				}
@@ -369,6 +373,9 @@ func TestOtherPackageFiles(t *testing.T) {
 					v[0].GetParentId() != "d" || v[0].GetListId() != "l" || v[0].GetListItemIntId() != 4 ||
 					len(v[0].GetExtra()) != 1 || v[0].GetExtra()["Custom"] != "c" {
 					t.Errorf("version location = %v", v[0])
+				}
+				if li.GetScopeId() != "s" || len(li.GetExtra()) != 0 || li.GetVersions()[0].GetIntId() != 4 || len(li.GetVersions()[0].GetExtra()) != 0 {
+					t.Errorf("list item scope and version id = %v", li)
 				}
 				if li.GetOrder() != 400.5 || len(li.GetFields()) != 1 || li.GetFields()[0].GetFieldId() != "fid" || li.GetFields()[0].GetValue() != "12" {
 					t.Errorf("list item = %v", li)

@@ -285,6 +285,8 @@ func (p *Parser) folder(tok *token) (*amrpipev1.Folder, error) {
 			f.ProgId = p.v(a)
 		case "SortBehavior":
 			f.SortBehavior = p.v(a)
+		case "ScopeId":
+			f.ScopeId = p.v(a)
 		default:
 			return p.audit(a, &f.Author, &f.ModifiedBy, &f.TimeCreated, &f.TimeLastModified, &f.Extra)
 		}
@@ -341,6 +343,8 @@ func (p *Parser) listItem(tok *token) (*amrpipev1.ListItem, error) {
 			li.GroupName = p.v(a)
 		case "FailureMessage":
 			li.FailureMessage = p.v(a)
+		case "ScopeId":
+			li.ScopeId = p.v(a)
 		default:
 			return p.audit(a, &li.Author, &li.ModifiedBy, &li.TimeCreated, &li.TimeLastModified, &li.Extra)
 		}
@@ -392,6 +396,8 @@ func (p *Parser) listItemVersion(tok *token) (*amrpipev1.ListItemVersion, error)
 			v.ModerationStatus = p.v(a)
 		case "ModerationComment":
 			v.ModerationComment = p.v(a)
+		case "IntId":
+			v.IntId = p.int64v(a)
 		default:
 			return p.audit(a, &v.Author, &v.ModifiedBy, &v.TimeCreated, &v.TimeLastModified, &v.Extra)
 		}

@@ -1167,9 +1167,11 @@ type Folder struct {
 	ProgId                    string                 `protobuf:"bytes,16,opt,name=prog_id,json=progId,proto3" json:"prog_id,omitempty"`
 	SortBehavior              string                 `protobuf:"bytes,17,opt,name=sort_behavior,json=sortBehavior,proto3" json:"sort_behavior,omitempty"`
 	Properties                []*Field               `protobuf:"bytes,18,rep,name=properties,proto3" json:"properties,omitempty"`
-	Extra                     map[string]string      `protobuf:"bytes,40,rep,name=extra,proto3" json:"extra,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields             protoimpl.UnknownFields
-	sizeCache                 protoimpl.SizeCache
+	// GUID of the folder's security scope; set with IncludePermission.
+	ScopeId       string            `protobuf:"bytes,19,opt,name=scope_id,json=scopeId,proto3" json:"scope_id,omitempty"`
+	Extra         map[string]string `protobuf:"bytes,40,rep,name=extra,proto3" json:"extra,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Folder) Reset() {
@@ -1328,6 +1330,13 @@ func (x *Folder) GetProperties() []*Field {
 	return nil
 }
 
+func (x *Folder) GetScopeId() string {
+	if x != nil {
+		return x.ScopeId
+	}
+	return ""
+}
+
 func (x *Folder) GetExtra() map[string]string {
 	if x != nil {
 		return x.Extra
@@ -1370,10 +1379,12 @@ type ListItem struct {
 	Versions       []*ListItemVersion `protobuf:"bytes,26,rep,name=versions,proto3" json:"versions,omitempty"`
 	Attachments    []*Attachment      `protobuf:"bytes,27,rep,name=attachments,proto3" json:"attachments,omitempty"`
 	// Server-relative URL (SPObject/@Url).
-	ServerRelativeUrl string            `protobuf:"bytes,28,opt,name=server_relative_url,json=serverRelativeUrl,proto3" json:"server_relative_url,omitempty"`
-	Extra             map[string]string `protobuf:"bytes,40,rep,name=extra,proto3" json:"extra,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	ServerRelativeUrl string `protobuf:"bytes,28,opt,name=server_relative_url,json=serverRelativeUrl,proto3" json:"server_relative_url,omitempty"`
+	// GUID of the item's security scope; set with IncludePermission.
+	ScopeId       string            `protobuf:"bytes,29,opt,name=scope_id,json=scopeId,proto3" json:"scope_id,omitempty"`
+	Extra         map[string]string `protobuf:"bytes,40,rep,name=extra,proto3" json:"extra,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListItem) Reset() {
@@ -1602,6 +1613,13 @@ func (x *ListItem) GetServerRelativeUrl() string {
 	return ""
 }
 
+func (x *ListItem) GetScopeId() string {
+	if x != nil {
+		return x.ScopeId
+	}
+	return ""
+}
+
 func (x *ListItem) GetExtra() map[string]string {
 	if x != nil {
 		return x.Extra
@@ -1621,9 +1639,11 @@ type ListItemVersion struct {
 	ModerationStatus  string                 `protobuf:"bytes,7,opt,name=moderation_status,json=moderationStatus,proto3" json:"moderation_status,omitempty"`
 	ModerationComment string                 `protobuf:"bytes,8,opt,name=moderation_comment,json=moderationComment,proto3" json:"moderation_comment,omitempty"`
 	Fields            []*Field               `protobuf:"bytes,9,rep,name=fields,proto3" json:"fields,omitempty"`
-	Extra             map[string]string      `protobuf:"bytes,40,rep,name=extra,proto3" json:"extra,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The item's integer id, which a version element carries as its item does (ListItem/@IntId).
+	IntId         int64             `protobuf:"varint,10,opt,name=int_id,json=intId,proto3" json:"int_id,omitempty"`
+	Extra         map[string]string `protobuf:"bytes,40,rep,name=extra,proto3" json:"extra,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListItemVersion) Reset() {
@@ -1717,6 +1737,13 @@ func (x *ListItemVersion) GetFields() []*Field {
 		return x.Fields
 	}
 	return nil
+}
+
+func (x *ListItemVersion) GetIntId() int64 {
+	if x != nil {
+		return x.IntId
+	}
+	return 0
 }
 
 func (x *ListItemVersion) GetExtra() map[string]string {
@@ -3495,7 +3522,7 @@ const file_amrpipe_v1_records_proto_rawDesc = "" +
 	"\n" +
 	"ExtraEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcf\x06\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xea\x06\n" +
 	"\x06Folder\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
@@ -3518,12 +3545,13 @@ const file_amrpipe_v1_records_proto_rawDesc = "" +
 	"\rsort_behavior\x18\x11 \x01(\tR\fsortBehavior\x121\n" +
 	"\n" +
 	"properties\x18\x12 \x03(\v2\x11.amrpipe.v1.FieldR\n" +
-	"properties\x123\n" +
+	"properties\x12\x19\n" +
+	"\bscope_id\x18\x13 \x01(\tR\ascopeId\x123\n" +
 	"\x05extra\x18( \x03(\v2\x1d.amrpipe.v1.Folder.ExtraEntryR\x05extra\x1a8\n" +
 	"\n" +
 	"ExtraEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x82\t\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9d\t\n" +
 	"\bListItem\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06int_id\x18\x02 \x01(\x03R\x05intId\x12\x12\n" +
@@ -3555,12 +3583,13 @@ const file_amrpipe_v1_records_proto_rawDesc = "" +
 	"\x06fields\x18\x19 \x03(\v2\x11.amrpipe.v1.FieldR\x06fields\x127\n" +
 	"\bversions\x18\x1a \x03(\v2\x1b.amrpipe.v1.ListItemVersionR\bversions\x128\n" +
 	"\vattachments\x18\x1b \x03(\v2\x16.amrpipe.v1.AttachmentR\vattachments\x12.\n" +
-	"\x13server_relative_url\x18\x1c \x01(\tR\x11serverRelativeUrl\x125\n" +
+	"\x13server_relative_url\x18\x1c \x01(\tR\x11serverRelativeUrl\x12\x19\n" +
+	"\bscope_id\x18\x1d \x01(\tR\ascopeId\x125\n" +
 	"\x05extra\x18( \x03(\v2\x1f.amrpipe.v1.ListItem.ExtraEntryR\x05extra\x1a8\n" +
 	"\n" +
 	"ExtraEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xfc\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x93\x04\n" +
 	"\x0fListItemVersion\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x16\n" +
@@ -3571,7 +3600,9 @@ const file_amrpipe_v1_records_proto_rawDesc = "" +
 	"\x12time_last_modified\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x10timeLastModified\x12+\n" +
 	"\x11moderation_status\x18\a \x01(\tR\x10moderationStatus\x12-\n" +
 	"\x12moderation_comment\x18\b \x01(\tR\x11moderationComment\x12)\n" +
-	"\x06fields\x18\t \x03(\v2\x11.amrpipe.v1.FieldR\x06fields\x12<\n" +
+	"\x06fields\x18\t \x03(\v2\x11.amrpipe.v1.FieldR\x06fields\x12\x15\n" +
+	"\x06int_id\x18\n" +
+	" \x01(\x03R\x05intId\x12<\n" +
 	"\x05extra\x18( \x03(\v2&.amrpipe.v1.ListItemVersion.ExtraEntryR\x05extra\x1a8\n" +
 	"\n" +
 	"ExtraEntry\x12\x10\n" +

@@ -1335,6 +1335,15 @@ func (m *Folder) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 			dAtA[i] = 0xc2
 		}
 	}
+	if len(m.ScopeId) > 0 {
+		i -= len(m.ScopeId)
+		copy(dAtA[i:], m.ScopeId)
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(len(m.ScopeId)))
+		i--
+		dAtA[i] = 0x1
+		i--
+		dAtA[i] = 0x9a
+	}
 	if len(m.Properties) > 0 {
 		for iNdEx := len(m.Properties) - 1; iNdEx >= 0; iNdEx-- {
 			size, err := m.Properties[iNdEx].MarshalToSizedBufferVT(dAtA[:i])
@@ -1525,6 +1534,15 @@ func (m *ListItem) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 			i--
 			dAtA[i] = 0xc2
 		}
+	}
+	if len(m.ScopeId) > 0 {
+		i -= len(m.ScopeId)
+		copy(dAtA[i:], m.ScopeId)
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(len(m.ScopeId)))
+		i--
+		dAtA[i] = 0x1
+		i--
+		dAtA[i] = 0xea
 	}
 	if len(m.ServerRelativeUrl) > 0 {
 		i -= len(m.ServerRelativeUrl)
@@ -1815,6 +1833,11 @@ func (m *ListItemVersion) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 			i--
 			dAtA[i] = 0xc2
 		}
+	}
+	if m.IntId != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.IntId))
+		i--
+		dAtA[i] = 0x50
 	}
 	if len(m.Fields) > 0 {
 		for iNdEx := len(m.Fields) - 1; iNdEx >= 0; iNdEx-- {
@@ -4294,6 +4317,10 @@ func (m *Folder) SizeVT() (n int) {
 			n += 2 + l + protohelpers.SizeOfVarint(uint64(l))
 		}
 	}
+	l = len(m.ScopeId)
+	if l > 0 {
+		n += 2 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
 	if len(m.Extra) > 0 {
 		for k, v := range m.Extra {
 			_ = k
@@ -4426,6 +4453,10 @@ func (m *ListItem) SizeVT() (n int) {
 	if l > 0 {
 		n += 2 + l + protohelpers.SizeOfVarint(uint64(l))
 	}
+	l = len(m.ScopeId)
+	if l > 0 {
+		n += 2 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
 	if len(m.Extra) > 0 {
 		for k, v := range m.Extra {
 			_ = k
@@ -4479,6 +4510,9 @@ func (m *ListItemVersion) SizeVT() (n int) {
 			l = e.SizeVT()
 			n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
 		}
+	}
+	if m.IntId != 0 {
+		n += 1 + protohelpers.SizeOfVarint(uint64(m.IntId))
 	}
 	if len(m.Extra) > 0 {
 		for k, v := range m.Extra {
