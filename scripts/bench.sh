@@ -252,14 +252,14 @@ in the object store before the clock starts; a job is done when all its files ar
 job record, which happens only after every batch was acknowledged; three jobs per run. Two inputs:
 \`input=spsim\` is the simulator's package for a job on the default tenant's HR library with
 versions, permissions and security (what the demo parses: 72 MB in ten files, three of them
-manifest parts of 20 to 26 MB, about 45,000
-records of files, folders, list items with versions, role assignments and principals, ~1.6 KB
-of XML per record); \`input=manifestgen\` is four 8 MiB synthetic \`Manifest.xml\` parts
-(SPFile, SPListItem and SPFolder objects with more attributes, ~2.1 KB of XML per record, about
-3,950 records per part). \`records/s\` is records published per
-wall-clock second on the machine's 2 CPUs, \`records/cpu-s\` per CPU-second of the whole process
-(parser, NATS client and embedded server; user + system time). \`BenchmarkParseOnly\` is the ceiling
-of the manifestgen input: its four parts parsed two at a time, records discarded. Median and range (min–max) of
+manifest parts of 20 to 26 MB; about 45,000 records of files, folders, list items with versions,
+role assignments and principals, ~1.6 KB of XML per record); \`input=manifestgen\` is four
+8 MiB synthetic \`Manifest.xml\` parts (SPFile, SPListItem and SPFolder objects with more
+attributes, ~2.1 KB of XML per record, about 3,950 records per part). \`records/s\` is records
+published per wall-clock second on the machine's 2 CPUs, \`records/cpu-s\` per CPU-second of the
+whole process (parser, NATS client and embedded server; user + system time).
+\`BenchmarkParseOnly\` is the ceiling of the manifestgen input: its four parts parsed two at a
+time, records discarded. Median and range (min–max) of
 $GO_BENCH_COUNT runs; $before_label; before and after ran in turns.
 Measured $date_go; load average before / after: $load_go0 / $load_go1.
 
