@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -68,11 +67,7 @@ func BenchmarkIngest(b *testing.B) {
 // cpuTime is the user and system time of this process so far, and of the PostgreSQL server for
 // that backend.
 func cpuTime(tb testing.TB, backend string) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatal(err)
-	}
-	d := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	d := testenv.ProcessCPU(tb)
 	if backend == "postgres" {
 		server, err := pg.CPUTime()
 		if err != nil {

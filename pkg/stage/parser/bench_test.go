@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -72,7 +71,7 @@ func benchParseAndPublish(b *testing.B, paths []string, spec *amrpipev1.JobSpec,
 		}
 	}
 	runtime.GC()
-	cpu0 := cpuTime(b)
+	cpu0 := testenv.ProcessCPU(b)
 	b.ResetTimer()
 	records := int64(0)
 	for _, ready := range jobs {
@@ -82,7 +81,7 @@ func benchParseAndPublish(b *testing.B, paths []string, spec *amrpipev1.JobSpec,
 		records += h.waitParsed(ready[0].GetJobId(), len(paths)).GetRecords()
 	}
 	b.StopTimer()
-	cpu := (cpuTime(b) - cpu0).Seconds()
+	cpu := (testenv.ProcessCPU(b) - cpu0).Seconds()
 	b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "records/s")
 	b.ReportMetric(float64(records)/cpu, "records/cpu-s")
 	b.ReportMetric(float64(input)/b.Elapsed().Seconds()/1e6, "MB/s")
@@ -136,7 +135,7 @@ func BenchmarkParseOnly(b *testing.B) {
 	for i := range parts {
 		parts[i] = generated(b, uint64(100+i), size)
 	}
-	cpu0 := cpuTime(b)
+	cpu0 := testenv.ProcessCPU(b)
 	var records atomic.Int64
 	for b.Loop() {
 		var wg sync.WaitGroup
@@ -153,18 +152,9 @@ func BenchmarkParseOnly(b *testing.B) {
 		}
 		wg.Wait()
 	}
-	cpu := (cpuTime(b) - cpu0).Seconds()
+	cpu := (testenv.ProcessCPU(b) - cpu0).Seconds()
 	b.ReportMetric(float64(records.Load())/b.Elapsed().Seconds(), "records/s")
 	b.ReportMetric(float64(records.Load())/cpu, "records/cpu-s")
-}
-
-// cpuTime is the user and system time of this process so far (the embedded server included).
-func cpuTime(tb testing.TB) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // waitParsed waits until n files of the job are folded in (watching, not polling, so the wait
