@@ -1,13 +1,12 @@
 package parser
 
 import (
-	"context"
+	"path"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/amrpipe/amrpipe/pkg/testenv"
-	"github.com/amrpipe/amrpipe/services/spsim/tenant"
+	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
 // BenchmarkEncodeRecords isolates what the assembler does with each record: size it and encode
@@ -17,16 +16,12 @@ import (
 // "proto" is protobuf-go's, which it replaced (proto.Size, then MarshalAppend reusing the cached
 // sizes). Both write the same bytes: TestFraming checks every batch against proto.Marshal.
 func BenchmarkEncodeRecords(b *testing.B) {
-	tn, err := tenant.New(tenant.DefaultProfile())
-	if err != nil {
-		b.Fatal(err)
-	}
-	recs, err := testenv.ExportRecords(context.Background(), tn, "bench", []string{"/sites/hr/Shared Documents"},
-		tenant.ReadOptions{IncludeVersions: true, IncludePermission: true, IncludeSecurity: true})
-	if err != nil {
-		b.Fatal(err)
+	var recs []*amrpipev1.Record
+	for _, f := range hrPackage(b) {
+		recs = append(recs, parseAll(b, f.Data, "bench", path.Base(f.Name))...)
 	}
 	buf := make([]byte, 0, 1<<20)
+	var err error
 	for _, c := range []struct {
 		name   string
 		encode func(buf []byte, i int) ([]byte, error)

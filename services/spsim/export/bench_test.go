@@ -81,18 +81,7 @@ func BenchmarkJobPackage(b *testing.B) {
 	objs := benchObjects(40000)
 	b.ReportAllocs()
 	for b.Loop() {
-		w, err := NewWriter(context.Background(), &discardSink{}, fixtureOptions())
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, o := range objs {
-			if err := w.Add(o); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := w.Close(nil, nil); err != nil {
-			b.Fatal(err)
-		}
+		writePackageTo(b, &discardSink{}, fixtureOptions(), objs, nil, nil)
 	}
 	b.ReportMetric(float64(b.N)*float64(len(objs))/b.Elapsed().Seconds(), "objects/s")
 }

@@ -176,6 +176,13 @@ func fixtureOptions() Options {
 func writePackage(t testing.TB, opts Options, objs []*tenant.Object, users []tenant.User, groups []tenant.Group) *memSink {
 	t.Helper()
 	sink := &memSink{}
+	writePackageTo(t, sink, opts, objs, users, groups)
+	return sink
+}
+
+// writePackageTo runs a Writer over objs into sink.
+func writePackageTo(t testing.TB, sink Sink, opts Options, objs []*tenant.Object, users []tenant.User, groups []tenant.Group) {
+	t.Helper()
 	w, err := NewWriter(context.Background(), sink, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +195,6 @@ func writePackage(t testing.TB, opts Options, objs []*tenant.Object, users []ten
 	if err := w.Close(users, groups); err != nil {
 		t.Fatal(err)
 	}
-	return sink
 }
 
 // element is one parsed element: its local name, namespace and attributes in document order.
