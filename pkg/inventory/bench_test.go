@@ -10,7 +10,6 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/inventory"
 	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
-	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )
 
 // BenchmarkIngest measures a first full pass into an empty inventory: the simulator's export of
@@ -21,14 +20,7 @@ import (
 // waiting), then End (change set included). records/s counts the records ingested.
 func BenchmarkIngest(b *testing.B) {
 	ctx := context.Background()
-	tn, err := tenant.New(tenant.DefaultProfile())
-	if err != nil {
-		b.Fatal(err)
-	}
-	recs, err := testenv.ExportRecords(ctx, tn, "bench", []string{"/sites/hr/Shared Documents", "/sites/hr/Lists/Onboarding Tasks"}, fullOpts())
-	if err != nil {
-		b.Fatal(err)
-	}
+	recs := testenv.HRRecords(b)
 	for _, backend := range []string{"sqlite", "postgres"} {
 		for _, batch := range []int{256, 4096, 16384} {
 			b.Run(fmt.Sprintf("%s/batch=%d", backend, batch), func(b *testing.B) {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"testing"
 
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/manifest"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
@@ -95,4 +96,22 @@ func ExportRecords(ctx context.Context, tn *tenant.Tenant, jobID string, targets
 		}
 	}
 	return recs, nil
+}
+
+// HRRecords is the inventory benchmarks' input: the records of a full read (versions,
+// permissions, security) of the default tenant's HR library and its task list, as one AMR job
+// yields them (47,928 records: files and list items with versions, folders, role assignments,
+// users and groups).
+func HRRecords(tb testing.TB) []*amrpipev1.Record {
+	tb.Helper()
+	tn, err := tenant.New(tenant.DefaultProfile())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	recs, err := ExportRecords(context.Background(), tn, "bench", []string{"/sites/hr/Shared Documents", "/sites/hr/Lists/Onboarding Tasks"},
+		tenant.ReadOptions{IncludeVersions: true, IncludePermission: true, IncludeSecurity: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return recs
 }

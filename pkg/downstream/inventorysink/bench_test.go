@@ -15,28 +15,19 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
-	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )
 
 // BenchmarkSink measures the inventory sink as the pipeline runs it: record batches already on
 // AMR_RECORDS (an embedded JetStream in this process, file storage), read through the default
 // downstream consumer by JetStreamSource, decoded and group-committed into a new SQLite
 // inventory pass, until every record is committed; the pass's End and the store's Close (its last
-// checkpoint) are timed too. The input is BenchmarkIngest's: the simulator's export of the
+// checkpoint) are timed too. The input is BenchmarkIngest's (testenv.HRRecords): the simulator's export of the
 // default tenant's HR library and task list with versions, permissions and security, in parser
 // batches of 256 records. records/cpu-s counts the CPU of the whole process: the sink, the NATS
 // client and the server delivering the batches.
 func BenchmarkSink(b *testing.B) {
 	ctx := context.Background()
-	tn, err := tenant.New(tenant.DefaultProfile())
-	if err != nil {
-		b.Fatal(err)
-	}
-	recs, err := testenv.ExportRecords(ctx, tn, "bench", []string{"/sites/hr/Shared Documents", "/sites/hr/Lists/Onboarding Tasks"},
-		tenant.ReadOptions{IncludeVersions: true, IncludePermission: true, IncludeSecurity: true})
-	if err != nil {
-		b.Fatal(err)
-	}
+	recs := testenv.HRRecords(b)
 	env := testenv.StartJetStream(b)
 	stream, err := env.JS.Stream(ctx, topology.StreamRecords)
 	if err != nil {
