@@ -21,10 +21,10 @@ import (
 // AMR_RECORDS (an embedded JetStream in this process, file storage), read through the default
 // downstream consumer by JetStreamSource, decoded and group-committed into a new SQLite
 // inventory pass, until every record is committed; the pass's End and the store's Close (its last
-// checkpoint) are timed too. The input is BenchmarkIngest's (testenv.HRRecords): the simulator's export of the
-// default tenant's HR library and task list with versions, permissions and security, in parser
-// batches of 256 records. records/cpu-s counts the CPU of the whole process: the sink, the NATS
-// client and the server delivering the batches.
+// checkpoint) are timed too. The input is BenchmarkIngest's (testenv.HRRecords): the simulator's
+// export of the default tenant's HR library and task list with versions, permissions and
+// security, in parser batches of 256 records. records/cpu-s counts the CPU of the whole process:
+// the sink, the NATS client and the server delivering the batches.
 func BenchmarkSink(b *testing.B) {
 	ctx := context.Background()
 	recs := testenv.HRRecords(b)
