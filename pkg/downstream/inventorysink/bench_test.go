@@ -14,7 +14,6 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/testenv"
-	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
 // BenchmarkSink measures the inventory sink as the pipeline runs it: record batches already on
@@ -38,9 +37,8 @@ func BenchmarkSink(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		jobID := fmt.Sprintf("bench-%d", i)
-		for off, batch := 0, 0; off < len(recs); off, batch = off+256, batch+1 {
-			rb := &amrpipev1.RecordBatch{JobId: jobID, SourceFile: "Manifest.xml", Batch: uint32(batch), Records: recs[off:min(off+256, len(recs))]}
-			if _, err := bus.Publish(ctx, env.JS, topology.RecordSubject(jobID), rb, fmt.Sprintf("%s/Manifest.xml/%d", jobID, batch)); err != nil {
+		for k, rb := range batchesOf(jobID, recs) {
+			if _, err := bus.Publish(ctx, env.JS, topology.RecordSubject(jobID), rb, fmt.Sprintf("%s/Manifest.xml/%d", jobID, k)); err != nil {
 				b.Fatal(err)
 			}
 		}

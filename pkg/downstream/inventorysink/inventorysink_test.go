@@ -58,10 +58,7 @@ func TestSinkIngestsTheStreamAndAcksOnlyCommittedBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var batches []*amrpipev1.RecordBatch
-	for off := 0; off < len(recs); off += 256 {
-		batches = append(batches, &amrpipev1.RecordBatch{JobId: "job-1", SourceFile: "Manifest.xml", Batch: uint32(len(batches)), Records: recs[off:min(off+256, len(recs))]})
-	}
+	batches := batchesOf("job-1", recs)
 	publish := func(i int, id string) {
 		if _, err := bus.Publish(ctx, env.JS, topology.RecordSubject("job-1"), batches[i], id); err != nil {
 			t.Fatal(err)
@@ -129,4 +126,14 @@ func TestSinkIngestsTheStreamAndAcksOnlyCommittedBatches(t *testing.T) {
 	if len(dl) != 1 {
 		t.Fatalf("%d dead letters, want the undecodable batch", len(dl))
 	}
+}
+
+// batchesOf frames recs as the parser does at its default size: record batches of 256 from
+// Manifest.xml, numbered from 0.
+func batchesOf(jobID string, recs []*amrpipev1.Record) []*amrpipev1.RecordBatch {
+	var out []*amrpipev1.RecordBatch
+	for off := 0; off < len(recs); off += 256 {
+		out = append(out, &amrpipev1.RecordBatch{JobId: jobID, SourceFile: "Manifest.xml", Batch: uint32(len(out)), Records: recs[off:min(off+256, len(recs))]})
+	}
+	return out
 }
