@@ -19,7 +19,6 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/manifest"
 	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
-	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )
 
 // BenchmarkParseAndPublish measures the parser stage end to end on an embedded JetStream in
@@ -37,7 +36,7 @@ func BenchmarkParseAndPublish(b *testing.B) {
 		name  string
 		files func(testing.TB) []testenv.PackageFile
 		spec  *amrpipev1.JobSpec
-	}{{"spsim", hrPackage, hrSpec}, {"manifestgen", generatedParts, allSpec()}}
+	}{{"spsim", testenv.HRPackage, hrSpec}, {"manifestgen", generatedParts, allSpec()}}
 	cases := []struct{ batch, concurrency int }{{64, 2}, {256, 2}, {1024, 2}, {256, 1}}
 	for _, in := range inputs {
 		files := onDisk(b, in.files(b))
@@ -99,21 +98,6 @@ func onDisk(tb testing.TB, files []testenv.PackageFile) []string {
 		}
 	}
 	return paths
-}
-
-// hrPackage is the simulator's package for a job on the default tenant's HR library, with
-// versions, permissions and the site's security (as the demo's plans read it).
-func hrPackage(tb testing.TB) []testenv.PackageFile {
-	tn, err := tenant.New(tenant.DefaultProfile())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	files, err := testenv.ExportPackage(context.Background(), tn, "bench", []string{"/sites/hr/Shared Documents"},
-		tenant.ReadOptions{IncludeVersions: true, IncludePermission: true, IncludeSecurity: true})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return files
 }
 
 // generatedParts is four 8 MiB Manifest.xml parts written by manifestgen.

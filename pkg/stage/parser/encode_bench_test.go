@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
@@ -17,7 +18,7 @@ import (
 // sizes). Both write the same bytes: TestFraming checks every batch against proto.Marshal.
 func BenchmarkEncodeRecords(b *testing.B) {
 	var recs []*amrpipev1.Record
-	for _, f := range hrPackage(b) {
+	for _, f := range testenv.HRPackage(b) {
 		recs = append(recs, parseAll(b, f.Data, "bench", path.Base(f.Name))...)
 	}
 	buf := make([]byte, 0, 1<<20)
