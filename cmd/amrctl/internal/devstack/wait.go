@@ -9,8 +9,30 @@ import (
 	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )
 
-// Jobs returns every job record.
+// Jobs returns every job record. A read that fails is made again, up to jobsAttempts times: on a
+// cluster a pull sent while a leader is elected is lost, and the read gives up on it after 5 s
+// (bus.ReadStored) for its caller to ask again.
 func (s *Stack) Jobs(ctx context.Context) ([]*amrpipev1.JobRecord, error) {
+	var err error
+	for range jobsAttempts {
+		var jobs []*amrpipev1.JobRecord
+		if jobs, err = s.jobsOnce(ctx); err == nil || ctx.Err() != nil {
+			return jobs, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return nil, err
+}
+
+// jobsAttempts bounds Jobs's reads: enough to outlast a leader election, few enough that a
+// store that cannot be read fails a test in under a minute.
+const jobsAttempts = 4
+
+func (s *Stack) jobsOnce(ctx context.Context) ([]*amrpipev1.JobRecord, error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	return s.Store.Jobs(ctx)
