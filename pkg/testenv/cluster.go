@@ -81,7 +81,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	if _, err := c.WaitMetaLeader(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.waitPlacement(n, 30*time.Second); err != nil {
+	if err := c.waitPlacement(n, 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -102,7 +102,11 @@ func (c *Cluster) waitPlacement(replicas int, timeout time.Duration) error {
 	cfg := jetstream.StreamConfig{Name: "TESTENV_PLACEMENT_PROBE", Subjects: []string{"testenv.placement.probe"},
 		Replicas: replicas, Storage: jetstream.MemoryStorage}
 	for {
-		_, err := js.CreateStream(ctx, cfg)
+		// Each try has its own deadline: a request whose reply is lost (a busy machine, a meta
+		// leader still settling) would otherwise hold the whole wait (seen on CI).
+		tctx, tcancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := js.CreateStream(tctx, cfg)
+		tcancel()
 		if err == nil {
 			return js.DeleteStream(ctx, cfg.Name)
 		}
