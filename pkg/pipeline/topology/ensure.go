@@ -60,8 +60,10 @@ func (e *LowerError) Is(target error) bool { return target == ErrLower }
 // AMR_RECORDS. It never lowers a replica count or shrinks a size limit that exists unless
 // o.AllowLower (*LowerError otherwise), never sets a limit below what a stream holds, and never
 // deletes a consumer; a change JetStream cannot apply in place (a work queue's retention, the
-// storage type) fails with the server's error rather than deleting data. It is idempotent.
+// storage type) fails with the server's error rather than deleting data. It is idempotent, and
+// asks a request again when its reply was lost (patient).
 func Ensure(ctx context.Context, js jetstream.JetStream, o Options) error {
+	js = patient{js}
 	// Every refusal first, so that a refused apply changes nothing.
 	for _, st := range Stores(o) {
 		if err := checkLower(ctx, js, st, o); err != nil {
@@ -147,8 +149,10 @@ func checkLower(ctx context.Context, js jetstream.JetStream, st Store, o Options
 // everywhere, and at least one durable consumer on AMR_RECORDS (interest retention drops records
 // no consumer wants), or the downstream consumers o names. Size limits and ages are the
 // operator's (amrctl topology apply) and not checked. The error wraps ErrMissing and/or
-// ErrMismatch, naming every difference.
+// ErrMismatch, naming every difference. Like Ensure, it asks a request again when its reply was
+// lost.
 func Verify(ctx context.Context, js jetstream.JetStream, o Options) error {
+	js = patient{js}
 	var errs []error
 	missing := func(kind, name string) {
 		errs = append(errs, fmt.Errorf("%s %s: %w", kind, name, ErrMissing))

@@ -1,0 +1,74 @@
+package topology
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/amrpipe/amrpipe/pkg/pipeline/backoff"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// tryWithin bounds one JetStream API request of Ensure and Verify. In a cluster a request's
+// reply can be lost (a meta leader settling, a busy machine; seen on CI, where one stream create
+// then held a two-minute apply to its end); each request is therefore asked again, with the
+// same arguments, when no reply came within it. Every request they make is a read or an
+// idempotent create-or-update, so asking again is safe.
+const tryWithin = 10 * time.Second
+
+// patient is the JetStream of Ensure and Verify: it asks each of their requests again when its
+// reply was lost (lost).
+type patient struct{ jetstream.JetStream }
+
+func (p patient) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	return again(ctx, func(ctx context.Context) (jetstream.Stream, error) { return p.JetStream.Stream(ctx, name) })
+}
+
+func (p patient) CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	return again(ctx, func(ctx context.Context) (jetstream.Stream, error) { return p.JetStream.CreateOrUpdateStream(ctx, cfg) })
+}
+
+func (p patient) Consumer(ctx context.Context, stream, name string) (jetstream.Consumer, error) {
+	return again(ctx, func(ctx context.Context) (jetstream.Consumer, error) { return p.JetStream.Consumer(ctx, stream, name) })
+}
+
+func (p patient) CreateOrUpdateConsumer(ctx context.Context, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	return again(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
+		return p.JetStream.CreateOrUpdateConsumer(ctx, stream, cfg)
+	})
+}
+
+func (p patient) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	return again(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return p.JetStream.CreateOrUpdateKeyValue(ctx, cfg)
+	})
+}
+
+func (p patient) CreateOrUpdateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
+	return again(ctx, func(ctx context.Context) (jetstream.ObjectStore, error) {
+		return p.JetStream.CreateOrUpdateObjectStore(ctx, cfg)
+	})
+}
+
+// again runs req, each try within tryWithin, until it gets a reply or ctx ends.
+func again[T any](ctx context.Context, req func(context.Context) (T, error)) (T, error) {
+	for n := 0; ; n++ {
+		tctx, cancel := context.WithTimeout(ctx, tryWithin)
+		v, err := req(tctx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !lost(err) {
+			return v, err
+		}
+		if serr := backoff.Sleep(ctx, backoff.Delay(100*time.Millisecond, 2*time.Second, n)); serr != nil {
+			return v, err
+		}
+	}
+}
+
+// lost reports whether err says no reply came: the try's deadline passed, or no server answered
+// (a stream's leader being elected). A reply that refuses is not lost and is returned.
+func lost(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
+}
