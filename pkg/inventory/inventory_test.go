@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -136,6 +137,50 @@ func TestFullPassHoldsTheTenantOnceWhateverTheRedeliveries(t *testing.T) {
 }
 
 func first(cs []inventory.Change) []inventory.Change { return cs[:min(5, len(cs))] }
+
+// TestBackendsHoldTheSameObjects writes one first pass into each backend: half of the small
+// tenant's records, then the rest with the first half's last 100 delivered again. PostgreSQL copies a pass's rows straight into the objects table until one names an
+// object already there, and upserts from then on; SQLite upserts every row. Both must hold the
+// same objects, field for field, after that pass and after a second one.
+func TestBackendsHoldTheSameObjects(t *testing.T) {
+	recs, err := testenv.ExportRecords(context.Background(), mustTenant(t), "job-1", smallTargets(), fullOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := map[string][2]map[testenv.Object]*inventory.Object{}
+	forEachBackend(t, func(t *testing.T, s *inventory.Store) {
+		p := begin(t, s, inventory.Full)
+		half := len(recs) / 2
+		ingest(t, p, recs[:half])
+		ingest(t, p, recs[half-100:])
+		end(t, p)
+		first := objects(t, s, inventory.Filter{})
+		p2 := begin(t, s, inventory.Full)
+		ingest(t, p2, recs)
+		end(t, p2)
+		held[s.Backend()] = [2]map[testenv.Object]*inventory.Object{first, objects(t, s, inventory.Filter{})}
+	})
+	lite, pg := held["sqlite"], held["postgres"]
+	for pass := range 2 {
+		if len(lite[pass]) == 0 || len(lite[pass]) != len(pg[pass]) {
+			t.Fatalf("pass %d: sqlite holds %d objects, postgres %d", pass+1, len(lite[pass]), len(pg[pass]))
+		}
+		for k, want := range lite[pass] {
+			if got := pg[pass][k]; !reflect.DeepEqual(got, want) {
+				t.Errorf("pass %d, object %v:\npostgres %+v\nsqlite   %+v", pass+1, k, got, want)
+			}
+		}
+	}
+}
+
+func mustTenant(t *testing.T) *tenant.Tenant {
+	t.Helper()
+	tn, err := tenant.New(tenant.SmallProfile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tn
+}
 
 // TestChangeSetEqualsTheSimulatorsChanges exports the small tenant, lets the simulator make
 // changes (Tenant.Mutate returns exactly what it did), exports again (incrementally from the first
