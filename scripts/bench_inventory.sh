@@ -61,7 +61,8 @@ cat <<EOF
 \`BenchmarkIngest\` writes a first full pass into an empty inventory: the simulator's export of the
 default tenant's HR library and onboarding list (47,928 records: 21.6K files and 25.3K list items
 with 89K versions, folders, role assignments, users and groups) parsed by the pipeline's parser, in
-transactions of 16,384 records (the inventory sink's group commit), then \`End\` (unique permissions
+transactions of 16,384 records (the inventory sink's group commit) by two callers at once (the sink's two
+committers: one converts its group's records while the other's transaction runs), then \`End\` (unique permissions
 included) and \`Close\` (SQLite's last checkpoint of its write-ahead log). \`records/s\` is records per wall-clock second; \`records/cpu-s\` per CPU-second of the
 test process and of the PostgreSQL server (user + system time), steadier on a shared machine.
 SQLite is a file in a temporary directory (16 KiB pages, WAL, \`synchronous=NORMAL\`); PostgreSQL is the Debian
