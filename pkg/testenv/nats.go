@@ -18,9 +18,11 @@ type NATSOptions struct {
 	Port int
 	// ServerName names the server (it matters in clusters); empty means a generated name.
 	ServerName string
+	// NoJetStream starts a server without JetStream (a misconfigured deployment).
+	NoJetStream bool
 }
 
-// NATSServer is a running embedded NATS server with JetStream enabled.
+// NATSServer is a running embedded NATS server, with JetStream unless NoJetStream.
 type NATSServer struct {
 	*server.Server
 	storeDir string
@@ -45,7 +47,7 @@ func StartNATS(opts NATSOptions) (*NATSServer, error) {
 		ServerName: opts.ServerName,
 		Host:       "127.0.0.1",
 		Port:       port,
-		JetStream:  true,
+		JetStream:  !opts.NoJetStream,
 		StoreDir:   s.storeDir,
 		NoLog:      true,
 		NoSigs:     true,

@@ -18,7 +18,7 @@ import (
 const tryWithin = 10 * time.Second
 
 // patient is the JetStream of Ensure and Verify: it asks each of their requests again when its
-// reply was lost (lost).
+// reply was lost (again).
 type patient struct{ jetstream.JetStream }
 
 func (p patient) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
@@ -51,13 +51,20 @@ func (p patient) CreateOrUpdateObjectStore(ctx context.Context, cfg jetstream.Ob
 	})
 }
 
-// again runs req, each try within tryWithin, until it gets a reply or ctx ends.
+// again runs req, each try within tryWithin, until it gets a reply or ctx ends. No responders
+// is asked again a few times only (about 3 s): a stream's leader being elected answers soon, a
+// server without JetStream never does, and its operator should hear so at once.
 func again[T any](ctx context.Context, req func(context.Context) (T, error)) (T, error) {
+	const maxUnanswered = 5
+	unanswered := 0
 	for n := 0; ; n++ {
 		tctx, cancel := context.WithTimeout(ctx, tryWithin)
 		v, err := req(tctx)
 		cancel()
-		if err == nil || ctx.Err() != nil || !lost(err) {
+		if noResponders(err) {
+			unanswered++
+		}
+		if err == nil || ctx.Err() != nil || !(timedOut(err) || noResponders(err) && unanswered < maxUnanswered) {
 			return v, err
 		}
 		if serr := backoff.Sleep(ctx, backoff.Delay(100*time.Millisecond, 2*time.Second, n)); serr != nil {
@@ -66,9 +73,13 @@ func again[T any](ctx context.Context, req func(context.Context) (T, error)) (T,
 	}
 }
 
-// lost reports whether err says no reply came: the try's deadline passed, or no server answered
-// (a stream's leader being elected). A reply that refuses is not lost and is returned.
-func lost(err error) bool {
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
+// timedOut reports whether err says no reply came within the try's deadline: a request or its
+// reply was lost.
+func timedOut(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
+}
+
+// noResponders reports whether no server took the request.
+func noResponders(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
 }

@@ -22,6 +22,7 @@ func TestAgainAsksOnlyWhenNoReplyCame(t *testing.T) {
 		{"reply lost, then answered", []error{context.DeadlineExceeded, nil}, 2, nil},
 		{"no responders while a leader is elected", []error{nats.ErrNoResponders, jetstream.ErrNoStreamResponse, nil}, 3, nil},
 		{"a refusal is returned, not asked again", []error{fmt.Errorf("stream: %w", jetstream.ErrStreamNotFound)}, 1, jetstream.ErrStreamNotFound},
+		{"a server without JetStream: no responders, five times", []error{nats.ErrNoResponders}, 5, nats.ErrNoResponders},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,9 +60,9 @@ func TestAgainStopsWhenItsContextEnds(t *testing.T) {
 	calls := 0
 	_, err := again(ctx, func(context.Context) (int, error) {
 		calls++
-		return 0, nats.ErrNoResponders
+		return 0, nats.ErrTimeout
 	})
-	if !errors.Is(err, nats.ErrNoResponders) || ctx.Err() == nil {
+	if !errors.Is(err, nats.ErrTimeout) || ctx.Err() == nil {
 		t.Fatalf("again = %v after %d tries; want the last error once its context ended", err, calls)
 	}
 }

@@ -630,6 +630,31 @@ func TestReplicasNeverLowered(t *testing.T) {
 	}
 }
 
+// TestApplyWithoutJetStreamFailsAtOnce: a server without JetStream answers no request; the apply
+// says so within seconds instead of waiting for replies that cannot come.
+func TestApplyWithoutJetStreamFailsAtOnce(t *testing.T) {
+	srv, err := testenv.StartNATS(testenv.NATSOptions{NoJetStream: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	nc, js, err := testenv.Connect(srv.ClientURL(), "no-jetstream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	start := time.Now()
+	err = topology.Ensure(ctx, js, topology.Options{})
+	if !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, jetstream.ErrNoStreamResponse) {
+		t.Fatalf("apply without JetStream = %v, want no responders", err)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("apply without JetStream failed after %s, want seconds", took.Round(time.Second))
+	}
+}
+
 // bareJetStream is an embedded JetStream without the topology (testenv.StartJetStream applies it).
 func bareJetStream(t *testing.T) *testenv.JetStream {
 	t.Helper()
