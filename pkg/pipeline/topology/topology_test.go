@@ -362,11 +362,17 @@ func TestParseAndFormatBytes(t *testing.T) {
 
 func streamConfig(t *testing.T, js jetstream.JetStream, name string) jetstream.StreamInfo {
 	t.Helper()
-	s, err := js.Stream(context.Background(), name)
-	if err != nil {
-		t.Fatal(err)
+	// Asked up to three times, 5 s each (jetstream's default): on a loaded cluster a reply can be
+	// lost, as Ensure's own requests can (patient.go).
+	var err error
+	for range 3 {
+		var s jetstream.Stream
+		if s, err = js.Stream(context.Background(), name); err == nil {
+			return *s.CachedInfo()
+		}
 	}
-	return *s.CachedInfo()
+	t.Fatal(err)
+	return jetstream.StreamInfo{}
 }
 
 // TestEnsureNeverShrinks: a limit that exists is never lowered without AllowLower, never below
