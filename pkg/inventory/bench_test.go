@@ -2,11 +2,16 @@ package inventory_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/amrpipe/amrpipe/pkg/inventory"
 	"github.com/amrpipe/amrpipe/pkg/testenv"
@@ -40,7 +45,7 @@ func BenchmarkIngest(b *testing.B) {
 					}
 					b.StartTimer()
 					cpu0 := cpuTime(b, backend)
-					ingestAll(b, s, recs, batch)
+					ingestAll(b, s, "/sites/hr", recs, batch)
 					// Closing is timed too: SQLite's last checkpoint (what is left in the
 					// write-ahead log goes to the database file) is part of the ingest's cost.
 					if err := s.Close(); err != nil {
@@ -72,10 +77,10 @@ func cpuTime(tb testing.TB, backend string) time.Duration {
 	return d
 }
 
-// ingestAll writes recs as one full pass, in groups of batch records.
-func ingestAll(b *testing.B, s *inventory.Store, recs []*amrpipev1.Record, batch int) {
+// ingestAll writes recs as one full pass of scope, in groups of batch records.
+func ingestAll(b *testing.B, s *inventory.Store, scope string, recs []*amrpipev1.Record, batch int) {
 	ctx := context.Background()
-	p, err := s.BeginPass(ctx, inventory.PassInfo{Tenant: testTenant, Scope: "/sites/hr", Kind: inventory.Full, Permissions: true})
+	p, err := s.BeginPass(ctx, inventory.PassInfo{Tenant: testTenant, Scope: scope, Kind: inventory.Full, Permissions: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -103,4 +108,69 @@ func ingestAll(b *testing.B, s *inventory.Store, recs []*amrpipev1.Record, batch
 	if err := p.End(ctx, true); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// BenchmarkIngestGrowing measures one tenant's inventory as it grows to about a million
+// records: 23 first passes of new scopes, each the records of BenchmarkIngest under new random
+// object ids (the key index is then written at random, as a real tenant's GUIDs write it),
+// ingested like BenchmarkIngest at the sink's 16,384 records a transaction. It reports the rate
+// of the first pass (an empty inventory) and of the last three (into an inventory of 0.96M to
+// 1.05M records); docs/inventory.md ("Sizing") has the curve in between.
+func BenchmarkIngestGrowing(b *testing.B) {
+	const rounds = 23
+	base := testenv.HRRecords(b)
+	for _, backend := range []string{"sqlite", "postgres"} {
+		b.Run(backend, func(b *testing.B) {
+			var first, last time.Duration
+			var nFirst, nLast int
+			for b.Loop() {
+				b.StopTimer()
+				dsn := "sqlite:" + filepath.Join(b.TempDir(), "inv.db")
+				if backend == "postgres" {
+					dsn = pg.NewDatabase(b)
+				}
+				s, err := inventory.Open(context.Background(), dsn)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for round := range rounds {
+					recs := withNewIDs(base, round)
+					b.StartTimer()
+					start := time.Now()
+					ingestAll(b, s, fmt.Sprintf("/sites/hr%02d", round), recs, 16384)
+					took := time.Since(start)
+					b.StopTimer()
+					b.Logf("%s: pass %2d, into %7d records: %6.0f records/s", backend, round+1, round*len(recs), float64(len(recs))/took.Seconds())
+					switch {
+					case round == 0:
+						first, nFirst = first+took, nFirst+len(recs)
+					case round >= rounds-3:
+						last, nLast = last+took, nLast+len(recs)
+					}
+				}
+				if err := s.Close(); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(nFirst)/first.Seconds(), "records/s-empty")
+			b.ReportMetric(float64(nLast)/last.Seconds(), "records/s-at-1M")
+		})
+	}
+}
+
+// withNewIDs clones recs, giving each 36-character object id another, derived from it and
+// round, random-looking GUID.
+func withNewIDs(recs []*amrpipev1.Record, round int) []*amrpipev1.Record {
+	out := make([]*amrpipev1.Record, len(recs))
+	for i, r := range recs {
+		c := proto.Clone(r).(*amrpipev1.Record)
+		if id := c.GetObjectId(); len(id) == 36 {
+			h := sha256.Sum256([]byte(strconv.Itoa(round) + "/" + id))
+			x := hex.EncodeToString(h[:16])
+			c.ObjectId = x[:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:]
+		}
+		out[i] = c
+	}
+	return out
 }
