@@ -13,7 +13,6 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/inventory"
 	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
-	"github.com/amrpipe/amrpipe/services/spsim/tenant"
 )
 
 // TestWriteAheadLogIsCopiedWhileAPassRuns: SQLite's connections never checkpoint themselves, so
@@ -23,10 +22,7 @@ import (
 // opened afresh.
 func TestWriteAheadLogIsCopiedWhileAPassRuns(t *testing.T) {
 	ctx := context.Background()
-	tn, err := tenant.New(tenant.SmallProfile())
-	if err != nil {
-		t.Fatal(err)
-	}
+	tn := smallTenant(t)
 	recs, err := testenv.ExportRecords(ctx, tn, "job-1", smallTargets(), fullOpts())
 	if err != nil {
 		t.Fatal(err)

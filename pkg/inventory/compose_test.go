@@ -169,10 +169,7 @@ func sameChange(a, b inventory.Change) bool {
 // deleted is deleted. (The combinations the simulator's rounds do not make are TestComposedChangeSets' cases.)
 func TestComposedChangeSetEqualsTheSimulatorsChanges(t *testing.T) {
 	ctx := context.Background()
-	tn, err := tenant.New(tenant.SmallProfile())
-	if err != nil {
-		t.Fatal(err)
-	}
+	tn := smallTenant(t)
 	target, err := tn.Resolve(smallTargets()[0])
 	if err != nil {
 		t.Fatal(err)

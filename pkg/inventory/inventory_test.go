@@ -71,10 +71,7 @@ func objects(t *testing.T, s *inventory.Store, f inventory.Filter) map[testenv.O
 // (the ground truth), their logins resolve, and the second pass changes nothing.
 func TestFullPassHoldsTheTenantOnceWhateverTheRedeliveries(t *testing.T) {
 	ctx := context.Background()
-	tn, err := tenant.New(tenant.SmallProfile())
-	if err != nil {
-		t.Fatal(err)
-	}
+	tn := smallTenant(t)
 	truth, err := testenv.Truth(ctx, tn, smallTargets(), fullOpts(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +140,7 @@ func first(cs []inventory.Change) []inventory.Change { return cs[:min(5, len(cs)
 // object already there, and upserts from then on; SQLite upserts every row. Both must hold the
 // same objects, field for field, after that pass and after a second one.
 func TestBackendsHoldTheSameObjects(t *testing.T) {
-	recs, err := testenv.ExportRecords(context.Background(), mustTenant(t), "job-1", smallTargets(), fullOpts())
+	recs, err := testenv.ExportRecords(context.Background(), smallTenant(t), "job-1", smallTargets(), fullOpts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +170,8 @@ func TestBackendsHoldTheSameObjects(t *testing.T) {
 	}
 }
 
-func mustTenant(t *testing.T) *tenant.Tenant {
+// smallTenant is the simulator's small profile, the tenant these tests export.
+func smallTenant(t *testing.T) *tenant.Tenant {
 	t.Helper()
 	tn, err := tenant.New(tenant.SmallProfile())
 	if err != nil {
@@ -192,10 +190,7 @@ func TestChangeSetEqualsTheSimulatorsChanges(t *testing.T) {
 	for _, second := range []inventory.Kind{inventory.Incremental, inventory.Full} {
 		t.Run(string(second), func(t *testing.T) {
 			ctx := context.Background()
-			tn, err := tenant.New(tenant.SmallProfile())
-			if err != nil {
-				t.Fatal(err)
-			}
+			tn := smallTenant(t)
 			recs1, err := testenv.ExportRecords(ctx, tn, "job-1", smallTargets(), fullOpts())
 			if err != nil {
 				t.Fatal(err)
