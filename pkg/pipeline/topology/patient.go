@@ -51,26 +51,31 @@ func (p patient) CreateOrUpdateObjectStore(ctx context.Context, cfg jetstream.Ob
 	})
 }
 
-// again runs req, each try within tryWithin, until it gets a reply or ctx ends. No responders
-// is asked again a few times only (about 3 s): a stream's leader being elected answers soon, a
-// server without JetStream never does, and its operator should hear so at once.
+// again runs req, each try within tryWithin, until it gets a reply or ctx ends (backoff.Retry).
+// No responders is asked again a few times only (about 3 s): a stream's leader being elected
+// answers soon, a server without JetStream never does, and its operator should hear so at once.
 func again[T any](ctx context.Context, req func(context.Context) (T, error)) (T, error) {
 	const maxUnanswered = 5
+	var v T
 	unanswered := 0
-	for n := 0; ; n++ {
+	err := backoff.Retry(ctx, 100*time.Millisecond, 2*time.Second, func(ctx context.Context) error {
 		tctx, cancel := context.WithTimeout(ctx, tryWithin)
-		v, err := req(tctx)
-		cancel()
-		if noResponders(err) {
-			unanswered++
+		defer cancel()
+		var err error
+		v, err = req(tctx)
+		switch {
+		case err == nil:
+			return nil
+		case noResponders(err):
+			if unanswered++; unanswered < maxUnanswered {
+				return err
+			}
+		case timedOut(err) && ctx.Err() == nil:
+			return err
 		}
-		if err == nil || ctx.Err() != nil || !(timedOut(err) || noResponders(err) && unanswered < maxUnanswered) {
-			return v, err
-		}
-		if serr := backoff.Sleep(ctx, backoff.Delay(100*time.Millisecond, 2*time.Second, n)); serr != nil {
-			return v, err
-		}
-	}
+		return backoff.Permanent(err)
+	}, nil)
+	return v, err
 }
 
 // timedOut reports whether err says no reply came within the try's deadline: a request or its
