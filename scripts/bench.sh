@@ -247,8 +247,9 @@ cat >>"$OUT" <<EOF
 ## Parse and publish (pkg/stage/parser)
 
 \`BenchmarkParseAndPublish\` runs the parser stage from \`ManifestReady\` to the last acknowledged
-record batch, on an embedded JetStream (file storage) in the same process. The package files are
-in the object store before the clock starts; a job is done when all its files are folded into the
+record batch, on an embedded JetStream in the same process, with the topology's storage (records
+and job state in file storage, the decrypted manifests' object store in memory: see
+docs/pipeline.md). The package files are in the object store before the clock starts; a job is done when all its files are folded into the
 job record, which happens only after every batch was acknowledged; three jobs per run. Two inputs:
 \`input=spsim\` is the simulator's package for a job on the default tenant's HR library with
 versions, permissions and security (what the demo parses: 72 MB in ten files, three of them

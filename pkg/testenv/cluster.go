@@ -23,8 +23,12 @@ import (
 // ServerStoreLimit is the JetStream storage budget of each test server (embedded, or a
 // nats-server process a harness starts). JetStream reserves every
 // stream's MaxBytes against it (an accounting, not disk space taken), and the topology's defaults
-// add up to about 15 GiB; the default budget (75% of the free disk) would fail on a small disk.
+// add up to about 14 GiB; the default budget (75% of the free disk) would fail on a small disk.
 const ServerStoreLimit = 64 << 30
+
+// ServerMemoryLimit is the same for memory storage, where the topology keeps its decrypted
+// manifests (1 GiB by default, topology.Options.ManifestStorage); deploy/nats/nats.conf gives 2 GB.
+const ServerMemoryLimit = 2 << 30
 
 // Cluster is a running JetStream cluster of embedded servers. Servers can be shut down and
 // restarted (with their store) to play a node's crash.
@@ -61,7 +65,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 			JetStream:          true,
 			StoreDir:           filepath.Join(dir, fmt.Sprintf("n%d", i+1)),
 			JetStreamMaxStore:  ServerStoreLimit,
-			JetStreamMaxMemory: 256 << 20,
+			JetStreamMaxMemory: ServerMemoryLimit,
 			Cluster:            server.ClusterOpts{Name: ClusterName, Host: "127.0.0.1", Port: ports[n+i]},
 			Routes:             server.RoutesFromStr(strings.Join(routes, ",")),
 			NoLog:              true,

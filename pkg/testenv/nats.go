@@ -53,7 +53,8 @@ func StartNATS(opts NATSOptions) (*NATSServer, error) {
 		NoSigs:     true,
 		// JetStream reserves every stream's size limit against this budget (an accounting, not
 		// disk taken); the default, 75% of the free disk, would refuse the topology on a small disk.
-		JetStreamMaxStore: ServerStoreLimit,
+		JetStreamMaxStore:  ServerStoreLimit,
+		JetStreamMaxMemory: ServerMemoryLimit,
 	})
 	if err != nil {
 		s.removeDir()

@@ -426,7 +426,7 @@ func TestStreamFillMetrics(t *testing.T) {
 		`amr_stream_messages{stream="AMR_PLANS"} 1`,
 		`amr_stream_max_bytes{stream="AMR_RECORDS"} 6.442450944e+09`,
 		`amr_stream_max_bytes{stream="KV_amr_jobs"} 1.073741824e+09`,
-		`amr_stream_max_bytes{stream="OBJ_amr_manifests"} 2.147483648e+09`,
+		`amr_stream_max_bytes{stream="OBJ_amr_manifests"} 1.073741824e+09`,
 		`amr_stream_consumers{stream="AMR_RECORDS"} 1`,
 		`amr_stream_bytes{stream="AMR_PLANS"}`,
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -59,8 +60,9 @@ func (e *LowerError) Is(target error) bool { return target == ErrLower }
 // stream, bucket, object store, the pipeline's durable consumers and the downstream consumers of
 // AMR_RECORDS. It never lowers a replica count or shrinks a size limit that exists unless
 // o.AllowLower (*LowerError otherwise), never sets a limit below what a stream holds, and never
-// deletes a consumer; a change JetStream cannot apply in place (a work queue's retention, the
-// storage type) fails with the server's error rather than deleting data. It is idempotent, and
+// deletes a consumer; a change JetStream cannot apply in place (a work queue's retention, a
+// stream's storage type) fails with the server's error rather than deleting data, and an object
+// store keeps the storage it has. It is idempotent, and
 // asks a request again when its reply was lost (patient).
 func Ensure(ctx context.Context, js jetstream.JetStream, o Options) error {
 	js = patient{js}
@@ -97,6 +99,14 @@ func Ensure(ctx context.Context, js jetstream.JetStream, o Options) error {
 		}
 	}
 	for _, cfg := range ObjectStores(o) {
+		// A store keeps the storage it was created with: JetStream cannot move a stream between
+		// file and memory in place. The manifests' store is a cache of Azure's blobs, so an
+		// operator moves it by deleting it (docs/pipeline.md).
+		if s, err := js.Stream(ctx, ObjectStream(cfg.Bucket)); err == nil {
+			cfg.Storage = s.CachedInfo().Config.Storage
+		} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("ensure object store %s: %w", cfg.Bucket, err)
+		}
 		if _, err := js.CreateOrUpdateObjectStore(ctx, cfg); err != nil {
 			return fmt.Errorf("ensure object store %s: %w", cfg.Bucket, err)
 		}
@@ -342,4 +352,39 @@ func VerifyDownstream(ctx context.Context, js jetstream.JetStream, name string) 
 			name, want.Stream, ErrMismatch, strings.Join(diffs, "; "), name)
 	}
 	return nil
+}
+
+// ManifestsGone reports whether err, from a request to the decrypted manifests' object store,
+// came of the store itself being gone: a standalone server does not keep a memory stream across
+// a restart (a cluster keeps it in its metadata), so the store's requests get no responders.
+func ManifestsGone(ctx context.Context, js jetstream.JetStream, err error) bool {
+	if !errors.Is(err, nats.ErrNoResponders) {
+		return false
+	}
+	_, err = patient{js}.Stream(ctx, ObjectStream(ObjectManifests))
+	return errors.Is(err, jetstream.ErrStreamNotFound)
+}
+
+// RestoreManifests creates the decrypted manifests' object store as o configures it when it is
+// gone (ManifestsGone), and reports whether it did. Any service may: the store holds only copies
+// of Azure's blobs, which the parser asks to have decrypted again when they are missing. A store
+// that exists, however configured, is left alone.
+func RestoreManifests(ctx context.Context, js jetstream.JetStream, o Options) (bool, error) {
+	for _, cfg := range ObjectStores(o) {
+		if cfg.Bucket != ObjectManifests {
+			continue
+		}
+		if _, err := (patient{js}).Stream(ctx, ObjectStream(cfg.Bucket)); !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return false, err // there (JetStream would take an identical create for a success), or no answer
+		}
+		_, err := js.CreateObjectStore(ctx, cfg)
+		switch {
+		case errors.Is(err, jetstream.ErrBucketExists), errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
+			return false, nil
+		case err != nil:
+			return false, fmt.Errorf("create object store %s again: %w", cfg.Bucket, err)
+		}
+		return true, nil
+	}
+	return false, nil
 }

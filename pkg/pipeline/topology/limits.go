@@ -15,9 +15,11 @@ const (
 )
 
 // defaultMaxBytes is the size limit of every stream, bucket and object store, by the name an
-// operator knows it by (the stream's, the bucket's). The defaults add up to about 16 GiB, under
-// the 20 GB max_file_store of deploy/nats/nats.conf: JetStream reserves each stream's MaxBytes on
-// every server holding a replica, and with R3 on three nodes every node holds one of each.
+// operator knows it by (the stream's, the bucket's). The file-stored defaults add up to about
+// 14 GiB, under the 20 GB max_file_store of deploy/nats/nats.conf: JetStream reserves each
+// stream's MaxBytes on every server holding a replica, and with R3 on three nodes every node holds
+// one of each. The decrypted manifests' limit counts against max_memory_store instead
+// (Options.ManifestStorage).
 // docs/pipeline.md gives the reasoning of each; Options.MaxBytes (amrctl topology apply
 // --max-bytes) changes them.
 var defaultMaxBytes = map[string]int64{
@@ -40,7 +42,7 @@ var defaultMaxBytes = map[string]int64{
 	BucketPlans:         1 * GiB,   // every planned spec (URL lists) of the plans kept
 	BucketSubmissions:   256 * MiB, // one SubmittedJob per spec
 	BucketParseProgress: 64 * MiB,  // ~200 B per file being parsed
-	ObjectManifests:     2 * GiB,   // decrypted manifests waiting for the parser: ~80 of 25 MB
+	ObjectManifests:     1 * GiB,   // decrypted manifests waiting for the parser, in memory: ~40 of 25 MB
 }
 
 // fallbackMaxBytes is the limit of a store missing from defaultMaxBytes: none is unbounded.

@@ -227,6 +227,9 @@ type Options struct {
 	Replicas int
 	// Storage is file storage unless set to jetstream.MemoryStorage (tests, never production).
 	Storage jetstream.StorageType
+	// ManifestsOnDisk keeps the decrypted manifests (ObjectManifests) in file storage. By default
+	// they are held in memory (ManifestStorage says why).
+	ManifestsOnDisk bool
 	// MaxBytes overrides the size limit (DefaultMaxBytes) of streams, buckets and object stores
 	// by name (AMR_RECORDS, amr_jobs, ...).
 	MaxBytes map[string]int64
@@ -315,10 +318,26 @@ func Buckets(o Options) []jetstream.KeyValueConfig {
 	}
 }
 
+// ManifestStorage is the storage of the decrypted manifests: memory, unless o.ManifestsOnDisk.
+//
+// A decrypted manifest is a copy of a blob that stays in Azure until its job is parsed: one the
+// store loses (a server restart drops a memory store's messages) is decrypted again at the
+// parser's request (AmrpipeManifestExpired), as one that expired is. Keeping the copies on disk
+// made every manifest byte be written, read back, checksummed twice and purged by the server:
+// parse-and-publish ran at 100 to 109K records/s with the store on disk against 136 to 155K in
+// memory (docs/benchmarks.md). The price is memory on every server holding a replica, bounded by
+// the store's size limit (DefaultMaxBytes), and re-downloads after a restart.
+func (o Options) ManifestStorage() jetstream.StorageType {
+	if o.ManifestsOnDisk {
+		return o.Storage
+	}
+	return jetstream.MemoryStorage
+}
+
 // ObjectStores returns the configuration of every object store.
 func ObjectStores(o Options) []jetstream.ObjectStoreConfig {
 	return []jetstream.ObjectStoreConfig{
-		{Bucket: ObjectManifests, TTL: ManifestTTL, Storage: o.Storage, Replicas: o.replicas(), MaxBytes: o.maxBytes(ObjectManifests)},
+		{Bucket: ObjectManifests, TTL: ManifestTTL, Storage: o.ManifestStorage(), Replicas: o.replicas(), MaxBytes: o.maxBytes(ObjectManifests)},
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"regexp"
 	"slices"
@@ -672,4 +673,103 @@ func bareJetStream(t *testing.T) *testenv.JetStream {
 	env := &testenv.JetStream{Server: srv}
 	env.Conn, env.JS = env.Connect(t)
 	return env
+}
+
+// TestManifestsStorage: decrypted manifests are held in memory unless the operator keeps them on
+// disk, and an apply never tries to move an existing store between the two (JetStream cannot).
+func TestManifestsStorage(t *testing.T) {
+	env := testenv.StartJetStream(t) // applied with the defaults
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	storage := func() jetstream.StorageType {
+		t.Helper()
+		s, err := env.JS.Stream(ctx, topology.ObjectStream(topology.ObjectManifests))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().Config.Storage
+	}
+	if got := storage(); got != jetstream.MemoryStorage {
+		t.Fatalf("default: manifests in %v storage, want memory", got)
+	}
+	if err := env.JS.DeleteObjectStore(ctx, topology.ObjectManifests); err != nil {
+		t.Fatal(err)
+	}
+	if err := topology.Ensure(ctx, env.JS, topology.Options{ManifestsOnDisk: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := storage(); got != jetstream.FileStorage {
+		t.Fatalf("ManifestsOnDisk: manifests in %v storage, want file", got)
+	}
+	// A service applying the defaults later leaves the store on disk.
+	if err := topology.Ensure(ctx, env.JS, topology.Options{}); err != nil {
+		t.Fatalf("Ensure over a store on disk: %v", err)
+	}
+	if got := storage(); got != jetstream.FileStorage {
+		t.Fatalf("after a default apply: manifests in %v storage, want file (kept)", got)
+	}
+}
+
+// TestManifestsAfterRestart: a standalone server does not keep a memory stream across a restart,
+// so the in-memory manifests store is gone with its files. Its requests then say so
+// (ManifestsGone: the parser asks for its files to be decrypted again), and the decryptor creates
+// it again (RestoreManifests) before storing them.
+func TestManifestsAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	start := func(port int) (*testenv.NATSServer, jetstream.JetStream) {
+		t.Helper()
+		s, err := testenv.StartNATS(testenv.NATSOptions{StoreDir: dir, Port: port})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		nc, js, err := testenv.Connect(s.ClientURL(), "restart-test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		return s, js
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, js := start(0)
+	if err := topology.Ensure(ctx, js, topology.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	obs, err := js.ObjectStore(ctx, topology.ObjectManifests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := topology.ManifestObject("job-1", "Manifest.xml")
+	if _, err := obs.PutBytes(ctx, name, []byte("<SPObjects/>")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = obs.GetInfo(ctx, "job-1/none.xml")
+	if topology.ManifestsGone(ctx, js, err) {
+		t.Fatalf("ManifestsGone(%v) with the store there", err)
+	}
+	port := s.Addr().(interface{ AddrPort() netip.AddrPort }).AddrPort().Port()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, js = start(int(port))
+	_, err = obs.GetInfo(ctx, name) // the handle of before the restart, as a running stage holds it
+	if !topology.ManifestsGone(ctx, js, err) {
+		t.Fatalf("after a restart, GetInfo = %v: not taken for the store gone", err)
+	}
+	if created, err := topology.RestoreManifests(ctx, js, topology.Options{}); err != nil || !created {
+		t.Fatalf("RestoreManifests = %v, %v; want created", created, err)
+	}
+	if created, err := topology.RestoreManifests(ctx, js, topology.Options{}); err != nil || created {
+		t.Fatalf("RestoreManifests again = %v, %v; want nothing done", created, err)
+	}
+	if _, err := obs.GetInfo(ctx, name); !errors.Is(err, jetstream.ErrObjectNotFound) {
+		t.Fatalf("a file stored before the restart: %v, want %v", err, jetstream.ErrObjectNotFound)
+	}
+	if _, err := obs.PutBytes(ctx, name, []byte("<SPObjects/>")); err != nil {
+		t.Fatalf("storing into the store created again: %v", err)
+	}
+	if err := topology.Verify(ctx, js, topology.Options{}); err != nil {
+		t.Fatalf("verify after a restart: %v", err)
+	}
 }

@@ -246,6 +246,9 @@ func (s *Stage) store(ctx context.Context, jobID, specID, blobName, file string,
 	info, err := s.objects.Put(ctx, jetstream.ObjectMeta{Name: object, Description: "decrypted " + blobName,
 		Opts: &jetstream.ObjectMetaOptions{ChunkSize: topology.ManifestChunkSize}}, plain)
 	if err != nil {
+		if topology.ManifestsGone(ctx, s.deps.Runtime.JS, err) {
+			return nil, failure("object_store", s.restoreStore(ctx, object, err))
+		}
 		return nil, decryptFailure(blobName, specID, err)
 	}
 	ready, err := manifestReady(info, jobID, specID, file)
@@ -264,6 +267,20 @@ func (s *Stage) store(ctx context.Context, jobID, specID, blobName, file string,
 	s.metrics.manifests.WithLabelValues(mode).Inc()
 	span.SetAttributes(attribute.Int64("amr.bytes", ready.GetSize()), attribute.String("amr.mode", mode))
 	return ready, nil
+}
+
+// restoreStore creates the object store again after a server restart lost it (it is held in
+// memory: topology.Options.ManifestStorage) and returns the retryable error of the put it failed.
+func (s *Stage) restoreStore(ctx context.Context, object string, cause error) error {
+	created, err := topology.RestoreManifests(ctx, s.deps.Runtime.JS, topology.Options{Replicas: s.deps.Runtime.Config.Replicas})
+	if err != nil {
+		return &bus.Retryable{Err: fmt.Errorf("store %s: %w (%w)", object, cause, err)}
+	}
+	if created {
+		s.log.WarnContext(ctx, "object store was gone (a server restart empties a store held in memory); created it again",
+			"store", topology.ObjectManifests, "object", object)
+	}
+	return &bus.Retryable{Err: fmt.Errorf("store %s: the object store was gone: %w", object, cause)}
 }
 
 // manifestReady announces the stored object info describes: its size and its SHA-256 digest,

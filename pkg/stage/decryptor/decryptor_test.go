@@ -447,6 +447,30 @@ func TestIncompleteObjectIsStoredAgain(t *testing.T) {
 	}
 }
 
+// TestStoreGoneIsCreatedAgain: a standalone server's restart takes the in-memory manifests store
+// away with its files (topology.Options.ManifestStorage). The decryptor creates it again and
+// stores the file it was decrypting; nothing is dead-lettered.
+func TestStoreGoneIsCreatedAgain(t *testing.T) {
+	t.Parallel()
+	ctx, e, _, j := oneJob(t)
+	// The handle the decryptor bound at start outlives the store, as it does across a restart.
+	if err := e.NATS.JS.DeleteStream(ctx, topology.ObjectStream(topology.ObjectManifests)); err != nil {
+		t.Fatal(err)
+	}
+	ups := relayUploads(t, ctx, e, j.ID, j.SpecID, e.Log(t, ctx, j))
+	idle(t, ctx, e)
+	for _, u := range ups {
+		_, file, _ := strings.Cut(u.name, "/")
+		got, err := object(t, ctx, e, topology.ManifestObject(j.ID, file))
+		if want := blob(t, ctx, j, u.name); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s after the store was gone: %d bytes (%v), want the %d bytes of the blob", u.name, len(got), err, len(want))
+		}
+	}
+	if got := len(manifests(t, ctx, e, j.ID)); got != len(ups) {
+		t.Fatalf("%d ManifestReady for %d uploads", got, len(ups))
+	}
+}
+
 // TestExpiredCopyIsDecryptedAgain: the parser found a file's decrypted copy gone and asks for it
 // again (parser.RedecryptRequest). The decryptor decrypts the blob anew into the object store (the
 // same bytes, without a second ManifestReady: the parser holds its own); when Azure no longer has

@@ -14,8 +14,9 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 )
 
-// errObjectGone: the decrypted file is not (or no longer) in the object store: its TTL expired, or
-// it was deleted once its file was published. The file is still in Azure.
+// errObjectGone: the decrypted file is not (or no longer) in the object store: its TTL expired, it
+// was deleted once its file was published, or a server restart emptied the store (it is held in
+// memory, topology.Options.ManifestStorage). The file is still in Azure.
 var errObjectGone = errors.New("decrypted object gone from " + topology.ObjectManifests)
 
 // chunkIdle is how long a read waits for the next chunk of an object before it looks whether the
@@ -33,11 +34,11 @@ const readStall = 30 * time.Second
 // store layout, ADR-20: stream OBJ_<bucket>, chunks on $O.<bucket>.C.<nuid>).
 //
 // ObjectStore.Get does the same through a pipe and computes the object's SHA-256 as it goes; the
-// parser skips both. The hash would only catch what cannot happen unnoticed: JetStream checks every
-// stored message against its own checksum when it loads it from disk, the object's digest is
-// compared with the one the decryptor announced (sameContent), and the reader checks the number of
-// chunks and bytes against the object's metadata. Hashing each 25 MB file again cost about 8 % of
-// the parse-and-publish CPU.
+// parser skips both. The hash would only catch what cannot happen unnoticed: the store is in memory
+// (on disk, JetStream checks every message against its own checksum as it loads it), the object's
+// digest is compared with the one the decryptor announced (sameContent), and the reader checks the
+// number of chunks and bytes against the object's metadata. Hashing each 25 MB file again cost
+// about 8 % of the parse-and-publish CPU.
 type objectReader struct {
 	info   *jetstream.ObjectInfo
 	gone   func(context.Context) bool // whether the object is gone or replaced
@@ -56,7 +57,7 @@ type objectReader struct {
 // openObject opens the named object of bucket for reading; errObjectGone when there is none.
 func openObject(ctx context.Context, js jetstream.JetStream, objects jetstream.ObjectStore, bucket, name string) (*objectReader, error) {
 	info, err := objects.GetInfo(ctx, name)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
+	if errors.Is(err, jetstream.ErrObjectNotFound) || topology.ManifestsGone(ctx, js, err) {
 		return nil, errObjectGone
 	}
 	if err != nil {

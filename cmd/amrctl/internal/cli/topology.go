@@ -21,12 +21,14 @@ type topologyFlags struct {
 	maxBytes   []string
 	downstream []string
 	allowLower bool
+	onDisk     bool
 }
 
 // options reads the flags into topology options; a size for a name the topology does not have
 // is an error (a typo would silently change nothing).
 func (f *topologyFlags) options() (topology.Options, error) {
-	o := topology.Options{Replicas: f.replicas, Downstream: f.downstream, AllowLower: f.allowLower, MaxBytes: map[string]int64{}}
+	o := topology.Options{Replicas: f.replicas, Downstream: f.downstream, AllowLower: f.allowLower, ManifestsOnDisk: f.onDisk,
+		MaxBytes: map[string]int64{}}
 	var known []string
 	for _, st := range topology.Stores(topology.Options{}) {
 		known = append(known, st.Name)
@@ -91,6 +93,8 @@ never deletes a consumer. docs/pipeline.md lists every stream, bucket, consumer 
 	af.StringArrayVar(&f.maxBytes, "max-bytes", nil, "size limit of one stream, bucket or object store, NAME=SIZE (e.g. AMR_RECORDS=20GiB); repeatable")
 	af.StringSliceVar(&f.downstream, "downstream", nil, "durable consumers of AMR_RECORDS that downstream systems read with (default \""+topology.DefaultDownstream+"\"); records are kept until each acknowledged them")
 	af.BoolVar(&f.allowLower, "allow-lower", false, "lower replicas and size limits that exist (never below what a stream holds)")
+	af.BoolVar(&f.onDisk, "manifests-on-disk", false, "create the decrypted manifests' object store ("+topology.ObjectManifests+
+		") in file storage instead of memory; an existing store keeps its storage (docs/pipeline.md)")
 
 	var vf topologyFlags
 	verify := &cobra.Command{
