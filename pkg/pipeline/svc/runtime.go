@@ -306,6 +306,13 @@ func (r *Runtime) ensureTopology(ctx context.Context, o topology.Options) error 
 			return err
 		}
 	}
+	// A standalone server's restart loses the in-memory manifests store; a service started after
+	// it creates the store again rather than wait for it (topology.RestoreManifests).
+	if created, err := topology.RestoreManifests(ctx, r.JS, o); err != nil {
+		return err
+	} else if created {
+		r.Log.Warn("object store was gone (a server restart empties a store held in memory); created it again", "store", topology.ObjectManifests)
+	}
 	return topology.Verify(ctx, r.JS, o)
 }
 

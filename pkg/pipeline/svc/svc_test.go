@@ -341,8 +341,10 @@ func TestServiceWaitsForTheTopology(t *testing.T) {
 	if code, _ := get(t, rt, "/readyz"); code != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz = %d while the topology is missing", code)
 	}
-	if _, err := rt.JS.Stream(ctx, topology.StreamRecords); !errors.Is(err, jetstream.ErrStreamNotFound) {
-		t.Fatalf("a verifying service created the records stream: %v", err)
+	for _, stream := range []string{topology.StreamRecords, topology.ObjectStream(topology.ObjectManifests)} {
+		if _, err := rt.JS.Stream(ctx, stream); !errors.Is(err, jetstream.ErrStreamNotFound) {
+			t.Fatalf("a verifying service created %s: %v", stream, err)
+		}
 	}
 	// amrctl topology apply, from elsewhere.
 	other, _ := startRuntime(t, srv.ClientURL(), "none", nil)
@@ -354,6 +356,37 @@ func TestServiceWaitsForTheTopology(t *testing.T) {
 	}
 	if code, body := get(t, rt, "/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz = %d %q after the topology was applied", code, body)
+	}
+}
+
+// TestServiceRestoresTheManifestsStore: a standalone server's restart loses the in-memory
+// manifests store and keeps the rest of the topology; a service starting then creates the store
+// again instead of waiting for an operator.
+func TestServiceRestoresTheManifestsStore(t *testing.T) {
+	srv := startNATS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	applier, _ := startRuntime(t, srv.ClientURL(), "none", nil)
+	if err := applier.EnsureTopology(ctx); err != nil {
+		t.Fatal(err)
+	}
+	manifests := topology.ObjectStream(topology.ObjectManifests)
+	if err := applier.JS.DeleteStream(ctx, manifests); err != nil { // what the restart does
+		t.Fatal(err)
+	}
+	rt, logs := verifyingRuntime(t, srv.ClientURL(), nil)
+	if err := rt.EnsureTopology(ctx); err != nil {
+		t.Fatalf("EnsureTopology without the manifests store: %v", err)
+	}
+	s, err := rt.JS.Stream(ctx, manifests)
+	if err != nil {
+		t.Fatalf("the manifests store after a service started: %v", err)
+	}
+	if got := s.CachedInfo().Config.Storage; got != jetstream.MemoryStorage {
+		t.Errorf("restored in %v storage, want memory", got)
+	}
+	if !strings.Contains(logs.String(), "created it again") {
+		t.Errorf("no word of the restored store in the log:\n%s", logs)
 	}
 }
 

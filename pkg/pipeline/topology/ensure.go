@@ -365,26 +365,34 @@ func ManifestsGone(ctx context.Context, js jetstream.JetStream, err error) bool 
 	return errors.Is(err, jetstream.ErrStreamNotFound)
 }
 
-// RestoreManifests creates the decrypted manifests' object store as o configures it when it is
-// gone (ManifestsGone), and reports whether it did. Any service may: the store holds only copies
-// of Azure's blobs, which the parser asks to have decrypted again when they are missing. A store
-// that exists, however configured, is left alone.
+// RestoreManifests creates the decrypted manifests' object store as o configures it when a
+// standalone server lost it with a restart (a memory stream's configuration is not kept), and
+// reports whether it did. Any service may: the store holds only copies of Azure's blobs, which the
+// parser asks to have decrypted again when they are missing. It does nothing when the store
+// exists (however configured), when the rest of the topology is not applied either (applying is
+// the operator's, or -apply-topology's), or on a cluster, which keeps its streams' configuration:
+// a store missing there was deleted on purpose.
 func RestoreManifests(ctx context.Context, js jetstream.JetStream, o Options) (bool, error) {
-	for _, cfg := range ObjectStores(o) {
-		if cfg.Bucket != ObjectManifests {
-			continue
-		}
-		if _, err := (patient{js}).Stream(ctx, ObjectStream(cfg.Bucket)); !errors.Is(err, jetstream.ErrStreamNotFound) {
-			return false, err // there (JetStream would take an identical create for a success), or no answer
-		}
-		_, err := js.CreateObjectStore(ctx, cfg)
-		switch {
-		case errors.Is(err, jetstream.ErrBucketExists), errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
-			return false, nil
-		case err != nil:
-			return false, fmt.Errorf("create object store %s again: %w", cfg.Bucket, err)
-		}
-		return true, nil
+	if js.Conn().ConnectedClusterName() != "" {
+		return false, nil
 	}
-	return false, nil
+	js = patient{js}
+	cfg := manifestsStore(o)
+	if _, err := js.Stream(ctx, ObjectStream(cfg.Bucket)); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return false, err // there (JetStream would take an identical create for a success), or no answer
+	}
+	if _, err := js.Stream(ctx, StreamManifests); err != nil {
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			err = nil
+		}
+		return false, err
+	}
+	_, err := js.CreateObjectStore(ctx, cfg)
+	switch {
+	case errors.Is(err, jetstream.ErrBucketExists), errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
+		return false, nil // another service was first
+	case err != nil:
+		return false, fmt.Errorf("create object store %s again: %w", cfg.Bucket, err)
+	}
+	return true, nil
 }

@@ -336,9 +336,12 @@ func (o Options) ManifestStorage() jetstream.StorageType {
 
 // ObjectStores returns the configuration of every object store.
 func ObjectStores(o Options) []jetstream.ObjectStoreConfig {
-	return []jetstream.ObjectStoreConfig{
-		{Bucket: ObjectManifests, TTL: ManifestTTL, Storage: o.ManifestStorage(), Replicas: o.replicas(), MaxBytes: o.maxBytes(ObjectManifests)},
-	}
+	return []jetstream.ObjectStoreConfig{manifestsStore(o)}
+}
+
+func manifestsStore(o Options) jetstream.ObjectStoreConfig {
+	return jetstream.ObjectStoreConfig{Bucket: ObjectManifests, TTL: ManifestTTL, Storage: o.ManifestStorage(), Replicas: o.replicas(),
+		MaxBytes: o.maxBytes(ObjectManifests)}
 }
 
 // KVStream and ObjectStream are the names of the streams JetStream keeps a bucket and an object

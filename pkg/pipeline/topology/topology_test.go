@@ -733,6 +733,10 @@ func TestManifestsAfterRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	s, js := start(0)
+	// Before the topology is applied, restoring is not a service's business.
+	if created, err := topology.RestoreManifests(ctx, js, topology.Options{}); err != nil || created {
+		t.Fatalf("RestoreManifests with nothing applied = %v, %v; want nothing done", created, err)
+	}
 	if err := topology.Ensure(ctx, js, topology.Options{}); err != nil {
 		t.Fatal(err)
 	}
