@@ -130,11 +130,12 @@ func (s *Stack) startNATS(ctx context.Context, bin string) error {
 		return err
 	}
 	s.URL = "nats://127.0.0.1:" + strconv.Itoa(port)
-	// The storage budget in a config file (no flag sets it): by default JetStream budgets 75% of
-	// the free disk, and the topology's size limits (about 16 GiB, reserved, not taken) were
-	// refused on a machine with 21 GB free.
+	// The storage budgets in a config file (no flag sets them): by default JetStream budgets 75% of
+	// the free disk, and the topology's file-stored size limits (about 14 GiB, reserved, not
+	// taken) were refused on a machine with 21 GB free; the decrypted manifests are in memory.
 	conf := filepath.Join(s.Dir, "nats-server.conf")
-	body := fmt.Sprintf("jetstream {\n  store_dir: %q\n  max_file_store: %d\n}\n", filepath.Join(s.Dir, "jetstream"), int64(testenv.ServerStoreLimit))
+	body := fmt.Sprintf("jetstream {\n  store_dir: %q\n  max_file_store: %d\n  max_memory_store: %d\n}\n", filepath.Join(s.Dir, "jetstream"),
+		int64(testenv.ServerStoreLimit), int64(testenv.ServerMemoryLimit))
 	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
 		return err
 	}
