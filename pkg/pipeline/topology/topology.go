@@ -323,10 +323,10 @@ func Buckets(o Options) []jetstream.KeyValueConfig {
 // A decrypted manifest is a copy of a blob that stays in Azure until its job is parsed: one the
 // store loses (a server restart drops a memory store's messages) is decrypted again at the
 // parser's request (AmrpipeManifestExpired), as one that expired is. Keeping the copies on disk
-// made every manifest byte be written, read back, checksummed twice and purged by the server:
-// parse-and-publish ran at 100 to 109K records/s with the store on disk against 136 to 155K in
-// memory (docs/benchmarks.md). The price is memory on every server holding a replica, bounded by
-// the store's size limit (DefaultMaxBytes), and re-downloads after a restart.
+// made the server write every manifest byte, read it back, checksum it twice and purge it: that
+// was a third of its work in BenchmarkParseAndPublish, whose records/s rose by 13 to 60 % with the
+// store in memory (docs/benchmarks.md). The price is memory on every server holding a replica,
+// bounded by the store's size limit (DefaultMaxBytes), and re-downloads after a restart.
 func (o Options) ManifestStorage() jetstream.StorageType {
 	if o.ManifestsOnDisk {
 		return o.Storage
