@@ -640,20 +640,11 @@ func TestReplicasNeverLowered(t *testing.T) {
 // TestApplyWithoutJetStreamFailsAtOnce: a server without JetStream answers no request; the apply
 // says so within seconds instead of waiting for replies that cannot come.
 func TestApplyWithoutJetStreamFailsAtOnce(t *testing.T) {
-	srv, err := testenv.StartNATS(testenv.NATSOptions{NoJetStream: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	nc, js, err := testenv.Connect(srv.ClientURL(), "no-jetstream")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	_, js := serve(t, testenv.NATSOptions{NoJetStream: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	start := time.Now()
-	err = topology.Ensure(ctx, js, topology.Options{})
+	err := topology.Ensure(ctx, js, topology.Options{})
 	if !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, jetstream.ErrNoStreamResponse) {
 		t.Fatalf("apply without JetStream = %v, want no responders", err)
 	}
@@ -717,18 +708,7 @@ func TestManifestsStorage(t *testing.T) {
 func TestManifestsAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	start := func(port int) (*testenv.NATSServer, jetstream.JetStream) {
-		t.Helper()
-		s, err := testenv.StartNATS(testenv.NATSOptions{StoreDir: dir, Port: port})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		nc, js, err := testenv.Connect(s.ClientURL(), "restart-test")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		return s, js
+		return serve(t, testenv.NATSOptions{StoreDir: dir, Port: port})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -776,4 +756,20 @@ func TestManifestsAfterRestart(t *testing.T) {
 	if err := topology.Verify(ctx, js, topology.Options{}); err != nil {
 		t.Fatalf("verify after a restart: %v", err)
 	}
+}
+
+// serve starts an embedded server with opts and connects to it; both end with the test.
+func serve(t *testing.T, opts testenv.NATSOptions) (*testenv.NATSServer, jetstream.JetStream) {
+	t.Helper()
+	s, err := testenv.StartNATS(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	nc, js, err := testenv.Connect(s.ClientURL(), t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return s, js
 }
