@@ -42,7 +42,7 @@ var defaultMaxBytes = map[string]int64{
 	BucketPlans:         1 * GiB,   // every planned spec (URL lists) of the plans kept
 	BucketSubmissions:   256 * MiB, // one SubmittedJob per spec
 	BucketParseProgress: 64 * MiB,  // ~200 B per file being parsed
-	ObjectManifests:     1 * GiB,   // decrypted manifests waiting for the parser, in memory: ~40 of 25 MB
+	ObjectManifests:     1 * GiB,   // decrypted manifests waiting for the parser, in memory, compressed: ~300 of 25 MB
 }
 
 // fallbackMaxBytes is the limit of a store missing from defaultMaxBytes: none is unbounded.

@@ -250,12 +250,19 @@ func TestEnsureIsIdempotentAndRoutes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		info, err := c.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.NumPending != want {
-			t.Errorf("consumer %s has %d pending, want %d", name, info.NumPending, want)
+		// A consumer counts a stored message a moment after the publish is acknowledged (seen
+		// on a loaded machine): wait for the count, fail on too many.
+		var pending uint64
+		testenv.Eventually(t, 10*time.Second, fmt.Sprintf("consumer %s to have %d pending", name, want), func() bool {
+			info, err := c.Info(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pending = info.NumPending
+			return pending >= want
+		})
+		if pending != want {
+			t.Errorf("consumer %s has %d pending, want %d", name, pending, want)
 		}
 	}
 	if _, err := topology.BindConsumer(ctx, env.JS, "nobody"); err == nil {

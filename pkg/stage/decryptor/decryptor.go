@@ -37,6 +37,7 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/crypto/keywrap"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/manifestcopy"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/sas"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/storage"
@@ -239,12 +240,10 @@ func (s *Stage) store(ctx context.Context, jobID, specID, blobName, file string,
 	if err != nil {
 		return nil, err
 	}
-	// Put streams in chunks and purges them if the reader fails, so a truncated or tampered
-	// blob leaves no object behind (and a good one from an earlier delivery stays). It digests
-	// what it stores (SHA-256), the digest ManifestReady carries: hashing it here as well cost
-	// as much again.
-	info, err := s.objects.Put(ctx, jetstream.ObjectMeta{Name: object, Description: "decrypted " + blobName,
-		Opts: &jetstream.ObjectMetaOptions{ChunkSize: topology.ManifestChunkSize}}, plain)
+	// The file is decrypted and compressed whole before anything is stored, so a truncated or
+	// tampered blob leaves no object behind (and a good one from an earlier delivery stays). The
+	// object store digests what it stores (SHA-256), the digest ManifestReady carries.
+	info, _, err := manifestcopy.Store(ctx, s.objects, object, "decrypted "+blobName, plain)
 	if err != nil {
 		if topology.ManifestsGone(ctx, s.deps.Runtime.JS, err) {
 			return nil, failure("object_store", s.restoreStore(ctx, object, err))
@@ -283,15 +282,16 @@ func (s *Stage) restoreStore(ctx context.Context, object string, cause error) er
 	return &bus.Retryable{Err: fmt.Errorf("store %s: the object store was gone: %w", object, cause)}
 }
 
-// manifestReady announces the stored object info describes: its size and its SHA-256 digest,
-// which the object store computes over the bytes it stores ("SHA-256=" and base64url).
+// manifestReady announces the stored object info describes: the file's size and the object's
+// SHA-256 digest, which the object store computes over the bytes it stores ("SHA-256=" and
+// base64url).
 func manifestReady(info *jetstream.ObjectInfo, jobID, specID, file string) (*amrpipev1.ManifestReady, error) {
 	digest, ok := strings.CutPrefix(info.Digest, "SHA-256=")
 	sum, err := base64.URLEncoding.DecodeString(digest)
 	if !ok || err != nil || len(sum) != sha256.Size {
 		return nil, fmt.Errorf("object %s has no SHA-256 digest (%q)", info.Name, info.Digest)
 	}
-	return &amrpipev1.ManifestReady{JobId: jobID, File: file, Object: info.Name, Size: int64(info.Size),
+	return &amrpipev1.ManifestReady{JobId: jobID, File: file, Object: info.Name, Size: manifestcopy.Size(info),
 		Sha256: hex.EncodeToString(sum), SpecId: specID}, nil
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/amrpipe/amrpipe/pkg/crypto/aescbc"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/manifestcopy"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/svc"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/amrevent"
@@ -166,13 +167,45 @@ func blob(t *testing.T, ctx context.Context, j testenv.Job, name string) []byte 
 	return data[:len(data)-pad]
 }
 
+// storedObject is the object name's bytes, as stored, and its info.
+func storedObject(t *testing.T, ctx context.Context, e *testenv.World, name string) ([]byte, *jetstream.ObjectInfo) {
+	t.Helper()
+	obs, err := e.NATS.JS.ObjectStore(ctx, topology.ObjectManifests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := obs.GetBytes(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := obs.GetInfo(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw, info
+}
+
+// object is the decrypted file the object name holds, as the parser reads it.
 func object(t *testing.T, ctx context.Context, e *testenv.World, name string) ([]byte, error) {
 	t.Helper()
 	obs, err := e.NATS.JS.ObjectStore(ctx, topology.ObjectManifests)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return obs.GetBytes(ctx, name)
+	obj, err := obs.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = obj.Close() }()
+	info, err := obj.Info()
+	if err != nil {
+		return nil, err
+	}
+	file, err := manifestcopy.Open(info, obj)
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(file)
 }
 
 func TestEveryUploadBecomesOneManifest(t *testing.T) {
@@ -203,10 +236,14 @@ func TestEveryUploadBecomesOneManifest(t *testing.T) {
 				want := blob(t, ctx, j, u.name)
 				_, file, _ := strings.Cut(u.name, "/")
 				r := ready[file]
-				sum := sha256.Sum256(want)
+				raw, info := storedObject(t, ctx, e, r.GetObject()) // the object's own bytes: the file compressed
+				sum := sha256.Sum256(raw)
 				if r.GetJobId() != j.ID || r.GetFile() != file || r.GetObject() != j.ID+"/"+file || r.GetSize() != int64(len(want)) ||
 					r.GetSha256() != hex.EncodeToString(sum[:]) || r.GetSpecId() != j.SpecID {
-					t.Errorf("ManifestReady %v; want %s, %d bytes, sha256 %x, spec %s", r, u.name, len(want), sum, j.SpecID)
+					t.Errorf("ManifestReady %v; want %s, %d bytes, the object's sha256 %x, spec %s", r, u.name, len(want), sum, j.SpecID)
+				}
+				if enc := info.Headers.Get(manifestcopy.EncodingHeader); enc != manifestcopy.EncodingS2 {
+					t.Errorf("object %s encoded %q, want %q", r.GetObject(), enc, manifestcopy.EncodingS2)
 				}
 				got, err := object(t, ctx, e, r.GetObject())
 				if err != nil || !bytes.Equal(got, want) {

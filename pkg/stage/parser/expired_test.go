@@ -2,8 +2,6 @@ package parser
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"slices"
 	"testing"
 	"time"
@@ -32,7 +30,13 @@ func TestGoneObjectIsAskedForAgain(t *testing.T) {
 		{name: "gone", store: func(*harness, string, []byte) {}},
 		{name: "copy not matching its digest", store: func(h *harness, jobID string, data []byte) {
 			h.putFile(jobID, "Manifest1.xml", data)
-			corruptChunk(h, topology.ManifestObject(jobID, "Manifest1.xml"), data[len(data)/2:])
+			object := topology.ManifestObject(jobID, "Manifest1.xml")
+			raw, err := h.objects.GetBytes(context.Background(), object)
+			if err != nil {
+				h.t.Fatal(err)
+			}
+			raw[len(raw)/2] ^= 0xff // one byte changed in the stored chunk
+			corruptChunk(h, object, raw)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { askedForAgain(t, tc.store) })
@@ -69,10 +73,13 @@ func askedForAgain(t *testing.T, store func(h *harness, jobID string, data []byt
 	h.ready(h.putFile(j.id, "Manifest.xml", j.files["Manifest.xml"]), j.id+"/Manifest.xml")
 	h.ready(h.putFile(j.id, "UserGroup.xml", j.files["UserGroup.xml"]), j.id+"/UserGroup.xml")
 	gone := j.files["Manifest1.xml"]
+	ready := h.putFile("scratch", "Manifest1.xml", gone) // what the decryptor announces of the file
+	if err := h.objects.Delete(context.Background(), ready.GetObject()); err != nil {
+		t.Fatal(err)
+	}
 	store(h, j.id, gone)
-	sum := sha256.Sum256(gone)
-	h.ready(&amrpipev1.ManifestReady{JobId: j.id, File: "Manifest1.xml", Object: topology.ManifestObject(j.id, "Manifest1.xml"),
-		Size: int64(len(gone)), Sha256: hex.EncodeToString(sum[:]), SpecId: "spec-1"}, j.id+"/Manifest1.xml")
+	ready.JobId, ready.Object = j.id, topology.ManifestObject(j.id, "Manifest1.xml")
+	h.ready(ready, j.id+"/Manifest1.xml")
 	h.end(j.id, topology.EventJobEnd, "end-"+j.id)
 
 	requests := func() []*amrpipev1.RelayedEvent {

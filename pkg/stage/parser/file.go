@@ -16,6 +16,7 @@ import (
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/manifestcopy"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/manifest"
 	"github.com/amrpipe/amrpipe/pkg/sharepoint/sas"
@@ -153,6 +154,10 @@ func (s *Stage) parse(ctx context.Context, rec *amrpipev1.JobRecord, file, objec
 	if err := sameContent(obj.Info(), ready); err != nil {
 		return nil, err
 	}
+	content, err := manifestcopy.Open(obj.Info(), obj)
+	if err != nil {
+		return nil, &bus.Permanent{Reason: err.Error()}
+	}
 	fr := framing{jobID: rec.GetJobId(), specID: spec.GetSpecId(), file: file, size: s.cfg.BatchSize, maxBytes: s.maxBytes,
 		content: ready.GetSha256()}
 	rp, prog, err := s.progress.begin(ctx, fr)
@@ -165,7 +170,7 @@ func (s *Stage) parse(ctx context.Context, rec *amrpipev1.JobRecord, file, objec
 			"complete", rp.mark.complete, "on_stream_ahead", len(rp.skip))
 	}
 	pub := bus.NewAsyncPublisher(s.deps.Runtime.JS, bus.AsyncOptions{MaxPending: s.cfg.MaxPending})
-	out, err := parseAndPublish(ctx, obj, newPolicy(spec), newProbeScan(spec), fr, rp, pub, prog)
+	out, err := parseAndPublish(ctx, content, newPolicy(spec), newProbeScan(spec), fr, rp, pub, prog)
 	// Every batch must have landed before the file counts as parsed; after a parse error the
 	// landed ones are what the dead letter leaves downstream.
 	cerr := pub.Close(ctx)
@@ -177,6 +182,13 @@ func (s *Stage) parse(ctx context.Context, rec *amrpipev1.JobRecord, file, objec
 	}
 	cancel()
 	s.metrics.batches.Add(float64(out.sent))
+	if manifestcopy.Corrupt(err) { // its checksums caught it: no second read needed to tell
+		if derr := s.objects.Delete(ctx, object); derr != nil && !errors.Is(derr, jetstream.ErrObjectNotFound) {
+			return out, &bus.Retryable{Err: fmt.Errorf("%s: the stored copy is corrupt (%v), and deleting it failed: %w", file, err, derr)}
+		}
+		s.log.WarnContext(ctx, "stored copy is corrupt; deleted it to decrypt the blob again", "object", object, "err", err)
+		return out, fmt.Errorf("%s: the stored copy is corrupt (%v; deleted, the blob is still in Azure): %w", file, err, errObjectGone)
+	}
 	var se *manifest.SyntaxError
 	if errors.As(err, &se) {
 		switch check := s.reproduces(ctx, object, se); check {
@@ -229,7 +241,15 @@ func (s *Stage) reproduces(ctx context.Context, object string, first *manifest.S
 		return readDiffers
 	}
 	defer func() { _ = obj.Close() }()
-	perr := manifest.Parse(ctx, obj, manifest.Options{}, func(*amrpipev1.Record) error { return nil })
+	info, err := obj.Info()
+	if err != nil {
+		return readDiffers
+	}
+	content, err := manifestcopy.Open(info, obj)
+	if err != nil {
+		return readDiffers
+	}
+	perr := manifest.Parse(ctx, content, manifest.Options{}, func(*amrpipev1.Record) error { return nil })
 	_, rerr := io.Copy(io.Discard, obj) // the digest is checked at the end of the object
 	var se *manifest.SyntaxError
 	switch {

@@ -3,12 +3,13 @@ package parser
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/jobstore"
+	"github.com/amrpipe/amrpipe/pkg/pipeline/manifestcopy"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	"github.com/amrpipe/amrpipe/pkg/stage"
 	"github.com/amrpipe/amrpipe/pkg/testenv"
@@ -112,13 +114,21 @@ func (h *harness) putJob(jobID string, spec *amrpipev1.JobSpec, token string, fi
 func (h *harness) putFile(jobID, file string, data []byte) *amrpipev1.ManifestReady {
 	h.t.Helper()
 	name := topology.ManifestObject(jobID, file)
-	meta := jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{ChunkSize: topology.ManifestChunkSize}}
-	if _, err := h.objects.Put(context.Background(), meta, bytes.NewReader(data)); err != nil {
+	info, size, err := manifestcopy.Store(context.Background(), h.objects, name, "", bytes.NewReader(data))
+	if err != nil {
 		h.t.Fatal(err)
 	}
-	sum := sha256.Sum256(data)
-	return &amrpipev1.ManifestReady{JobId: jobID, File: file, Object: name, Size: int64(len(data)),
-		Sha256: hex.EncodeToString(sum[:]), SpecId: "spec-1"}
+	return &amrpipev1.ManifestReady{JobId: jobID, File: file, Object: name, Size: size, Sha256: objectDigest(h.t, info), SpecId: "spec-1"}
+}
+
+// objectDigest is the object's SHA-256 in hex, as ManifestReady carries it.
+func objectDigest(t testing.TB, info *jetstream.ObjectInfo) string {
+	t.Helper()
+	sum, err := base64.URLEncoding.DecodeString(strings.TrimPrefix(info.Digest, "SHA-256="))
+	if err != nil {
+		t.Fatalf("object %s digest %q: %v", info.Name, info.Digest, err)
+	}
+	return hex.EncodeToString(sum)
 }
 
 func (h *harness) fixture(name string) []byte {

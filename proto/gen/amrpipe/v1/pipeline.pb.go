@@ -1122,8 +1122,10 @@ type ManifestReady struct {
 	// file is the blob name relative to the job folder, e.g. "Manifest1.xml".
 	File string `protobuf:"bytes,2,opt,name=file,proto3" json:"file,omitempty"`
 	// object is the name in the amr_manifests object store.
-	Object        string `protobuf:"bytes,3,opt,name=object,proto3" json:"object,omitempty"`
-	Size          int64  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	Object string `protobuf:"bytes,3,opt,name=object,proto3" json:"object,omitempty"`
+	// size is the decrypted file's size in bytes (the object holds it compressed: pkg/pipeline/manifestcopy).
+	Size int64 `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	// sha256 is the SHA-256 of the object's bytes, as the object store digests them, in hex.
 	Sha256        string `protobuf:"bytes,5,opt,name=sha256,proto3" json:"sha256,omitempty"`
 	SpecId        string `protobuf:"bytes,6,opt,name=spec_id,json=specId,proto3" json:"spec_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
