@@ -70,6 +70,23 @@ func Open(info *jetstream.ObjectInfo, raw io.Reader) (io.Reader, error) {
 	}
 }
 
+// Get opens the file the object name of obs holds. Read obj to its end for the object store's
+// digest check (reading file to its end does), and close it.
+func Get(ctx context.Context, obs jetstream.ObjectStore, name string) (file io.Reader, obj jetstream.ObjectResult, err error) {
+	if obj, err = obs.Get(ctx, name); err != nil {
+		return nil, nil, err
+	}
+	info, err := obj.Info()
+	if err == nil {
+		file, err = Open(info, obj)
+	}
+	if err != nil {
+		_ = obj.Close() // the error is the one to report
+		return nil, nil, err
+	}
+	return file, obj, nil
+}
+
 // Corrupt reports whether err, from reading a file Open returned, says the stored copy is corrupt:
 // its S2 framing or checksums do not match (the bytes are not those that were stored).
 func Corrupt(err error) bool { return errors.Is(err, s2.ErrCorrupt) || errors.Is(err, s2.ErrCRC) }

@@ -20,20 +20,16 @@ import (
 // read is what a reader of the store gets back from the object name.
 func read(t *testing.T, ctx context.Context, obs jetstream.ObjectStore, name string) ([]byte, *jetstream.ObjectInfo) {
 	t.Helper()
-	obj, err := obs.Get(ctx, name)
+	file, obj, err := manifestcopy.Get(ctx, obs, name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = obj.Close() }()
-	info, err := obj.Info()
-	if err != nil {
-		t.Fatal(err)
-	}
-	file, err := manifestcopy.Open(info, obj)
-	if err != nil {
-		t.Fatal(err)
-	}
 	data, err := io.ReadAll(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := obj.Info()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -167,13 +167,20 @@ func blob(t *testing.T, ctx context.Context, j testenv.Job, name string) []byte 
 	return data[:len(data)-pad]
 }
 
-// storedObject is the object name's bytes, as stored, and its info.
-func storedObject(t *testing.T, ctx context.Context, e *testenv.World, name string) ([]byte, *jetstream.ObjectInfo) {
+// manifestStore is the decrypted manifests' object store.
+func manifestStore(t *testing.T, ctx context.Context, e *testenv.World) jetstream.ObjectStore {
 	t.Helper()
 	obs, err := e.NATS.JS.ObjectStore(ctx, topology.ObjectManifests)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return obs
+}
+
+// storedObject is the object name's bytes, as stored, and its info.
+func storedObject(t *testing.T, ctx context.Context, e *testenv.World, name string) ([]byte, *jetstream.ObjectInfo) {
+	t.Helper()
+	obs := manifestStore(t, ctx, e)
 	raw, err := obs.GetBytes(ctx, name)
 	if err != nil {
 		t.Fatal(err)
@@ -188,23 +195,11 @@ func storedObject(t *testing.T, ctx context.Context, e *testenv.World, name stri
 // object is the decrypted file the object name holds, as the parser reads it.
 func object(t *testing.T, ctx context.Context, e *testenv.World, name string) ([]byte, error) {
 	t.Helper()
-	obs, err := e.NATS.JS.ObjectStore(ctx, topology.ObjectManifests)
-	if err != nil {
-		t.Fatal(err)
-	}
-	obj, err := obs.Get(ctx, name)
+	file, obj, err := manifestcopy.Get(ctx, manifestStore(t, ctx, e), name)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = obj.Close() }()
-	info, err := obj.Info()
-	if err != nil {
-		return nil, err
-	}
-	file, err := manifestcopy.Open(info, obj)
-	if err != nil {
-		return nil, err
-	}
 	return io.ReadAll(file)
 }
 
@@ -454,10 +449,7 @@ func TestIncompleteObjectIsStoredAgain(t *testing.T) {
 	u := ups[0]
 	_, file, _ := strings.Cut(u.name, "/")
 	name := topology.ManifestObject(j.ID, file)
-	obs, err := e.NATS.JS.ObjectStore(ctx, topology.ObjectManifests)
-	if err != nil {
-		t.Fatal(err)
-	}
+	obs := manifestStore(t, ctx, e)
 	info, err := obs.GetInfo(ctx, name)
 	if err != nil {
 		t.Fatal(err)
@@ -522,10 +514,7 @@ func TestExpiredCopyIsDecryptedAgain(t *testing.T) {
 	if len(ups) < 3 || len(before) != len(ups) {
 		t.Fatalf("%d ManifestReady for %d uploads", len(before), len(ups))
 	}
-	obs, err := e.NATS.JS.ObjectStore(ctx, topology.ObjectManifests)
-	if err != nil {
-		t.Fatal(err)
-	}
+	obs := manifestStore(t, ctx, e)
 	_, again, _ := strings.Cut(ups[0].name, "/")  // its copy expired; the blob is still there
 	_, lost, _ := strings.Cut(ups[1].name, "/")   // its copy expired and its blob is gone
 	_, parsed, _ := strings.Cut(ups[2].name, "/") // parsed, its copy deleted by the parser

@@ -236,19 +236,11 @@ const (
 // deleted, so that the decryptor writes it again from the blob. Only files that fail pay for the
 // second read.
 func (s *Stage) reproduces(ctx context.Context, object string, first *manifest.SyntaxError) recheck {
-	obj, err := s.objects.Get(ctx, object)
+	content, obj, err := manifestcopy.Get(ctx, s.objects, object)
 	if err != nil {
 		return readDiffers
 	}
 	defer func() { _ = obj.Close() }()
-	info, err := obj.Info()
-	if err != nil {
-		return readDiffers
-	}
-	content, err := manifestcopy.Open(info, obj)
-	if err != nil {
-		return readDiffers
-	}
 	perr := manifest.Parse(ctx, content, manifest.Options{}, func(*amrpipev1.Record) error { return nil })
 	_, rerr := io.Copy(io.Discard, obj) // the digest is checked at the end of the object
 	var se *manifest.SyntaxError
