@@ -36,26 +36,25 @@ const (
 )
 
 // Store writes the file read from plain as the object name of obs, compressed, and returns the
-// object's info and the file's size. The file is compressed into memory before anything is
+// object's info (Size gives the file's size). The file is compressed into memory before anything is
 // stored (a manifest part is at most about 25 MB, so its copy a few MB): a read error of plain
 // (a wrong key, a truncated blob) is returned as it is and leaves no object behind. The same file
 // always yields the same object bytes, and so the same digest (one encoder goroutine): a file
 // decrypted again matches what its ManifestReady announced.
-func Store(ctx context.Context, obs jetstream.ObjectStore, name, description string, plain io.Reader) (*jetstream.ObjectInfo, int64, error) {
+func Store(ctx context.Context, obs jetstream.ObjectStore, name, description string, plain io.Reader) (*jetstream.ObjectInfo, error) {
 	var packed bytes.Buffer
 	w := s2.NewWriter(&packed, s2.WriterConcurrency(1))
 	n, err := io.Copy(w, plain)
 	if err != nil {
-		return nil, n, err
+		return nil, err
 	}
 	if err := w.Close(); err != nil {
-		return nil, n, fmt.Errorf("compress %s: %w", name, err)
+		return nil, fmt.Errorf("compress %s: %w", name, err)
 	}
 	meta := jetstream.ObjectMeta{Name: name, Description: description,
 		Headers: nats.Header{EncodingHeader: {EncodingS2}, SizeHeader: {strconv.FormatInt(n, 10)}},
 		Opts:    &jetstream.ObjectMetaOptions{ChunkSize: topology.ManifestChunkSize}}
-	info, err := obs.Put(ctx, meta, &packed)
-	return info, n, err
+	return obs.Put(ctx, meta, &packed)
 }
 
 // Open returns the file that raw, the bytes of the object info describes, encodes.

@@ -323,10 +323,11 @@ func Buckets(o Options) []jetstream.KeyValueConfig {
 // A decrypted manifest is a copy of a blob that stays in Azure until its job is parsed: one the
 // store loses (a server restart drops a memory store's messages) is decrypted again at the
 // parser's request (AmrpipeManifestExpired), as one that expired is. Keeping the copies on disk
-// made the server write every manifest byte, read it back, checksum it twice and purge it: that
-// was a third of its work in BenchmarkParseAndPublish, whose records/s rose by 13 to 60 % with the
-// store in memory (docs/benchmarks.md). The price is memory on every server holding a replica,
-// bounded by the store's size limit (DefaultMaxBytes), and re-downloads after a restart.
+// made the server write every manifest byte, read it back, checksum it twice and purge it: almost
+// half of its work in BenchmarkParseAndPublish. In memory, and S2-compressed by the decryptor
+// (pkg/pipeline/manifestcopy), the benchmark went from 126K to 165K records/s (docs/benchmarks.md).
+// The price is memory on every server holding a replica, bounded by the store's size limit
+// (DefaultMaxBytes), and re-downloads after a restart.
 func (o Options) ManifestStorage() jetstream.StorageType {
 	if o.ManifestsOnDisk {
 		return o.Storage

@@ -183,10 +183,9 @@ func (s *Stage) parse(ctx context.Context, rec *amrpipev1.JobRecord, file, objec
 	cancel()
 	s.metrics.batches.Add(float64(out.sent))
 	if manifestcopy.Corrupt(err) { // its checksums caught it: no second read needed to tell
-		if derr := s.objects.Delete(ctx, object); derr != nil && !errors.Is(derr, jetstream.ErrObjectNotFound) {
-			return out, &bus.Retryable{Err: fmt.Errorf("%s: the stored copy is corrupt (%v), and deleting it failed: %w", file, err, derr)}
+		if !s.discard(ctx, object, err.Error()) {
+			return out, &bus.Retryable{Err: fmt.Errorf("%s: the stored copy is corrupt, and deleting it failed: %w", file, err)}
 		}
-		s.log.WarnContext(ctx, "stored copy is corrupt; deleted it to decrypt the blob again", "object", object, "err", err)
 		return out, fmt.Errorf("%s: the stored copy is corrupt (%v; deleted, the blob is still in Azure): %w", file, err, errObjectGone)
 	}
 	var se *manifest.SyntaxError
@@ -246,16 +245,25 @@ func (s *Stage) reproduces(ctx context.Context, object string, first *manifest.S
 	var se *manifest.SyntaxError
 	switch {
 	case errors.Is(rerr, jetstream.ErrDigestMismatch):
-		if derr := s.objects.Delete(ctx, object); derr != nil && !errors.Is(derr, jetstream.ErrObjectNotFound) {
-			s.log.WarnContext(ctx, "delete a stored copy that does not match its digest", "object", object, "err", derr)
+		if !s.discard(ctx, object, "it does not match its digest") {
 			return readDiffers
 		}
-		s.log.WarnContext(ctx, "stored copy does not match its digest; deleted it to decrypt the blob again", "object", object)
 		return corruptCopy
 	case rerr == nil && errors.As(perr, &se) && se.Offset == first.Offset:
 		return reproduced
 	}
 	return readDiffers
+}
+
+// discard deletes a stored copy found corrupt (why), so that the decryptor writes it again from
+// the blob; false when the delete failed.
+func (s *Stage) discard(ctx context.Context, object, why string) bool {
+	if err := s.objects.Delete(ctx, object); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		s.log.WarnContext(ctx, "delete a corrupt stored copy", "object", object, "why", why, "err", err)
+		return false
+	}
+	s.log.WarnContext(ctx, "stored copy is corrupt; deleted it to decrypt the blob again", "object", object, "why", why)
+	return true
 }
 
 // sameContent checks the object against the digest the decryptor announced: another content

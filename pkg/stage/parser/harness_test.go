@@ -114,11 +114,12 @@ func (h *harness) putJob(jobID string, spec *amrpipev1.JobSpec, token string, fi
 func (h *harness) putFile(jobID, file string, data []byte) *amrpipev1.ManifestReady {
 	h.t.Helper()
 	name := topology.ManifestObject(jobID, file)
-	info, size, err := manifestcopy.Store(context.Background(), h.objects, name, "", bytes.NewReader(data))
+	info, err := manifestcopy.Store(context.Background(), h.objects, name, "", bytes.NewReader(data))
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	return &amrpipev1.ManifestReady{JobId: jobID, File: file, Object: name, Size: size, Sha256: objectDigest(h.t, info), SpecId: "spec-1"}
+	return &amrpipev1.ManifestReady{JobId: jobID, File: file, Object: name, Size: manifestcopy.Size(info), Sha256: objectDigest(h.t, info),
+		SpecId: "spec-1"}
 }
 
 // objectDigest is the object's SHA-256 in hex, as ManifestReady carries it.
