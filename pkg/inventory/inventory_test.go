@@ -170,6 +170,46 @@ func TestBackendsHoldTheSameObjects(t *testing.T) {
 	}
 }
 
+// TestBatchOfTwoJobs ingests the small tenant's records as one batch in which every other record
+// comes from a second job (a sink's group can hold batches of several jobs): each object, principal
+// and role assignment keeps the job of its own record. SQLite binds a value that every row of a
+// statement shares once, so a batch whose rows differ in such a value must not take one row's
+// value for all.
+func TestBatchOfTwoJobs(t *testing.T) {
+	recs, err := testenv.ExportRecords(context.Background(), smallTenant(t), "job-1", smallTargets(), fullOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[testenv.Object]string{}
+	for i, r := range recs {
+		if i%2 == 1 {
+			r.JobId = "job-2"
+		}
+		want[testenv.Object{Type: r.GetObjectType(), ID: r.GetObjectId()}] = r.GetJobId()
+	}
+	forEachBackend(t, func(t *testing.T, s *inventory.Store) {
+		p := begin(t, s, inventory.Full)
+		if err := p.Ingest(context.Background(), recs); err != nil {
+			t.Fatal(err)
+		}
+		end(t, p)
+		got := objects(t, s, inventory.Filter{})
+		if len(got) < 100 {
+			t.Fatalf("%d objects, want the small tenant's", len(got))
+		}
+		jobs := map[string]int{}
+		for k, o := range got {
+			jobs[o.LastJob]++
+			if o.LastJob != want[k] {
+				t.Errorf("%v: last job %q, want %q", k, o.LastJob, want[k])
+			}
+		}
+		if jobs["job-1"] == 0 || jobs["job-2"] == 0 {
+			t.Errorf("objects by last job %v, want both jobs", jobs)
+		}
+	})
+}
+
 // smallTenant is the simulator's small profile, the tenant these tests export.
 func smallTenant(t *testing.T) *tenant.Tenant {
 	t.Helper()

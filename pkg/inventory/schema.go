@@ -10,6 +10,9 @@ type table struct {
 	key   []string
 	cols  []string
 	set   string
+	// shared are the columns whose value is usually the same in every row of a batch (the
+	// tenant, the pass): SQLite binds such a value once a statement when it is (execRows).
+	shared []string
 }
 
 func (t *table) allCols() []string { return append(append([]string(nil), t.key...), t.cols...) }
@@ -54,27 +57,29 @@ var (
 
 	// objectsTable: a live object's record replaces every column but first_pass and unique_perms
 	// (End derives that one from the pass's role assignments).
-	objectsTable = table{name: "objects", stage: "stage_objects", key: []string{"tenant", "object_type", "object_id"}, cols: objectCols,
+	objectShared = []string{"tenant", "scope", "deleted", "unique_perms", "first_pass", "last_pass", "last_job"}
+
+	objectsTable = table{name: "objects", stage: "stage_objects", key: []string{"tenant", "object_type", "object_id"}, cols: objectCols, shared: objectShared,
 		set: strings.Join(append(keepPrev("objects", tracked), setExcluded("scope", "url", "name", "parent_id", "list_id", "doc_id",
 			"size", "created", "modified", "author", "editor", "version", "version_count", "versions", "hash", "deleted", "last_pass", "last_job")...), ", ")}
 
 	// deletedTable: a deletion (IsDeleted) keeps the object's last known state and marks it.
-	deletedTable = table{name: "objects", stage: "stage_deleted", key: objectsTable.key, cols: objectCols,
+	deletedTable = table{name: "objects", stage: "stage_deleted", key: objectsTable.key, cols: objectCols, shared: objectShared,
 		set: strings.Join(append(keepPrev("objects", tracked), setExcluded("scope", "deleted", "last_pass", "last_job")...), ", ")}
 
 	principalsTable = table{name: "principals", stage: "stage_principals", key: []string{"tenant", "job_id", "kind", "principal_id"},
-		cols: []string{"name", "login", "email", "site_admin", "last_pass"}}
+		cols: []string{"name", "login", "email", "site_admin", "last_pass"}, shared: []string{"tenant", "job_id", "last_pass"}}
 
 	rolesTable = table{name: "roles", stage: "stage_roles", key: []string{"tenant", "job_id", "role_id"},
-		cols: []string{"title", "perm_mask", "last_pass"}}
+		cols: []string{"title", "perm_mask", "last_pass"}, shared: []string{"tenant", "job_id", "last_pass"}}
 
-	roleAssignmentsTable = table{name: "role_assignments", stage: "stage_role_assignments", key: []string{"tenant", "scope_id"},
+	roleAssignmentsTable = table{name: "role_assignments", stage: "stage_role_assignments", key: []string{"tenant", "scope_id"}, shared: []string{"tenant", "last_pass", "last_job"},
 		cols: []string{"object_id", "object_url", "assignments", "hash", "last_pass", "last_job"},
 		set: strings.Join(append(keepPrev("role_assignments", []string{"hash"}),
 			setExcluded("object_id", "object_url", "assignments", "hash", "last_pass", "last_job")...), ", ")}
 
 	changesTable = table{name: "changes", stage: "stage_changes", key: []string{"pass_id", "kind", "object_type", "object_id"},
-		cols: []string{"tenant", "url", "prev_url", "fields"}}
+		cols: []string{"tenant", "url", "prev_url", "fields"}, shared: []string{"pass_id", "tenant"}}
 )
 
 // schema is the DDL in the dialect's types (text, the passes table's generated key, NOT NULL).

@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"slices"
@@ -17,8 +18,10 @@ type Store struct {
 	db *sql.DB
 	d  dialect
 
-	mu    sync.Mutex
-	stmts map[string]*sql.Stmt // prepared upserts by table and row count
+	// stmts are SQLite's prepared upserts by table and row count, on the writer's driver
+	// connection; named is their arguments' buffer. Both belong to the write lock's holder.
+	stmts map[string]driver.Stmt
+	named []driver.NamedValue
 
 	write sync.Mutex // held by a write transaction when the backend has one writer (lockWrite)
 	// writer is the one connection SQLite's write transactions run on. A connection drops its
@@ -41,7 +44,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open inventory %s: %w", d.name, err)
 	}
-	s := &Store{db: db, d: d, stmts: map[string]*sql.Stmt{}}
+	s := &Store{db: db, d: d, stmts: map[string]driver.Stmt{}}
 	for _, q := range append(slices.Clip(d.setup), schema(d)...) {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			db.Close()
@@ -65,18 +68,20 @@ func (s *Store) Backend() string { return s.d.name }
 
 // Close releases the database.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	for _, st := range s.stmts {
-		st.Close()
-	}
-	s.stmts = nil
-	s.mu.Unlock()
 	s.ckpt.stop()
-	var err error
+	var errs []error
 	if s.writer != nil {
-		err = s.writer.Close()
+		unlock := s.lockWrite()
+		errs = append(errs, s.writer.Raw(func(any) error {
+			for _, st := range s.stmts {
+				errs = append(errs, st.Close())
+			}
+			return nil
+		}), s.writer.Close())
+		s.stmts = nil
+		unlock()
 	}
-	return errors.Join(err, s.db.Close())
+	return errors.Join(append(errs, s.db.Close())...)
 }
 
 // Kind is a pass's kind.
