@@ -55,3 +55,25 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzScanName checks scanName, which skips ASCII letters eight bytes at a time, against the
+// byte-by-byte rule it speeds up, from every start offset.
+func FuzzScanName(f *testing.F) {
+	for _, s := range []string{"TimeLastModified=\"x\"", "Id=", "a:b-c.d_e9=", "ABCDEFGHabcdefgh@[`{", "Nämé=1", "xmlns:xsi ",
+		"abcdefg\x00hij", "ZZZZZZZZZZZZZZZZZZZZZZZZ", "_Tag>", "aaaaaaaa\xffbbb"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for start := range b {
+			end, acc := start, byte(0)
+			for end < len(b) && nameTab[b[end]] != 0 {
+				acc |= b[end]
+				end++
+			}
+			gotEnd, gotHigh := scanName(b, start)
+			if gotEnd != end || gotHigh != (acc >= 0x80) {
+				t.Fatalf("scanName(%q, %d) = %d, %v; want %d, %v", b, start, gotEnd, gotHigh, end, acc >= 0x80)
+			}
+		}
+	})
+}

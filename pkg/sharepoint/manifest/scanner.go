@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math/bits"
 	"strconv"
 	"unicode/utf8"
 )
@@ -464,8 +465,26 @@ func scanValue(b []byte, i int, q byte) (end int, flags uint8, bad int) {
 }
 
 // scanName returns the end of the XML name starting at b[i], and whether it
-// holds non-ASCII bytes. end == len(b) means the name may continue.
+// holds non-ASCII bytes. end == len(b) means the name may continue. Names are
+// mostly ASCII letters ("TimeLastModified"): those are skipped eight bytes at a
+// time, the rest byte by byte. The byte loop was 7 % of parse-and-publish's CPU.
 func scanName(b []byte, i int) (int, bool) {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for i+8 <= len(b) {
+		x := binary.LittleEndian.Uint64(b[i:])
+		if x&highs != 0 {
+			break
+		}
+		// Folded to lower case, a byte is a letter when it is at least 'a' and below '{'
+		// (no sum carries into the next byte: every byte is below 0x80).
+		y := x | 0x20*ones
+		letters := (y + (0x80-'a')*ones) &^ (y + (0x80-'z'-1)*ones) & highs
+		if letters != highs {
+			i += bits.TrailingZeros64(^letters&highs) >> 3
+			break
+		}
+		i += 8
+	}
 	var acc byte
 	for i < len(b) {
 		c := b[i]
