@@ -353,7 +353,7 @@ func (s *Store) execRows(ctx context.Context, dc any, t *table, k int, common bo
 	ncols := len(cols)
 	var once uint64 // bit j: column j is bound once
 	for j, c := range cols {
-		if !slices.Contains(t.shared, c) {
+		if j >= 64 || !slices.Contains(t.shared, c) {
 			continue
 		}
 		v, same := args[j], true

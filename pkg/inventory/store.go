@@ -72,12 +72,13 @@ func (s *Store) Close() error {
 	var errs []error
 	if s.writer != nil {
 		unlock := s.lockWrite()
-		errs = append(errs, s.writer.Raw(func(any) error {
+		raw := s.writer.Raw(func(any) error {
 			for _, st := range s.stmts {
 				errs = append(errs, st.Close())
 			}
 			return nil
-		}), s.writer.Close())
+		})
+		errs = append(errs, raw, s.writer.Close())
 		s.stmts = nil
 		unlock()
 	}
