@@ -144,7 +144,7 @@ func (p *Pass) rows(recs []*amrpipev1.Record) *batch {
 		case *amrpipev1.Record_Group:
 			g := body.Group
 			b.principals.add(r.GetJobId()+"\x00g\x00"+strconv.FormatInt(g.GetId(), 10),
-				tenant, r.GetJobId(), "group", g.GetId(), g.GetName(), "", "", 0, pass)
+				tenant, r.GetJobId(), "group", g.GetId(), g.GetName(), "", "", int64(0), pass)
 			b.counts.Principals++
 		case *amrpipev1.Record_Role:
 			ro := body.Role
@@ -166,7 +166,7 @@ func (p *Pass) rows(recs []*amrpipev1.Record) *batch {
 			}
 			vals := []any{tenantV, o.Type, o.ID, scopeV, o.URL, o.Name, o.ParentID, o.ListID, o.DocID, o.Size,
 				micros(o.Created), micros(o.Modified), o.Author, o.Editor, o.Version, o.VersionCount, versionsOf(r), o.hash(),
-				boolInt(o.Deleted), 0, passV, passV, jobV}
+				boolInt(o.Deleted), int64(0), passV, passV, jobV}
 			key := o.Type + "\x00" + o.ID
 			if o.Deleted {
 				b.deleted.add(key, vals...)
@@ -344,10 +344,10 @@ func (s *Store) upsert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, r *rows)
 // execRows runs the upsert of k rows of t with args on dc, the writer's driver connection, in
 // its open transaction. The values go to the driver as they are: database/sql would check and
 // convert each of a statement's twelve thousand values, a tenth of SQLite's ingest CPU, when
-// they are all int64 and string already. A column of t.shared that holds one value in all k rows
-// (the tenant, the pass) is bound once, not k times: binding is a fifth of the ingest's CPU. The
-// statement of the common row count (common) is prepared once for each set of such columns; a
-// batch's remainder is not.
+// the rows are built of int64 and string values only. A column of t.shared that holds one value
+// in all k rows (the tenant, the pass) is bound once, not k times: binding is a fifth of the
+// ingest's CPU. The statement of the common row count (common) is prepared once for each set of
+// such columns; a batch's remainder is not.
 func (s *Store) execRows(ctx context.Context, dc any, t *table, k int, common bool, args []any) error {
 	cols := t.allCols()
 	ncols := len(cols)
@@ -365,12 +365,7 @@ func (s *Store) execRows(ctx context.Context, dc any, t *table, k int, common bo
 		}
 	}
 	nv := s.named[:0] // the write lock is held: one writer
-	add := func(v any) {
-		if n, ok := v.(int); ok {
-			v = int64(n)
-		}
-		nv = append(nv, driver.NamedValue{Ordinal: len(nv) + 1, Value: v})
-	}
+	add := func(v any) { nv = append(nv, driver.NamedValue{Ordinal: len(nv) + 1, Value: v}) }
 	for j := range cols {
 		if once&(1<<j) != 0 {
 			add(args[j])

@@ -171,10 +171,9 @@ func TestBackendsHoldTheSameObjects(t *testing.T) {
 }
 
 // TestBatchOfTwoJobs ingests the small tenant's records as one batch in which every other record
-// comes from a second job (a sink's group can hold batches of several jobs): each object, principal
-// and role assignment keeps the job of its own record. SQLite binds a value that every row of a
-// statement shares once, so a batch whose rows differ in such a value must not take one row's
-// value for all.
+// comes from a second job (a sink's group can hold batches of several jobs): each object keeps the
+// job of its own record. SQLite binds a value that every row of a statement shares once, so a
+// batch whose rows differ in such a value must not take one row's value for all.
 func TestBatchOfTwoJobs(t *testing.T) {
 	recs, err := testenv.ExportRecords(context.Background(), smallTenant(t), "job-1", smallTargets(), fullOpts())
 	if err != nil {

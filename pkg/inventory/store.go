@@ -238,7 +238,9 @@ func fromMicros(us int64) time.Time {
 	return time.UnixMicro(us).UTC()
 }
 
-func boolInt(b bool) int {
+// boolInt is a flag as the tables hold it (an int64: the values SQLite's upserts bind go to the
+// driver unconverted, and it takes int64, not int).
+func boolInt(b bool) int64 {
 	if b {
 		return 1
 	}
