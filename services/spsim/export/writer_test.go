@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -413,5 +414,65 @@ func TestAppendTime(t *testing.T) {
 				t.Errorf("appendTime = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestWriterInAnEarlierWritersBuffer: a server hands each export the buffer of one before
+// (Options.Buffer, Writer.Buffer). The package written in it is the same, byte for byte, as in a
+// new one, whatever the earlier writer left there, and the buffer is not grown again.
+func TestWriterInAnEarlierWritersBuffer(t *testing.T) {
+	const limit = 4000
+	var objs []*tenant.Object
+	for i := range 60 {
+		objs = append(objs, &tenant.Object{Type: tenant.TypeFile, ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i),
+			ParentID: rootID, Name: fmt.Sprintf("file-%d.txt", i), ListID: libID, WebID: webID, WebURL: webURL,
+			ServerURL: fmt.Sprintf("%s/file-%d.txt", libURL, i), WebRelURL: fmt.Sprintf("Shared Documents/file-%d.txt", i),
+			IntID: i + 1, Version: "1.0", Size: int64(i), Created: created, Modified: modified})
+	}
+	for _, key := range [][]byte{nil, testKey()} {
+		opts := fixtureOptions()
+		opts.MaxManifestBytes, opts.Key = limit, key
+		write := func(buf []byte) (*memSink, []byte) {
+			opts.Buffer = buf
+			opts.Rand = bytes.NewReader(bytes.Repeat([]byte{7}, 1<<10)) // the same IVs for both packages
+			sink := &memSink{}
+			w, err := NewWriter(context.Background(), sink, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range objs {
+				if err := w.Add(o); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if w.Buffer() != nil {
+				t.Fatal("Buffer before Close is not nil")
+			}
+			if err := w.Close(fixtureUsers(), fixtureGroups()); err != nil {
+				t.Fatal(err)
+			}
+			b := w.Buffer()
+			if b == nil || w.Buffer() != nil {
+				t.Fatal("Buffer after Close: want the buffer once")
+			}
+			return sink, b
+		}
+		first, buf := write(nil)
+		// What the first package left in the buffer must not leak into the second.
+		for i := range buf[:cap(buf)] {
+			buf[:cap(buf)][i] = 'x'
+		}
+		second, again := write(buf)
+		if len(first.blobs) != len(second.blobs) {
+			t.Fatalf("encrypted=%v: %d files in a new buffer, %d in an earlier one", key != nil, len(first.blobs), len(second.blobs))
+		}
+		for i, b := range first.blobs {
+			if c := second.blobs[i]; c.name != b.name || !bytes.Equal(c.data, b.data) || !reflect.DeepEqual(c.metadata, b.metadata) {
+				t.Errorf("encrypted=%v: %s differs in an earlier writer's buffer", key != nil, b.name)
+			}
+		}
+		if cap(again) != cap(buf) || &again[:1][0] != &buf[:1][0] {
+			t.Errorf("encrypted=%v: the second writer grew a new buffer (cap %d, was %d)", key != nil, cap(again), cap(buf))
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -357,6 +359,7 @@ func (s *Server) export(ctx context.Context, j *job) (*jobStats, error) {
 		ChangeToken:      j.changeToken,
 		Targets:          roots,
 		FolderTotals:     s.cfg.ManifestFolderTotals,
+		Buffer:           s.takeBuffer(),
 	})
 	if err != nil {
 		return st, err
@@ -416,7 +419,36 @@ func (s *Server) export(ctx context.Context, j *job) (*jobStats, error) {
 	case j.opts.IncludePermission:
 		users, groups = s.cfg.Tenant.Principals(j.site.ID, principals)
 	}
-	return st, w.Close(users, groups)
+	err = w.Close(users, groups)
+	s.keepBuffer(w.Buffer())
+	return st, err
+}
+
+// takeBuffer returns the largest package buffer an earlier export left, or nil.
+func (s *Server) takeBuffer() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.buffers)
+	if n == 0 {
+		return nil
+	}
+	b := s.buffers[n-1]
+	s.buffers = s.buffers[:n-1]
+	return b
+}
+
+// keepBuffer keeps b for a later export: the largest ones, one per worker, ordered by size.
+func (s *Server) keepBuffer(b []byte) {
+	if b == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, _ := slices.BinarySearchFunc(s.buffers, cap(b), func(e []byte, c int) int { return cmp.Compare(cap(e), c) })
+	s.buffers = slices.Insert(s.buffers, i, b)
+	if len(s.buffers) > s.cfg.Workers {
+		s.buffers = slices.Delete(s.buffers, 0, 1)
+	}
 }
 
 // issueCode is the ErrorCode of injected object issues without a code of their own: SharePoint's

@@ -62,6 +62,9 @@ type Server struct {
 	mu    sync.Mutex
 	jobs  map[string]*job
 	queue chan *job
+	// buffers are the package buffers of finished exports, grown to the manifest size, for the
+	// next ones (export.Options.Buffer): one per worker, smallest first.
+	buffers [][]byte
 	// calls counts the REST calls answered, by method: what a client costs a tenant.
 	calls map[string]int64
 
