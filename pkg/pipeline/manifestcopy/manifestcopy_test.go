@@ -52,8 +52,12 @@ func TestStoredCopies(t *testing.T) {
 		}
 	}
 
+	// One packer for all: its compressor and buffer are reused from one file to the next.
+	var packer manifestcopy.Packer
+	var digest string // of part, stored
+
 	t.Run("a manifest part comes back whole, smaller in the store", func(t *testing.T) {
-		info, err := manifestcopy.Store(ctx, obs, "job/Manifest.xml", "decrypted", bytes.NewReader(part))
+		info, err := packer.Store(ctx, obs, "job/Manifest.xml", "decrypted", bytes.NewReader(part))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,27 +75,36 @@ func TestStoredCopies(t *testing.T) {
 
 	t.Run("the same file gives the same digest", func(t *testing.T) {
 		// A file decrypted again must match the digest its ManifestReady announced.
-		a, err := manifestcopy.Store(ctx, obs, "job/a.xml", "", bytes.NewReader(part))
+		a, err := packer.Store(ctx, obs, "job/a.xml", "", bytes.NewReader(part))
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := manifestcopy.Store(ctx, obs, "job/b.xml", "", bytes.NewReader(part))
+		b, err := packer.Store(ctx, obs, "job/b.xml", "", bytes.NewReader(part))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if a.Digest != b.Digest {
 			t.Errorf("digests %s and %s of one file", a.Digest, b.Digest)
 		}
+		digest = a.Digest
 	})
 
 	t.Run("a read error stores nothing", func(t *testing.T) {
 		bad := errors.New("wrong key")
-		_, err := manifestcopy.Store(ctx, obs, "job/bad.xml", "", io.MultiReader(bytes.NewReader(part[:1<<20]), iotest.ErrReader(bad)))
+		_, err := packer.Store(ctx, obs, "job/bad.xml", "", io.MultiReader(bytes.NewReader(part[:1<<20]), iotest.ErrReader(bad)))
 		if !errors.Is(err, bad) {
 			t.Fatalf("Store = %v, want the reader's error", err)
 		}
 		if _, err := obs.GetInfo(ctx, "job/bad.xml"); !errors.Is(err, jetstream.ErrObjectNotFound) {
 			t.Fatalf("object after a failed store: %v", err)
+		}
+		// The failed file leaves nothing in the packer: the next one is stored as before.
+		again, err := packer.Store(ctx, obs, "job/again.xml", "", bytes.NewReader(part))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := read(t, ctx, obs, "job/again.xml"); !bytes.Equal(got, part) || again.Digest != digest {
+			t.Fatalf("after a failed store: %d bytes read back (want %d), digest %s (want %s)", len(got), len(part), again.Digest, digest)
 		}
 	})
 

@@ -88,6 +88,7 @@ type Stage struct {
 	cfg     Config
 	deps    stage.Deps
 	objects jetstream.ObjectStore // bound by Run
+	packer  manifestcopy.Packer   // stores the decrypted files into objects
 	metrics *metrics
 	log     *slog.Logger
 	tracer  trace.Tracer
@@ -243,7 +244,7 @@ func (s *Stage) store(ctx context.Context, jobID, specID, blobName, file string,
 	// The file is decrypted and compressed whole before anything is stored, so a truncated or
 	// tampered blob leaves no object behind (and a good one from an earlier delivery stays). The
 	// object store digests what it stores (SHA-256), the digest ManifestReady carries.
-	info, err := manifestcopy.Store(ctx, s.objects, object, "decrypted "+blobName, plain)
+	info, err := s.packer.Store(ctx, s.objects, object, "decrypted "+blobName, plain)
 	if err != nil {
 		if topology.ManifestsGone(ctx, s.deps.Runtime.JS, err) {
 			return nil, failure("object_store", s.restoreStore(ctx, object, err))

@@ -114,7 +114,7 @@ func (h *harness) putJob(jobID string, spec *amrpipev1.JobSpec, token string, fi
 func (h *harness) putFile(jobID, file string, data []byte) *amrpipev1.ManifestReady {
 	h.t.Helper()
 	name := topology.ManifestObject(jobID, file)
-	info, err := manifestcopy.Store(context.Background(), h.objects, name, "", bytes.NewReader(data))
+	info, err := new(manifestcopy.Packer).Store(context.Background(), h.objects, name, "", bytes.NewReader(data))
 	if err != nil {
 		h.t.Fatal(err)
 	}
