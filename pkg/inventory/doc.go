@@ -3,7 +3,8 @@
 // same code; dialect.go holds every difference. docs/inventory.md describes the schema.
 //
 // A pass is one export of a scope of a tenant (BeginPass, Ingest record batches, End). Every
-// write is an upsert keyed by the object's identity, (tenant, object_type, object_id), so a
+// write is an upsert keyed by the object's identity, (tenant, object_type, object_id), through a
+// 64-bit hash of it (objectKey; two objects on one key fail the batch: KeyCollisionError), so a
 // redelivered batch or a second pass over the same state writes the same rows. An object row
 // holds the latest state and, in prev_ columns, the state before the pass that last wrote it: the
 // first write of a new pass moves the values to prev_, a second write in the same pass (a

@@ -87,9 +87,9 @@ func (p *Pass) End(ctx context.Context, complete bool) error {
 }
 
 // uniquePermissions sets the flag of the objects the pass's role assignments name and clears it
-// on the other objects the pass saw. It goes by primary key, one object at a time, and writes only
-// the rows whose flag flips: a role assignment names its object by id alone, which no index of
-// the objects table leads with, and a set-based UPDATE joined on it scans.
+// on the other objects the pass saw. It goes by key, one object at a time, and writes only the
+// rows whose flag flips: a role assignment names its object by id alone, which no index of the
+// objects table leads with, and a set-based UPDATE joined on it scans.
 func (p *Pass) uniquePermissions(ctx context.Context, tx *sql.Tx) error {
 	s, info := p.s, &p.info
 	ids, err := queryStrings(ctx, tx, s.d.rebind(`SELECT object_id FROM role_assignments WHERE tenant = ? AND last_pass = ?`), info.Tenant, info.ID)
@@ -97,15 +97,15 @@ func (p *Pass) uniquePermissions(ctx context.Context, tx *sql.Tx) error {
 		return err
 	}
 	named := make(map[string]bool, len(ids))
-	set, err := tx.PrepareContext(ctx, s.d.rebind(`UPDATE objects SET unique_perms = 1 WHERE tenant = ? AND object_type IN (`+
-		contentTypeList+`) AND object_id = ? AND last_pass = ? AND deleted = 0 AND unique_perms = 0`))
+	set, err := tx.PrepareContext(ctx, s.d.rebind(`UPDATE objects`+s.d.byKey+` SET unique_perms = 1 WHERE `+byID+
+		` AND last_pass = ? AND deleted = 0 AND unique_perms = 0`))
 	if err != nil {
 		return err
 	}
 	defer set.Close()
 	for _, id := range ids {
 		named[id] = true
-		if _, err := set.ExecContext(ctx, info.Tenant, id, info.ID); err != nil {
+		if _, err := set.ExecContext(ctx, append(s.byIDArgs(info.Tenant, id), info.ID)...); err != nil {
 			return err
 		}
 	}
@@ -118,16 +118,30 @@ func (p *Pass) uniquePermissions(ctx context.Context, tx *sql.Tx) error {
 		if named[id] {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE objects SET unique_perms = 0 WHERE tenant = ? AND object_type IN (`+
-			contentTypeList+`) AND object_id = ? AND last_pass = ?`), info.Tenant, id, info.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE objects`+s.d.byKey+` SET unique_perms = 0 WHERE `+byID+` AND last_pass = ?`),
+			append(s.byIDArgs(info.Tenant, id), info.ID)...); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// contentTypeList is the SQL list of the objects table's types.
-const contentTypeList = `'SPList', 'SPDocumentLibrary', 'SPFolder', 'SPFile', 'SPListItem'`
+// byID selects the objects of a tenant with an id, whatever their type, by key: its arguments
+// are byIDArgs.
+var byID = `okey IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(contentTypeNames)), ", ") + `) AND tenant = ? AND object_id = ?`
+
+// byIDArgs are byID's arguments: the keys of id as each content type, then the identity (a key
+// is a hash: the identity decides).
+func (s *Store) byIDArgs(tenant, id string) []any {
+	args := make([]any, 0, len(contentTypeNames)+3)
+	for _, t := range contentTypeNames {
+		args = append(args, s.key(tenant, t, id))
+	}
+	return append(args, tenant, id)
+}
+
+// contentTypeNames are the content object types: what the objects table holds.
+var contentTypeNames = []string{"SPList", "SPDocumentLibrary", "SPFolder", "SPFile", "SPListItem"}
 
 func queryStrings(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]string, error) {
 	rows, err := tx.QueryContext(ctx, q, args...)
@@ -220,36 +234,75 @@ func (p *Pass) computeChanges(ctx context.Context, tx *sql.Tx) ([]Change, error)
 	rows.Close()
 	// A role assignment whose grants differ from its previous pass's: a permissions change of the
 	// object it secures (when that object is known and neither new nor deleted now).
-	ras, err := tx.QueryContext(ctx, s.d.rebind(`SELECT ra.object_id, ra.object_url, o.object_type, o.url, o.deleted, o.prev_pass IS NULL
-		FROM role_assignments ra LEFT JOIN objects o ON o.tenant = ra.tenant AND o.object_id = ra.object_id
-		WHERE ra.tenant = ? AND ra.last_pass = ? AND ra.prev_pass IS NOT NULL AND ra.hash <> ra.prev_hash`), info.Tenant, info.ID)
+	type changedRA struct{ id, url string }
+	var changed []changedRA
+	ras, err := tx.QueryContext(ctx, s.d.rebind(`SELECT object_id, object_url FROM role_assignments
+		WHERE tenant = ? AND last_pass = ? AND prev_pass IS NOT NULL AND hash <> prev_hash`), info.Tenant, info.ID)
 	if err != nil {
 		return nil, err
 	}
 	defer ras.Close()
 	for ras.Next() {
-		var id, raURL string
-		var typ, url sql.NullString
-		var deleted sql.NullInt64
-		var isNew sql.NullBool
-		if err := ras.Scan(&id, &raURL, &typ, &url, &deleted, &isNew); err != nil {
+		var ra changedRA
+		if err := ras.Scan(&ra.id, &ra.url); err != nil {
 			return nil, err
 		}
-		if deleted.Int64 != 0 || isNew.Bool {
-			continue
-		}
-		if i, ok := byObject[id]; ok && i >= 0 {
-			out[i].Fields = append(out[i].Fields, "role_assignments")
-			continue
-		}
-		c := Change{Kind: Permissions, ObjectType: typ.String, ObjectID: id, URL: url.String, Fields: []string{"role_assignments"}}
-		if !typ.Valid { // the secured object is not in the inventory (e.g. a web)
-			c.ObjectType, c.URL = "RoleAssignment", raURL
-		}
-		byObject[id] = len(out)
-		out = append(out, c)
+		changed = append(changed, ra)
 	}
-	return out, ras.Err()
+	if err := ras.Err(); err != nil {
+		return nil, err
+	}
+	ras.Close()
+	secured, err := tx.PrepareContext(ctx, s.d.rebind(`SELECT object_type, url, deleted, prev_pass IS NULL FROM objects`+s.d.byKey+` WHERE `+byID))
+	if err != nil {
+		return nil, err
+	}
+	defer secured.Close()
+	for _, ra := range changed {
+		// The objects the assignment secures (none: it secures something the inventory does not
+		// hold, such as a web).
+		objs, err := secured.QueryContext(ctx, s.byIDArgs(info.Tenant, ra.id)...)
+		if err != nil {
+			return nil, err
+		}
+		found := false
+		for objs.Next() {
+			found = true
+			var typ, url string
+			var deleted int64
+			var isNew bool
+			if err := objs.Scan(&typ, &url, &deleted, &isNew); err != nil {
+				objs.Close()
+				return nil, err
+			}
+			if deleted != 0 || isNew {
+				continue
+			}
+			out = permissionsChange(out, byObject, Change{Kind: Permissions, ObjectType: typ, ObjectID: ra.id, URL: url})
+		}
+		err = objs.Err()
+		if cerr := objs.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			out = permissionsChange(out, byObject, Change{Kind: Permissions, ObjectType: "RoleAssignment", ObjectID: ra.id, URL: ra.url})
+		}
+	}
+	return out, nil
+}
+
+// permissionsChange adds "role_assignments" to the permissions change of c's object, or c as one.
+func permissionsChange(out []Change, byObject map[string]int, c Change) []Change {
+	if i, ok := byObject[c.ObjectID]; ok && i >= 0 {
+		out[i].Fields = append(out[i].Fields, "role_assignments")
+		return out
+	}
+	c.Fields = []string{"role_assignments"}
+	byObject[c.ObjectID] = len(out)
+	return append(out, c)
 }
 
 func newCol(c string) any {

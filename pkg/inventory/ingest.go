@@ -2,8 +2,10 @@ package inventory
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -121,9 +123,6 @@ func (p *Pass) Ingest(ctx context.Context, recs []*amrpipev1.Record) error {
 	return nil
 }
 
-// Content object types: what the objects table holds.
-var contentTypes = map[string]bool{"SPList": true, "SPDocumentLibrary": true, "SPFolder": true, "SPFile": true, "SPListItem": true}
-
 func (p *Pass) rows(recs []*amrpipev1.Record) *batch {
 	b := &batch{objects: newRows(&objectsTable, len(recs)), deleted: newRows(&deletedTable, 0),
 		principals: newRows(&principalsTable, 0), roles: newRows(&rolesTable, 0), assignments: newRows(&roleAssignmentsTable, 0)}
@@ -156,7 +155,7 @@ func (p *Pass) rows(recs []*amrpipev1.Record) *batch {
 			b.assignments.add(ra.GetScopeId(), tenant, ra.GetScopeId(), ra.GetObjectId(), ra.GetObjectUrl(), assign, hashStrings(assign), pass, r.GetJobId())
 			b.counts.RoleAssignments++
 		default:
-			if !contentTypes[r.GetObjectType()] || r.GetObjectId() == "" {
+			if !slices.Contains(contentTypeNames, r.GetObjectType()) || r.GetObjectId() == "" {
 				b.counts.Other++
 				continue
 			}
@@ -164,7 +163,7 @@ func (p *Pass) rows(recs []*amrpipev1.Record) *batch {
 			if jobV == nil || r.GetJobId() != jobID {
 				jobID, jobV = r.GetJobId(), r.GetJobId()
 			}
-			vals := []any{tenantV, o.Type, o.ID, scopeV, o.URL, o.Name, o.ParentID, o.ListID, o.DocID, o.Size,
+			vals := []any{p.s.key(tenant, o.Type, o.ID), tenantV, o.Type, o.ID, scopeV, o.URL, o.Name, o.ParentID, o.ListID, o.DocID, o.Size,
 				micros(o.Created), micros(o.Modified), o.Author, o.Editor, o.Version, o.VersionCount, versionsOf(r), o.hash(),
 				boolInt(o.Deleted), int64(0), passV, passV, jobV}
 			key := o.Type + "\x00" + o.ID
@@ -323,22 +322,29 @@ func (s *Store) upsert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, r *rows)
 		return nil
 	}
 	if s.d.copy {
-		if err := copyUpsert(ctx, conn, tx, r); err != nil {
+		if err := copyUpsert(ctx, s.d, conn, tx, r); err != nil {
 			return fmt.Errorf("upsert %s: %w", r.t.name, err)
 		}
 		return nil
 	}
 	ncols := len(r.t.key) + len(r.t.cols)
 	per := min(512, s.d.maxParams/ncols)
-	return conn.Raw(func(dc any) error {
+	var written int64
+	err := conn.Raw(func(dc any) error {
 		for off := 0; off < n; off += per {
 			k := min(per, n-off)
-			if err := s.execRows(ctx, dc, r.t, k, k == per, r.vals[off*ncols:(off+k)*ncols]); err != nil {
+			w, err := s.execRows(ctx, dc, r.t, k, k == per, r.vals[off*ncols:(off+k)*ncols])
+			if err != nil {
 				return fmt.Errorf("upsert %s: %w", r.t.name, err)
 			}
+			written += w
 		}
 		return nil
 	})
+	if err == nil && written < int64(n) {
+		return unwritten(ctx, s.d, tx, r)
+	}
+	return err
 }
 
 // execRows runs the upsert of k rows of t with args on dc, the writer's driver connection, in
@@ -348,7 +354,7 @@ func (s *Store) upsert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, r *rows)
 // in all k rows (the tenant, the pass) is bound once, not k times: binding is a fifth of the
 // ingest's CPU. The statement of the common row count (common) is prepared once for each set of
 // such columns; a batch's remainder is not.
-func (s *Store) execRows(ctx context.Context, dc any, t *table, k int, common bool, args []any) error {
+func (s *Store) execRows(ctx context.Context, dc any, t *table, k int, common bool, args []any) (written int64, _ error) {
 	cols := t.allCols()
 	ncols := len(cols)
 	var once uint64 // bit j: column j is bound once
@@ -377,33 +383,39 @@ func (s *Store) execRows(ctx context.Context, dc any, t *table, k int, common bo
 		}
 	}
 	s.named = nv
+	var res driver.Result
+	var err error
 	if !common {
 		ex, ok := dc.(driver.ExecerContext)
 		if !ok {
-			return fmt.Errorf("driver connection %T runs no statement directly", dc)
+			return 0, fmt.Errorf("driver connection %T runs no statement directly", dc)
 		}
-		_, err := ex.ExecContext(ctx, upsertSQL(t, k, once), nv)
-		return err
-	}
-	key := fmt.Sprintf("%s/%s/%d/%x", t.name, t.stage, k, once)
-	st, ok := s.stmts[key]
-	if !ok {
-		pc, ok := dc.(driver.ConnPrepareContext)
+		res, err = ex.ExecContext(ctx, upsertSQL(t, k, once), nv)
+	} else {
+		key := fmt.Sprintf("%s/%s/%d/%x", t.name, t.stage, k, once)
+		st, ok := s.stmts[key]
 		if !ok {
-			return fmt.Errorf("driver connection %T prepares no statement", dc)
+			pc, ok := dc.(driver.ConnPrepareContext)
+			if !ok {
+				return 0, fmt.Errorf("driver connection %T prepares no statement", dc)
+			}
+			if st, err = pc.PrepareContext(ctx, upsertSQL(t, k, once)); err != nil {
+				return 0, fmt.Errorf("prepare: %w", err)
+			}
+			s.stmts[key] = st
 		}
-		var err error
-		if st, err = pc.PrepareContext(ctx, upsertSQL(t, k, once)); err != nil {
-			return fmt.Errorf("prepare: %w", err)
+		ex, ok := st.(driver.StmtExecContext)
+		if !ok {
+			return 0, fmt.Errorf("driver statement %T runs with no context", st)
 		}
-		s.stmts[key] = st
+		res, err = ex.ExecContext(ctx, nv)
 	}
-	ex, ok := st.(driver.StmtExecContext)
-	if !ok {
-		return fmt.Errorf("driver statement %T runs with no context", st)
+	if err != nil {
+		return 0, err
 	}
-	_, err := ex.ExecContext(ctx, nv)
-	return err
+	// An upsert counts each row it inserted or updated; a row whose key conflicted with
+	// another object's (t.same false) is neither.
+	return res.RowsAffected()
 }
 
 // upsertSQL is SQLite's upsert of n rows into t. The columns of once (bit j for column j) take
@@ -454,14 +466,18 @@ func onConflict(t *table) string {
 	if set == "" {
 		set = strings.Join(setExcluded(t.cols...), ", ")
 	}
-	return " ON CONFLICT (" + strings.Join(t.key, ", ") + ") DO UPDATE SET " + set
+	where := ""
+	if t.same != "" {
+		where = " WHERE " + t.same
+	}
+	return " ON CONFLICT (" + strings.Join(t.key, ", ") + ") DO UPDATE SET " + set + where
 }
 
 // copyUpsert copies r's rows into its table's temporary table (created once per connection,
 // emptied at commit; each upsert of a transaction has its own) in PostgreSQL's binary COPY format, then upserts them from there in one statement:
 // neither a VALUES list of thousands of rows (planned row by row) nor unnest over column arrays
 // (decoded element by element) comes close.
-func copyUpsert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, r *rows) error {
+func copyUpsert(ctx context.Context, d dialect, conn *sql.Conn, tx *sql.Tx, r *rows) error {
 	stage := r.t.stage
 	if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE IF NOT EXISTS `+stage+` (LIKE `+r.t.name+`) ON COMMIT DELETE ROWS`); err != nil {
 		return err
@@ -470,8 +486,59 @@ func copyUpsert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, r *rows) error 
 		return fmt.Errorf("copy: %w", err)
 	}
 	list := strings.Join(r.t.allCols(), ", ")
-	_, err := tx.ExecContext(ctx, "INSERT INTO "+r.t.name+" ("+list+") SELECT "+list+" FROM "+stage+onConflict(r.t))
-	return err
+	res, err := tx.ExecContext(ctx, "INSERT INTO "+r.t.name+" ("+list+") SELECT "+list+" FROM "+stage+onConflict(r.t))
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == cardinalityViolation && r.t.same != "" {
+		// Two staged rows with one key: rows are de-duplicated by identity, so two objects.
+		return unwritten(ctx, d, nil, r)
+	}
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n < int64(r.n()) {
+		return unwritten(ctx, d, tx, r)
+	}
+	return nil
+}
+
+// cardinalityViolation is PostgreSQL's SQLSTATE cardinality_violation: "ON CONFLICT DO UPDATE
+// command cannot affect row a second time".
+const cardinalityViolation = "21000"
+
+// unwritten explains why an upsert of r wrote fewer rows than it has: two objects with one key,
+// in r or one in r and one in the table (read through tx unless it is nil).
+func unwritten(ctx context.Context, d dialect, tx *sql.Tx, r *rows) error {
+	cols := r.t.allCols()
+	w := len(cols)
+	ki, ti, yi, ii := slices.Index(cols, "okey"), slices.Index(cols, "tenant"), slices.Index(cols, "object_type"), slices.Index(cols, "object_id")
+	if r.t.same == "" || ki < 0 || ti < 0 || yi < 0 || ii < 0 {
+		return fmt.Errorf("upsert %s: %d rows, fewer written", r.t.name, r.n())
+	}
+	name := func(row []any) string { return fmt.Sprint(row[yi], " ", row[ii]) }
+	seen := make(map[int64][]any, r.n())
+	for off := 0; off < len(r.vals); off += w {
+		row := r.vals[off : off+w]
+		k, _ := row[ki].(int64)
+		if other, ok := seen[k]; ok {
+			return &KeyCollisionError{Tenant: fmt.Sprint(row[ti]), A: name(other), B: name(row)}
+		}
+		seen[k] = row
+	}
+	if tx != nil {
+		for k, row := range seen {
+			var tenant, typ, id string
+			err := tx.QueryRowContext(ctx, d.rebind(`SELECT tenant, object_type, object_id FROM objects WHERE okey = ?`), k).Scan(&tenant, &typ, &id)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("upsert %s: rows not written, and reading their keys back: %w", r.t.name, err)
+			}
+			if err == nil && (tenant != row[ti] || typ != row[yi] || id != row[ii]) {
+				return &KeyCollisionError{Tenant: fmt.Sprint(row[ti]), A: name(row), B: typ + " " + id}
+			}
+		}
+	}
+	return fmt.Errorf("upsert %s: %d rows, fewer written, and no two objects with one key among them", r.t.name, r.n())
 }
 
 // uniqueViolation is PostgreSQL's SQLSTATE unique_violation (Appendix A, "PostgreSQL Error Codes").
@@ -510,4 +577,18 @@ func copyRows(ctx context.Context, conn *sql.Conn, table string, r *rows) error 
 		}))
 		return err
 	})
+}
+
+// objectKey is an object's key in the objects table (okey): the first 8 bytes of the SHA-256 of
+// its identity (tenant, object_type, object_id), as a signed integer. A cryptographic hash,
+// although the identities come from SharePoint (GUIDs it assigns): two objects meet on a key
+// only by chance, and nobody can make them.
+func objectKey(tenant, typ, id string) int64 {
+	h := sha256.New()
+	for _, s := range [...]string{tenant, typ, id} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	var sum [sha256.Size]byte
+	return int64(binary.BigEndian.Uint64(h.Sum(sum[:0])))
 }

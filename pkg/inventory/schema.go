@@ -10,6 +10,11 @@ type table struct {
 	key   []string
 	cols  []string
 	set   string
+	// same is true in a conflict when the stored row is the new row's object: a key is a hash of
+	// the object's identity (objectKey), and a conflict without it is a collision of two objects'
+	// keys, which the upsert leaves unwritten and Ingest reports (KeyCollisionError). Empty: the
+	// key is the identity itself.
+	same string
 	// shared are the columns whose value is usually the same in every row of a batch (the
 	// tenant, the pass): SQLite binds such a value once a statement when it is (execRows).
 	shared []string
@@ -56,15 +61,18 @@ var (
 		"author", "editor", "version", "version_count", "versions", "hash", "deleted", "unique_perms", "first_pass", "last_pass", "last_job"}
 
 	// objectsTable: a live object's record replaces every column but first_pass and unique_perms
-	// (End derives that one from the pass's role assignments).
-	objectShared = []string{"tenant", "scope", "deleted", "unique_perms", "first_pass", "last_pass", "last_job"}
+	// (End derives that one from the pass's role assignments). Its key is okey, a 64-bit hash of
+	// the identity (tenant, object_type, object_id) that the row also holds (objectKey).
+	objectShared   = []string{"tenant", "scope", "deleted", "unique_perms", "first_pass", "last_pass", "last_job"}
+	objectIdentity = "objects.tenant = excluded.tenant AND objects.object_type = excluded.object_type AND objects.object_id = excluded.object_id"
 
-	objectsTable = table{name: "objects", stage: "stage_objects", key: []string{"tenant", "object_type", "object_id"}, cols: objectCols, shared: objectShared,
+	objectsTable = table{name: "objects", stage: "stage_objects", key: []string{"okey"},
+		cols: append([]string{"tenant", "object_type", "object_id"}, objectCols...), shared: objectShared, same: objectIdentity,
 		set: strings.Join(append(keepPrev("objects", tracked), setExcluded("scope", "url", "name", "parent_id", "list_id", "doc_id",
 			"size", "created", "modified", "author", "editor", "version", "version_count", "versions", "hash", "deleted", "last_pass", "last_job")...), ", ")}
 
 	// deletedTable: a deletion (IsDeleted) keeps the object's last known state and marks it.
-	deletedTable = table{name: "objects", stage: "stage_deleted", key: objectsTable.key, cols: objectCols, shared: objectShared,
+	deletedTable = table{name: "objects", stage: "stage_deleted", key: objectsTable.key, cols: objectsTable.cols, shared: objectShared, same: objectIdentity,
 		set: strings.Join(append(keepPrev("objects", tracked), setExcluded("scope", "deleted", "last_pass", "last_job")...), ", ")}
 
 	principalsTable = table{name: "principals", stage: "stage_principals", key: []string{"tenant", "job_id", "kind", "principal_id"},
@@ -111,14 +119,19 @@ func schema0(serialPK string) []string {
 			records BIGINT NOT NULL DEFAULT 0, objects BIGINT NOT NULL DEFAULT 0, deleted BIGINT NOT NULL DEFAULT 0,
 			versions BIGINT NOT NULL DEFAULT 0, principals BIGINT NOT NULL DEFAULT 0, role_assignments BIGINT NOT NULL DEFAULT 0,
 			other BIGINT NOT NULL DEFAULT 0, changes BIGINT NOT NULL DEFAULT 0)`,
+		// objects is keyed by okey, a 64-bit hash of the identity (objectKey), not by the identity:
+		// the key's index is written at random (GUIDs), and with 80-byte text keys it outgrew the
+		// page cache at half a million objects, every commit rewriting most of its leaves; with
+		// 8-byte keys it is a sixth of that size (docs/inventory.md, "Sizing"). BIGINT, not
+		// INTEGER: an INTEGER PRIMARY KEY would be SQLite's rowid, placing every row at random.
 		`CREATE TABLE IF NOT EXISTS objects (
-			tenant TEXT NOT NULL, object_type TEXT NOT NULL, object_id TEXT NOT NULL, scope TEXT NOT NULL,
+			okey BIGINT NOT NULL, tenant TEXT NOT NULL, object_type TEXT NOT NULL, object_id TEXT NOT NULL, scope TEXT NOT NULL,
 			url TEXT NOT NULL, name TEXT NOT NULL, parent_id TEXT NOT NULL, list_id TEXT NOT NULL, doc_id TEXT NOT NULL,
 			size BIGINT NOT NULL, created BIGINT NOT NULL, modified BIGINT NOT NULL, author BIGINT NOT NULL, editor BIGINT NOT NULL,
 			version TEXT NOT NULL, version_count BIGINT NOT NULL, versions TEXT NOT NULL, hash BIGINT NOT NULL, deleted INTEGER NOT NULL,
 			unique_perms INTEGER NOT NULL, first_pass BIGINT NOT NULL, last_pass BIGINT NOT NULL, last_job TEXT NOT NULL,
-			prev_pass BIGINT` + prevObj + `,
-			PRIMARY KEY (tenant, object_type, object_id))`,
+			prev_pass BIGINT` + prevObj + `)`,
+		`CREATE UNIQUE INDEX IF NOT EXISTS objects_key ON objects (okey)`,
 		// End finds the objects of a pass flagged unique-permissions (to clear the flag of those no
 		// role assignment names any more) without scanning the tenant: a partial index holds only
 		// flagged rows, so the ingest of the others does not pay for it.

@@ -6,7 +6,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +30,8 @@ type Store struct {
 	writer *sql.Conn
 
 	ckpt *checkpointer // SQLite: checkpoints the WAL beside the writer (nil on PostgreSQL)
+
+	key func(tenant, typ, id string) int64 // objectKey; a test's makes two objects collide
 }
 
 // Open opens (and creates or migrates) the inventory at dsn: "sqlite:/path/inv.db" for the
@@ -44,8 +45,8 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open inventory %s: %w", d.name, err)
 	}
-	s := &Store{db: db, d: d, stmts: map[string]driver.Stmt{}}
-	for _, q := range append(slices.Clip(d.setup), schema(d)...) {
+	s := &Store{db: db, d: d, stmts: map[string]driver.Stmt{}, key: objectKey}
+	for _, q := range d.setup {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("inventory schema (%s): %w", d.name, err)
@@ -55,6 +56,16 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		if s.writer, err = db.Conn(ctx); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("open inventory %s: %w", d.name, err)
+		}
+	}
+	if err := s.migrateKeys(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("inventory schema (%s): keying the objects of an inventory created before okey: %w", d.name, err)
+	}
+	for _, q := range schema(d) {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("inventory schema (%s): %w", d.name, err)
 		}
 	}
 	if d.walCheckpointer {
