@@ -10,6 +10,7 @@ package inventorysink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/amrpipe/amrpipe/pkg/inventory"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/bus"
 	"github.com/amrpipe/amrpipe/pkg/pipeline/topology"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
@@ -153,10 +155,40 @@ func (s *Sink) commit(ctx context.Context) {
 			s.records.Add(int64(len(recs)))
 			s.batches.Add(int64(len(group)))
 		}
+		var kc *inventory.KeyCollisionError
+		if errors.As(err, &kc) && len(group) > 1 {
+			// Objects of one batch that the inventory can never hold: each batch alone, so that
+			// the others commit and only the batch that holds them fails.
+			for _, r := range group {
+				r.done <- s.ingestAlone(ctx, r.recs)
+			}
+			continue
+		}
 		for _, r := range group {
-			r.done <- err
+			r.done <- permanent(err)
 		}
 	}
+}
+
+// ingestAlone writes one batch in a transaction of its own.
+func (s *Sink) ingestAlone(ctx context.Context, recs []*amrpipev1.Record) error {
+	err := s.in.Ingest(ctx, recs)
+	if err == nil {
+		s.records.Add(int64(len(recs)))
+		s.batches.Add(1)
+	}
+	return permanent(err)
+}
+
+// permanent marks the failures that fail a batch whenever it is written (two of its objects, or
+// one of its objects and a stored one, have the same key) as such, for the source to dead-letter
+// the batch with the reason instead of handing it back.
+func permanent(err error) error {
+	var kc *inventory.KeyCollisionError
+	if errors.As(err, &kc) {
+		return &bus.Permanent{Reason: "inventory", Err: err}
+	}
+	return err
 }
 
 // Stage is the name the sink consumes under: its dead letters go to amr.dlq.inventory.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -136,4 +137,102 @@ func batchesOf(jobID string, recs []*amrpipev1.Record) []*amrpipev1.RecordBatch 
 		out = append(out, &amrpipev1.RecordBatch{JobId: jobID, SourceFile: "Manifest.xml", Batch: uint32(len(out)), Records: recs[off:min(off+256, len(recs))]})
 	}
 	return out
+}
+
+// collides stands for two objects whose keys collide (inventory.KeyCollisionError): a batch that
+// holds the object named id fails whenever it is written, as the inventory fails it.
+type collides struct {
+	*inventory.Pass
+	id string
+}
+
+func (c *collides) Ingest(ctx context.Context, recs []*amrpipev1.Record) error {
+	for _, r := range recs {
+		if r.GetObjectId() == c.id {
+			return &inventory.KeyCollisionError{Tenant: "contoso.sharepoint.com", A: r.GetObjectType() + " " + c.id, B: "SPFile 00000000-0000-0000-0000-000000000000"}
+		}
+	}
+	return c.Pass.Ingest(ctx, recs)
+}
+
+// TestBatchTheInventoryCannotHoldIsDeadLettered: a batch whose objects the inventory can never
+// hold (two objects with one key) is dead-lettered at once with the reason, while the batches
+// committed with it in one group commit are written: the inventory holds every other batch's
+// objects and nothing is left pending.
+func TestBatchTheInventoryCannotHoldIsDeadLettered(t *testing.T) {
+	env := testenv.StartJetStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tn, err := tenant.New(tenant.SmallProfile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets := testenv.SmallTargets(func(s string) string { return s })
+	recs, err := testenv.ExportRecords(ctx, tn, "job-1", targets, tenant.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batches := batchesOf("job-1", recs)
+	bad := batches[2]
+	badID := bad.Records[len(bad.Records)/2].GetObjectId()
+	for i, b := range batches {
+		if _, err := bus.Publish(ctx, env.JS, topology.RecordSubject("job-1"), b, "job-1/Manifest.xml/"+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store, err := inventory.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "inv.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	pass, err := store.BeginPass(ctx, inventory.PassInfo{Tenant: "contoso.sharepoint.com", Scope: "/sites/small", Kind: inventory.Full})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A long linger: every batch is in the first group commit.
+	sink := inventorysink.New(&collides{Pass: pass, id: badID}, inventorysink.Options{Linger: 2 * time.Second})
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- sink.Run(rctx, &inventorysink.JetStreamSource{JS: env.JS}) }()
+	want := int64(len(recs) - len(bad.Records))
+	testenv.Eventually(t, 30*time.Second, "every other batch committed", func() bool { return sink.Records() >= want })
+	testenv.Eventually(t, 20*time.Second, "the consumer has nothing pending", func() bool {
+		info, err := env.JS.Consumer(ctx, topology.StreamRecords, topology.DefaultDownstream)
+		if err != nil {
+			return false
+		}
+		ci, err := info.Info(ctx)
+		return err == nil && ci.NumPending == 0 && ci.NumAckPending == 0
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if sink.Records() != want {
+		t.Errorf("sink committed %d records, want the %d of the other batches", sink.Records(), want)
+	}
+	dl := env.DeadLetters(t, inventorysink.Stage)
+	if len(dl) != 1 || !strings.Contains(dl[0].GetReason(), badID) || !strings.Contains(dl[0].GetReason(), "same 64-bit key") {
+		t.Fatalf("dead letters %v, want the batch holding %s, with the reason", dl, badID)
+	}
+	if err := pass.End(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	inBad := map[string]bool{}
+	for _, r := range bad.Records {
+		inBad[r.GetObjectId()] = true
+	}
+	n := 0
+	if err := store.Objects(ctx, "contoso.sharepoint.com", inventory.Filter{}, func(o *inventory.Object) error {
+		if inBad[o.ID] {
+			t.Errorf("object %s %s of the dead-lettered batch is in the inventory", o.Type, o.ID)
+		}
+		n++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Error("the inventory holds nothing")
+	}
 }
