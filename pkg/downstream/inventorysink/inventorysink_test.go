@@ -45,16 +45,8 @@ func TestSinkIngestsTheStreamAndAcksOnlyCommittedBatches(t *testing.T) {
 	env := testenv.StartJetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	tn, err := tenant.New(tenant.SmallProfile())
-	if err != nil {
-		t.Fatal(err)
-	}
-	targets := testenv.SmallTargets(func(s string) string { return s })
 	opts := tenant.ReadOptions{IncludeVersions: true, IncludePermission: true}
-	recs, err := testenv.ExportRecords(ctx, tn, "job-1", targets, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tn, targets, recs := smallExport(t, ctx, opts)
 	truth, err := testenv.Truth(ctx, tn, targets, opts, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -95,14 +87,7 @@ func TestSinkIngestsTheStreamAndAcksOnlyCommittedBatches(t *testing.T) {
 	// Every batch (the repeated one included) committed; the failed ones came back for it.
 	want := int64(len(recs) + len(batches[3].Records))
 	testenv.Eventually(t, 30*time.Second, "every batch committed", func() bool { return sink.Records() >= want })
-	testenv.Eventually(t, 20*time.Second, "the consumer has nothing pending", func() bool {
-		info, err := env.JS.Consumer(ctx, topology.StreamRecords, topology.DefaultDownstream)
-		if err != nil {
-			return false
-		}
-		ci, err := info.Info(ctx)
-		return err == nil && ci.NumPending == 0 && ci.NumAckPending == 0
-	})
+	waitNothingPending(t, ctx, env)
 	stop()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -127,6 +112,35 @@ func TestSinkIngestsTheStreamAndAcksOnlyCommittedBatches(t *testing.T) {
 	if len(dl) != 1 {
 		t.Fatalf("%d dead letters, want the undecodable batch", len(dl))
 	}
+}
+
+// smallExport is the simulator's small tenant, its targets and their export as job-1.
+func smallExport(t *testing.T, ctx context.Context, opts tenant.ReadOptions) (*tenant.Tenant, []string, []*amrpipev1.Record) {
+	t.Helper()
+	tn, err := tenant.New(tenant.SmallProfile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets := testenv.SmallTargets(func(s string) string { return s })
+	recs, err := testenv.ExportRecords(ctx, tn, "job-1", targets, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tn, targets, recs
+}
+
+// waitNothingPending waits until the default downstream consumer has nothing left to deliver or
+// to be acknowledged.
+func waitNothingPending(t *testing.T, ctx context.Context, env *testenv.JetStream) {
+	t.Helper()
+	testenv.Eventually(t, 20*time.Second, "the consumer has nothing pending", func() bool {
+		info, err := env.JS.Consumer(ctx, topology.StreamRecords, topology.DefaultDownstream)
+		if err != nil {
+			return false
+		}
+		ci, err := info.Info(ctx)
+		return err == nil && ci.NumPending == 0 && ci.NumAckPending == 0
+	})
 }
 
 // batchesOf frames recs as the parser does at its default size: record batches of 256 from
@@ -163,15 +177,7 @@ func TestBatchTheInventoryCannotHoldIsDeadLettered(t *testing.T) {
 	env := testenv.StartJetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	tn, err := tenant.New(tenant.SmallProfile())
-	if err != nil {
-		t.Fatal(err)
-	}
-	targets := testenv.SmallTargets(func(s string) string { return s })
-	recs, err := testenv.ExportRecords(ctx, tn, "job-1", targets, tenant.ReadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, recs := smallExport(t, ctx, tenant.ReadOptions{})
 	batches := batchesOf("job-1", recs)
 	bad := batches[2]
 	badID := bad.Records[len(bad.Records)/2].GetObjectId()
@@ -196,14 +202,7 @@ func TestBatchTheInventoryCannotHoldIsDeadLettered(t *testing.T) {
 	go func() { done <- sink.Run(rctx, &inventorysink.JetStreamSource{JS: env.JS}) }()
 	want := int64(len(recs) - len(bad.Records))
 	testenv.Eventually(t, 30*time.Second, "every other batch committed", func() bool { return sink.Records() >= want })
-	testenv.Eventually(t, 20*time.Second, "the consumer has nothing pending", func() bool {
-		info, err := env.JS.Consumer(ctx, topology.StreamRecords, topology.DefaultDownstream)
-		if err != nil {
-			return false
-		}
-		ci, err := info.Info(ctx)
-		return err == nil && ci.NumPending == 0 && ci.NumAckPending == 0
-	})
+	waitNothingPending(t, ctx, env)
 	stop()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -180,8 +180,8 @@ func writePackage(t testing.TB, opts Options, objs []*tenant.Object, users []ten
 	return sink
 }
 
-// writePackageTo runs a Writer over objs into sink.
-func writePackageTo(t testing.TB, sink Sink, opts Options, objs []*tenant.Object, users []tenant.User, groups []tenant.Group) {
+// writePackageTo runs a Writer over objs into sink and returns it, closed.
+func writePackageTo(t testing.TB, sink Sink, opts Options, objs []*tenant.Object, users []tenant.User, groups []tenant.Group) *Writer {
 	t.Helper()
 	w, err := NewWriter(context.Background(), sink, opts)
 	if err != nil {
@@ -195,6 +195,19 @@ func writePackageTo(t testing.TB, sink Sink, opts Options, objs []*tenant.Object
 	if err := w.Close(users, groups); err != nil {
 		t.Fatal(err)
 	}
+	return w
+}
+
+// fileObjects are n small files of the fixture's library.
+func fileObjects(n int) []*tenant.Object {
+	var objs []*tenant.Object
+	for i := range n {
+		objs = append(objs, &tenant.Object{Type: tenant.TypeFile, ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i),
+			ParentID: rootID, Name: fmt.Sprintf("file-%d.txt", i), ListID: libID, WebID: webID, WebURL: webURL,
+			ServerURL: fmt.Sprintf("%s/file-%d.txt", libURL, i), WebRelURL: fmt.Sprintf("Shared Documents/file-%d.txt", i),
+			IntID: i + 1, Version: "1.0", Size: int64(i), Created: created, Modified: modified})
+	}
+	return objs
 }
 
 // element is one parsed element: its local name, namespace and attributes in document order.

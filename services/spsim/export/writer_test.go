@@ -273,13 +273,7 @@ func TestSplit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var objs []*tenant.Object
-			for i := range 120 {
-				objs = append(objs, &tenant.Object{Type: tenant.TypeFile, ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i),
-					ParentID: rootID, Name: fmt.Sprintf("file-%d.txt", i), ListID: libID, WebID: webID, WebURL: webURL,
-					ServerURL: fmt.Sprintf("%s/file-%d.txt", libURL, i), WebRelURL: fmt.Sprintf("Shared Documents/file-%d.txt", i),
-					IntID: i + 1, Version: "1.0", Size: int64(i), Created: created, Modified: modified})
-			}
+			objs := fileObjects(120)
 			// One object bigger than the limit must go alone into its part.
 			big := *objs[60]
 			big.ID = "00000000-0000-4000-8000-bigbigbigbig"
@@ -421,36 +415,15 @@ func TestAppendTime(t *testing.T) {
 // (Options.Buffer, Writer.Buffer). The package written in it is the same, byte for byte, as in a
 // new one, whatever the earlier writer left there, and the buffer is not grown again.
 func TestWriterInAnEarlierWritersBuffer(t *testing.T) {
-	const limit = 4000
-	var objs []*tenant.Object
-	for i := range 60 {
-		objs = append(objs, &tenant.Object{Type: tenant.TypeFile, ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i),
-			ParentID: rootID, Name: fmt.Sprintf("file-%d.txt", i), ListID: libID, WebID: webID, WebURL: webURL,
-			ServerURL: fmt.Sprintf("%s/file-%d.txt", libURL, i), WebRelURL: fmt.Sprintf("Shared Documents/file-%d.txt", i),
-			IntID: i + 1, Version: "1.0", Size: int64(i), Created: created, Modified: modified})
-	}
+	objs := fileObjects(60)
 	for _, key := range [][]byte{nil, testKey()} {
 		opts := fixtureOptions()
-		opts.MaxManifestBytes, opts.Key = limit, key
+		opts.MaxManifestBytes, opts.Key = 4000, key
 		write := func(buf []byte) (*memSink, []byte) {
 			opts.Buffer = buf
 			opts.Rand = bytes.NewReader(bytes.Repeat([]byte{7}, 1<<10)) // the same IVs for both packages
 			sink := &memSink{}
-			w, err := NewWriter(context.Background(), sink, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, o := range objs {
-				if err := w.Add(o); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if w.Buffer() != nil {
-				t.Fatal("Buffer before Close is not nil")
-			}
-			if err := w.Close(fixtureUsers(), fixtureGroups()); err != nil {
-				t.Fatal(err)
-			}
+			w := writePackageTo(t, sink, opts, objs, fixtureUsers(), fixtureGroups())
 			b := w.Buffer()
 			if b == nil || w.Buffer() != nil {
 				t.Fatal("Buffer after Close: want the buffer once")
