@@ -17,12 +17,22 @@ func (s *Store) migrateKeys(ctx context.Context) error {
 	if s.hasColumn(ctx, "objects", "okey") || !s.hasColumn(ctx, "objects", "object_id") {
 		return nil
 	}
+	return s.rekeyObjects(ctx)
+}
+
+// rekeyObjects rebuilds the objects table in the current layout from the one there, keying each
+// row by its identity. On a table that has okey already (another process migrated it since this
+// one looked), it rebuilds the same table.
+func (s *Store) rekeyObjects(ctx context.Context) error {
 	conn, tx, release, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
-	for _, q := range append([]string{"ALTER TABLE objects RENAME TO objects_v1",
+	// The renamed table's indexes are dropped, objects_key too: a process that found the same old
+	// inventory and migrated it first has created one, which would otherwise stand for the new
+	// table's (CREATE ... IF NOT EXISTS) and go with the old one. Migrating twice is only slower.
+	for _, q := range append([]string{"ALTER TABLE objects RENAME TO objects_v1", "DROP INDEX IF EXISTS objects_key",
 		"DROP INDEX IF EXISTS objects_pass", "DROP INDEX IF EXISTS objects_unique_perms"}, schema(s.d)...) {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("%s: %w", strings.Fields(q)[0], err)

@@ -106,6 +106,18 @@ func TestInventoryFromBeforeObjectKeysOpens(t *testing.T) {
 			if !reflect.DeepEqual(gotChanges, wantChanges) || len(wantChanges.Changes) == 0 {
 				t.Errorf("change set after migrating: %d changes, want the %d before", len(gotChanges.Changes), len(wantChanges.Changes))
 			}
+			// A second process that found the old inventory too migrates it again once the first
+			// is done: the same table, with its key index.
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if s, err = inventory.Open(ctx, b.dsn); err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if err := inventory.RekeyObjects(ctx, s); err != nil {
+				t.Fatal(err)
+			}
 			// The second pass's records again: the objects are found by their new keys, so
 			// nothing is added and nothing changes but the pass that saw them.
 			p3 := begin(t, s, inventory.Full)

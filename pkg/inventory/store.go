@@ -32,6 +32,9 @@ type Store struct {
 	ckpt *checkpointer // SQLite: checkpoints the WAL beside the writer (nil on PostgreSQL)
 
 	key func(tenant, typ, id string) int64 // objectKey; a test's makes two objects collide
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Open opens (and creates or migrates) the inventory at dsn: "sqlite:/path/inv.db" for the
@@ -77,8 +80,13 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 // Backend is "sqlite" or "postgres".
 func (s *Store) Backend() string { return s.d.name }
 
-// Close releases the database.
+// Close releases the database. Closing again does nothing and returns the first Close's error.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *Store) close() error {
 	s.ckpt.stop()
 	var errs []error
 	if s.writer != nil {
