@@ -11,8 +11,9 @@ import (
 // object_id), as amrpipe wrote them before objects had a key of their own (okey), to the current
 // schema: in one transaction, the objects table is renamed, the current one created and filled
 // from it in identity order, a chunk at a time, with each row's key, and the old one dropped. A
-// crash or an error (two objects whose keys collide: KeyCollisionError) leaves the inventory as
-// it was. A new inventory, or one created since, is left alone.
+// crash or an error (two objects whose keys collide: a KeyCollisionError on SQLite, the unique
+// violation of objects_key on PostgreSQL) leaves the inventory as it was. A new inventory, or one
+// created since, is left alone.
 func (s *Store) migrateKeys(ctx context.Context) error {
 	if s.hasColumn(ctx, "objects", "okey") || !s.hasColumn(ctx, "objects", "object_id") {
 		return nil

@@ -155,8 +155,7 @@ func (s *Sink) commit(ctx context.Context) {
 			s.records.Add(int64(len(recs)))
 			s.batches.Add(int64(len(group)))
 		}
-		var kc *inventory.KeyCollisionError
-		if errors.As(err, &kc) && len(group) > 1 {
+		if collides(err) && len(group) > 1 {
 			// Objects of one batch that the inventory can never hold: each batch alone, so that
 			// the others commit and only the batch that holds them fails.
 			for _, r := range group {
@@ -184,11 +183,16 @@ func (s *Sink) ingestAlone(ctx context.Context, recs []*amrpipev1.Record) error 
 // one of its objects and a stored one, have the same key) as such, for the source to dead-letter
 // the batch with the reason instead of handing it back.
 func permanent(err error) error {
-	var kc *inventory.KeyCollisionError
-	if errors.As(err, &kc) {
+	if collides(err) {
 		return &bus.Permanent{Reason: "inventory", Err: err}
 	}
 	return err
+}
+
+// collides reports whether err is two objects with one key (inventory.KeyCollisionError).
+func collides(err error) bool {
+	var kc *inventory.KeyCollisionError
+	return errors.As(err, &kc)
 }
 
 // Stage is the name the sink consumes under: its dead letters go to amr.dlq.inventory.
