@@ -174,3 +174,67 @@ func withNewIDs(recs []*amrpipev1.Record, round int) []*amrpipev1.Record {
 	}
 	return out
 }
+
+// BenchmarkEndPermissions measures ending a second pass of 20,000 files, 5,000 of them under
+// role assignments of their own, after a first pass that gave the other 15,000 theirs: End
+// sets the flag of the 5,000 and clears that of the 15,000 (and records both as permission
+// changes), as a tenant whose permissions were reorganised does.
+func BenchmarkEndPermissions(b *testing.B) {
+	const files, secured = 20000, 5000
+	ctx := context.Background()
+	file := func(i int) *amrpipev1.Record {
+		return rec("SPFile", fmt.Sprintf("file-%05d", i), fmt.Sprintf("/sites/hr/Docs/f%05d.txt", i), nil)
+	}
+	pass := func(withRA func(i int) bool) []*amrpipev1.Record {
+		var recs []*amrpipev1.Record
+		for i := range files {
+			recs = append(recs, file(i))
+			if withRA(i) {
+				recs = append(recs, roleAssignment(fmt.Sprintf("scope-%05d", i), fmt.Sprintf("file-%05d", i), [2]int64{1073741829, 7}))
+			}
+		}
+		return recs
+	}
+	firstPass, secondPass := pass(func(i int) bool { return i >= secured }), pass(func(i int) bool { return i < secured })
+	for _, backend := range []string{"sqlite", "postgres"} {
+		b.Run(backend, func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				dsn := "sqlite:" + filepath.Join(b.TempDir(), "inv.db")
+				if backend == "postgres" {
+					dsn = pg.NewDatabase(b)
+				}
+				s, err := inventory.Open(ctx, dsn)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var p *inventory.Pass
+				for i, recs := range [][]*amrpipev1.Record{firstPass, secondPass} {
+					if p, err = s.BeginPass(ctx, inventory.PassInfo{Tenant: testTenant, Scope: "/sites/hr", Kind: inventory.Full, Permissions: true}); err != nil {
+						b.Fatal(err)
+					}
+					if err := p.Ingest(ctx, recs); err != nil {
+						b.Fatal(err)
+					}
+					if i == 0 {
+						if err := p.End(ctx, true); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				b.StartTimer()
+				if err := p.End(ctx, true); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				if got := p.Info().Counts.Changes; got != files {
+					b.Fatalf("%d changes, want %d (every file's permissions)", got, files)
+				}
+				if err := s.Close(); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+		})
+	}
+}

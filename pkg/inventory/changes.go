@@ -150,7 +150,7 @@ func (s *Store) storedChanges(ctx context.Context, passes []int64) ([]storedChan
 		args[i] = p
 	}
 	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT pass_id, kind, object_type, object_id, url, prev_url, fields FROM changes
-		WHERE pass_id IN (`+strings.TrimSuffix(strings.Repeat("?,", len(passes)), ",")+`) ORDER BY pass_id, object_type, object_id, kind`), args...)
+		WHERE pass_id IN (`+params(len(passes))+`) ORDER BY pass_id, object_type, object_id, kind`), args...)
 	if err != nil {
 		return nil, err
 	}

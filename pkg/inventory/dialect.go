@@ -45,7 +45,7 @@ type dialect struct {
 	// the table at random: reading a 47K-object site out of a 417K-object tenant took 2.4 s that
 	// way and 0.5 s as a scan of the table in the order it was written.
 	tenantScan string
-	// byKey follows "objects" in a statement that finds objects by key (byID). Without
+	// byKey follows "objects" in a statement that finds objects by key (byIDs). Without
 	// statistics SQLite takes them by objects_pass, whose first column (the tenant) the
 	// statement names too, and reads every object of the tenant; PostgreSQL has its statistics
 	// (analyze) and no such clause.
@@ -120,6 +120,9 @@ func redactDSN(dsn string) string {
 	}
 	return dsn
 }
+
+// params is n comma-separated ? placeholders, for an IN list or a VALUES row.
+func params(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
 
 // rebind rewrites `?` placeholders for the dialect. The package's SQL holds no `?` inside literals.
 func (d dialect) rebind(q string) string {

@@ -443,7 +443,7 @@ func upsertSQL(t *table, n int, once uint64) string {
 		}
 		b.WriteString(" FROM (")
 	}
-	row := "(" + strings.TrimSuffix(strings.Repeat("?,", per), ",") + ")"
+	row := "(" + params(per) + ")"
 	b.WriteString("VALUES ")
 	for i := range n {
 		if i > 0 {

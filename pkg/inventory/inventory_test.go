@@ -394,6 +394,10 @@ func TestChangeKinds(t *testing.T) {
 		rec("SPListItem", "same", "/s/l/same", nil),
 		roleAssignment("scope-1", "lose-perms", [2]int64{1073741826, 7}),
 		roleAssignment("scope-2", "grants", [2]int64{1073741826, 7}, [2]int64{1073741827, 8}),
+		// Assignments whose grants change below on an object the inventory does not hold (a web)
+		// and on one deleted in the second pass.
+		roleAssignment("scope-4", "web-1", [2]int64{1073741826, 7}),
+		roleAssignment("scope-5", "delete", [2]int64{1073741826, 7}),
 	}
 	p2 := []*amrpipev1.Record{
 		rec("SPFile", "edit", "/s/d/edit.docx", func(r *amrpipev1.Record) {
@@ -411,6 +415,8 @@ func TestChangeKinds(t *testing.T) {
 		// The grants are the same set in another order on scope-1's twin, different on scope-2.
 		roleAssignment("scope-2", "grants", [2]int64{1073741826, 7}),
 		roleAssignment("scope-3", "gain-perms", [2]int64{1073741826, 7}),
+		roleAssignment("scope-4", "web-1", [2]int64{1073741827, 8}),
+		roleAssignment("scope-5", "delete", [2]int64{1073741827, 8}),
 	}
 	want := []string{
 		"added SPListItem new",
@@ -421,6 +427,7 @@ func TestChangeKinds(t *testing.T) {
 		"permissions SPFile gain-perms unique_permissions",
 		"permissions SPFile grants role_assignments",
 		"permissions SPFile lose-perms unique_permissions",
+		"permissions RoleAssignment web-1 role_assignments",
 	}
 	for _, kind := range []inventory.Kind{inventory.Incremental, inventory.Full} {
 		t.Run(string(kind), func(t *testing.T) {

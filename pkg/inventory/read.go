@@ -50,7 +50,7 @@ func (s *Store) Objects(ctx context.Context, tenant string, f Filter, fn func(*O
 		q += ` AND o.deleted = 0`
 	}
 	if len(f.Types) > 0 {
-		q += ` AND o.object_type IN (` + strings.TrimSuffix(strings.Repeat("?,", len(f.Types)), ",") + `)`
+		q += ` AND o.object_type IN (` + params(len(f.Types)) + `)`
 		for _, t := range f.Types {
 			args = append(args, t)
 		}
