@@ -29,27 +29,27 @@ if [ -n "$BASE" ]; then
 fi
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 date=$(date -u '+%Y-%m-%d %H:%M UTC')
-for side in "${sides[@]}"; do : >"$work/inv-$side.txt"; done
-# One run of each side in turns, so that a busy spell of the shared machine falls on both.
-for ((r = 1; r <= GO_BENCH_COUNT; r++)); do
-	for side in "${sides[@]}"; do
-		(cd pkg/inventory && "$work/inventory-$side.test" -test.run '^$' -test.bench '^BenchmarkIngest$/^(sqlite|postgres)$/^batch=16384$' \
-			-test.benchtime 3x) >>"$work/inv-$side.txt"
+# in_turns PATTERN NAME SIDE...: GO_BENCH_COUNT runs of the inventory benchmarks matching PATTERN
+# (3 passes each), one run of each side in turns, so that a busy spell of the shared machine falls
+# on both; into $work/NAME-SIDE.txt.
+in_turns() {
+	local pattern=$1 name=$2
+	shift 2
+	for side in "$@"; do : >"$work/$name-$side.txt"; done
+	for ((r = 1; r <= GO_BENCH_COUNT; r++)); do
+		for side in "$@"; do
+			(cd pkg/inventory && "$work/inventory-$side.test" -test.run '^$' -test.bench "$pattern" -test.benchtime 3x) >>"$work/$name-$side.txt"
+		done
 	done
-done
+}
+in_turns '^BenchmarkIngest$/^(sqlite|postgres)$/^batch=16384$' inv "${sides[@]}"
 # Ending a pass that flips 20,000 objects' unique-permissions flags, in turns with the code at
 # BASE when that has the benchmark.
 end_sides=(after)
 if [ -n "$BASE" ] && grep -q BenchmarkEndPermissions "$work/inventory-base/pkg/inventory/bench_test.go"; then
 	end_sides=(before after)
 fi
-for side in "${end_sides[@]}"; do : >"$work/end-$side.txt"; done
-for ((r = 1; r <= GO_BENCH_COUNT; r++)); do
-	for side in "${end_sides[@]}"; do
-		(cd pkg/inventory && "$work/inventory-$side.test" -test.run '^$' -test.bench '^BenchmarkEndPermissions$' \
-			-test.benchtime 3x) >>"$work/end-$side.txt"
-	done
-done
+in_turns '^BenchmarkEndPermissions$' end "${end_sides[@]}"
 # The sink over the records stream, the code as it is (GO_BENCH_COUNT runs of 3 passes).
 go test -c -o "$work/sink-after.test" ./pkg/downstream/inventorysink
 : >"$work/sink-after.txt"

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -26,7 +25,6 @@ import (
 // as the sink's two committers, then End (change set included). records/s counts the records
 // ingested.
 func BenchmarkIngest(b *testing.B) {
-	ctx := context.Background()
 	recs := testenv.HRRecords(b)
 	for _, backend := range []string{"sqlite", "postgres"} {
 		for _, batch := range []int{256, 4096, 16384} {
@@ -35,14 +33,7 @@ func BenchmarkIngest(b *testing.B) {
 				var cpu time.Duration
 				for b.Loop() {
 					b.StopTimer()
-					dsn := "sqlite:" + filepath.Join(b.TempDir(), "inv.db")
-					if backend == "postgres" {
-						dsn = pg.NewDatabase(b)
-					}
-					s, err := inventory.Open(ctx, dsn)
-					if err != nil {
-						b.Fatal(err)
-					}
+					s := emptyStore(b, backend)
 					b.StartTimer()
 					cpu0 := cpuTime(b, backend)
 					ingestAll(b, s, "/sites/hr", recs, batch)
@@ -125,14 +116,7 @@ func BenchmarkIngestGrowing(b *testing.B) {
 			var nFirst, nLast int
 			for b.Loop() {
 				b.StopTimer()
-				dsn := "sqlite:" + filepath.Join(b.TempDir(), "inv.db")
-				if backend == "postgres" {
-					dsn = pg.NewDatabase(b)
-				}
-				s, err := inventory.Open(context.Background(), dsn)
-				if err != nil {
-					b.Fatal(err)
-				}
+				s := emptyStore(b, backend)
 				for round := range rounds {
 					recs := withNewIDs(base, round)
 					b.StartTimer()
@@ -200,15 +184,9 @@ func BenchmarkEndPermissions(b *testing.B) {
 		b.Run(backend, func(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
-				dsn := "sqlite:" + filepath.Join(b.TempDir(), "inv.db")
-				if backend == "postgres" {
-					dsn = pg.NewDatabase(b)
-				}
-				s, err := inventory.Open(ctx, dsn)
-				if err != nil {
-					b.Fatal(err)
-				}
+				s := emptyStore(b, backend)
 				var p *inventory.Pass
+				var err error
 				for i, recs := range [][]*amrpipev1.Record{firstPass, secondPass} {
 					if p, err = s.BeginPass(ctx, inventory.PassInfo{Tenant: testTenant, Scope: "/sites/hr", Kind: inventory.Full, Permissions: true}); err != nil {
 						b.Fatal(err)

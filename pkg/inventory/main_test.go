@@ -25,6 +25,21 @@ func backends(t testing.TB) []backend {
 	}
 }
 
+// emptyStore opens an empty inventory of the backend named ("sqlite" or "postgres"); the caller
+// closes it.
+func emptyStore(tb testing.TB, name string) *inventory.Store {
+	tb.Helper()
+	dsn := "sqlite:" + filepath.Join(tb.TempDir(), "inv.db")
+	if name == "postgres" {
+		dsn = pg.NewDatabase(tb)
+	}
+	s, err := inventory.Open(context.Background(), dsn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
 // forEachBackend runs fn against a fresh store of each backend.
 func forEachBackend(t *testing.T, fn func(t *testing.T, s *inventory.Store)) {
 	for _, b := range backends(t) {
