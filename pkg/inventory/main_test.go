@@ -19,21 +19,22 @@ func TestMain(m *testing.M) { os.Exit(testenv.RunWithPostgres(m, &pg)) }
 type backend struct{ name, dsn string }
 
 func backends(t testing.TB) []backend {
-	return []backend{
-		{"sqlite", "sqlite:" + filepath.Join(t.TempDir(), "inv.db")},
-		{"postgres", pg.NewDatabase(t)},
-	}
+	return []backend{{"sqlite", emptyDSN(t, "sqlite")}, {"postgres", emptyDSN(t, "postgres")}}
 }
 
-// emptyStore opens an empty inventory of the backend named ("sqlite" or "postgres"); the caller
-// closes it.
+// emptyDSN is the DSN of an empty inventory of the backend named ("sqlite" or "postgres"): a file
+// in a temporary directory, or a new database of the package's PostgreSQL server.
+func emptyDSN(tb testing.TB, name string) string {
+	if name == "postgres" {
+		return pg.NewDatabase(tb)
+	}
+	return "sqlite:" + filepath.Join(tb.TempDir(), "inv.db")
+}
+
+// emptyStore opens an empty inventory of the backend named (emptyDSN); the caller closes it.
 func emptyStore(tb testing.TB, name string) *inventory.Store {
 	tb.Helper()
-	dsn := "sqlite:" + filepath.Join(tb.TempDir(), "inv.db")
-	if name == "postgres" {
-		dsn = pg.NewDatabase(tb)
-	}
-	s, err := inventory.Open(context.Background(), dsn)
+	s, err := inventory.Open(context.Background(), emptyDSN(tb, name))
 	if err != nil {
 		tb.Fatal(err)
 	}
