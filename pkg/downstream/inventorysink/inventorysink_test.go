@@ -68,33 +68,12 @@ func TestSinkIngestsTheStreamAndAcksOnlyCommittedBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	store, err := inventory.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "inv.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	pass, err := store.BeginPass(ctx, inventory.PassInfo{Tenant: "contoso.sharepoint.com", Scope: "/sites/small", Kind: inventory.Full, Permissions: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, pass := beginPass(t, ctx, true)
 	in := &failFirst{Pass: pass}
 	in.n.Store(1)
 	sink := inventorysink.New(in, inventorysink.Options{})
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- sink.Run(rctx, &inventorysink.JetStreamSource{JS: env.JS}) }()
-
 	// Every batch (the repeated one included) committed; the failed ones came back for it.
-	want := int64(len(recs) + len(batches[3].Records))
-	testenv.Eventually(t, 30*time.Second, "every batch committed", func() bool { return sink.Records() >= want })
-	waitNothingPending(t, ctx, env)
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if sink.Records() != want {
-		t.Errorf("sink committed %d records, want %d", sink.Records(), want)
-	}
+	runUntilCommitted(t, ctx, env, sink, int64(len(recs)+len(batches[3].Records)), "every batch")
 	if err := pass.End(ctx, true); err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +106,41 @@ func smallExport(t *testing.T, ctx context.Context, opts tenant.ReadOptions) (*t
 		t.Fatal(err)
 	}
 	return tn, targets, recs
+}
+
+// beginPass opens a new SQLite inventory (closed when the test ends) and begins a full pass of the
+// small site, with permissions or without.
+func beginPass(t *testing.T, ctx context.Context, permissions bool) (*inventory.Store, *inventory.Pass) {
+	t.Helper()
+	store, err := inventory.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "inv.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	pass, err := store.BeginPass(ctx, inventory.PassInfo{Tenant: "contoso.sharepoint.com", Scope: "/sites/small", Kind: inventory.Full, Permissions: permissions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, pass
+}
+
+// runUntilCommitted runs sink over the records stream until it has committed want records (what:
+// whose) and the consumer has nothing pending, then stops it; Run must return no error, and the
+// sink must have committed exactly want records.
+func runUntilCommitted(t *testing.T, ctx context.Context, env *testenv.JetStream, sink *inventorysink.Sink, want int64, what string) {
+	t.Helper()
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- sink.Run(rctx, &inventorysink.JetStreamSource{JS: env.JS}) }()
+	testenv.Eventually(t, 30*time.Second, what+" committed", func() bool { return sink.Records() >= want })
+	waitNothingPending(t, ctx, env)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := sink.Records(); got != want {
+		t.Errorf("sink committed %d records, want the %d of %s", got, want, what)
+	}
 }
 
 // waitNothingPending waits until the default downstream consumer has nothing left to deliver or
@@ -186,30 +200,10 @@ func TestBatchTheInventoryCannotHoldIsDeadLettered(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	store, err := inventory.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "inv.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	pass, err := store.BeginPass(ctx, inventory.PassInfo{Tenant: "contoso.sharepoint.com", Scope: "/sites/small", Kind: inventory.Full})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, pass := beginPass(t, ctx, false)
 	// A long linger: every batch is in the first group commit.
 	sink := inventorysink.New(&collides{Pass: pass, id: badID}, inventorysink.Options{Linger: 2 * time.Second})
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- sink.Run(rctx, &inventorysink.JetStreamSource{JS: env.JS}) }()
-	want := int64(len(recs) - len(bad.Records))
-	testenv.Eventually(t, 30*time.Second, "every other batch committed", func() bool { return sink.Records() >= want })
-	waitNothingPending(t, ctx, env)
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if sink.Records() != want {
-		t.Errorf("sink committed %d records, want the %d of the other batches", sink.Records(), want)
-	}
+	runUntilCommitted(t, ctx, env, sink, int64(len(recs)-len(bad.Records)), "every other batch")
 	dl := env.DeadLetters(t, inventorysink.Stage)
 	if len(dl) != 1 || !strings.Contains(dl[0].GetReason(), badID) || !strings.Contains(dl[0].GetReason(), "same 64-bit key") {
 		t.Fatalf("dead letters %v, want the batch holding %s, with the reason", dl, badID)
