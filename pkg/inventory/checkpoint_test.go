@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/amrpipe/amrpipe/pkg/inventory"
-	"github.com/amrpipe/amrpipe/pkg/testenv"
 	amrpipev1 "github.com/amrpipe/amrpipe/proto/gen/amrpipe/v1"
 )
 
@@ -23,10 +22,7 @@ import (
 func TestWriteAheadLogIsCopiedWhileAPassRuns(t *testing.T) {
 	ctx := context.Background()
 	tn := smallTenant(t)
-	recs, err := testenv.ExportRecords(ctx, tn, "job-1", smallTargets(), fullOpts())
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := fullRead(t, tn, "job-1")
 	// Set while no store runs: a store's checkpointer reads it.
 	defer inventory.SetCheckpointEvery(inventory.SetCheckpointEvery(time.Hour))
 	s, _, unchecked := pacedPass(t, recs)
@@ -47,7 +43,7 @@ func TestWriteAheadLogIsCopiedWhileAPassRuns(t *testing.T) {
 	if _, err := os.Stat(path + "-wal"); !os.IsNotExist(err) {
 		t.Errorf("the log is still there after Close (%v)", err)
 	}
-	s, err = inventory.Open(ctx, "sqlite:"+path)
+	s, err := inventory.Open(ctx, "sqlite:"+path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,17 @@ func fullOpts() tenant.ReadOptions {
 	return tenant.ReadOptions{IncludeVersions: true, IncludePermission: true, IncludeSecurity: true}
 }
 
+// fullRead is the records of a full read (fullOpts) of the small site's targets in tn, as job
+// jobID exports them.
+func fullRead(t *testing.T, tn *tenant.Tenant, jobID string) []*amrpipev1.Record {
+	t.Helper()
+	recs, err := testenv.ExportRecords(context.Background(), tn, jobID, smallTargets(), fullOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
 func begin(t *testing.T, s *inventory.Store, kind inventory.Kind) *inventory.Pass {
 	t.Helper()
 	p, err := s.BeginPass(context.Background(), inventory.PassInfo{Tenant: testTenant, Scope: "/sites/small", PlanIDs: []string{"plan-1"}, Kind: kind, Permissions: true})
@@ -76,10 +87,7 @@ func TestFullPassHoldsTheTenantOnceWhateverTheRedeliveries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs, err := testenv.ExportRecords(ctx, tn, "job-1", smallTargets(), fullOpts())
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := fullRead(t, tn, "job-1")
 	forEachBackend(t, func(t *testing.T, s *inventory.Store) {
 		p := begin(t, s, inventory.Full)
 		ingest(t, p, recs)
@@ -140,10 +148,7 @@ func first(cs []inventory.Change) []inventory.Change { return cs[:min(5, len(cs)
 // object already there, and upserts from then on; SQLite upserts every row. Both must hold the
 // same objects, field for field, after that pass and after a second one.
 func TestBackendsHoldTheSameObjects(t *testing.T) {
-	recs, err := testenv.ExportRecords(context.Background(), smallTenant(t), "job-1", smallTargets(), fullOpts())
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := fullRead(t, smallTenant(t), "job-1")
 	held := map[string][2]map[testenv.Object]*inventory.Object{}
 	forEachBackend(t, func(t *testing.T, s *inventory.Store) {
 		p := begin(t, s, inventory.Full)
@@ -175,10 +180,7 @@ func TestBackendsHoldTheSameObjects(t *testing.T) {
 // job of its own record. SQLite binds a value that every row of a statement shares once, so a
 // batch whose rows differ in such a value must not take one row's value for all.
 func TestBatchOfTwoJobs(t *testing.T) {
-	recs, err := testenv.ExportRecords(context.Background(), smallTenant(t), "job-1", smallTargets(), fullOpts())
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := fullRead(t, smallTenant(t), "job-1")
 	want := map[testenv.Object]string{}
 	for i, r := range recs {
 		if i%2 == 1 {
@@ -230,10 +232,7 @@ func TestChangeSetEqualsTheSimulatorsChanges(t *testing.T) {
 		t.Run(string(second), func(t *testing.T) {
 			ctx := context.Background()
 			tn := smallTenant(t)
-			recs1, err := testenv.ExportRecords(ctx, tn, "job-1", smallTargets(), fullOpts())
-			if err != nil {
-				t.Fatal(err)
-			}
+			recs1 := fullRead(t, tn, "job-1")
 			target, err := tn.Resolve(smallTargets()[0])
 			if err != nil {
 				t.Fatal(err)

@@ -15,10 +15,7 @@ import (
 // with a KeyCollisionError naming both and writes nothing, whether both are in the batch or one
 // was stored before. The other objects of the tenant keep their keys.
 func TestTwoObjectsWithOneKey(t *testing.T) {
-	recs, err := testenv.ExportRecords(context.Background(), smallTenant(t), "job-1", smallTargets(), fullOpts())
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := fullRead(t, smallTenant(t), "job-1")
 	var files []*amrpipev1.Record
 	var rest []*amrpipev1.Record
 	for _, r := range recs {

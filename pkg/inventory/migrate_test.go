@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/amrpipe/amrpipe/pkg/inventory"
-	"github.com/amrpipe/amrpipe/pkg/testenv"
 )
 
 // objectsV1 is the objects table as amrpipe created it before objects had a key of their own
@@ -32,16 +31,10 @@ const objectsV1 = `CREATE TABLE objects_v1 (
 func TestInventoryFromBeforeObjectKeysOpens(t *testing.T) {
 	ctx := context.Background()
 	tn := smallTenant(t)
-	recs1, err := testenv.ExportRecords(ctx, tn, "job-1", smallTargets(), fullOpts())
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs1 := fullRead(t, tn, "job-1")
 	tn.Advance(time.Hour)
 	tn.Mutate(60)
-	recs2, err := testenv.ExportRecords(ctx, tn, "job-2", smallTargets(), fullOpts())
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs2 := fullRead(t, tn, "job-2")
 	all := inventory.Filter{IncludeDeleted: true}
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {
